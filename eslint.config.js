@@ -1,0 +1,20 @@
+// @ts-check
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["dist/", "node_modules/", ".imgtool/", "coverage/", "**/*.golden.*"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "no-console": "error",
+    },
+  },
+  {
+    // Only the CLI's output layer, scripts, benchmarks and test support may print.
+    files: ["src/cli/**", "scripts/**", "bench/**", "test/**", "examples/**"],
+    rules: { "no-console": "off" },
+  },
+);

@@ -1,0 +1,363 @@
+/**
+ * The artefact catalog: the one place that records what was built and resolves what to launch.
+ *
+ * Layout (same on both targets): one parameter per pipeline/role/kind[/arch], e.g.
+ *   <prefix>/task-runner/ami/x86_64        value: the AMI id (aws) or twin image id (local)
+ *   <prefix>/task-runner/ami/x86_64/meta   value: JSON metadata (version, inputs hash, git revision, ...)
+ *   <prefix>/orchestrator/image            value: the image reference URI@sha256:...
+ * Every publish is a new parameter version carrying the version name as a label, and moves `latest`.
+ */
+import { FailureError, UsageError, errorName } from "../errors.js";
+import { ignoreEvents, type EventSink } from "../events.js";
+import { VERSION_LIMIT_ERROR, type DataType, type ParameterStore, type StoredVersion } from "./store.js";
+
+export type ArtifactKind = "ami" | "image";
+
+export interface ArtifactKey {
+  role: string;
+  kind: ArtifactKind;
+  /** Architecture, for AMIs (one per architecture). Images are multi-arch references and have none. */
+  arch?: string;
+}
+
+export interface ArtifactMeta {
+  /** Version name, e.g. v20261129-171500-1a2b3c4d. */
+  version: string;
+  inputsHash: string;
+  gitRevision?: string;
+  builtAt: string;
+  /** The resolved base (AMI id or base image digest). */
+  base?: string;
+  region?: string;
+  [key: string]: unknown;
+}
+
+export interface Artifact {
+  key: ArtifactKey;
+  name: string;
+  value: string;
+  parameterVersion: number;
+  modifiedAt: Date;
+  /** Present when the metadata was asked for (resolve with meta) or published. */
+  meta?: ArtifactMeta & { value: string };
+}
+
+export interface HistoryEntry {
+  version: string | undefined;
+  parameterVersion: number;
+  value: string;
+  labels: string[];
+  modifiedAt: Date;
+}
+
+export interface StatusRow {
+  key: ArtifactKey;
+  name: string;
+  current: HistoryEntry | undefined;
+  previous: HistoryEntry | undefined;
+  /** Seconds since the current version was published. */
+  ageSeconds: number | undefined;
+  labels: Record<string, string>;
+}
+
+export interface CatalogDeps {
+  store: ParameterStore;
+  /** Path prefix, e.g. /imgtool/bench. */
+  prefix: string;
+  events?: EventSink;
+  /** How often, and how far apart, a publish reads its value back before it gives up. */
+  readBack?: { attempts: number; delayMs: number };
+  now?: () => Date;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export const LATEST = "latest";
+export const CHANNELS = ["latest", "stable"] as const;
+const VERSION_LABEL_RE = /^v\d/;
+
+/** Version name from build time and inputs hash: sortable, and it carries the hash. */
+export function versionName(builtAt: Date, inputsHash: string): string {
+  const iso = builtAt.toISOString();
+  return `v${iso.slice(0, 10).replace(/-/g, "")}-${iso.slice(11, 19).replace(/:/g, "")}-${inputsHash.slice(0, 8)}`;
+}
+
+export class Catalog {
+  readonly store: ParameterStore;
+  readonly prefix: string;
+  private readonly events: EventSink;
+  private readonly readBack: { attempts: number; delayMs: number };
+  private readonly now: () => Date;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(deps: CatalogDeps) {
+    this.store = deps.store;
+    this.prefix = deps.prefix.replace(/\/+$/, "");
+    this.events = deps.events ?? ignoreEvents;
+    this.readBack = deps.readBack ?? { attempts: 6, delayMs: 500 };
+    this.now = deps.now ?? (() => new Date());
+    this.sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+  }
+
+  name(key: ArtifactKey): string {
+    return [this.prefix, key.role, key.kind, ...(key.arch ? [key.arch] : [])].join("/");
+  }
+
+  metaName(key: ArtifactKey): string {
+    return `${this.name(key)}/meta`;
+  }
+
+  /** The key a parameter name stands for, or undefined for metadata and foreign names. */
+  keyOf(name: string): ArtifactKey | undefined {
+    if (!name.startsWith(`${this.prefix}/`) || name.endsWith("/meta")) return undefined;
+    const [role, kind, arch, ...rest] = name.slice(this.prefix.length + 1).split("/");
+    if (!role || (kind !== "ami" && kind !== "image") || rest.length) return undefined;
+    return { role, kind, ...(arch ? { arch } : {}) };
+  }
+
+  /**
+   * Record a finished artefact. Call only once the artefact is complete. Writes metadata and value as new
+   * versions, reads the value back (SSM validates aws:ec2:image after answering and may drop the write),
+   * then labels both with the version name, any extra labels, and `latest`.
+   */
+  async publish(
+    key: ArtifactKey,
+    value: string,
+    meta: ArtifactMeta,
+    opts: { dataType?: DataType; labels?: string[] } = {},
+  ): Promise<Artifact> {
+    const name = this.name(key);
+    const dataType = opts.dataType ?? "text";
+    if (!VERSION_LABEL_RE.test(meta.version)) {
+      throw new UsageError(
+        `version name ${JSON.stringify(meta.version)} for ${name} must start with "v" and a digit.`,
+      );
+    }
+    const labels = [meta.version, ...(opts.labels ?? []), LATEST];
+    const metaValue = JSON.stringify({ ...meta, value });
+    const metaVersion = await this.putWithRoom(key, this.metaName(key), metaValue, "text");
+    const version = await this.putWithRoom(key, name, value, dataType);
+    await this.confirm(key, name, version, value, dataType);
+    await this.labelOrFail(this.metaName(key), metaVersion, labels);
+    await this.labelOrFail(name, version, labels);
+    this.events({
+      type: "publish",
+      role: key.role,
+      message: `published ${name} = ${value} (${meta.version}, ${this.store.kind} version ${version})`,
+      data: { name, value, version: meta.version, parameterVersion: version },
+    });
+    return { key, name, value, parameterVersion: version, modifiedAt: this.now(), meta: { ...meta, value } };
+  }
+
+  /** Write a version; when the store is full and its oldest version is labelled, unlabel it and say so. */
+  private async putWithRoom(
+    key: ArtifactKey,
+    name: string,
+    value: string,
+    dataType: DataType,
+  ): Promise<number> {
+    try {
+      return await this.store.put(name, value, { dataType });
+    } catch (e) {
+      if (errorName(e) !== VERSION_LIMIT_ERROR) throw e;
+    }
+    const oldest = (await this.store.history(name))[0];
+    if (oldest) {
+      const channels = oldest.labels.filter((l) => (CHANNELS as readonly string[]).includes(l));
+      await this.store.unlabel(name, oldest.version, oldest.labels);
+      this.events({
+        type: "warn",
+        role: key.role,
+        message:
+          `${name} reached the store's limit of 100 versions: removed labels [${oldest.labels.join(", ")}] from ` +
+          `its oldest version ${oldest.version} so that it is dropped` +
+          (channels.length
+            ? `; ${channels.join(", ")} pointed at it and now point nowhere until the next publish or rollback`
+            : ""),
+        data: { name, droppedVersion: oldest.version, labels: oldest.labels },
+      });
+    }
+    return this.store.put(name, value, { dataType });
+  }
+
+  private async confirm(
+    key: ArtifactKey,
+    name: string,
+    version: number,
+    value: string,
+    dataType: DataType,
+  ): Promise<void> {
+    for (let i = 1; i <= this.readBack.attempts; i++) {
+      const { found } = await this.store.getMany([`${name}:${version}`]);
+      if (found[0]?.value === value) return;
+      if (i < this.readBack.attempts) await this.sleep(this.readBack.delayMs);
+    }
+    this.events({
+      type: "fail",
+      role: key.role,
+      message: `${name}: version ${version} was not kept by ${this.store.kind}`,
+    });
+    throw new FailureError(
+      `${this.store.kind === "ssm" ? "SSM" : "The catalog"} did not keep ${value} at ${name} (version ${version})` +
+        (dataType === "aws:ec2:image"
+          ? ": SSM validates aws:ec2:image values after answering and dropped this one"
+          : "") +
+        ". Nothing was labelled: the catalog still points at the previous version.",
+      {
+        fix:
+          dataType === "aws:ec2:image"
+            ? `Check that ${value} exists and is available in this region.`
+            : undefined,
+      },
+    );
+  }
+
+  private async labelOrFail(name: string, version: number, labels: string[]): Promise<void> {
+    const { invalid } = await this.store.label(name, version, labels);
+    if (invalid.length) {
+      throw new UsageError(
+        `label(s) ${invalid.map((l) => JSON.stringify(l)).join(", ")} refused for ${name}.`,
+        {
+          fix: "Labels are 1-100 letters, digits, '.', '-', '_', not starting with a digit, 'aws' or 'ssm'.",
+        },
+      );
+    }
+  }
+
+  /**
+   * Resolve many artefacts in as few round trips as the store allows (SSM: 10 names per call), all batches at
+   * once. With `meta`, the metadata is resolved in the same calls.
+   */
+  async resolve(
+    keys: ArtifactKey[],
+    opts: { label?: string; meta?: boolean } = {},
+  ): Promise<{ found: Artifact[]; missing: ArtifactKey[] }> {
+    const label = opts.label ?? LATEST;
+    const selectors = keys.flatMap((k) => [
+      `${this.name(k)}:${label}`,
+      ...(opts.meta ? [`${this.metaName(k)}:${label}`] : []),
+    ]);
+    const { found } = await this.resolveNames(selectors);
+    const byName = new Map(found.map((p) => [p.name, p]));
+    const out: Artifact[] = [];
+    const missing: ArtifactKey[] = [];
+    for (const key of keys) {
+      const p = byName.get(this.name(key));
+      if (!p) {
+        missing.push(key);
+        continue;
+      }
+      const m = byName.get(this.metaName(key));
+      out.push({
+        key,
+        name: p.name,
+        value: p.value,
+        parameterVersion: p.version,
+        modifiedAt: p.modifiedAt,
+        ...(m ? { meta: JSON.parse(m.value) as ArtifactMeta & { value: string } } : {}),
+      });
+    }
+    return { found: out, missing };
+  }
+
+  /** GetParameters in batches of the store's limit, all batches in parallel. */
+  async resolveNames(selectors: string[]) {
+    const batches: string[][] = [];
+    for (let i = 0; i < selectors.length; i += this.store.maxBatch)
+      batches.push(selectors.slice(i, i + this.store.maxBatch));
+    const results = await Promise.all(batches.map((b) => this.store.getMany(b)));
+    return { found: results.flatMap((r) => r.found), missing: results.flatMap((r) => r.missing) };
+  }
+
+  async history(key: ArtifactKey): Promise<HistoryEntry[]> {
+    return (await this.store.history(this.name(key))).map(toEntry);
+  }
+
+  /** Move `latest` back to an earlier version (default: the one published before the current). */
+  async rollback(
+    key: ArtifactKey,
+    to?: string,
+  ): Promise<{ name: string; from: string | undefined; to: string }> {
+    const name = this.name(key);
+    const hist = await this.history(key);
+    const current = hist.find((h) => h.labels.includes(LATEST));
+    if (hist.length === 0) {
+      throw new UsageError(`Nothing is published at ${name}.`, {
+        fix: "`imgtool status` lists what the catalog holds.",
+      });
+    }
+    const published = hist.filter((h) => h.version !== undefined);
+    let target: HistoryEntry | undefined;
+    if (to !== undefined) {
+      target = published.find((h) => h.version === to);
+      if (!target) {
+        throw new UsageError(`Version ${to} is not in the history of ${name}.`, {
+          fix: `Known versions: ${published.map((h) => h.version).join(", ") || "none"}.`,
+        });
+      }
+    } else {
+      const before = published.filter((h) => !current || h.parameterVersion < current.parameterVersion);
+      target = before.filter((h) => h.version !== current?.version).at(-1);
+      if (!target) {
+        throw new UsageError(
+          `There is no version before ${current?.version ?? "the current one"} at ${name}.`,
+          {
+            fix: "Nothing to roll back to; `imgtool status` shows the history.",
+          },
+        );
+      }
+    }
+    const version = target.version!;
+    const metaHist = await this.store.history(this.metaName(key));
+    const metaTarget = metaHist.find((h) => h.labels.includes(version));
+    if (metaTarget) await this.labelOrFail(this.metaName(key), metaTarget.version, [LATEST]);
+    await this.labelOrFail(name, target.parameterVersion, [LATEST]);
+    this.events({
+      type: "publish",
+      role: key.role,
+      message: `rolled back ${name}: latest now ${version} (was ${current?.version ?? "unset"})`,
+      data: { name, from: current?.version, to: version },
+    });
+    return { name, from: current?.version, to: version };
+  }
+
+  /** Every artefact in the catalog: current and previous version, age, channel labels. */
+  async status(): Promise<StatusRow[]> {
+    const names = (await this.store.list(this.prefix)).filter((n) => this.keyOf(n));
+    const now = this.now().getTime();
+    return Promise.all(
+      names.map(async (name) => {
+        const hist = (await this.store.history(name)).map(toEntry);
+        const current = hist.find((h) => h.labels.includes(LATEST));
+        const previous = current
+          ? hist
+              .filter(
+                (h) =>
+                  h.version && h.parameterVersion < current.parameterVersion && h.version !== current.version,
+              )
+              .at(-1)
+          : undefined;
+        const labels: Record<string, string> = {};
+        for (const h of hist)
+          for (const c of CHANNELS) if (h.labels.includes(c) && h.version) labels[c] = h.version;
+        return {
+          key: this.keyOf(name)!,
+          name,
+          current,
+          previous,
+          ageSeconds: current ? Math.round((now - current.modifiedAt.getTime()) / 1000) : undefined,
+          labels,
+        };
+      }),
+    );
+  }
+}
+
+function toEntry(v: StoredVersion): HistoryEntry {
+  return {
+    version: v.labels.find((l) => VERSION_LABEL_RE.test(l)),
+    parameterVersion: v.version,
+    value: v.value,
+    labels: v.labels,
+    modifiedAt: v.modifiedAt,
+  };
+}

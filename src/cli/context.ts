@@ -1,0 +1,74 @@
+/**
+ * What every command handler gets: parsed global options, the loaded config, the output, and lazily built
+ * dependencies (AWS clients, catalog). Heavy modules are imported only when a command asks for them.
+ */
+import { loadConfig, DEFAULT_CONFIG_FILE, type Config } from "../config/load.js";
+import type { Target } from "../config/schema.js";
+import type { Output } from "./output.js";
+import type { AwsClients } from "../aws/clients.js";
+import type { Catalog } from "../catalog/catalog.js";
+
+export interface GlobalArgs {
+  config?: string;
+  target: Target;
+  json: boolean;
+  region?: string;
+  profile?: string;
+  verbose: boolean;
+  "dry-run": boolean;
+}
+
+export interface Context {
+  args: GlobalArgs;
+  config: Config;
+  out: Output;
+  target: Target;
+  dryRun: boolean;
+  /** AWS clients for a region (default: the home region, or --region). Credentials are checked once. */
+  aws(region?: string): Promise<AwsClients>;
+  /** The catalog for the chosen target. */
+  catalog(): Promise<Catalog>;
+}
+
+export function makeContext(args: GlobalArgs, out: Output): Context {
+  const explicit = args.config !== undefined;
+  const { config, warnings } = loadConfig(args.config ?? DEFAULT_CONFIG_FILE, { explicit });
+  for (const w of warnings) out.warn(w);
+  const clients = new Map<string, Promise<AwsClients>>();
+  let catalog: Promise<Catalog> | undefined;
+
+  const ctx: Context = {
+    args,
+    config,
+    out,
+    target: args.target,
+    dryRun: args["dry-run"],
+    aws(region) {
+      const r = region ?? args.region ?? config.aws.regions[0] ?? "us-east-1";
+      let p = clients.get(r);
+      if (!p) {
+        p = (async () => {
+          const { makeAwsClients, assertCredentials } = await import("../aws/clients.js");
+          const c = makeAwsClients({ region: r, ...(args.profile ? { profile: args.profile } : {}) });
+          await assertCredentials(c);
+          return c;
+        })();
+        clients.set(r, p);
+      }
+      return p;
+    },
+    catalog() {
+      catalog ??= (async () => {
+        const { openCatalog } = await import("../catalog/open.js");
+        return openCatalog({
+          target: args.target,
+          config,
+          events: out.event,
+          aws: () => ctx.aws(),
+        });
+      })();
+      return catalog;
+    },
+  };
+  return ctx;
+}

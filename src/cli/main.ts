@@ -1,0 +1,242 @@
+/**
+ * The imgtool CLI: yargs wiring only. Each handler parses its options and calls the core; commands import
+ * their implementation (and with it the AWS SDK, dockerode, ...) lazily, so `imgtool --help` stays cheap.
+ * Exit codes: 0 success, 1 failure, 2 usage or config error.
+ */
+import { readFileSync } from "node:fs";
+import yargs, { type Argv } from "yargs";
+import { hideBin } from "yargs/helpers";
+import { NotImplementedError, UsageError } from "../errors.js";
+import { projectPath } from "../paths.js";
+import type { Context, GlobalArgs } from "./context.js";
+import { Output } from "./output.js";
+
+const pkg = JSON.parse(readFileSync(projectPath("package.json"), "utf8")) as { version: string };
+
+const makeOutput = (args: { json?: boolean; verbose?: boolean }) =>
+  new Output({ json: Boolean(args.json), verbose: Boolean(args.verbose) });
+
+type Handler<A> = (ctx: Context, args: A & GlobalArgs) => Promise<number | void>;
+
+/** Holds the exit code a handler decided on; main() sets process.exitCode from it. */
+const state = { exitCode: 0 };
+
+/** Wrap a handler: build the context, run, map errors to exit codes. */
+function run<A>(load: () => Promise<Handler<A>>) {
+  return async (parsed: Record<string, unknown>) => {
+    const argv = parsed as A & GlobalArgs;
+    const out = makeOutput(argv);
+    try {
+      const { makeContext } = await import("./context.js");
+      const ctx = makeContext(argv, out);
+      const handler = await load();
+      state.exitCode = (await handler(ctx, argv)) ?? 0;
+    } catch (e) {
+      state.exitCode = out.error(e);
+    }
+  };
+}
+
+function notYet(command: string) {
+  return run(async () => async () => {
+    throw new NotImplementedError(command);
+  });
+}
+
+const roleOption = {
+  describe: "Which role(s)",
+  choices: ["task-runner", "orchestrator", "all"],
+  default: "all",
+} as const;
+
+export function buildParser(argv: string[]): Argv {
+  return yargs(argv)
+    .scriptName("imgtool")
+    .usage(
+      "$0 <command> [options]\n\n" +
+        "Bake AMIs and container images for a benchmark fleet, publish them to a catalog, and launch " +
+        "instances that boot with nothing left to install. Every command works on two targets: local " +
+        "(a Docker twin, a local registry and catalog; the default) and aws (Packer, ECR, SSM Parameter " +
+        "Store, EC2).",
+    )
+    .option("config", {
+      type: "string",
+      describe: "Config file (YAML). Default ./imgtool.config.yaml, or built-in defaults when absent",
+      global: true,
+    })
+    .option("target", {
+      choices: ["local", "aws"] as const,
+      default: "local" as const,
+      describe: "Where artefacts are built, published and launched",
+      global: true,
+    })
+    .option("json", {
+      type: "boolean",
+      default: false,
+      describe: "Print one JSON document on stdout (logs go to stderr)",
+      global: true,
+    })
+    .option("region", {
+      type: "string",
+      describe: "AWS region (default: the config's first region)",
+      global: true,
+    })
+    .option("profile", { type: "string", describe: "AWS named profile", global: true })
+    .option("verbose", {
+      type: "boolean",
+      alias: "v",
+      default: false,
+      describe: "More detail on stderr",
+      global: true,
+    })
+    .option("dry-run", {
+      type: "boolean",
+      default: false,
+      describe: "Show what would happen; change nothing",
+      global: true,
+    })
+    .command(
+      "render",
+      "Render Packer HCL, Dockerfiles and scripts for inspection (runs nothing)",
+      (y) =>
+        y
+          .option("role", roleOption)
+          .option("out", { type: "string", describe: "Output folder", demandOption: true })
+          .example(
+            "$0 render --role task-runner --target aws --out build/",
+            "Write the aws HCL for one role",
+          ),
+      notYet("render"),
+    )
+    .command("bake <what>", "Bake machine images with Packer and publish them to the catalog", (y) =>
+      y
+        .command(
+          "ami",
+          "Bake the role's AMI (aws) or Docker twin (local); skipped when inputs are unchanged",
+          (yy) =>
+            yy
+              .option("role", roleOption)
+              .option("force", { type: "boolean", default: false, describe: "Bake even when up to date" })
+              .example("$0 bake ami", "Bake both roles' local twins")
+              .example(
+                "$0 bake ami --target aws --role task-runner --json",
+                "Bake one AMI on AWS, JSON result",
+              ),
+          notYet("bake ami"),
+        )
+        .demandCommand(1, "Say what to bake: `imgtool bake ami`"),
+    )
+    .command("push <what>", "Build container images and push them to ECR or the local registry", (y) =>
+      y
+        .command(
+          "image",
+          "Build and push each role's image; skipped when the content tag exists",
+          (yy) =>
+            yy
+              .option("role", roleOption)
+              .example("$0 push image", "Build and push both roles to the local registry")
+              .example("$0 push image --target aws --role orchestrator", "Push one role to ECR"),
+          notYet("push image"),
+        )
+        .demandCommand(1, "Say what to push: `imgtool push image`"),
+    )
+    .command(
+      "launch",
+      "Launch an orchestrator and task runners from the catalog's images",
+      (y) => y.example("$0 launch --task-runners 2 --dry-run", "Show the plan and user-data"),
+      notYet("launch"),
+    )
+    .command(
+      "status",
+      "Show what the catalog holds: per role and kind, current and previous version",
+      (y) =>
+        y
+          .option("role", roleOption)
+          .example("$0 status", "Local catalog")
+          .example("$0 status --target aws --json", "The SSM catalog, as JSON"),
+      run(async () => (await import("./commands/status.js")).status),
+    )
+    .command(
+      "rollback",
+      "Point the catalog's `latest` label back at an earlier version",
+      (y) =>
+        y
+          .option("role", { choices: ["task-runner", "orchestrator"], demandOption: true, describe: "Role" })
+          .option("kind", { choices: ["ami", "image"], demandOption: true, describe: "Artefact kind" })
+          .option("arch", {
+            choices: ["x86_64", "arm64"],
+            describe: "Architecture (AMIs; default: every one)",
+          })
+          .option("to", { type: "string", describe: "Version name (default: the one before the current)" })
+          .example("$0 rollback --role task-runner --kind ami", "Back to the previous AMI")
+          .example(
+            "$0 rollback --role orchestrator --kind image --to v20261128-101500-1a2b3c4d",
+            "To a named version",
+          ),
+      run(async () => (await import("./commands/rollback.js")).rollback),
+    )
+    .command(
+      "prune",
+      "Delete old AMIs, snapshots and twin images beyond the newest N",
+      (y) =>
+        y
+          .option("keep", { type: "number", default: 5, describe: "Versions to keep per role" })
+          .example("$0 prune --keep 3 --dry-run", "List what would go and why"),
+      notYet("prune"),
+    )
+    .command(
+      "doctor",
+      "Check the parts imgtool needs, with versions and the command that fixes what is missing",
+      (y) =>
+        y
+          .example("$0 doctor", "Local target")
+          .example("$0 doctor --target aws --json", "Include AWS credentials"),
+      run(async () => (await import("./commands/doctor.js")).doctor),
+    )
+    .command(
+      "config <action> [path]",
+      "Show, query or validate the config, or print its JSON Schema",
+      (y) =>
+        y
+          .positional("action", {
+            choices: ["show", "get", "validate", "schema"] as const,
+            describe: "What to do",
+          })
+          .positional("path", { type: "string", describe: "Dotted key for `get`, e.g. local.registry_port" })
+          .example("$0 config validate --config my.yaml", "Check a config file")
+          .example("$0 config get local.registry_port", "Print one value (raw, for scripts)")
+          .example("$0 config schema > imgtool.config.schema.json", "JSON Schema for editors"),
+      run(async () => (await import("./commands/config.js")).configCommand),
+    )
+    .demandCommand(1, "Say which command to run (see the list above).")
+    .recommendCommands()
+    .strict()
+    .version(pkg.version)
+    .alias("h", "help")
+    .wrap(Math.min(120, process.stdout.columns || 100))
+    .epilog("Exit codes: 0 success, 1 failure, 2 usage or config error. Docs: README.md")
+    .fail((msg, err) => {
+      if (err) throw err;
+      const out = makeOutput({ json: argv.includes("--json") });
+      state.exitCode = out.error(
+        new UsageError(msg, {
+          fix: "See `imgtool --help`, or `imgtool <command> --help` for a command's options.",
+        }),
+      );
+    });
+}
+
+export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
+  state.exitCode = 0;
+  await buildParser(argv).parseAsync();
+  return state.exitCode;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.exitCode = makeOutput({}).error(e);
+  },
+);

@@ -1,0 +1,304 @@
+/**
+ * The imgtool config schema: one source for validation, defaults, the generated JSON Schema
+ * (imgtool.config.schema.json), the example file and the README's config reference.
+ *
+ * Every object is strict: an unknown key is an error, so a typo is never silently ignored.
+ */
+import { z } from "zod";
+import { loadVersions } from "../versions.js";
+
+const versions = loadVersions();
+
+export const ROLES = ["task-runner", "orchestrator"] as const;
+export type Role = (typeof ROLES)[number];
+export const ARCHES = ["x86_64", "arm64"] as const;
+export type Arch = (typeof ARCHES)[number];
+export const TARGETS = ["local", "aws"] as const;
+export type Target = (typeof TARGETS)[number];
+
+const NAME_RE = /^[a-z][a-z0-9-]{0,30}[a-z0-9]$/;
+const RUBY_VERSION_RE = /^\d+\.\d+(\.\d+)?(-[a-z0-9]+)?$/;
+// Docker image references: [registry[:port]/]name[:tag][@sha256:...] (lower-case name components).
+const IMAGE_REF_RE =
+  /^(?:[a-zA-Z0-9.-]+(?::\d+)?\/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:\/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/;
+const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+const AWS_REGION_RE = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
+const GIT_REF_RE = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$/;
+const PACKAGE_RE = /^[a-z0-9][a-z0-9+.:_-]*$/;
+
+const msg = (error: string) => ({ error });
+
+const AwsBase = z
+  .strictObject({
+    owner: z
+      .string()
+      .min(1)
+      .default(versions.aws_base.x86_64?.owner ?? "amazon")
+      .describe("AMI owner for the base AMI lookup (account id, or amazon / aws-marketplace)."),
+    name: z
+      .strictObject({
+        x86_64: z
+          .string()
+          .min(1)
+          .default(versions.aws_base.x86_64?.name ?? "")
+          .describe("AMI name filter (wildcards allowed) for x86_64 instance types."),
+        arm64: z
+          .string()
+          .min(1)
+          .default(versions.aws_base.arm64?.name ?? "")
+          .describe("AMI name filter (wildcards allowed) for arm64 instance types."),
+      })
+      .default({ x86_64: versions.aws_base.x86_64?.name ?? "", arm64: versions.aws_base.arm64?.name ?? "" })
+      .describe("Base AMI name filter per architecture; the newest match (most_recent) is used."),
+  })
+  .default({
+    owner: versions.aws_base.x86_64?.owner ?? "amazon",
+    name: { x86_64: versions.aws_base.x86_64?.name ?? "", arm64: versions.aws_base.arm64?.name ?? "" },
+  });
+
+function roleSchema(role: Role) {
+  const isRunner = role === "task-runner";
+  const defaults = {
+    instanceTypes: isRunner ? ["c7i.large"] : ["t3.medium"],
+    workers: isRunner ? ("auto" as const) : 1,
+  };
+  return z.strictObject({
+    base: z
+      .strictObject({
+        aws: AwsBase.describe("Base AMI for the aws target."),
+        local: z
+          .strictObject({
+            image: z
+              .string()
+              .regex(IMAGE_REF_RE, msg("must be a Docker image reference such as imgtool/base:bookworm"))
+              .default("imgtool/base:bookworm")
+              .describe("Local base image for the Docker twin (built by scripts/setup)."),
+          })
+          .default({ image: "imgtool/base:bookworm" })
+          .describe("Base image for the local target's twin."),
+      })
+      .default({ aws: AwsBase.parse(undefined), local: { image: "imgtool/base:bookworm" } })
+      .describe("What the AMI (aws) or the twin image (local) starts from."),
+    instance_types: z
+      .array(
+        z
+          .string()
+          .regex(INSTANCE_TYPE_RE, msg("must be an EC2 instance type such as c7i.large or c7g.xlarge")),
+      )
+      .min(1, msg("needs at least one instance type"))
+      .default(defaults.instanceTypes)
+      .describe("EC2 instance types; types of several architectures (x86_64, arm64) get one AMI each."),
+    ruby: z
+      .strictObject({
+        versions: z
+          .array(z.string().regex(RUBY_VERSION_RE, msg("must be a Ruby version such as 3.3 or 3.3.6")))
+          .min(1, msg("needs at least one Ruby version"))
+          .default(versions.ruby.default_versions)
+          .describe("Ruby versions installed on the image; the first is the default ruby."),
+        method: z
+          .enum(["distro", "ruby-build", "tarball"], msg("must be one of distro, ruby-build, tarball"))
+          .default(versions.ruby.default_method)
+          .describe(
+            "How Ruby is installed: the distribution's package, ruby-build from source, or a prebuilt tarball.",
+          ),
+        tarball_url: z
+          .string()
+          .url(msg("must be a URL; {version} and {arch} are replaced"))
+          .optional()
+          .describe(
+            "URL template of prebuilt Ruby tarballs (method tarball); {version} and {arch} are replaced.",
+          ),
+      })
+      .default({ versions: versions.ruby.default_versions, method: versions.ruby.default_method })
+      .describe("Ruby on the image."),
+    ruby_bench: z
+      .strictObject({
+        repository: z
+          .string()
+          .min(1)
+          .default(versions.ruby_bench.repository)
+          .describe("ruby-bench git repository (URL or local path) cached at /opt/ruby-bench."),
+        ref: z
+          .string()
+          .regex(GIT_REF_RE, msg("must be a git branch, tag or commit"))
+          .default(versions.ruby_bench.ref)
+          .describe("Pinned ref of the cached ruby-bench checkout."),
+      })
+      .default({ repository: versions.ruby_bench.repository, ref: versions.ruby_bench.ref })
+      .describe("The cached ruby-bench checkout."),
+    packages: z
+      .array(z.string().regex(PACKAGE_RE, msg("must be a package name such as libyaml-dev")))
+      .default([])
+      .describe("Extra OS packages installed at bake time."),
+    workers_per_instance: z
+      .union([
+        z.literal("auto"),
+        z.number().int(msg("must be a whole number")).min(1, msg("must be at least 1")).max(192),
+      ])
+      .default(defaults.workers)
+      .describe("Worker containers per instance: auto (one per physical CPU) or a number."),
+    app: z
+      .strictObject({
+        context: z
+          .string()
+          .min(1)
+          .default(`examples/${role}`)
+          .describe("The role's application build context (a folder, relative to the config file)."),
+        dockerfile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "A Dockerfile of your own, relative to the context, used as it is instead of the rendered one.",
+          ),
+        build_args: z
+          .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, msg("must be a build-arg name")), z.string())
+          .default({})
+          .describe("Build args passed to the image build."),
+        base_image: z
+          .strictObject({
+            aws: z
+              .string()
+              .regex(IMAGE_REF_RE, msg("must be a Docker image reference"))
+              .default(`ruby:${versions.ruby.default_versions[0]}`)
+              .describe("Base image of the container image for the aws target."),
+            local: z
+              .string()
+              .regex(IMAGE_REF_RE, msg("must be a Docker image reference"))
+              .default("imgtool/ruby:bookworm")
+              .describe("Base image of the container image for the local target (built by scripts/setup)."),
+          })
+          .default({ aws: `ruby:${versions.ruby.default_versions[0]}`, local: "imgtool/ruby:bookworm" })
+          .describe("Base image of the rendered Dockerfile, per target."),
+      })
+      .default({
+        context: `examples/${role}`,
+        build_args: {},
+        base_image: { aws: `ruby:${versions.ruby.default_versions[0]}`, local: "imgtool/ruby:bookworm" },
+      })
+      .describe("The role's container image."),
+    cpu: z
+      .strictObject({
+        governor: z
+          .enum(["performance", "unchanged"])
+          .default(isRunner ? "performance" : "unchanged")
+          .describe("CPU frequency governor set at boot, where the platform allows."),
+        turbo: z
+          .enum(["off", "unchanged"])
+          .default(isRunner ? "off" : "unchanged")
+          .describe("Turbo/boost, where the platform allows."),
+        quiet_services: z
+          .boolean()
+          .default(isRunner)
+          .describe("Turn off noisy timers and services (package auto-updates, log rotation timers)."),
+      })
+      .default({
+        governor: isRunner ? "performance" : "unchanged",
+        turbo: isRunner ? "off" : "unchanged",
+        quiet_services: isRunner,
+      })
+      .describe("Benchmark-quiet CPU settings, each recorded in the version manifest."),
+  });
+}
+
+const roleDefaults = (role: Role) => roleSchema(role).parse({});
+
+export const ConfigSchema = z
+  .strictObject({
+    pipeline: z
+      .string()
+      .regex(NAME_RE, msg("must be 2-32 characters of a-z, 0-9 and '-', starting with a letter"))
+      .default("bench")
+      .describe("Pipeline name: part of every resource name, tag and SSM path."),
+    roles: z
+      .strictObject({
+        "task-runner": roleSchema("task-runner").default(roleDefaults("task-runner")),
+        orchestrator: roleSchema("orchestrator").default(roleDefaults("orchestrator")),
+      })
+      .default({ "task-runner": roleDefaults("task-runner"), orchestrator: roleDefaults("orchestrator") })
+      .describe("The two roles, task-runner and orchestrator."),
+    aws: z
+      .strictObject({
+        regions: z
+          .array(z.string().regex(AWS_REGION_RE, msg("must be an AWS region such as us-east-1")))
+          .min(1, msg("needs at least one region"))
+          .default(["us-east-1"])
+          .describe("Regions: the first is home (bakes, catalog); AMIs are copied to the others."),
+        subnet_id: z
+          .string()
+          .regex(/^subnet-[0-9a-f]{8,17}$/, msg("must be a subnet id such as subnet-0123abcd"))
+          .optional()
+          .describe("Subnet for bake and launch; default: the default VPC's."),
+        security_group_ids: z
+          .array(
+            z.string().regex(/^sg-[0-9a-f]{8,17}$/, msg("must be a security group id such as sg-0123abcd")),
+          )
+          .default([])
+          .describe("Security groups of launched instances."),
+        instance_profile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe("Instance profile of launched instances (pull from ECR, read its own secret)."),
+        ssm_prefix: z
+          .string()
+          .regex(/^(\/[A-Za-z0-9_.-]+)+$/, msg("must be an SSM path such as /imgtool/bench"))
+          .optional()
+          .describe("SSM Parameter Store prefix of the catalog. Default: /imgtool/<pipeline>."),
+        ecr: z
+          .strictObject({
+            repositories: z
+              .strictObject({
+                "task-runner": z.string().optional().describe("Default: <pipeline>/task-runner."),
+                orchestrator: z.string().optional().describe("Default: <pipeline>/orchestrator."),
+              })
+              .default({})
+              .describe("ECR repository name per role."),
+            keep_images: z
+              .number()
+              .int()
+              .min(1)
+              .default(20)
+              .describe("Lifecycle policy: keep this many newest images per repository."),
+          })
+          .default({ repositories: {}, keep_images: 20 })
+          .describe("ECR repositories."),
+        spot: z
+          .boolean()
+          .default(false)
+          .describe("Launch task runners as spot instances (falls back to on-demand)."),
+      })
+      .default({
+        regions: ["us-east-1"],
+        security_group_ids: [],
+        ecr: { repositories: {}, keep_images: 20 },
+        spot: false,
+      })
+      .describe("The aws target."),
+    local: z
+      .strictObject({
+        registry_port: z
+          .number()
+          .int(msg("must be a whole number"))
+          .min(1024, msg("must be between 1024 and 65535"))
+          .max(65535, msg("must be between 1024 and 65535"))
+          .default(5000)
+          .describe(
+            "Loopback port of the local registry (scripts/setup picks another if taken, and records it).",
+          ),
+        state_dir: z
+          .string()
+          .min(1)
+          .default(".imgtool")
+          .describe("State folder (engine data, registry, catalog), relative to the config file's folder."),
+      })
+      .default({ registry_port: 5000, state_dir: ".imgtool" })
+      .describe("The local target."),
+  })
+  .describe("imgtool configuration");
+
+/** The config as written (keys optional). */
+export type ConfigInput = z.input<typeof ConfigSchema>;
+/** The config after defaults, before normalisation. */
+export type ParsedConfig = z.output<typeof ConfigSchema>;
+export type RoleConfig = ParsedConfig["roles"]["task-runner"];

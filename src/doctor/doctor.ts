@@ -1,0 +1,176 @@
+/**
+ * `imgtool doctor`'s core: one check per part the chosen target needs, each with version, state and, when
+ * something is wrong, the exact command that fixes it. Probes are handed in, so tests can point them anywhere.
+ */
+import type { Target } from "../config/schema.js";
+
+export interface DoctorCheck {
+  part: string;
+  ok: boolean;
+  version: string | null;
+  state: string;
+  fix: string | null;
+}
+
+export interface DoctorProbes {
+  nodeVersion(): string;
+  /** Engine version at host; throws when it does not answer. */
+  dockerVersion(host: string): Promise<string>;
+  imageExists(host: string, ref: string): Promise<boolean>;
+  /** HTTP status of GET /v2/ without and with credentials, and the API version header. */
+  registry(
+    endpoint: string,
+    user: string,
+    password: string,
+  ): Promise<{ anonymous: number; authenticated: number; api: string | null }>;
+  /** `packer version` output, or null when Packer is not installed. */
+  packerVersion(): Promise<string | null>;
+  /** Caller identity; throws a UsageError naming the credential chain when there are no credentials. */
+  awsIdentity(): Promise<{ account: string; arn: string }>;
+}
+
+export interface DoctorInput {
+  target: Target;
+  /** What setup recorded (undefined: setup has not run for this state folder). */
+  stack:
+    | { dockerHost: string; registry?: { endpoint: string; user: string; password: string | null } }
+    | undefined;
+  /** DOCKER_HOST (env) or the recorded host. */
+  dockerHost: string;
+  baseImages: string[];
+  setupCommand: string;
+}
+
+const MIN_NODE_MAJOR = 20;
+
+function message(e: unknown): string {
+  const m = (e as Error)?.message ?? String(e);
+  return m.split("\n")[0] ?? m;
+}
+
+export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+  const setup = input.setupCommand;
+
+  const node = probes.nodeVersion();
+  const major = Number(/^v?(\d+)/.exec(node)?.[1] ?? 0);
+  checks.push({
+    part: "node",
+    ok: major >= MIN_NODE_MAJOR,
+    version: node,
+    state: major >= MIN_NODE_MAJOR ? "ok" : `too old (need ${MIN_NODE_MAJOR} or newer)`,
+    fix:
+      major >= MIN_NODE_MAJOR
+        ? null
+        : "Install Node.js 20 or newer (Debian: apt-get install nodejs from a Node 20 source)",
+  });
+
+  const packer = await probes.packerVersion();
+  checks.push({
+    part: "packer",
+    ok: packer !== null,
+    version: packer,
+    state: packer !== null ? "ok" : "not installed",
+    fix: packer !== null ? null : `${setup}   (or: apt-get install -y packer)`,
+  });
+
+  if (input.target === "local") {
+    let engineUp = false;
+    try {
+      const v = await probes.dockerVersion(input.dockerHost);
+      engineUp = true;
+      checks.push({
+        part: "docker engine",
+        ok: true,
+        version: v,
+        state: `ok (${input.dockerHost})`,
+        fix: null,
+      });
+    } catch (e) {
+      const fix =
+        process.env.DOCKER_HOST && input.dockerHost === process.env.DOCKER_HOST
+          ? `DOCKER_HOST=${input.dockerHost} does not answer: unset DOCKER_HOST, or start that engine; ${setup} starts one`
+          : setup;
+      checks.push({
+        part: "docker engine",
+        ok: false,
+        version: null,
+        state: `not answering at ${input.dockerHost}: ${message(e)}`,
+        fix,
+      });
+    }
+
+    const reg = input.stack?.registry;
+    if (!reg) {
+      checks.push({ part: "registry", ok: false, version: null, state: "not set up", fix: setup });
+    } else if (reg.password === null) {
+      checks.push({ part: "registry", ok: false, version: null, state: "password file missing", fix: setup });
+    } else {
+      try {
+        const r = await probes.registry(reg.endpoint, reg.user, reg.password);
+        const ok = r.anonymous === 401 && r.authenticated === 200;
+        checks.push({
+          part: "registry",
+          ok,
+          version: r.api,
+          state: ok
+            ? `ok (${reg.endpoint}, htpasswd auth, user ${reg.user})`
+            : `unexpected answers at ${reg.endpoint}: ${r.anonymous} without credentials, ${r.authenticated} with`,
+          fix: ok ? null : setup,
+        });
+      } catch (e) {
+        checks.push({
+          part: "registry",
+          ok: false,
+          version: null,
+          state: `not answering at ${reg.endpoint}: ${message(e)}`,
+          fix: setup,
+        });
+      }
+    }
+
+    for (const image of input.baseImages) {
+      if (!engineUp) {
+        checks.push({
+          part: `base image ${image}`,
+          ok: false,
+          version: null,
+          state: "unknown (engine down)",
+          fix: setup,
+        });
+        continue;
+      }
+      let present = false;
+      let state: string;
+      try {
+        present = await probes.imageExists(input.dockerHost, image);
+        state = present ? "ok" : "missing";
+      } catch (e) {
+        state = `cannot inspect: ${message(e)}`;
+      }
+      checks.push({
+        part: `base image ${image}`,
+        ok: present,
+        version: null,
+        state,
+        fix: present ? null : setup,
+      });
+    }
+  } else {
+    try {
+      const id = await probes.awsIdentity();
+      checks.push({
+        part: "aws credentials",
+        ok: true,
+        version: null,
+        state: `ok (${id.arn}, account ${id.account})`,
+        fix: null,
+      });
+    } catch (e) {
+      const fix =
+        (e as { fix?: string }).fix ?? "Configure AWS credentials (aws configure, AWS_PROFILE, or SSO login)";
+      checks.push({ part: "aws credentials", ok: false, version: null, state: message(e), fix });
+    }
+  }
+  return checks;
+}

@@ -1,0 +1,63 @@
+/**
+ * Errors that imgtool expects and explains. Anything else is an internal error: it keeps its stack.
+ *
+ * - {@link UsageError}: the user's input (flags, config, environment) is wrong. Exit code 2, no stack.
+ * - {@link FailureError}: the input was fine but the work failed (a build, a registry, AWS). Exit code 1, no stack.
+ */
+export class ImgtoolError extends Error {
+  /** Process exit code the CLI uses for this error. */
+  readonly exitCode: number;
+  /** What the user can do about it, printed after the message. */
+  readonly fix: string | undefined;
+  constructor(message: string, opts: { exitCode: number; fix?: string; cause?: unknown }) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.exitCode = opts.exitCode;
+    this.fix = opts.fix;
+  }
+}
+
+/** Bad flags, config or environment: exit 2. */
+export class UsageError extends ImgtoolError {
+  constructor(message: string, opts: { fix?: string; cause?: unknown } = {}) {
+    super(message, { ...opts, exitCode: 2 });
+  }
+}
+
+/** The config file failed to parse or validate: exit 2, every problem listed. */
+export class ConfigError extends UsageError {
+  readonly problems: readonly string[];
+  constructor(source: string, problems: readonly string[]) {
+    super(`${source} is not a valid imgtool config:\n` + problems.map((p) => `  - ${p}`).join("\n"), {
+      fix: "Fix the keys named above; `imgtool config schema` prints the schema, imgtool.config.example.yaml documents every key.",
+    });
+    this.problems = problems;
+  }
+}
+
+/** A command that a later issue builds: exit 2 and say so, never a fake success. */
+export class NotImplementedError extends UsageError {
+  constructor(command: string) {
+    super(`\`imgtool ${command}\` is not implemented yet.`, {
+      fix: "See the README's roadmap; nothing was changed.",
+    });
+  }
+}
+
+/** Work failed: exit 1. */
+export class FailureError extends ImgtoolError {
+  constructor(message: string, opts: { fix?: string; cause?: unknown } = {}) {
+    super(message, { ...opts, exitCode: 1 });
+  }
+}
+
+export function isImgtoolError(e: unknown): e is ImgtoolError {
+  return e instanceof ImgtoolError;
+}
+
+/** The `name` of an error thrown by the AWS SDK or Node, if any. */
+export function errorName(e: unknown): string | undefined {
+  return typeof e === "object" && e !== null && "name" in e && typeof e.name === "string"
+    ? e.name
+    : undefined;
+}

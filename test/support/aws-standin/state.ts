@@ -1,0 +1,91 @@
+/**
+ * In-memory state of the AWS stand-in, per region, plus the id generator and the context every
+ * operation handler receives.
+ */
+import type { RegionState, StandinOptions } from "./types.js";
+
+export interface ResolvedOptions {
+  accountId: string;
+  registry?: { endpoint: string; user: string; password: string };
+  tokenTtlSeconds: number;
+  copyPendingReads: number;
+  instancePendingReads: number;
+  now: () => Date;
+}
+
+export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
+  return {
+    accountId: opts.accountId ?? "123456789012",
+    ...(opts.registry ? { registry: opts.registry } : {}),
+    tokenTtlSeconds: opts.tokenTtlSeconds ?? 43_200,
+    copyPendingReads: opts.copyPendingReads ?? 2,
+    instancePendingReads: opts.instancePendingReads ?? 1,
+    now: opts.now ?? (() => new Date()),
+  };
+}
+
+function emptyRegion(region: string): RegionState {
+  return {
+    region,
+    ec2: {
+      images: new Map(),
+      snapshots: new Map(),
+      volumes: new Map(),
+      instances: new Map(),
+      reservations: new Map(),
+      runTokens: new Map(),
+      copyTokens: new Map(),
+    },
+    ssm: { parameters: new Map(), droppedWrites: [] },
+    ecr: { repositories: new Map() },
+  };
+}
+
+/** All regions' state; regions spring into existence on first use. */
+export class StandinState {
+  private readonly byRegion = new Map<string, RegionState>();
+  private counter = 0;
+
+  /** The state of one region (created empty on first access). */
+  region(name: string): RegionState {
+    let r = this.byRegion.get(name);
+    if (!r) {
+      r = emptyRegion(name);
+      this.byRegion.set(name, r);
+    }
+    return r;
+  }
+
+  /** Regions touched so far. */
+  get regions(): ReadonlyMap<string, RegionState> {
+    return this.byRegion;
+  }
+
+  /** A fresh EC2-style id: `ami-0…` with 17 hex digits, unique across regions. */
+  nextId(prefix: string): string {
+    this.counter += 1;
+    return `${prefix}-0${this.counter.toString(16).padStart(16, "0")}`;
+  }
+
+  /** A fresh number (IPs, request ids). */
+  nextNumber(): number {
+    this.counter += 1;
+    return this.counter;
+  }
+
+  clear(): void {
+    this.byRegion.clear();
+    this.counter = 0;
+  }
+}
+
+/** What an operation handler gets besides its input. */
+export interface HandlerContext {
+  region: string;
+  /** This region's state. */
+  state: RegionState;
+  /** All regions (CopyImage reads the source region). */
+  all: StandinState;
+  options: ResolvedOptions;
+  now: Date;
+}

@@ -1,0 +1,294 @@
+/**
+ * Public types of the AWS stand-in: options, the handle tests get back, recorded requests, faults,
+ * and the shapes of the in-memory per-region state (EC2, SSM, ECR).
+ */
+
+export type Service = "ec2" | "ssm" | "ecr" | "sts";
+
+export interface StandinOptions {
+  /** Account id of the caller (owner of everything created). @default "123456789012" */
+  accountId?: string;
+  /** What ECR GetAuthorizationToken answers with: proxyEndpoint = endpoint, token = base64(user:password). */
+  registry?: { endpoint: string; user: string; password: string };
+  /** ECR token lifetime: expiresAt = now + ttl. @default 43200 */
+  tokenTtlSeconds?: number;
+  /** DescribeImages answers (per region) that still show a CopyImage result as `pending`. @default 2 */
+  copyPendingReads?: number;
+  /** DescribeInstances answers (per region) that still show a new instance as `pending`. @default 1 */
+  instancePendingReads?: number;
+  /** Clock used for timestamps, token expiry and deprecation checks. @default () => new Date() */
+  now?: () => Date;
+}
+
+export interface RecordedRequest {
+  service: Service;
+  operation: string;
+  region: string;
+  /** From the SDK's `amz-sdk-request: attempt=N; max=M` header (1 when absent). */
+  attempt: number;
+  /** Lower-cased header names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  body: string;
+  /** JSON 1.1: the parsed body. Query (EC2, STS): the form as a flat Record<string, string>. */
+  params: unknown;
+  /** HTTP status answered; 0 while unanswered, and for dropped requests or when the client went away. */
+  status: number;
+}
+
+export type FaultKind = "throttle" | "http500" | "http503" | "slow" | "drop" | "error";
+
+export interface FaultSpec {
+  service?: Service;
+  operation: string;
+  /** Which calls of this operation (1-based, counted from when the fault was added) misbehave; default every call. */
+  calls?: number[];
+  kind: FaultKind;
+  /** For kind "error" (and to override the throttle code). */
+  code?: string;
+  message?: string;
+  /** For kind "error". @default 400 */
+  status?: number;
+  /** For kind "slow". @default 10000 */
+  delayMs?: number;
+  /** Perform the operation on the state first, then misbehave. */
+  applyFirst?: boolean;
+}
+
+export interface Tag {
+  Key: string;
+  Value: string;
+}
+
+// ---------------------------------------------------------------- EC2 state
+
+export type ImageState = "pending" | "available" | "failed";
+
+export interface Ec2BlockDeviceMapping {
+  deviceName: string;
+  snapshotId?: string;
+  volumeSize?: number;
+  volumeType?: string;
+  deleteOnTermination?: boolean;
+  encrypted?: boolean;
+  kmsKeyId?: string;
+  iops?: number;
+  throughput?: number;
+  noDevice?: boolean;
+  virtualName?: string;
+}
+
+export interface Ec2Image {
+  imageId: string;
+  name: string;
+  description?: string;
+  state: ImageState;
+  ownerId: string;
+  ownerAlias?: string;
+  public: boolean;
+  architecture: string;
+  /** ISO 8601, as EC2 answers it. */
+  creationDate: string;
+  imageType: string;
+  rootDeviceName: string;
+  rootDeviceType: string;
+  virtualizationType: string;
+  hypervisor: string;
+  enaSupport: boolean;
+  sriovNetSupport?: string;
+  bootMode?: string;
+  imdsSupport?: string;
+  tpmSupport?: string;
+  blockDeviceMappings: Ec2BlockDeviceMapping[];
+  tags: Record<string, string>;
+  /** ISO 8601 or undefined. */
+  deprecationTime?: string;
+  sourceImageId?: string;
+  sourceImageRegion?: string;
+  /** DescribeImages answers left that show this image as pending (CopyImage). */
+  pendingReads: number;
+}
+
+export interface Ec2Snapshot {
+  snapshotId: string;
+  volumeId: string;
+  volumeSize: number;
+  state: "pending" | "completed" | "error";
+  progress: string;
+  startTime: string;
+  ownerId: string;
+  description: string;
+  encrypted: boolean;
+  kmsKeyId?: string;
+  tags: Record<string, string>;
+}
+
+export interface Ec2Volume {
+  volumeId: string;
+  size: number;
+  volumeType: string;
+  snapshotId?: string;
+  instanceId?: string;
+  deviceName?: string;
+  deleteOnTermination: boolean;
+  encrypted: boolean;
+  tags: Record<string, string>;
+}
+
+export type InstanceStateName = "pending" | "running" | "shutting-down" | "terminated" | "stopping" | "stopped";
+
+export interface Ec2InstanceMetadataOptions {
+  httpTokens: string;
+  httpPutResponseHopLimit: number;
+  httpEndpoint: string;
+  httpProtocolIpv6: string;
+  instanceMetadataTags: string;
+}
+
+export interface Ec2Instance {
+  instanceId: string;
+  reservationId: string;
+  imageId: string;
+  instanceType: string;
+  state: InstanceStateName;
+  /** DescribeInstances answers left before pending -> running (or shutting-down -> terminated). */
+  pendingReads: number;
+  stateTransitionReason: string;
+  privateIpAddress: string;
+  privateDnsName: string;
+  launchTime: string;
+  architecture: string;
+  availabilityZone: string;
+  subnetId?: string;
+  vpcId?: string;
+  securityGroupIds: string[];
+  iamInstanceProfile?: { arn: string; id: string };
+  keyName?: string;
+  /** As sent (base64). */
+  userData?: string;
+  metadataOptions: Ec2InstanceMetadataOptions;
+  blockDeviceMappings: { deviceName: string; volumeId: string; deleteOnTermination: boolean; attachTime: string }[];
+  rootDeviceName: string;
+  tags: Record<string, string>;
+  clientToken?: string;
+  amiLaunchIndex: number;
+  instanceLifecycle?: "spot" | "capacity-block";
+  spotInstanceRequestId?: string;
+  /** The RunInstances form (flat Query params) that created this instance. */
+  launchParams: Record<string, string>;
+}
+
+export interface Ec2Reservation {
+  reservationId: string;
+  ownerId: string;
+  instanceIds: string[];
+  securityGroupIds: string[];
+}
+
+export interface Ec2State {
+  images: Map<string, Ec2Image>;
+  snapshots: Map<string, Ec2Snapshot>;
+  volumes: Map<string, Ec2Volume>;
+  instances: Map<string, Ec2Instance>;
+  reservations: Map<string, Ec2Reservation>;
+  /** RunInstances idempotency: ClientToken -> request fingerprint and reservation. */
+  runTokens: Map<string, { fingerprint: string; reservationId: string }>;
+  /** CopyImage idempotency: ClientToken -> request fingerprint and image. */
+  copyTokens: Map<string, { fingerprint: string; imageId: string }>;
+}
+
+// ---------------------------------------------------------------- SSM state
+
+export type SsmParameterType = "String" | "StringList" | "SecureString";
+
+export interface SsmParameterVersion {
+  version: number;
+  value: string;
+  type: SsmParameterType;
+  dataType: string;
+  tier: string;
+  description?: string;
+  keyId?: string;
+  allowedPattern?: string;
+  labels: string[];
+  lastModifiedDate: Date;
+  lastModifiedUser: string;
+}
+
+export interface SsmParameter {
+  name: string;
+  /** Readable versions, oldest first (at most 100). */
+  versions: SsmParameterVersion[];
+  /** Highest version number handed out, dropped writes included. */
+  lastVersion: number;
+  tags: Tag[];
+}
+
+export interface SsmDroppedWrite {
+  name: string;
+  version: number;
+  value: string;
+  reason: string;
+}
+
+export interface SsmState {
+  parameters: Map<string, SsmParameter>;
+  /** `aws:ec2:image` writes that PutParameter accepted but the asynchronous validation dropped. */
+  droppedWrites: SsmDroppedWrite[];
+}
+
+// ---------------------------------------------------------------- ECR state
+
+export interface EcrImage {
+  digest: string;
+  tags: string[];
+  pushedAt: Date;
+  sizeBytes: number;
+  manifest: string;
+  manifestMediaType: string;
+}
+
+export interface EcrRepository {
+  name: string;
+  arn: string;
+  uri: string;
+  registryId: string;
+  createdAt: Date;
+  imageTagMutability: "MUTABLE" | "IMMUTABLE";
+  scanOnPush: boolean;
+  encryption: { encryptionType: string; kmsKey?: string };
+  lifecyclePolicy?: { text: string; updatedAt: Date };
+  tags: Tag[];
+  /** By digest, in push order. */
+  images: Map<string, EcrImage>;
+}
+
+export interface EcrState {
+  repositories: Map<string, EcrRepository>;
+}
+
+// ---------------------------------------------------------------- per region
+
+export interface RegionState {
+  readonly region: string;
+  readonly ec2: Ec2State;
+  readonly ssm: SsmState;
+  readonly ecr: EcrState;
+}
+
+/** What `addImage` accepts: any image field, plus a name. */
+export type ImageSeed = Partial<Omit<Ec2Image, "blockDeviceMappings">> & {
+  name: string;
+  /** Snapshots are created for mappings whose snapshotId is missing or unknown. */
+  blockDeviceMappings?: Ec2BlockDeviceMapping[];
+  /** Size of the root snapshot when no mappings are given. @default 8 */
+  rootVolumeSize?: number;
+};
+
+export interface EcrImageSeed {
+  digest: string;
+  tags?: string[];
+  sizeBytes?: number;
+  pushedAt?: Date;
+  manifest?: string;
+  manifestMediaType?: string;
+}
