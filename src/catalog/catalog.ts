@@ -7,7 +7,7 @@
  *   <prefix>/orchestrator/image            value: the image reference URI@sha256:...
  * Every publish is a new parameter version carrying the version name as a label, and moves `latest`.
  */
-import { FailureError, UsageError, errorName } from "../errors.js";
+import { FailureError, UsageError, errorName, isImgtoolError } from "../errors.js";
 import { ignoreEvents, type EventSink } from "../events.js";
 import { VERSION_LIMIT_ERROR, type DataType, type ParameterStore, type StoredVersion } from "./store.js";
 
@@ -148,6 +148,28 @@ export class Catalog {
     return { key, name, value, parameterVersion: version, modifiedAt: this.now(), meta: { ...meta, value } };
   }
 
+  /**
+   * Run one store call for a parameter; errors other than the ones the caller handles surface as failures
+   * that name the parameter (the SDK's own error stays as the cause).
+   */
+  private async call<T>(
+    name: string,
+    what: string,
+    fn: () => Promise<T>,
+    passThrough: string[] = [],
+  ): Promise<T> {
+    try {
+      return await fn();
+    } catch (e) {
+      const n = errorName(e);
+      if (isImgtoolError(e) || (n && passThrough.includes(n))) throw e;
+      throw new FailureError(
+        `${what} ${name} failed: ${n ?? "Error"}: ${(e as Error)?.message ?? String(e)}`,
+        { cause: e },
+      );
+    }
+  }
+
   /** Write a version; when the store is full and its oldest version is labelled, unlabel it and say so. */
   private async putWithRoom(
     key: ArtifactKey,
@@ -156,14 +178,16 @@ export class Catalog {
     dataType: DataType,
   ): Promise<number> {
     try {
-      return await this.store.put(name, value, { dataType });
+      return await this.call(name, "writing", () => this.store.put(name, value, { dataType }), [
+        VERSION_LIMIT_ERROR,
+      ]);
     } catch (e) {
       if (errorName(e) !== VERSION_LIMIT_ERROR) throw e;
     }
-    const oldest = (await this.store.history(name))[0];
+    const oldest = (await this.call(name, "reading the history of", () => this.store.history(name)))[0];
     if (oldest) {
       const channels = oldest.labels.filter((l) => (CHANNELS as readonly string[]).includes(l));
-      await this.store.unlabel(name, oldest.version, oldest.labels);
+      await this.call(name, "unlabelling", () => this.store.unlabel(name, oldest.version, oldest.labels));
       this.events({
         type: "warn",
         role: key.role,
@@ -176,7 +200,7 @@ export class Catalog {
         data: { name, droppedVersion: oldest.version, labels: oldest.labels },
       });
     }
-    return this.store.put(name, value, { dataType });
+    return this.call(name, "writing", () => this.store.put(name, value, { dataType }));
   }
 
   private async confirm(
@@ -187,7 +211,9 @@ export class Catalog {
     dataType: DataType,
   ): Promise<void> {
     for (let i = 1; i <= this.readBack.attempts; i++) {
-      const { found } = await this.store.getMany([`${name}:${version}`]);
+      const { found } = await this.call(name, "reading back", () =>
+        this.store.getMany([`${name}:${version}`]),
+      );
       if (found[0]?.value === value) return;
       if (i < this.readBack.attempts) await this.sleep(this.readBack.delayMs);
     }
@@ -212,7 +238,7 @@ export class Catalog {
   }
 
   private async labelOrFail(name: string, version: number, labels: string[]): Promise<void> {
-    const { invalid } = await this.store.label(name, version, labels);
+    const { invalid } = await this.call(name, "labelling", () => this.store.label(name, version, labels));
     if (invalid.length) {
       throw new UsageError(
         `label(s) ${invalid.map((l) => JSON.stringify(l)).join(", ")} refused for ${name}.`,

@@ -216,19 +216,23 @@ export function buildParser(argv: string[]): Argv {
     .wrap(Math.min(120, process.stdout.columns || 100))
     .epilog("Exit codes: 0 success, 1 failure, 2 usage or config error. Docs: README.md")
     .fail((msg, err) => {
-      if (err) throw err;
-      const out = makeOutput({ json: argv.includes("--json") });
-      state.exitCode = out.error(
+      // Throwing stops yargs (returning would let it run the handler anyway); main() reports it.
+      throw (
+        err ??
         new UsageError(msg, {
           fix: "See `imgtool --help`, or `imgtool <command> --help` for a command's options.",
-        }),
+        })
       );
     });
 }
 
 export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
   state.exitCode = 0;
-  await buildParser(argv).parseAsync();
+  try {
+    await buildParser(argv).parseAsync();
+  } catch (e) {
+    return makeOutput({ json: argv.includes("--json"), verbose: argv.includes("--verbose") }).error(e);
+  }
   return state.exitCode;
 }
 

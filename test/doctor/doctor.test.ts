@@ -1,0 +1,122 @@
+// imgtool doctor: against the real local stack that scripts/setup started, and against a stopped engine.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { runCli } from "../support/cli.js";
+import { runDoctor, type DoctorProbes } from "../../src/doctor/doctor.js";
+
+interface DoctorDoc {
+  ok: boolean;
+  checks: { part: string; ok: boolean; version: string | null; state: string; fix: string | null }[];
+}
+
+const part = (doc: DoctorDoc, name: string) => {
+  const c = doc.checks.find((x) => x.part === name);
+  assert.ok(c, `no ${name} line in ${JSON.stringify(doc.checks.map((x) => x.part))}`);
+  return c;
+};
+
+describe("doctor with the real local stack (started by scripts/setup)", () => {
+  test("every part is ok, with versions", async () => {
+    const r = await runCli(["doctor", "--json"], { env: { DOCKER_HOST: "" } });
+    const doc = JSON.parse(r.stdout) as DoctorDoc;
+    assert.equal(r.code, 0, `doctor failed:\n${r.stdout}\n${r.stderr}`);
+    assert.equal(doc.ok, true);
+    assert.match(part(doc, "docker engine").version ?? "", /^\d+\.\d+/);
+    assert.match(part(doc, "packer").version ?? "", /Packer v1\./);
+    assert.match(part(doc, "registry").state, /htpasswd auth, user AWS/);
+    assert.ok(doc.checks.some((c) => c.part.startsWith("base image imgtool/base:")));
+  });
+
+  test("the human table has one line per part", async () => {
+    const r = await runCli(["doctor"], { env: { DOCKER_HOST: "" } });
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^PART\s+VERSION\s+STATE\s+FIX$/m);
+    assert.match(r.stdout, /^docker engine\s+\d+\.\d+\S*\s+ok/m);
+    assert.match(r.stdout, /All parts ok\./);
+  });
+});
+
+describe("doctor against a stopped engine", () => {
+  test("the engine line fails with the fix; exit 1", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "imgtool-doctor-"));
+    const sock = `unix://${path.join(dir, "stopped.sock")}`;
+    writeFileSync(path.join(dir, "c.yaml"), `local:\n  state_dir: ${path.join(dir, "state")}\n`);
+    const r = await runCli(["doctor", "--json", "--config", path.join(dir, "c.yaml")], {
+      env: { DOCKER_HOST: sock },
+    });
+    assert.equal(r.code, 1);
+    const doc = JSON.parse(r.stdout) as DoctorDoc;
+    const engine = part(doc, "docker engine");
+    assert.equal(engine.ok, false);
+    assert.match(engine.state, /not answering at unix:\/\/.*stopped\.sock/);
+    assert.match(engine.fix ?? "", /DOCKER_HOST=.* does not answer: unset DOCKER_HOST.*scripts\/setup/);
+    const reg = part(doc, "registry");
+    assert.equal(reg.ok, false);
+    assert.equal(reg.fix, "scripts/setup");
+    assert.ok(
+      doc.checks
+        .filter((c) => c.part.startsWith("base image"))
+        .every((c) => !c.ok && c.state === "unknown (engine down)"),
+    );
+  });
+
+  test("runDoctor with probes that fail (no setup record, no packer)", async () => {
+    const probes: DoctorProbes = {
+      nodeVersion: () => "v18.0.0",
+      dockerVersion: async () => {
+        throw new Error("connect ENOENT /run/x.sock");
+      },
+      imageExists: async () => false,
+      registry: async () => ({ anonymous: 401, authenticated: 200, api: "registry/2.0" }),
+      packerVersion: async () => null,
+      awsIdentity: async () => ({ account: "1", arn: "arn" }),
+    };
+    const checks = await runDoctor(
+      {
+        target: "local",
+        stack: undefined,
+        dockerHost: "unix:///run/x.sock",
+        baseImages: ["imgtool/base:bookworm"],
+        setupCommand: "scripts/setup",
+      },
+      probes,
+    );
+    const by = Object.fromEntries(checks.map((c) => [c.part, c]));
+    assert.equal(by.node!.ok, false);
+    assert.match(by.node!.state, /too old/);
+    assert.equal(by.packer!.ok, false);
+    assert.match(by.packer!.fix ?? "", /apt-get install -y packer/);
+    assert.equal(by["docker engine"]!.fix, "scripts/setup");
+    assert.equal(by.registry!.state, "not set up");
+    assert.equal(by["aws credentials"], undefined, "the local target does not check AWS");
+  });
+
+  test("aws target: credentials line from the identity probe", async () => {
+    const probes: DoctorProbes = {
+      nodeVersion: () => "v20.1.0",
+      dockerVersion: async () => "20.10",
+      imageExists: async () => true,
+      registry: async () => ({ anonymous: 401, authenticated: 200, api: null }),
+      packerVersion: async () => "Packer v1.6.6",
+      awsIdentity: async () => {
+        throw Object.assign(new Error("No AWS credentials found"), {
+          fix: "Provide credentials through one of: environment",
+        });
+      },
+    };
+    const checks = await runDoctor(
+      { target: "aws", stack: undefined, dockerHost: "", baseImages: [], setupCommand: "scripts/setup" },
+      probes,
+    );
+    const aws = checks.find((c) => c.part === "aws credentials")!;
+    assert.equal(aws.ok, false);
+    assert.match(aws.fix ?? "", /Provide credentials/);
+    assert.equal(
+      checks.find((c) => c.part === "docker engine"),
+      undefined,
+    );
+  });
+});
