@@ -60,6 +60,8 @@ export function makeAwsClients(opts: AwsClientOptions): AwsClients {
     ),
     requestHandler: new NodeHttpHandler({
       requestTimeout: opts.requestTimeoutMs ?? 30_000,
+      // Without this, the handler only warns when the timeout passes and keeps waiting.
+      throwOnRequestTimeout: true,
       connectionTimeout: Math.min(opts.requestTimeoutMs ?? 30_000, 10_000),
     }),
   };

@@ -12,6 +12,7 @@ import {
   UnlabelParameterVersionCommand,
   type SSMClient,
 } from "@aws-sdk/client-ssm";
+import { errorName } from "../errors.js";
 import type { DataType, ParameterStore, StoredParameter, StoredVersion } from "./store.js";
 
 type SsmLike = Pick<SSMClient, "send">;
@@ -77,9 +78,14 @@ export class SsmStore implements ParameterStore {
     const out: StoredVersion[] = [];
     let NextToken: string | undefined;
     do {
-      const r = await this.ssm.send(
-        new GetParameterHistoryCommand({ Name: name, MaxResults: 50, NextToken }),
-      );
+      let r;
+      try {
+        r = await this.ssm.send(new GetParameterHistoryCommand({ Name: name, MaxResults: 50, NextToken }));
+      } catch (e) {
+        // The store's contract: a parameter that does not exist has an empty history.
+        if (errorName(e) === "ParameterNotFound") return [];
+        throw e;
+      }
       for (const p of r.Parameters ?? []) {
         out.push({
           name,

@@ -96,7 +96,10 @@ export function queryTags(params: QueryParams, key = "Tag"): Record<string, stri
 export type JsonObject = Record<string, unknown>;
 
 function validation(member: string, what: string): never {
-  fail("ValidationException", `1 validation error detected: Value at '${member}' failed to satisfy constraint: ${what}`);
+  fail(
+    "ValidationException",
+    `1 validation error detected: Value at '${member}' failed to satisfy constraint: ${what}`,
+  );
 }
 
 export function optString(input: JsonObject, key: string): string | undefined {
@@ -174,6 +177,9 @@ export function decodeToken(token: string, scope: string): number | undefined {
 
 /** `*` and `?` wildcards, as EC2 filters and SSM accept them. */
 export function globMatch(pattern: string, value: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${re}$`, "s").test(value);
 }

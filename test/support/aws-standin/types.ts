@@ -134,7 +134,8 @@ export interface Ec2Volume {
   tags: Record<string, string>;
 }
 
-export type InstanceStateName = "pending" | "running" | "shutting-down" | "terminated" | "stopping" | "stopped";
+export type InstanceStateName =
+  "pending" | "running" | "shutting-down" | "terminated" | "stopping" | "stopped";
 
 export interface Ec2InstanceMetadataOptions {
   httpTokens: string;
@@ -166,7 +167,12 @@ export interface Ec2Instance {
   /** As sent (base64). */
   userData?: string;
   metadataOptions: Ec2InstanceMetadataOptions;
-  blockDeviceMappings: { deviceName: string; volumeId: string; deleteOnTermination: boolean; attachTime: string }[];
+  blockDeviceMappings: {
+    deviceName: string;
+    volumeId: string;
+    deleteOnTermination: boolean;
+    attachTime: string;
+  }[];
   rootDeviceName: string;
   tags: Record<string, string>;
   clientToken?: string;

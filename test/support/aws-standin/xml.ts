@@ -42,7 +42,11 @@ function element(name: string, value: XmlValue, listItem: string): string {
 }
 
 /** Render a whole document: `<root xmlns="...">...body...</root>`. */
-export function renderXml(root: string, body: XmlObject, opts: { xmlns?: string; listItem: "item" | "member" }): string {
+export function renderXml(
+  root: string,
+  body: XmlObject,
+  opts: { xmlns?: string; listItem: "item" | "member" },
+): string {
   const ns = opts.xmlns ? ` xmlns="${escapeXml(opts.xmlns)}"` : "";
   return `<?xml version="1.0" encoding="UTF-8"?>\n<${root}${ns}>${children(body, opts.listItem)}</${root}>`;
 }
