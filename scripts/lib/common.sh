@@ -92,7 +92,7 @@ run_logged() {
 
 # pid_cmdline PID: the process's command line with spaces between arguments (empty if it is gone).
 pid_cmdline() {
-  tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null || true
+  { tr '\0' ' ' <"/proc/$1/cmdline"; } 2>/dev/null || true
 }
 
 # pid_matches PID WORD...: true if PID is a live process whose command line contains every WORD.

@@ -99,7 +99,8 @@ own_registry_pid() {
 }
 
 # lock_stack SECONDS: hold an exclusive lock on the state folder until this script exits, so two setup or
-# teardown runs never start or stop the same stack at once.
+# teardown runs never start or stop the same stack at once. The lock is fd 9: daemons must be started with 9>&-
+# or they would hold it for ever.
 lock_stack() {
   exec 9>"$LOCK_FILE"
   if ! flock -n 9; then
