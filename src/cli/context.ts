@@ -26,8 +26,10 @@ export interface Context {
   dryRun: boolean;
   /** AWS clients for a region (default: the home region, or --region). Credentials are checked once. */
   aws(region?: string): Promise<AwsClients>;
-  /** The catalog for the chosen target. */
-  catalog(): Promise<Catalog>;
+  /** The catalog for the chosen target (aws: the home region's, or `region`'s). */
+  catalog(region?: string): Promise<Catalog>;
+  /** The local stack's Docker engine (dockerode), found through DOCKER_HOST or what setup recorded. */
+  docker(): Promise<import("dockerode")>;
 }
 
 export function makeContext(args: GlobalArgs, out: Output): Context {
@@ -35,7 +37,8 @@ export function makeContext(args: GlobalArgs, out: Output): Context {
   const { config, warnings } = loadConfig(args.config ?? DEFAULT_CONFIG_FILE, { explicit });
   for (const w of warnings) out.warn(w);
   const clients = new Map<string, Promise<AwsClients>>();
-  let catalog: Promise<Catalog> | undefined;
+  const catalogs = new Map<string, Promise<Catalog>>();
+  let docker: Promise<import("dockerode")> | undefined;
 
   const ctx: Context = {
     args,
@@ -57,17 +60,26 @@ export function makeContext(args: GlobalArgs, out: Output): Context {
       }
       return p;
     },
-    catalog() {
-      catalog ??= (async () => {
-        const { openCatalog } = await import("../catalog/open.js");
-        return openCatalog({
-          target: args.target,
-          config,
-          events: out.event,
-          aws: () => ctx.aws(),
-        });
+    catalog(region) {
+      const key =
+        args.target === "aws" ? (region ?? args.region ?? config.aws.regions[0] ?? "us-east-1") : "local";
+      let p = catalogs.get(key);
+      if (!p) {
+        p = (async () => {
+          const { openCatalog } = await import("../catalog/open.js");
+          return openCatalog({ target: args.target, config, events: out.event, aws: () => ctx.aws(key) });
+        })();
+        catalogs.set(key, p);
+      }
+      return p;
+    },
+    docker() {
+      docker ??= (async () => {
+        const { readStack, dockerHost } = await import("../local/stack.js");
+        const { connectDocker } = await import("../docker/engine.js");
+        return connectDocker(dockerHost(readStack(config.local.state_dir)));
       })();
-      return catalog;
+      return docker;
     },
   };
   return ctx;

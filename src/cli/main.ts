@@ -180,9 +180,15 @@ export function buildParser(argv: string[]): Argv {
       "Delete old AMIs, snapshots and twin images beyond the newest N",
       (y) =>
         y
-          .option("keep", { type: "number", default: 5, describe: "Versions to keep per role" })
-          .example("$0 prune --keep 3 --dry-run", "List what would go and why"),
-      notYet("prune"),
+          .option("keep", {
+            type: "number",
+            default: 5,
+            describe: "Versions to keep per role (labelled and in-use versions are kept too)",
+          })
+          .option("role", roleOption)
+          .example("$0 prune --keep 3 --dry-run", "List what would go and why")
+          .example("$0 prune --target aws --keep 5", "Deregister old AMIs and delete their snapshots"),
+      run(async () => (await import("./commands/prune.js")).pruneCommand),
     )
     .command(
       "doctor",

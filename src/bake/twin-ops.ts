@@ -1,0 +1,100 @@
+/**
+ * The local target's bake steps on the Docker engine: resolve the base image, tag the twin, and pre-load the
+ * role's image into a volume that holds the twin engine's /var/lib/docker (the local twin's EBS snapshot).
+ */
+import type Docker from "dockerode";
+import { FailureError, UsageError } from "../errors.js";
+import type { TwinOps } from "./bake.js";
+
+/** Flags that let an engine run inside a container here (`--privileged` is refused on these machines). */
+export const NESTED_ENGINE_HOST_CONFIG = {
+  CapAdd: ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "MKNOD"],
+  SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"],
+};
+
+/**
+ * Runs inside the twin: start its engine on the pre-load volume (no bridge and no iptables, since it shares
+ * the host's network to reach the loopback registry), log in, pull by digest, stop the engine cleanly.
+ */
+const PRELOAD_SCRIPT = `set -eu
+dockerd --bridge=none --iptables=false --ip-masq=false --host unix:///var/run/docker.sock --pidfile /var/run/imgtool-preload.pid >/var/log/imgtool-preload-dockerd.log 2>&1 &
+i=0
+until docker info >/dev/null 2>&1; do
+  i=$((i + 1))
+  if [ "$i" -gt 150 ]; then echo "the twin's engine did not start:" >&2; tail -n 20 /var/log/imgtool-preload-dockerd.log >&2; exit 1; fi
+  sleep 0.2
+done
+if [ -n "\${IMGTOOL_REGISTRY:-}" ]; then
+  printf '%s' "$IMGTOOL_REGISTRY_PASSWORD" | docker login -u "$IMGTOOL_REGISTRY_USER" --password-stdin "$IMGTOOL_REGISTRY" >/dev/null
+fi
+docker pull "$IMGTOOL_IMAGE"
+docker image inspect --format '{{index .RepoDigests 0}}' "$IMGTOOL_IMAGE"
+if [ -n "\${IMGTOOL_REGISTRY:-}" ]; then docker logout "$IMGTOOL_REGISTRY" >/dev/null; fi
+kill "$(cat /var/run/imgtool-preload.pid)"
+while [ -e /var/run/imgtool-preload.pid ]; do sleep 0.1; done
+`;
+
+export function makeTwinOps(opts: {
+  docker: Docker;
+  registry?: { endpoint: string; user: string; password: string };
+}): TwinOps {
+  const { docker } = opts;
+  return {
+    async resolveBase(image) {
+      try {
+        return (await docker.getImage(image).inspect()).Id;
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) {
+          throw new UsageError(`The local base image ${image} is not in the Docker engine.`, {
+            fix: "scripts/setup builds the base images listed in packer/versions.json; or set roles.<role>.base.local.image.",
+          });
+        }
+        throw e;
+      }
+    },
+    async tag(imageId, repo, tag) {
+      await docker.getImage(imageId).tag({ repo, tag });
+    },
+    async preload(twinImageId, imageRef, volume, labels) {
+      await docker.createVolume({ Name: volume, Labels: { ...labels, "imgtool.image": imageRef } });
+      const env = [`IMGTOOL_IMAGE=${imageRef}`];
+      if (opts.registry) {
+        env.push(
+          `IMGTOOL_REGISTRY=${opts.registry.endpoint}`,
+          `IMGTOOL_REGISTRY_USER=${opts.registry.user}`,
+          `IMGTOOL_REGISTRY_PASSWORD=${opts.registry.password}`,
+        );
+      }
+      const container = await docker.createContainer({
+        Image: twinImageId,
+        Entrypoint: ["/bin/sh", "-c", PRELOAD_SCRIPT],
+        Cmd: [],
+        Env: env,
+        Labels: labels,
+        HostConfig: {
+          ...NESTED_ENGINE_HOST_CONFIG,
+          NetworkMode: "host",
+          Binds: [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"],
+        },
+      });
+      try {
+        await container.start();
+        const { StatusCode } = (await container.wait()) as { StatusCode: number };
+        if (StatusCode !== 0) {
+          const logs = (await container.logs({ stdout: true, stderr: true, tail: 30 })).toString("utf8");
+          throw new FailureError(
+            `Pre-loading ${imageRef} into the twin's image store failed (exit ${StatusCode}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
+          );
+        }
+      } catch (e) {
+        await container.remove({ force: true }).catch(() => undefined);
+        await docker
+          .getVolume(volume)
+          .remove()
+          .catch(() => undefined);
+        throw e;
+      }
+      await container.remove({ force: true });
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/** `imgtool prune`: delete old AMIs/snapshots (aws) or twin images/volumes (local) beyond the newest N. */
+import { ROLES, type Role } from "../../config/schema.js";
+import { UsageError } from "../../errors.js";
+import { prune } from "../../prune/prune.js";
+import type { PruneBackend } from "../../prune/prune.js";
+import type { Context, GlobalArgs } from "../context.js";
+import { table } from "../output.js";
+
+export async function pruneCommand(
+  ctx: Context,
+  args: GlobalArgs & { keep: number; role: string },
+): Promise<number> {
+  if (!Number.isInteger(args.keep) || args.keep < 1) {
+    throw new UsageError(`--keep ${args.keep}: keep at least 1 version per role.`, { fix: "e.g. --keep 3" });
+  }
+  const roles: Role[] = args.role === "all" ? [...ROLES] : [args.role as Role];
+  const catalog = await ctx.catalog();
+  let backend: PruneBackend;
+  if (ctx.target === "aws") {
+    const { Ec2Images } = await import("../../aws/ec2.js");
+    const { awsPruneBackend } = await import("../../prune/backends.js");
+    backend = awsPruneBackend({
+      config: ctx.config,
+      catalog,
+      ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
+    });
+  } else {
+    const { localPruneBackend } = await import("../../prune/backends.js");
+    backend = localPruneBackend({ config: ctx.config, catalog, docker: await ctx.docker() });
+  }
+  const decisions = await prune(roles, backend, {
+    keep: args.keep,
+    dryRun: ctx.dryRun,
+    events: ctx.out.event,
+  });
+  ctx.out.result(
+    {
+      target: ctx.target,
+      dryRun: ctx.dryRun,
+      decisions: decisions.map((d) => ({
+        role: d.role,
+        version: d.version,
+        action: d.action,
+        reason: d.reason,
+        resources: d.images,
+        deleted: d.deleted ?? [],
+      })),
+    },
+    () =>
+      decisions.length === 0
+        ? "Nothing to prune: no baked versions found."
+        : table(
+            ["ROLE", "VERSION", "ACTION", "WHY"],
+            decisions.map((d) => [
+              d.role,
+              d.version,
+              d.action === "delete" ? (ctx.dryRun ? "would delete" : "deleted") : "keep",
+              d.reason,
+            ]),
+          ),
+  );
+  return 0;
+}

@@ -1,0 +1,162 @@
+/** Prune backends: what a version consists of, and how to delete it, on aws (EC2) and local (Docker). */
+import type Docker from "dockerode";
+import type { Ec2Images } from "../aws/ec2.js";
+import { snapshotIds } from "../aws/ec2.js";
+import { CHANNELS, type Catalog } from "../catalog/catalog.js";
+import type { Config } from "../config/load.js";
+import { ARCHES, type Role } from "../config/schema.js";
+import { errorName } from "../errors.js";
+import type { PruneBackend, PrunableVersion, PruneResource } from "./prune.js";
+
+/** Versions that carry a channel label (latest, stable) in the catalog, for a role's AMIs. */
+async function labelledVersions(catalog: Catalog, role: Role): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const arch of ARCHES) {
+    for (const h of await catalog.history({ role, kind: "ami", arch })) {
+      const channels = h.labels.filter((l) => (CHANNELS as readonly string[]).includes(l));
+      if (h.version && channels.length)
+        out.set(h.version, [...new Set([...(out.get(h.version) ?? []), ...channels])]);
+    }
+  }
+  return out;
+}
+
+const GONE = new Set(["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidSnapshot.NotFound"]);
+
+async function ignoreGone(p: Promise<unknown>): Promise<boolean> {
+  try {
+    await p;
+    return true;
+  } catch (e) {
+    if (GONE.has(errorName(e) ?? "")) return false;
+    throw e;
+  }
+}
+
+export function awsPruneBackend(opts: {
+  config: Config;
+  ec2: (region: string) => Promise<Ec2Images>;
+  catalog: Catalog;
+  now?: () => Date;
+}): PruneBackend {
+  const { config } = opts;
+  const tagsOf = (role: Role) => ({ "imgtool:pipeline": config.pipeline, "imgtool:role": role });
+  return {
+    async versions(role) {
+      const byVersion = new Map<string, PrunableVersion>();
+      const add = (version: string, created: Date, r: PruneResource) => {
+        const v = byVersion.get(version) ?? { version, createdAt: created, images: [] };
+        if (created < v.createdAt) v.createdAt = created;
+        v.images.push(r);
+        byVersion.set(version, v);
+      };
+      for (const region of config.aws.regions) {
+        const ec2 = await opts.ec2(region);
+        for (const img of await ec2.byTags(tagsOf(role))) {
+          const version = img.Tags?.find((t) => t.Key === "imgtool:version")?.Value;
+          if (version && img.ImageId)
+            add(version, new Date(img.CreationDate ?? 0), { kind: "ami", id: img.ImageId, region });
+        }
+        // Snapshots whose AMI is already gone (a prune that crashed midway) still belong to their version.
+        for (const snap of await ec2.snapshotsByTags(tagsOf(role))) {
+          const version = snap.Tags?.find((t) => t.Key === "imgtool:version")?.Value;
+          if (version && snap.SnapshotId)
+            add(version, snap.StartTime ?? new Date(0), { kind: "snapshot", id: snap.SnapshotId, region });
+        }
+      }
+      return [...byVersion.values()];
+    },
+    async inUse() {
+      const used = new Set<string>();
+      for (const region of config.aws.regions)
+        for (const id of await (await opts.ec2(region)).imagesInUse()) used.add(id);
+      return used;
+    },
+    labelled: (role) => labelledVersions(opts.catalog, role),
+    async remove(v) {
+      const deleted: PruneResource[] = [];
+      const snapshots = new Map<string, PruneResource>();
+      for (const r of v.images.filter((x) => x.kind === "snapshot")) snapshots.set(r.id, r);
+      for (const ami of v.images.filter((x) => x.kind === "ami")) {
+        const ec2 = await opts.ec2(ami.region);
+        const image = await ec2.describe(ami.id);
+        for (const s of image ? snapshotIds(image) : [])
+          snapshots.set(s, { kind: "snapshot", id: s, region: ami.region });
+        if (await ignoreGone(ec2.deregister(ami.id))) deleted.push(ami);
+      }
+      for (const snap of snapshots.values()) {
+        const ec2 = await opts.ec2(snap.region);
+        // A snapshot goes only when no remaining AMI uses it.
+        if ((await ec2.snapshotsInUse()).has(snap.id)) continue;
+        if (await ignoreGone(ec2.deleteSnapshot(snap.id))) deleted.push(snap);
+      }
+      return deleted;
+    },
+    async deprecate(image) {
+      if (image.kind !== "ami") return;
+      const at = new Date((opts.now?.() ?? new Date()).getTime() + 24 * 3600_000);
+      await ignoreGone((await opts.ec2(image.region)).deprecate(image.id, at));
+    },
+  };
+}
+
+export function localPruneBackend(opts: { config: Config; docker: Docker; catalog: Catalog }): PruneBackend {
+  const { config, docker } = opts;
+  const repo = (role: Role) => `imgtool-twin/${config.pipeline}-${role}`;
+  const notFound = (e: unknown) => (e as { statusCode?: number }).statusCode === 404;
+  return {
+    async versions(role) {
+      const byVersion = new Map<string, PrunableVersion>();
+      for (const img of await docker.listImages({ filters: JSON.stringify({ reference: [repo(role)] }) })) {
+        for (const t of img.RepoTags ?? []) {
+          const version = t.slice(t.lastIndexOf(":") + 1);
+          byVersion.set(version, {
+            version,
+            createdAt: new Date(img.Created * 1000),
+            images: [{ kind: "twin-image", id: t, region: "local" }],
+          });
+        }
+      }
+      const vols = await docker.listVolumes({
+        filters: JSON.stringify({ label: [`imgtool.pipeline=${config.pipeline}`, `imgtool.role=${role}`] }),
+      });
+      for (const vol of vols.Volumes ?? []) {
+        const version = vol.Labels?.["imgtool.version"];
+        if (!version) continue;
+        const v = byVersion.get(version) ?? { version, createdAt: new Date(0), images: [] };
+        v.images.push({ kind: "volume", id: vol.Name, region: "local" });
+        byVersion.set(version, v);
+      }
+      return [...byVersion.values()];
+    },
+    async inUse() {
+      const used = new Set<string>();
+      for (const c of await docker.listContainers({ all: true })) {
+        used.add(c.Image);
+        used.add(c.ImageID);
+        for (const m of c.Mounts ?? []) if (m.Name) used.add(m.Name);
+      }
+      // Tags resolve to ids: a container started from an id uses every tag of that image.
+      for (const img of await docker.listImages({
+        filters: JSON.stringify({ reference: ["imgtool-twin/*"] }),
+      })) {
+        if (used.has(img.Id)) for (const t of img.RepoTags ?? []) used.add(t);
+      }
+      return used;
+    },
+    labelled: (role) => labelledVersions(opts.catalog, role),
+    async remove(v) {
+      const deleted: PruneResource[] = [];
+      for (const r of v.images) {
+        try {
+          if (r.kind === "volume") await docker.getVolume(r.id).remove();
+          else await docker.getImage(r.id).remove();
+          deleted.push(r);
+        } catch (e) {
+          if (!notFound(e)) throw e;
+        }
+      }
+      return deleted;
+    },
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * `imgtool prune`: per role, beyond the newest N versions, delete what a bake made (aws: AMIs in every
+ * region and the snapshots no remaining AMI uses; local: twin images and their pre-load volumes). Never
+ * touches a version that a catalog label points to or that a running instance uses. Every step is
+ * idempotent, and the plan is recomputed from what exists, so a re-run after a crash finishes the job.
+ */
+import type { Role } from "../config/schema.js";
+import type { EventSink } from "../events.js";
+
+/** One thing a version consists of (an AMI in a region, a snapshot, a twin image, a volume). */
+export interface PruneResource {
+  kind: "ami" | "snapshot" | "twin-image" | "volume";
+  id: string;
+  region: string;
+}
+
+export interface PrunableVersion {
+  version: string;
+  createdAt: Date;
+  /** AMIs / twin images (the things instances run from). */
+  images: PruneResource[];
+}
+
+export interface PruneBackend {
+  /** Every version of a role that exists (from the resources themselves, not the catalog). */
+  versions(role: Role): Promise<PrunableVersion[]>;
+  /** Ids of images (AMIs, twin images) that running instances use. */
+  inUse(): Promise<Set<string>>;
+  /** Version names that catalog labels (latest, stable) point to, for a role. */
+  labelled(role: Role): Promise<Map<string, string[]>>;
+  /** Delete one version's images and whatever only they used; idempotent. Returns what was deleted. */
+  remove(version: PrunableVersion): Promise<PruneResource[]>;
+  /** Mark a kept, superseded image as deprecated (aws), where supported. */
+  deprecate?(image: PruneResource): Promise<void>;
+}
+
+export interface PruneDecision {
+  role: Role;
+  version: string;
+  action: "delete" | "keep";
+  reason: string;
+  images: PruneResource[];
+  deleted?: PruneResource[];
+}
+
+export async function prune(
+  roles: Role[],
+  backend: PruneBackend,
+  opts: { keep: number; dryRun: boolean; events: EventSink },
+): Promise<PruneDecision[]> {
+  const decisions: PruneDecision[] = [];
+  const inUse = await backend.inUse();
+  for (const role of roles) {
+    // Newest first. imgtool's version names carry the build time, which outlives the resources' own
+    // dates (a snapshot left by a crashed prune); other names fall back to the resources' creation time.
+    const named = (v: string) => /^v\d{8}-\d{6}-/.test(v);
+    const versions = (await backend.versions(role)).sort((a, b) =>
+      named(a.version) && named(b.version)
+        ? b.version.localeCompare(a.version)
+        : b.createdAt.getTime() - a.createdAt.getTime() || b.version.localeCompare(a.version),
+    );
+    const labels = await backend.labelled(role);
+    for (const [i, v] of versions.entries()) {
+      const used = v.images.filter((img) => inUse.has(img.id));
+      const l = labels.get(v.version);
+      let d: PruneDecision;
+      if (i < opts.keep)
+        d = {
+          role,
+          version: v.version,
+          action: "keep",
+          reason: `among the newest ${opts.keep}`,
+          images: v.images,
+        };
+      else if (l?.length)
+        d = {
+          role,
+          version: v.version,
+          action: "keep",
+          reason: `catalog label ${l.join(", ")} points to it`,
+          images: v.images,
+        };
+      else if (used.length)
+        d = {
+          role,
+          version: v.version,
+          action: "keep",
+          reason: `in use by a running instance (${used.map((u) => u.id).join(", ")})`,
+          images: v.images,
+        };
+      else
+        d = {
+          role,
+          version: v.version,
+          action: "delete",
+          reason: `older than the newest ${opts.keep}, unlabelled, unused`,
+          images: v.images,
+        };
+      decisions.push(d);
+    }
+  }
+  for (const d of decisions) {
+    const verb = opts.dryRun ? "would delete" : "deleting";
+    if (d.action === "keep") {
+      opts.events({ type: "skip", role: d.role, message: `keeping ${d.version}: ${d.reason}` });
+      const superseded =
+        !d.reason.startsWith("catalog label") &&
+        decisions.find((x) => x.role === d.role)?.version !== d.version;
+      if (superseded && backend.deprecate && !opts.dryRun)
+        for (const img of d.images) await backend.deprecate(img);
+      continue;
+    }
+    opts.events({
+      type: "start",
+      role: d.role,
+      message: `${verb} ${d.version} (${d.images.map((x) => `${x.region}/${x.id}`).join(", ")}): ${d.reason}`,
+    });
+    if (!opts.dryRun) {
+      const v = { version: d.version, createdAt: new Date(0), images: d.images };
+      d.deleted = await backend.remove(v);
+    }
+  }
+  return decisions;
+}
