@@ -26,10 +26,35 @@ export interface Context {
   dryRun: boolean;
   /** AWS clients for a region (default: the home region, or --region). Credentials are checked once. */
   aws(region?: string): Promise<AwsClients>;
+  /** Aborted on the first Ctrl-C / SIGTERM: long work (Packer, builds) stops and cleans up. */
+  signal: AbortSignal;
+  /** Which signal aborted the run (for the exit code: 130 SIGINT, 143 SIGTERM). */
+  abortReason(): "SIGINT" | "SIGTERM";
   /** The catalog for the chosen target (aws: the home region's, or `region`'s). */
   catalog(region?: string): Promise<Catalog>;
   /** The local stack's Docker engine (dockerode), found through DOCKER_HOST or what setup recorded. */
   docker(): Promise<import("dockerode")>;
+}
+
+/**
+ * Ctrl-C and SIGTERM abort the run's signal once (the work forwards it and waits for cleanup); a second one
+ * exits at once.
+ */
+function interruptions(out: Output): { signal: AbortSignal; reason: () => "SIGINT" | "SIGTERM" } {
+  const ac = new AbortController();
+  let reason: "SIGINT" | "SIGTERM" = "SIGINT";
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      if (ac.signal.aborted) {
+        out.log(`imgtool: ${sig} again: exiting without waiting for cleanup`);
+        process.exit(sig === "SIGINT" ? 130 : 143);
+      }
+      reason = sig;
+      out.log(`imgtool: ${sig}: stopping, waiting for cleanup (press Ctrl-C again to exit at once)`);
+      ac.abort(sig);
+    });
+  }
+  return { signal: ac.signal, reason: () => reason };
 }
 
 export function makeContext(args: GlobalArgs, out: Output): Context {
@@ -40,7 +65,10 @@ export function makeContext(args: GlobalArgs, out: Output): Context {
   const catalogs = new Map<string, Promise<Catalog>>();
   let docker: Promise<import("dockerode")> | undefined;
 
+  const stop = interruptions(out);
   const ctx: Context = {
+    signal: stop.signal,
+    abortReason: stop.reason,
     args,
     config,
     out,

@@ -47,13 +47,54 @@ export class Output {
     this.err = opts.stderr ?? process.stderr;
   }
 
-  /** The event sink handed to the core. */
+  /** On a terminal: the last progress line per role, redrawn in place (a live status display). */
+  private readonly live = new Map<string, string>();
+  private liveLines = 0;
+
+  private get tty(): boolean {
+    return Boolean((this.err as NodeJS.WriteStream).isTTY) && !process.env.CI;
+  }
+
+  private clearLive(): void {
+    if (this.liveLines === 0) return;
+    this.err.write(`\x1b[${this.liveLines}A\x1b[J`);
+    this.liveLines = 0;
+  }
+
+  private drawLive(): void {
+    const width = Math.max(20, ((this.err as NodeJS.WriteStream).columns ?? 100) - 1);
+    const lines = [...this.live.entries()].map(([role, l]) =>
+      `  ${role ? `[${role}] ` : ""}${l}`.slice(0, width),
+    );
+    if (lines.length) this.err.write(`${lines.join("\n")}\n`);
+    this.liveLines = lines.length;
+  }
+
+  /**
+   * The event sink handed to the core. Progress (tool output such as Packer's or the daemon's) is printed
+   * line by line with --verbose or when stderr is not a terminal (CI logs); on a terminal it is a live
+   * status line per role instead.
+   */
   readonly event = (e: ImgtoolEvent): void => {
     const level = EVENT_LEVEL[e.type];
-    if (level === "verbose" && !this.verbose) return;
     const prefix = e.role ? `[${e.role}] ` : "";
+    if (e.type === "progress") {
+      if (this.verbose || !this.tty) {
+        this.clearLive();
+        this.err.write(`${prefix}${e.message}\n`);
+      } else if (e.message.trim()) {
+        this.clearLive();
+        this.live.set(e.role ?? "", e.message.trim());
+        this.drawLive();
+      }
+      return;
+    }
+    if (level === "verbose" && !this.verbose) return;
     const tag = level === "warn" ? "warning: " : level === "error" ? "error: " : "";
+    this.clearLive();
+    if (e.type === "done" || e.type === "fail") this.live.delete(e.role ?? "");
     this.err.write(`${prefix}${tag}${e.message}\n`);
+    this.drawLive();
   };
 
   /** A log line (stderr), shown in every mode. */
@@ -69,6 +110,8 @@ export class Output {
    * The command's result: `data` as one JSON document with --json, otherwise `human()` on stdout.
    */
   result(data: unknown, human: () => string): void {
+    this.clearLive();
+    this.live.clear();
     this.resultWritten = true;
     if (this.json) this.out.write(`${JSON.stringify(data, null, 2)}\n`);
     else {
