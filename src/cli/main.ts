@@ -200,6 +200,23 @@ export function buildParser(argv: string[]): Argv {
       run(async () => (await import("./commands/doctor.js")).doctor),
     )
     .command(
+      "iam-policy",
+      "Print a least-privilege IAM policy for one actor (bake, push, launch, prune, instance)",
+      (y) =>
+        y
+          .option("for", {
+            choices: ["bake", "push", "launch", "prune", "instance"] as const,
+            demandOption: true,
+            describe: "Who the policy is for: the CI role of each stage, or the instances' role",
+          })
+          .example("$0 iam-policy --for bake > bake-policy.json", "The nightly rebake role's policy")
+          .example(
+            "aws iam put-role-policy --role-name imgtool-instance --policy-name imgtool --policy-document \"$($0 iam-policy --for instance)\"",
+            "Attach the instance role's policy",
+          ),
+      run(async () => (await import("./commands/iam-policy.js")).iamPolicy),
+    )
+    .command(
       "config <action> [path]",
       "Show, query or validate the config, or print its JSON Schema",
       (y) =>

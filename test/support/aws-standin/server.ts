@@ -4,6 +4,7 @@
  * answers and errors in each service's wire protocol.
  */
 import { randomUUID } from "node:crypto";
+import { appendFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ec2Handlers } from "./ec2.js";
@@ -292,6 +293,9 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       status: 0,
     };
     deps.requests.push(record);
+    // The whole suite's AWS calls, for the check that the IAM policies cover every one (test/iam).
+    if (process.env.IMGTOOL_AWS_CALLS_LOG)
+      appendFileSync(process.env.IMGTOOL_AWS_CALLS_LOG, `${r.service}:${r.operation}\n`);
     let gone = false;
     res.on("close", () => {
       gone = true;
