@@ -13,13 +13,18 @@ import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
 import { versionName } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
-import { ARCHES, type Arch, type Role, type Target } from "../config/schema.js";
+import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, ImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
 import { hashParts } from "../hash.js";
-import { readManifest, type PackerRunner } from "../packer/runner.js";
-import { archOf } from "./arch.js";
-import type { BakeInputs, RenderedBake } from "./render-types.js";
+import type { PackerRunner } from "../packer/runner.js";
+import {
+  artifactsFromManifest,
+  roleArches,
+  type BakeInputs,
+  type ManifestArtifact,
+  type RenderedBake,
+} from "../render/packer.js";
 
 export interface BakeArtifact {
   region: string;
@@ -91,6 +96,8 @@ export interface BakeDeps {
   buildRoot: string;
   now?: () => Date;
   signal?: AbortSignal;
+  /** `packer version` of the Packer that runs the build (decides the plugins file's place). */
+  packerVersion?: string;
   /** Extra environment for Packer (DOCKER_HOST on local, AWS_PROFILE on aws). */
   packerEnv?: NodeJS.ProcessEnv;
 }
@@ -109,8 +116,7 @@ export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
 /** The architectures a role bakes for: aws from its instance types, local the machine's own. */
 export function archesFor(config: Config, role: Role, target: Target): Arch[] {
   if (target === "local") return [process.arch === "arm64" ? "arm64" : "x86_64"];
-  const set = new Set(config.roles[role].instance_types.map(archOf));
-  return ARCHES.filter((a) => set.has(a));
+  return roleArches(config, role).map((a) => a.arch);
 }
 
 function regionsFor(config: Config, target: Target): string[] {
@@ -159,7 +165,8 @@ export async function bakeRole(
     inputsHash,
     gitRevision,
     rubyBenchCommit,
-    base: arches.map((a) => base[a]).join(","),
+    ...(target === "aws" ? { bases: base } : { base: Object.values(base)[0]! }),
+    ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
     ...(imageRef
       ? {
           image: {
@@ -231,7 +238,7 @@ export async function bakeRole(
   const env: NodeJS.ProcessEnv = { ...deps.packerEnv };
   if (deps.registry) env.IMGTOOL_REGISTRY_PASSWORD = deps.registry.password;
   if (target === "aws") {
-    const init = await deps.packer.run(["init", "."], {
+    const init = await deps.packer.run(rendered.initArgs, {
       cwd: dir,
       env,
       onLine: (l) => emit("progress", l, { stream: "packer" }),
@@ -259,14 +266,24 @@ export async function bakeRole(
   }
 
   // 4. Read the result from the manifest file, never from stdout.
-  const builds = await readManifest(path.join(dir, rendered.manifestFile));
-  const made: { arch: Arch; id: string }[] = builds.map((b) => {
-    const arch = arches.find((a) => b.name.includes(a)) ?? (arches.length === 1 ? arches[0]! : undefined);
-    if (!arch) throw new FailureError(`Cannot tell the architecture of Packer build ${b.name} for ${role}.`);
-    const id = b.artifact_id.includes(":ami-") ? b.artifact_id.split(",")[0]!.split(":")[1]! : b.artifact_id;
-    return { arch, id };
-  });
-  const versionManifest = await readVersionManifest(dir);
+  let manifestText: string;
+  try {
+    manifestText = await readFile(path.join(dir, rendered.manifestFile), "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    throw new FailureError(
+      `Packer succeeded but wrote no manifest for ${role} (${rendered.manifestFile}); nothing was published.`,
+    );
+  }
+  const made: ManifestArtifact[] = artifactsFromManifest(rendered, manifestText);
+  if (made.length !== rendered.sources.length) {
+    throw new FailureError(
+      `Packer's manifest lists ${made.length} artefact(s) for ${role}, expected ${rendered.sources.length}.`,
+    );
+  }
+  const versionManifests: Record<string, unknown> = {};
+  for (const src of rendered.sources)
+    versionManifests[src.arch] = await readVersionManifest(path.join(dir, src.versionManifestFile));
   const tags = {
     "imgtool:pipeline": config.pipeline,
     "imgtool:role": role,
@@ -332,7 +349,7 @@ export async function bakeRole(
         rubyBenchCommit,
         image: imageRef ?? null,
         preloadVolume,
-        manifest: versionManifest,
+        manifest: versionManifests[a.arch] ?? null,
       },
       { dataType: target === "aws" ? "aws:ec2:image" : "text", labels: [hashLabel(inputsHash)] },
     );
@@ -352,12 +369,9 @@ export async function bakeRole(
 }
 
 /** The version manifest that validate.sh wrote and Packer downloaded into the build folder, if any. */
-async function readVersionManifest(dir: string): Promise<Record<string, unknown> | null> {
+async function readVersionManifest(file: string): Promise<Record<string, unknown> | null> {
   try {
-    return JSON.parse(await readFile(path.join(dir, "version-manifest.json"), "utf8")) as Record<
-      string,
-      unknown
-    >;
+    return JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw e;

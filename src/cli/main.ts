@@ -101,12 +101,19 @@ export function buildParser(argv: string[]): Argv {
       (y) =>
         y
           .option("role", roleOption)
-          .option("out", { type: "string", describe: "Output folder", demandOption: true })
-          .example(
-            "$0 render --role task-runner --target aws --out build/",
-            "Write the aws HCL for one role",
-          ),
-      notYet("render"),
+          .option("out", {
+            type: "string",
+            describe: "Output folder (each role goes to OUT/<target>/<role>)",
+            demandOption: true,
+          })
+          .option("packer-version", {
+            type: "string",
+            describe:
+              "The Packer that will build it; before 1.7 the plugins file goes to plugins/ (default: 1.7+)",
+          })
+          .example("$0 render --role task-runner --target aws --out build/", "Write the aws HCL for one role")
+          .example("$0 render --out build/ --packer-version 1.6.6", "Both twins, laid out for Packer 1.6.6"),
+      run(async () => (await import("./commands/render.js")).renderCommand),
     )
     .command("bake <what>", "Bake machine images with Packer and publish them to the catalog", (y) =>
       y
@@ -122,7 +129,7 @@ export function buildParser(argv: string[]): Argv {
                 "$0 bake ami --target aws --role task-runner --json",
                 "Bake one AMI on AWS, JSON result",
               ),
-          notYet("bake ami"),
+          run(async () => (await import("./commands/bake.js")).bakeAmi),
         )
         .demandCommand(1, "Say what to bake: `imgtool bake ami`"),
     )
@@ -135,7 +142,8 @@ export function buildParser(argv: string[]): Argv {
             yy
               .option("role", roleOption)
               .example("$0 push image", "Build and push both roles to the local registry")
-              .example("$0 push image --target aws --role orchestrator", "Push one role to ECR"),
+              .example("$0 push image --target aws --role orchestrator", "Push one role to ECR")
+              .example("$0 push image --dry-run --json", "Say what would be built, as JSON; change nothing"),
           notYet("push image"),
         )
         .demandCommand(1, "Say what to push: `imgtool push image`"),
@@ -143,8 +151,66 @@ export function buildParser(argv: string[]): Argv {
     .command(
       "launch",
       "Launch an orchestrator and task runners from the catalog's images",
-      (y) => y.example("$0 launch --task-runners 2 --dry-run", "Show the plan and user-data"),
+      (y) =>
+        y
+          .option("run-id", {
+            type: "string",
+            describe: "Run id (tags, names, tokens); default: time + random",
+          })
+          .option("task-runners", {
+            type: "number",
+            default: 1,
+            describe: "Task-runner instances per instance type (0: orchestrator only)",
+          })
+          .option("instance-types", {
+            type: "string",
+            describe:
+              "Task-runner instance types, comma-separated (default: roles.task-runner.instance_types)",
+          })
+          .option("spot", {
+            type: "boolean",
+            describe: "Task runners on spot, on-demand when none (default: aws.spot)",
+          })
+          .option("workers-per-instance", {
+            type: "string",
+            describe: "Workers per task runner: auto (one per physical core) or N (default: the config's)",
+          })
+          .option("reuse-orchestrator", {
+            type: "boolean",
+            default: false,
+            describe: "Keep a running orchestrator of this pipeline; launch only task runners",
+          })
+          .option("keep-on-failure", {
+            type: "boolean",
+            default: false,
+            describe: "Leave what was started running when the launch fails",
+          })
+          .option("wait", {
+            type: "boolean",
+            default: true,
+            describe:
+              "Wait for the orchestrator's health (and local readiness); --no-wait returns once started",
+          })
+          .option("label", { type: "string", default: "latest", describe: "Catalog label to launch" })
+          .option("emit", {
+            choices: ["tfvars"] as const,
+            describe: "Write the resolved ids instead of launching",
+          })
+          .option("out", { type: "string", describe: "File for --emit tfvars (default: stdout)" })
+          .example("$0 launch --task-runners 2 --dry-run", "Show the plan and user-data")
+          .example(
+            "$0 launch --target aws --instance-types c7i.large,c7g.large --task-runners 4 --spot",
+            "4 spot task runners of each type, every type at once",
+          )
+          .example("$0 launch --reuse-orchestrator --json", "Only new task runners, JSON result")
+          .example("$0 launch --target aws --emit tfvars --out imgtool.auto.tfvars", "Ids for Terraform"),
       notYet("launch"),
+    )
+    .command(
+      "pipeline",
+      "Push images, bake AMIs, smoke-launch the new versions and promote them to `stable`",
+      (y) => y.example("$0 pipeline", "The whole pipeline on the local target"),
+      notYet("pipeline"),
     )
     .command(
       "status",
@@ -211,7 +277,7 @@ export function buildParser(argv: string[]): Argv {
           })
           .example("$0 iam-policy --for bake > bake-policy.json", "The nightly rebake role's policy")
           .example(
-            "aws iam put-role-policy --role-name imgtool-instance --policy-name imgtool --policy-document \"$($0 iam-policy --for instance)\"",
+            'aws iam put-role-policy --role-name imgtool-instance --policy-name imgtool --policy-document "$($0 iam-policy --for instance)"',
             "Attach the instance role's policy",
           ),
       run(async () => (await import("./commands/iam-policy.js")).iamPolicy),

@@ -161,7 +161,17 @@ function normalise(
   const roles = Object.fromEntries(
     ROLES.map((role) => {
       const r = parsed.roles[role];
-      return [role, { ...r, app: { ...r.app, context: path.resolve(baseDir, r.app.context) } }];
+      // A local ruby-bench repository (not a URL) is relative to the config file, like every other path.
+      const repo = r.ruby_bench.repository;
+      const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/\s:]+@[^/\s:]+:/.test(repo);
+      return [
+        role,
+        {
+          ...r,
+          ruby_bench: { ...r.ruby_bench, repository: isUrl ? repo : path.resolve(baseDir, repo) },
+          app: { ...r.app, context: path.resolve(baseDir, r.app.context) },
+        },
+      ];
     }),
   ) as ParsedConfig["roles"];
 

@@ -1,15 +1,17 @@
 /**
  * Handlebars, set up once for imgtool's templates: strict (a missing value is an error, not an empty
- * string), no HTML escaping, and one helper per output context: {{hcl v}}, {{sh v}}, {{dockerString v}},
+ * string), no HTML escaping, and one helper per output context: {{hcl v}} (and {{hclInner v}}, the inside of
+ * an HCL string next to interpolations), {{sh v}}, {{dockerString v}},
  * {{dockerExec list}}, {{json v}}. Packer's own `{{ .Path }}` syntax is written `\{{ .Path }}` in templates.
  */
 import Handlebars from "handlebars";
 import { readFileSync } from "node:fs";
-import { dockerfileExec, dockerfileString, hclString, shellWord } from "./escape.js";
+import { dockerfileExec, dockerfileString, hclString, hclStringContent, shellWord } from "./escape.js";
 import { projectPath } from "../paths.js";
 
 const hb = Handlebars.create();
 hb.registerHelper("hcl", (v: unknown) => hclString(String(v)));
+hb.registerHelper("hclInner", (v: unknown) => hclStringContent(String(v)));
 hb.registerHelper("sh", (v: unknown) => shellWord(String(v)));
 hb.registerHelper("dockerString", (v: unknown) => dockerfileString(String(v)));
 hb.registerHelper("dockerExec", (v: unknown) => dockerfileExec((v as unknown[]).map(String)));

@@ -56,7 +56,7 @@ describe("cli: help and exit codes", () => {
     });
   }
 
-  for (const cmd of [["bake", "ami"], ["push", "image"], ["launch"], ["render", "--out", "x"]]) {
+  for (const cmd of [["pipeline"]]) {
     test(`\`imgtool ${cmd.join(" ")}\` is not built yet: exit 2, says so, no fake success`, async () => {
       const p = tempProject();
       const r = await runCli([...cmd, "--config", p.config]);
@@ -86,7 +86,7 @@ describe("cli: help and exit codes", () => {
 
   test("--json: usage errors are one JSON document on stdout too", async () => {
     const p = tempProject();
-    const r = await runCli(["launch", "--json", "--config", p.config]);
+    const r = await runCli(["pipeline", "--json", "--config", p.config]);
     assert.equal(r.code, 2);
     const doc = JSON.parse(r.stdout) as { error: { message: string; exitCode: number } };
     assert.equal(doc.error.exitCode, 2);

@@ -1,0 +1,93 @@
+/**
+ * `imgtool render`: writes what a bake would hand to Packer (HCL, scripts, build.env, the variables file) for
+ * inspection, and runs nothing. What only a bake resolves (the version, the ruby-bench commit, the published
+ * image, the base AMI or image digest) gets a placeholder, and the output says which.
+ */
+import path from "node:path";
+import { ROLES, type Role } from "../../config/schema.js";
+import type { Context, GlobalArgs } from "../context.js";
+
+export interface RenderArgs {
+  role: Role | "all";
+  out: string;
+  "packer-version"?: string;
+}
+
+interface RenderResult {
+  role: Role;
+  target: string;
+  dir: string;
+  written: boolean;
+  files: string[];
+  renderedHash: string;
+  buildArgs: string[];
+  initArgs: string[];
+  pluginsFile: string;
+  minPackerVersion: string;
+  sources: { name: string; arch: string; instanceType: string | null }[];
+  placeholders: Record<string, string>;
+  notes: string[];
+}
+
+export async function renderCommand(ctx: Context, args: GlobalArgs & RenderArgs): Promise<number> {
+  const { renderBake, writeRendered, renderedHash, RENDER_PLACEHOLDER_VERSION } =
+    await import("../../render/packer.js");
+  const roles = args.role === "all" ? [...ROLES] : [args.role];
+  const results: RenderResult[] = [];
+  for (const role of roles) {
+    const ref = ctx.config.roles[role].ruby_bench.ref;
+    const inputs = (inputsHash: string) => ({
+      version: RENDER_PLACEHOLDER_VERSION,
+      inputsHash,
+      gitRevision: "unknown",
+      rubyBenchCommit: ref,
+      ...(args["packer-version"] ? { packerVersion: args["packer-version"] } : {}),
+    });
+    // The inputs hash of the rendered files (a bake also hashes the resolved base, commit and image).
+    const hash = renderedHash(renderBake(ctx.config, role, ctx.target, inputs("0")));
+    const r = renderBake(ctx.config, role, ctx.target, inputs(hash));
+    const dir = path.resolve(args.out, ctx.target, role);
+    if (!ctx.dryRun) await writeRendered(r, dir);
+    results.push({
+      role,
+      target: ctx.target,
+      dir,
+      written: !ctx.dryRun,
+      files: Object.keys(r.files).sort(),
+      renderedHash: hash,
+      buildArgs: r.buildArgs,
+      initArgs: r.initArgs,
+      pluginsFile: r.pluginsFile,
+      minPackerVersion: r.minPackerVersion,
+      sources: r.sources.map((s) => ({ name: s.name, arch: s.arch, instanceType: s.instanceType ?? null })),
+      placeholders: {
+        version: RENDER_PLACEHOLDER_VERSION,
+        inputsHash: "the hash of the rendered files only",
+        gitRevision: "unknown",
+        rubyBenchCommit: `the ref ${JSON.stringify(ref)}, not resolved to a commit`,
+        image: "none: the pre-load step skips",
+        base:
+          ctx.target === "aws"
+            ? "not resolved: the source_ami_filter picks the newest match at build time"
+            : "the configured base image, not resolved to a digest",
+      },
+      notes: r.notes,
+    });
+  }
+  ctx.out.result({ results }, () =>
+    results
+      .map((r) =>
+        [
+          `${r.written ? "rendered" : "would render (--dry-run)"} ${r.role} (${r.target}) into ${r.dir}: ${r.files.length} files, rendered-files hash ${r.renderedHash.slice(0, 12)}`,
+          `  placeholders, since render builds nothing: version ${r.placeholders.version!}, ruby-bench commit = ${r.placeholders.rubyBenchCommit!}, image = ${r.placeholders.image!}, base = ${r.placeholders.base!}`,
+          ...r.notes.map((n) => `  note: ${n}`),
+          `  to build: cd ${r.dir} && ${r.target === "aws" ? `packer ${r.initArgs.join(" ")} && ` : ""}packer ${r.buildArgs.join(" ")}` +
+            (r.pluginsFile.includes("/")
+              ? ""
+              : "  (Packer >= 1.7; for an older Packer render with --packer-version)"),
+        ].join("\n"),
+      )
+      .join("\n"),
+  );
+  return 0;
+}

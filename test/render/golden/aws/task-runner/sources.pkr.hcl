@@ -1,0 +1,59 @@
+# Sources of the task-runner bake on aws: one amazon-ebs source per architecture of the role's instance types.
+# IMDSv2 only (metadata_options, imds_support), encrypted root volume, tagged run, AMI and snapshots.
+# Rendered by imgtool from templates/packer/sources-aws.pkr.hcl.hbs: do not edit.
+
+locals {
+  name_prefix = "bench-task-runner"
+  description = "imgtool bench task-runner"
+  tags = {
+    Name                   = "${local.name_prefix}-${var.version}"
+    "imgtool:pipeline"     = "bench"
+    "imgtool:role"         = "task-runner"
+    "imgtool:version"      = var.version
+    "imgtool:inputs-hash"  = var.inputs_hash
+    "imgtool:git-revision" = var.git_revision
+  }
+}
+
+source "amazon-ebs" "x86_64" {
+  region            = "us-east-1"
+  instance_type     = "c7i.large"
+  ami_name          = "${local.name_prefix}-${var.version}-x86_64"
+  ami_description   = "${local.description} ${var.version} (x86_64)"
+  ssh_username      = "ec2-user"
+  shutdown_behavior = "terminate"
+  encrypt_boot      = true
+  imds_support      = "v2.0"
+
+  source_ami_filter {
+    owners      = ["amazon"]
+    most_recent = true
+    filters = {
+      name                = "al2023-ami-2023.*-kernel-*-x86_64"
+      architecture        = "x86_64"
+      virtualization-type = "hvm"
+      root-device-type    = "ebs"
+    }
+  }
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 2
+  }
+
+  launch_block_device_mappings {
+    device_name           = "/dev/xvda"
+    volume_size           = 30
+    volume_type           = "gp3"
+    iops                  = 3000
+    throughput            = 125
+    encrypted             = true
+    delete_on_termination = true
+  }
+
+  run_tags        = merge(local.tags, { "imgtool:arch" = "x86_64" })
+  run_volume_tags = merge(local.tags, { "imgtool:arch" = "x86_64" })
+  tags            = merge(local.tags, { "imgtool:arch" = "x86_64" })
+  snapshot_tags   = merge(local.tags, { "imgtool:arch" = "x86_64" })
+}

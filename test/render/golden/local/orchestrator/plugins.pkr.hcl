@@ -1,0 +1,12 @@
+# Packer plugins of the orchestrator bake on local, for `packer init` (Packer 1.7 or later). Kept in a file of its
+# own: Packer before 1.7 does not know this block, and everything else validates without it.
+# Rendered by imgtool from templates/packer/plugins.pkr.hcl.hbs and packer/versions.json: do not edit.
+
+packer {
+  required_plugins {
+    docker = {
+      source  = "github.com/hashicorp/docker"
+      version = ">= 1.0.8, < 2.0.0"
+    }
+  }
+}

