@@ -13,6 +13,13 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node scripts (test stand-ins for programs).
+    files: ["**/*.mjs"],
+    languageOptions: {
+      globals: { process: "readonly", console: "readonly", setInterval: "readonly", setTimeout: "readonly", URL: "readonly" },
+    },
+  },
+  {
     // Only the CLI's output layer, scripts, benchmarks and test support may print.
     files: ["src/cli/**", "scripts/**", "bench/**", "test/**", "examples/**"],
     rules: { "no-console": "off" },
