@@ -346,6 +346,29 @@ export class Catalog {
     return { name, from: current?.version, to: version };
   }
 
+  /**
+   * Point a channel label (e.g. `stable`) at the version that `from` (default `latest`) points to, on the
+   * value and its metadata. Returns the version name, or undefined when nothing is published.
+   */
+  async promote(key: ArtifactKey, channel: string, from: string = LATEST): Promise<string | undefined> {
+    const name = this.name(key);
+    const hist = await this.history(key);
+    const target = hist.find((h) => h.labels.includes(from));
+    if (!target?.version) return undefined;
+    const metaTarget = (await this.store.history(this.metaName(key))).find((h) =>
+      h.labels.includes(target.version!),
+    );
+    if (metaTarget) await this.labelOrFail(this.metaName(key), metaTarget.version, [channel]);
+    await this.labelOrFail(name, target.parameterVersion, [channel]);
+    this.events({
+      type: "publish",
+      role: key.role,
+      message: `${name}: ${channel} -> ${target.version}`,
+      data: { name, channel, version: target.version },
+    });
+    return target.version;
+  }
+
   /** Every artefact in the catalog: current and previous version, age, channel labels. */
   async status(): Promise<StatusRow[]> {
     const names = (await this.store.list(this.prefix)).filter((n) => this.keyOf(n));

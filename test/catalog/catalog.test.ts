@@ -147,6 +147,22 @@ for (const backend of backends) {
       await assert.rejects(cat.rollback({ role: "orchestrator", kind: "image" }), /Nothing is published/);
     });
 
+    test("promote moves a channel label (stable) to what latest points to, value and metadata", async () => {
+      const cat = newCatalog(backend.store());
+      const k = { role: "orchestrator", kind: "image" as const };
+      assert.equal(await cat.promote(k, "stable"), undefined, "nothing published: nothing promoted");
+      await cat.publish(k, "img-a", meta(40));
+      assert.equal(await cat.promote(k, "stable"), meta(40).version);
+      await cat.publish(k, "img-b", meta(41));
+      const stable = await cat.resolve([k], { label: "stable", meta: true });
+      assert.equal(stable.found[0]!.value, "img-a", "stable stays until promoted");
+      assert.equal(stable.found[0]!.meta?.version, meta(40).version);
+      await cat.promote(k, "stable");
+      assert.equal((await cat.resolve([k], { label: "stable" })).found[0]!.value, "img-b");
+      const [row] = await cat.status();
+      assert.deepEqual(row!.labels, { latest: meta(41).version, stable: meta(41).version });
+    });
+
     test("batching: 25 names resolve in ceil(25 / batch) round trips", async () => {
       const store = counting(backend.store());
       const cat = newCatalog(store);
