@@ -16,7 +16,13 @@ export default tseslint.config(
     // Plain Node scripts (test stand-ins for programs).
     files: ["**/*.mjs"],
     languageOptions: {
-      globals: { process: "readonly", console: "readonly", setInterval: "readonly", setTimeout: "readonly", URL: "readonly" },
+      globals: {
+        process: "readonly",
+        console: "readonly",
+        setInterval: "readonly",
+        setTimeout: "readonly",
+        URL: "readonly",
+      },
     },
   },
   {

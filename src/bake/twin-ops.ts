@@ -13,11 +13,13 @@ export const NESTED_ENGINE_HOST_CONFIG = {
 };
 
 /**
- * Runs inside the twin: start its engine on the pre-load volume (no bridge and no iptables, since it shares
- * the host's network to reach the loopback registry), log in, pull by digest, stop the engine cleanly.
+ * Runs inside the twin: start its engine on the pre-load volume, log in, pull by digest, stop the engine
+ * cleanly. It shares the host's network (to reach the loopback registry), so it must leave the host's
+ * networking alone: no iptables rules, and the host's docker0 adopted as it is. (`--bridge=none` would be
+ * worse: a daemon without a bridge deletes any docker0 it finds, here the outer engine's.)
  */
 const PRELOAD_SCRIPT = `set -eu
-dockerd --bridge=none --iptables=false --ip-masq=false --host unix:///var/run/docker.sock --pidfile /var/run/imgtool-preload.pid >/var/log/imgtool-preload-dockerd.log 2>&1 &
+dockerd --iptables=false --ip-masq=false --host unix:///var/run/docker.sock --pidfile /var/run/imgtool-preload.pid >/var/log/imgtool-preload-dockerd.log 2>&1 &
 i=0
 until docker info >/dev/null 2>&1; do
   i=$((i + 1))

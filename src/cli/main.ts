@@ -144,7 +144,7 @@ export function buildParser(argv: string[]): Argv {
               .example("$0 push image", "Build and push both roles to the local registry")
               .example("$0 push image --target aws --role orchestrator", "Push one role to ECR")
               .example("$0 push image --dry-run --json", "Say what would be built, as JSON; change nothing"),
-          notYet("push image"),
+          run(async () => (await import("./commands/push.js")).pushImage),
         )
         .demandCommand(1, "Say what to push: `imgtool push image`"),
     )

@@ -25,6 +25,8 @@ const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
 const AWS_REGION_RE = /^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$/;
 const GIT_REF_RE = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$/;
 const PACKAGE_RE = /^[a-z0-9][a-z0-9+.:_-]*$/;
+// A Docker tag is [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}; the prefix leaves room for the content hash.
+const DOCKER_TAG_PREFIX_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 const msg = (error: string) => ({ error });
 
@@ -155,6 +157,18 @@ function roleSchema(role: Role) {
           .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, msg("must be a build-arg name")), z.string())
           .default({})
           .describe("Build args passed to the image build."),
+        tag_prefix: z
+          .string()
+          .regex(
+            DOCKER_TAG_PREFIX_RE,
+            msg(
+              "must be up to 64 letters, digits, '_', '.' and '-', not starting with '.' or '-': it starts the image's content tag",
+            ),
+          )
+          .optional()
+          .describe(
+            "Prefix of the image's content tag (e.g. nightly-); the tag is the prefix and a hash of the build inputs.",
+          ),
         base_image: z
           .strictObject({
             aws: z
@@ -267,6 +281,23 @@ export const ConfigSchema = z
           .boolean()
           .default(false)
           .describe("Launch task runners as spot instances (falls back to on-demand)."),
+        key_name: z
+          .string()
+          .min(1)
+          .max(255)
+          .optional()
+          .describe("EC2 key pair of launched instances (default: none; use SSM Session Manager)."),
+        api_key_parameter: z
+          .string()
+          .regex(
+            /^(\/[A-Za-z0-9_.-]+)+$/,
+            msg("must be an SSM parameter name such as /imgtool/bench/secrets/orchestrator-api-key"),
+          )
+          .optional()
+          .describe(
+            "SSM SecureString holding the orchestrator's API key, read by the instances at boot through their " +
+              "instance role (IMDSv2). Default: <ssm_prefix>/secrets/orchestrator-api-key.",
+          ),
       })
       .default({
         regions: ["us-east-1"],
@@ -275,6 +306,74 @@ export const ConfigSchema = z
         spot: false,
       })
       .describe("The aws target."),
+    launch: z
+      .strictObject({
+        orchestrator_port: z
+          .number()
+          .int(msg("must be a whole number"))
+          .min(1, msg("must be between 1 and 65535"))
+          .max(65535, msg("must be between 1 and 65535"))
+          .default(8080)
+          .describe(
+            "Port the orchestrator listens on; task runners get http://<its private address>:<port> (local: another free port when taken).",
+          ),
+        restart_policy: z
+          .enum(["no", "on-failure", "always", "unless-stopped"])
+          .default("unless-stopped")
+          .describe("Docker restart policy of every worker container."),
+        user_data_compression: z
+          .enum(["none", "gzip"])
+          .default("none")
+          .describe(
+            "gzip the user-data (cloud-init unpacks it) when the rendered script nears EC2's 16 KB limit.",
+          ),
+        engine_wait_seconds: z
+          .number()
+          .int()
+          .min(1)
+          .max(600)
+          .default(60)
+          .describe(
+            "How long the user-data waits for the baked Docker engine to answer before it fails the boot.",
+          ),
+        ready_timeout_seconds: z
+          .number()
+          .int()
+          .min(5)
+          .max(3600)
+          .default(600)
+          .describe(
+            "How long `imgtool launch` waits for the orchestrator's health (and, locally, every instance's readiness).",
+          ),
+        worker_env: z
+          .strictObject({
+            "task-runner": z
+              .record(
+                z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, msg("must be an environment variable name")),
+                z.string(),
+              )
+              .default({})
+              .describe("Extra environment of every task-runner worker container."),
+            orchestrator: z
+              .record(
+                z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, msg("must be an environment variable name")),
+                z.string(),
+              )
+              .default({})
+              .describe("Extra environment of the orchestrator container."),
+          })
+          .default({ "task-runner": {}, orchestrator: {} })
+          .describe("Extra environment per role, passed to the workers as it is (never through a shell)."),
+      })
+      .default({
+        orchestrator_port: 8080,
+        restart_policy: "unless-stopped",
+        user_data_compression: "none",
+        engine_wait_seconds: 60,
+        ready_timeout_seconds: 600,
+        worker_env: { "task-runner": {}, orchestrator: {} },
+      })
+      .describe("`imgtool launch`: the instances' user-data and how the launch waits for them."),
     local: z
       .strictObject({
         registry_port: z

@@ -1,0 +1,52 @@
+/** `imgtool push image`: build and push each role's image when its content tag is new; publish by digest. */
+import { ROLES, type Role } from "../../config/schema.js";
+import type { Context, GlobalArgs } from "../context.js";
+import { table } from "../output.js";
+
+export async function pushImage(ctx: Context, args: GlobalArgs & { role: string }): Promise<number> {
+  const roles: Role[] = args.role === "all" ? [...ROLES] : [args.role as Role];
+  const { pushImages } = await import("../../push/push.js");
+  const { makePushDeps } = await import("../../push/deps.js");
+  const deps = await makePushDeps({
+    config: ctx.config,
+    target: ctx.target,
+    catalog: await ctx.catalog(),
+    events: ctx.out.event,
+    aws: () => ctx.aws(),
+  });
+  const report = await pushImages(
+    { config: ctx.config, target: ctx.target, roles, dryRun: ctx.dryRun },
+    deps,
+  );
+  const failed = report.results.filter((r) => r.error);
+  ctx.out.result(
+    {
+      target: ctx.target,
+      results: report.results.map((r) => ({
+        role: r.role,
+        target: r.target,
+        status: r.status,
+        uri: r.uri ?? null,
+        digest: r.digest ?? null,
+        tag: r.tag,
+        reference: r.reference ?? null,
+        platforms: r.platforms,
+        inputsHash: r.inputsHash,
+        published: r.published,
+        version: r.version ?? null,
+        built: r.built,
+        steps: r.steps,
+        layers: r.layers,
+        bytesPushed: r.bytesPushed,
+        ...(r.error ? { error: { message: r.error.message, fix: r.error.fix ?? null } } : {}),
+      })),
+    },
+    () =>
+      table(
+        ["ROLE", "STATUS", "TAG", "REFERENCE"],
+        report.results.map((r) => [r.role, r.status, r.tag, r.reference ?? "-"]),
+      ),
+  );
+  for (const r of failed) ctx.out.error(r.error);
+  return failed.reduce((code, r) => Math.max(code, r.error?.exitCode ?? 1), 0);
+}
