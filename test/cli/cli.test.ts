@@ -33,6 +33,13 @@ describe("cli: help and exit codes", () => {
     assert.match(r.stdout, /Exit codes: 0 success, 1 failure, 2 usage or config error/);
   });
 
+  test("the help rendered at build time (the fast path of `imgtool --help`) is what yargs renders now", async () => {
+    const cached = await runCli(["--help"]);
+    const live = await runCli(["--help"], { env: { IMGTOOL_NO_HELP_CACHE: "1" } });
+    assert.equal(live.code, 0);
+    assert.equal(cached.stdout, live.stdout, "dist/help.txt is stale: npm run build");
+  });
+
   test("--version prints the package version", async () => {
     const r = await runCli(["--version"]);
     assert.equal(r.code, 0);

@@ -1,0 +1,208 @@
+/**
+ * `imgtool pipeline`: for the chosen roles, push the images, bake the AMIs (pre-loading those images), then a
+ * smoke launch of the new versions; only when the smoke launch passes does `stable` move to them (`latest`
+ * already points there). Each stage skips when its inputs are unchanged: when `stable` already is `latest`
+ * for every artefact, there is nothing to smoke-test or promote.
+ */
+import type { BakeResult } from "../bake/bake.js";
+import type { ArtifactKey, Catalog } from "../catalog/catalog.js";
+import type { Role } from "../config/schema.js";
+import { FailureError, ImgtoolError } from "../errors.js";
+import type { EventSink } from "../events.js";
+
+export interface PushOutcome {
+  role: Role;
+  status: string;
+  version: string | null;
+  reference: string | null;
+  error?: ImgtoolError | undefined;
+}
+
+export interface SmokeOutcome {
+  passed: boolean;
+  /** Seconds from each instance's first user-data line to all its workers running. */
+  bootToReadySeconds: Record<string, number>;
+  detail: string;
+}
+
+export interface PipelineDeps {
+  push(roles: Role[]): Promise<PushOutcome[]>;
+  bake(roles: Role[]): Promise<BakeResult[]>;
+  /** Launch one orchestrator and one task runner from `latest`, wait for ready, run one example task, end. */
+  smoke(): Promise<SmokeOutcome>;
+  /** The catalogs the artefacts live in (aws: one per region). */
+  catalogs(): Promise<Catalog[]>;
+  /** The artefact keys of a role (its image, and its AMI per architecture). */
+  keys(role: Role): ArtifactKey[];
+  events: EventSink;
+}
+
+export interface StageReport {
+  role: Role | "all";
+  stage: "push" | "bake" | "smoke" | "promote";
+  status: string;
+  version: string | null;
+  seconds: number;
+  detail?: string;
+}
+
+export interface PipelineReport {
+  stages: StageReport[];
+  smoke: SmokeOutcome | null;
+  promoted: boolean;
+  /** Versions `stable` points to after the run, per artefact name. */
+  stable: Record<string, string>;
+}
+
+const since = (t: number) => Math.round((Date.now() - t) / 100) / 10;
+
+async function channelVersions(
+  catalogs: Catalog[],
+  keys: ArtifactKey[],
+  channel: string,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const cat of catalogs) {
+    const { found } = await cat.resolve(keys, { label: channel, meta: true });
+    for (const f of found) if (f.meta?.version) out.set(f.name, f.meta.version);
+  }
+  return out;
+}
+
+export async function runPipeline(
+  roles: Role[],
+  deps: PipelineDeps,
+  opts: { smoke: boolean },
+): Promise<PipelineReport> {
+  const stages: StageReport[] = [];
+  const emit = (message: string) => deps.events({ type: "start", message });
+
+  emit(`pipeline: push images (${roles.join(", ")})`);
+  let t = Date.now();
+  const pushed = await deps.push(roles);
+  for (const p of pushed)
+    stages.push({
+      role: p.role,
+      stage: "push",
+      status: p.error ? "failed" : p.status,
+      version: p.version,
+      seconds: since(t),
+    });
+  const pushFailed = pushed.find((p) => p.error);
+  if (pushFailed?.error) throw pushFailed.error;
+
+  emit("pipeline: bake AMIs (pre-loading the pushed images)");
+  t = Date.now();
+  const baked = await deps.bake(roles);
+  for (const b of baked)
+    stages.push({ role: b.role, stage: "bake", status: b.status, version: b.version, seconds: b.seconds });
+
+  const catalogs = await deps.catalogs();
+  const keys = roles.flatMap((r) => deps.keys(r));
+  const latest = await channelVersions(catalogs, keys, "latest");
+  const stableBefore = await channelVersions(catalogs, keys, "stable");
+  const pending = [...latest].filter(([name, v]) => stableBefore.get(name) !== v);
+
+  const report: PipelineReport = {
+    stages,
+    smoke: null,
+    promoted: false,
+    stable: Object.fromEntries(stableBefore),
+  };
+  if (pending.length === 0) {
+    stages.push({
+      role: "all",
+      stage: "smoke",
+      status: "up-to-date",
+      version: null,
+      seconds: 0,
+      detail: "stable already is latest",
+    });
+    stages.push({ role: "all", stage: "promote", status: "up-to-date", version: null, seconds: 0 });
+    return report;
+  }
+  if (!opts.smoke) {
+    stages.push({
+      role: "all",
+      stage: "smoke",
+      status: "skipped",
+      version: null,
+      seconds: 0,
+      detail: "--no-smoke",
+    });
+    stages.push({
+      role: "all",
+      stage: "promote",
+      status: "skipped",
+      version: null,
+      seconds: 0,
+      detail: "stable moves only after a smoke launch passes",
+    });
+    return report;
+  }
+
+  emit(
+    `pipeline: smoke launch of the new versions (${pending.map(([n, v]) => `${n.split("/").slice(-3).join("/")}=${v}`).join(", ")})`,
+  );
+  t = Date.now();
+  const smoke = await deps.smoke();
+  report.smoke = smoke;
+  stages.push({
+    role: "all",
+    stage: "smoke",
+    status: smoke.passed ? "passed" : "failed",
+    version: null,
+    seconds: since(t),
+    detail: smoke.detail,
+  });
+  if (!smoke.passed) {
+    deps.events({ type: "fail", message: `smoke launch failed: ${smoke.detail}; stable stays where it was` });
+    throw Object.assign(
+      new FailureError(`The smoke launch failed (${smoke.detail}); \`stable\` was not moved.`, {
+        fix: "`imgtool launch --channel latest` reproduces it; `imgtool status` shows where stable and latest point.",
+      }),
+      { report },
+    );
+  }
+
+  t = Date.now();
+  for (const cat of catalogs) {
+    for (const key of keys) {
+      const v = await cat.promote(key, "stable", "latest");
+      if (v) report.stable[cat.name(key)] = v;
+    }
+  }
+  report.promoted = true;
+  stages.push({ role: "all", stage: "promote", status: "promoted", version: null, seconds: since(t) });
+  return report;
+}
+
+/** The Markdown summary (CI job summary, --out DIR/summary.md). */
+export function summaryMarkdown(report: PipelineReport, target: string): string {
+  const rows = report.stages.map(
+    (s) =>
+      `| ${s.role} | ${s.stage} | ${s.status} | ${s.version ?? ""} | ${s.seconds.toFixed(1)} | ${s.detail ?? ""} |`,
+  );
+  const boot = report.smoke
+    ? Object.entries(report.smoke.bootToReadySeconds)
+        .map(([id, s]) => `- ${id}: ${s.toFixed(2)} s boot-to-ready`)
+        .join("\n")
+    : "- no smoke launch in this run";
+  const stable = Object.entries(report.stable)
+    .map(([n, v]) => `- \`${n}\`: ${v}`)
+    .join("\n");
+  return [
+    `## imgtool pipeline (${target})`,
+    "",
+    "| role | stage | status | version | seconds | detail |",
+    "| --- | --- | --- | --- | --- | --- |",
+    ...rows,
+    "",
+    "### Smoke launch",
+    boot,
+    "",
+    `### stable ${report.promoted ? "(moved in this run)" : "(unchanged)"}`,
+    stable || "- nothing is stable yet",
+    "",
+  ].join("\n");
+}

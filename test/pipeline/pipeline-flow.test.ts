@@ -1,0 +1,149 @@
+// The pipeline's decisions, with its stages handed in as stand-ins for push, bake and launch (their real
+// paths have their own tests, and test/pipeline/pipeline-local.test.ts runs them all for real), over a real
+// catalog: promote only after a passing smoke launch, skip what is unchanged, a failed smoke leaves stable.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import type { BakeResult } from "../../src/bake/bake.js";
+import { Catalog, versionName } from "../../src/catalog/catalog.js";
+import { SqliteStore } from "../../src/catalog/sqlite-store.js";
+import type { Role } from "../../src/config/schema.js";
+import { FailureError } from "../../src/errors.js";
+import { recordingSink } from "../../src/events.js";
+import {
+  runPipeline,
+  summaryMarkdown,
+  type PipelineDeps,
+  type SmokeOutcome,
+} from "../../src/pipeline/pipeline.js";
+
+function setup() {
+  const cat = new Catalog({
+    store: new SqliteStore(path.join(mkdtempSync(path.join(tmpdir(), "imgtool-pl-")), "c.db")),
+    prefix: "/imgtool/p",
+  });
+  let n = 0;
+  const calls = { push: 0, bake: 0, smoke: 0 };
+  let changed = true;
+  let smokeResult: SmokeOutcome = {
+    passed: true,
+    bootToReadySeconds: { "task-runner-0": 0.9 },
+    detail: "1 task done",
+  };
+  const deps: PipelineDeps = {
+    async push(roles) {
+      calls.push++;
+      return roles.map((role) => ({ role, status: "up-to-date", version: null, reference: "r@sha256:x" }));
+    },
+    async bake(roles: Role[]) {
+      calls.bake++;
+      const out: BakeResult[] = [];
+      for (const role of roles) {
+        if (changed) {
+          n++;
+          const version = versionName(new Date(Date.UTC(2026, 10, 1, 0, 0, n)), `${n}`.repeat(12));
+          await cat.publish({ role, kind: "ami", arch: "x86_64" }, `sha256:${n}`, {
+            version,
+            inputsHash: `${n}`,
+            builtAt: "",
+          });
+        }
+        const v = (await cat.resolve([{ role, kind: "ami", arch: "x86_64" }], { meta: true })).found[0]!.meta!
+          .version;
+        out.push({
+          role,
+          target: "local",
+          status: changed ? "built" : "up-to-date",
+          version: v,
+          inputsHash: "",
+          artifacts: [],
+          packerRuns: changed ? 1 : 0,
+          seconds: 0,
+          preloadedImage: null,
+        });
+      }
+      return out;
+    },
+    async smoke() {
+      calls.smoke++;
+      return smokeResult;
+    },
+    catalogs: async () => [cat],
+    keys: (role) => [{ role, kind: "ami", arch: "x86_64" }],
+    events: recordingSink(),
+  };
+  return {
+    cat,
+    deps,
+    calls,
+    setChanged: (c: boolean) => (changed = c),
+    setSmoke: (s: SmokeOutcome) => (smokeResult = s),
+  };
+}
+
+const stableOf = async (cat: Catalog, role: string) =>
+  (await cat.resolve([{ role, kind: "ami", arch: "x86_64" }], { label: "stable" })).found[0]?.value;
+
+describe("pipeline decisions", () => {
+  test("first run: push, bake, smoke, promote; second run with no change: nothing to smoke or promote", async () => {
+    const s = setup();
+    const r1 = await runPipeline(["task-runner", "orchestrator"], s.deps, { smoke: true });
+    assert.equal(r1.promoted, true);
+    assert.equal(s.calls.smoke, 1);
+    assert.equal(await stableOf(s.cat, "task-runner"), "sha256:1");
+    assert.equal(await stableOf(s.cat, "orchestrator"), "sha256:2");
+    assert.match(summaryMarkdown(r1, "local"), /\| all \| promote \| promoted \|/);
+
+    s.setChanged(false);
+    const r2 = await runPipeline(["task-runner", "orchestrator"], s.deps, { smoke: true });
+    assert.equal(s.calls.smoke, 1, "no smoke launch when nothing changed");
+    assert.equal(r2.promoted, false);
+    assert.deepEqual(
+      r2.stages.filter((x) => x.stage === "smoke" || x.stage === "promote").map((x) => x.status),
+      ["up-to-date", "up-to-date"],
+    );
+  });
+
+  test("a failed smoke launch leaves stable where it was and fails", async () => {
+    const s = setup();
+    await runPipeline(["task-runner"], s.deps, { smoke: true });
+    assert.equal(await stableOf(s.cat, "task-runner"), "sha256:1");
+    s.setSmoke({
+      passed: false,
+      bootToReadySeconds: {},
+      detail: "task runner could not reach the orchestrator",
+    });
+    await assert.rejects(
+      runPipeline(["task-runner"], s.deps, { smoke: true }),
+      (e: unknown) => e instanceof FailureError && /stable` was not moved/.test(e.message),
+    );
+    assert.equal(await stableOf(s.cat, "task-runner"), "sha256:1", "stable unchanged");
+    const latest = (await s.cat.resolve([{ role: "task-runner", kind: "ami", arch: "x86_64" }])).found[0]!
+      .value;
+    assert.equal(latest, "sha256:2", "latest has the new version");
+  });
+
+  test("--no-smoke: nothing is promoted", async () => {
+    const s = setup();
+    const r = await runPipeline(["task-runner"], s.deps, { smoke: false });
+    assert.equal(r.promoted, false);
+    assert.equal(await stableOf(s.cat, "task-runner"), undefined);
+    assert.equal(s.calls.smoke, 0);
+  });
+
+  test("a failed push stops before the bake", async () => {
+    const s = setup();
+    s.deps.push = async (roles) =>
+      roles.map((role) => ({
+        role,
+        status: "failed",
+        version: null,
+        reference: null,
+        error: new FailureError("registry down"),
+      }));
+    await assert.rejects(runPipeline(["task-runner"], s.deps, { smoke: true }), /registry down/);
+    assert.equal(s.calls.bake, 0);
+  });
+});
