@@ -92,7 +92,6 @@ export async function runPipeline(
   if (pushFailed?.error) throw pushFailed.error;
 
   emit("pipeline: bake AMIs (pre-loading the pushed images)");
-  t = Date.now();
   const baked = await deps.bake(roles);
   for (const b of baked)
     stages.push({ role: b.role, stage: "bake", status: b.status, version: b.version, seconds: b.seconds });
