@@ -204,7 +204,21 @@ export function buildParser(argv: string[]): Argv {
           )
           .example("$0 launch --reuse-orchestrator --json", "Only new task runners, JSON result")
           .example("$0 launch --target aws --emit tfvars --out imgtool.auto.tfvars", "Ids for Terraform"),
-      notYet("launch"),
+      run(async () => (await import("./commands/launch.js")).launchCommand),
+    )
+    .command(
+      "terminate",
+      "Terminate the instances of a launch run (found by tag)",
+      (y) =>
+        y
+          .option("run-id", { type: "string", demandOption: true, describe: "The run to end" })
+          .option("role", roleOption)
+          .example("$0 terminate --run-id 20261129-174501-3fa2", "End a local run")
+          .example(
+            "$0 terminate --target aws --run-id nightly-42 --role task-runner",
+            "Keep its orchestrator",
+          ),
+      run(async () => (await import("./commands/terminate.js")).terminateCommand),
     )
     .command(
       "pipeline",

@@ -363,7 +363,9 @@ export const ConfigSchema = z
               .describe("Extra environment of the orchestrator container."),
           })
           .default({ "task-runner": {}, orchestrator: {} })
-          .describe("Extra environment per role, passed to the workers as it is (never through a shell)."),
+          .describe(
+            "Extra environment per role, passed to the workers as it is (never through a shell). It is written into the user-data: no secrets here.",
+          ),
       })
       .default({
         orchestrator_port: 8080,

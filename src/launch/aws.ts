@@ -1,0 +1,216 @@
+/**
+ * The aws target of `imgtool launch`: one RunInstances per group (MinCount = MaxCount = the group's count), with
+ * a ClientToken of run id, role, type and market; IMDSv2 required, an encrypted root volume, tags on instances
+ * and volumes. Spot requests that meet a capacity error fall back to on-demand (a new request: new token).
+ */
+import type { Instance } from "@aws-sdk/client-ec2";
+import type { Config } from "../config/load.js";
+import type { Role } from "../config/schema.js";
+import { FailureError, UsageError, errorName } from "../errors.js";
+import type { EventSink } from "../events.js";
+import type { Ec2Instances } from "./ec2-instances.js";
+import { clientToken, type Market } from "./ids.js";
+import type { BootContext, FoundInstance, GroupRequest, LaunchBackend, StartedInstance } from "./types.js";
+
+/** RunInstances errors that mean "no spot capacity for this request": fall back to on-demand. */
+export const SPOT_CAPACITY_ERRORS = [
+  "InsufficientInstanceCapacity",
+  "InsufficientCapacity",
+  "InsufficientHostCapacity",
+  "SpotMaxPriceTooLow",
+  "MaxSpotInstanceCountExceeded",
+  "UnfulfillableCapacity",
+] as const;
+
+export const TAG = {
+  pipeline: "imgtool:pipeline",
+  role: "imgtool:role",
+  /** The AMI's (or twin's) version: what the instance boots from. */
+  version: "imgtool:version",
+  /** The container image's version: what its workers run. */
+  imageVersion: "imgtool:image-version",
+  runId: "imgtool:run-id",
+} as const;
+
+export interface AwsLaunchDeps {
+  config: Config;
+  region: string;
+  /** The EC2 adapter, made only when the first call is due (after the checks that need no API call). */
+  ec2: () => Promise<Ec2Instances>;
+  events: EventSink;
+  /** Allow a launch without aws.instance_profile (the instances could not read their secret). Tests only. */
+  allowNoInstanceProfile?: boolean;
+}
+
+export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
+  const { config, events } = deps;
+  const ec2 = deps.ec2;
+  const rootDevices = new Map<string, string>();
+
+  const toStarted = (i: Instance, req: GroupRequest, market: Market): StartedInstance => ({
+    id: i.InstanceId ?? "",
+    role: req.role,
+    instanceType: i.InstanceType ?? req.instanceType,
+    arch: req.arch,
+    market,
+    privateIp: i.PrivateIpAddress ?? "",
+    state: i.State?.Name ?? "pending",
+  });
+
+  const runOnce = async (req: GroupRequest, runId: string, market: Market): Promise<StartedInstance[]> => {
+    const token = clientToken(runId, req.role, req.instanceType, market);
+    const tags = Object.entries(req.tags).map(([Key, Value]) => ({ Key, Value }));
+    const root = rootDevices.get(req.imageId);
+    events({
+      type: "launch",
+      role: req.role,
+      message: `RunInstances: ${req.count} x ${req.instanceType} (${req.arch}, ${market}) from ${req.imageId}, token ${token}`,
+      data: { instanceType: req.instanceType, count: req.count, market, token, imageId: req.imageId },
+    });
+    const instances = await (
+      await ec2()
+    ).run({
+      ImageId: req.imageId,
+      InstanceType: req.instanceType as never,
+      MinCount: req.count,
+      MaxCount: req.count,
+      ClientToken: token,
+      UserData: req.userData.bytes.toString("base64"),
+      MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
+      ...(root
+        ? {
+            BlockDeviceMappings: [
+              { DeviceName: root, Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: "gp3" } },
+            ],
+          }
+        : {}),
+      TagSpecifications: [
+        { ResourceType: "instance", Tags: tags },
+        { ResourceType: "volume", Tags: tags },
+      ],
+      InstanceInitiatedShutdownBehavior: "terminate",
+      ...(config.aws.instance_profile ? { IamInstanceProfile: { Name: config.aws.instance_profile } } : {}),
+      ...(config.aws.subnet_id ? { SubnetId: config.aws.subnet_id } : {}),
+      ...(config.aws.security_group_ids.length ? { SecurityGroupIds: config.aws.security_group_ids } : {}),
+      ...(config.aws.key_name ? { KeyName: config.aws.key_name } : {}),
+      ...(market === "spot"
+        ? {
+            InstanceMarketOptions: {
+              MarketType: "spot",
+              SpotOptions: { SpotInstanceType: "one-time", InstanceInterruptionBehavior: "terminate" },
+            },
+          }
+        : {}),
+    });
+    if (instances.length !== req.count) {
+      throw new FailureError(
+        `RunInstances for ${req.count} x ${req.instanceType} answered with ${instances.length} instance(s).`,
+      );
+    }
+    return instances.map((i) => toStarted(i, req, market));
+  };
+
+  return {
+    target: "aws",
+
+    async bootContext(): Promise<BootContext> {
+      return {
+        region: deps.region,
+        registry: { user: "AWS", auth: "ecr", passwordFile: "" },
+        secret: {
+          source: "ssm",
+          parameter: config.aws.api_key_parameter ?? `${config.aws.ssm_prefix}/secrets/orchestrator-api-key`,
+        },
+        orchestratorPort: config.launch.orchestrator_port,
+      };
+    },
+
+    async prepare() {
+      if (!config.aws.instance_profile && !deps.allowNoInstanceProfile) {
+        throw new UsageError(
+          "aws.instance_profile is not set: the instances could not read their secret or pull from ECR.",
+          {
+            fix: "Set aws.instance_profile to a profile whose role may read the API key parameter (ssm:GetParameter, kms:Decrypt) and pull from ECR.",
+          },
+        );
+      }
+    },
+
+    async checkImages(imageIds) {
+      const images = await (await ec2()).images(imageIds);
+      const out = new Map<string, { rootDeviceName: string }>();
+      for (const id of imageIds) {
+        const img = images.find((i) => i.ImageId === id);
+        if (!img || img.State !== "available") {
+          throw new UsageError(
+            `AMI ${id} (from the catalog) is ${img ? img.State : "not found"} in ${deps.region}. Nothing was launched.`,
+            {
+              fix: "`imgtool status --target aws` shows the catalog; bake again or roll back to an AMI that exists.",
+            },
+          );
+        }
+        const root = img.RootDeviceName ?? "/dev/xvda";
+        rootDevices.set(id, root);
+        out.set(id, { rootDeviceName: root });
+      }
+      return out;
+    },
+
+    async start(req, runId) {
+      if (req.market !== "spot") return runOnce(req, runId, "on-demand");
+      try {
+        return await runOnce(req, runId, "spot");
+      } catch (e) {
+        const name = errorName(e);
+        if (!name || !(SPOT_CAPACITY_ERRORS as readonly string[]).includes(name)) throw e;
+        events({
+          type: "warn",
+          role: req.role,
+          message: `no spot capacity for ${req.count} x ${req.instanceType} (${name}): launching them on-demand`,
+          data: { instanceType: req.instanceType, error: name },
+        });
+        return runOnce(req, runId, "on-demand");
+      }
+    },
+
+    async terminate(ids) {
+      if (ids.length) await (await ec2()).terminate(ids);
+      return ids;
+    },
+
+    async find(filter) {
+      const tags: Record<string, string> = { [TAG.pipeline]: config.pipeline };
+      if (filter.role) tags[TAG.role] = filter.role;
+      if (filter.runId) tags[TAG.runId] = filter.runId;
+      const found = await (await ec2()).byTags(tags, filter.running ? ["running"] : undefined);
+      return found.map((i): FoundInstance => ({
+        id: i.InstanceId ?? "",
+        role: tagOf(i, TAG.role) ?? "",
+        runId: tagOf(i, TAG.runId) ?? "",
+        privateIp: i.PrivateIpAddress ?? "",
+        state: i.State?.Name ?? "",
+      }));
+    },
+  };
+}
+
+function tagOf(i: Instance, key: string): string | undefined {
+  return i.Tags?.find((t) => t.Key === key)?.Value;
+}
+
+/** The tags of every instance and volume a launch starts. */
+export function launchTags(
+  pipeline: string,
+  role: Role,
+  versions: { ami: string; image: string },
+  runId: string,
+): Record<string, string> {
+  return {
+    Name: `imgtool-${pipeline}-${runId}-${role}`,
+    [TAG.pipeline]: pipeline,
+    [TAG.role]: role,
+    [TAG.version]: versions.ami,
+    [TAG.imageVersion]: versions.image,
+    [TAG.runId]: runId,
+  };
+}

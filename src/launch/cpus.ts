@@ -1,0 +1,106 @@
+/**
+ * Which CPUs workers are pinned to: the instance's real CPU list and topology, physical cores first. The same
+ * rule runs in two places: here (to plan the local target and show the plan) and in the user-data at boot
+ * (templates/user-data/common.sh.hbs, `instance_cpus`), which reads the instance it runs on. Never guessed from
+ * an instance-type name.
+ *
+ * The rule: a CPU is "primary" when it is the lowest CPU of its core (its SMT siblings) among the CPUs the
+ * instance may use; primaries come first, in CPU order, then the remaining siblings, in CPU order.
+ * `auto` workers = one per primary (one per physical core); a number N takes the first N of the order.
+ */
+import { readFileSync } from "node:fs";
+import path from "node:path";
+
+/** "0-3,8,10-11" -> [0, 1, 2, 3, 8, 10, 11]. Throws on anything else. */
+export function parseCpuList(list: string): number[] {
+  const out: number[] = [];
+  const text = list.trim();
+  if (text === "") return out;
+  for (const part of text.split(",")) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new Error(`not a CPU list: ${JSON.stringify(list)}`);
+    const lo = Number(m[1]);
+    const hi = m[2] === undefined ? lo : Number(m[2]);
+    if (hi < lo) throw new Error(`not a CPU list: ${JSON.stringify(list)}`);
+    for (let c = lo; c <= hi; c++) out.push(c);
+  }
+  return [...new Set(out)].sort((a, b) => a - b);
+}
+
+/** [0, 1, 2, 5] -> "0-2,5". */
+export function formatCpuList(cpus: readonly number[]): string {
+  const sorted = [...new Set(cpus)].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length;) {
+    let j = i;
+    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
+    parts.push(i === j ? String(sorted[i]) : `${sorted[i]}-${sorted[j]}`);
+    i = j + 1;
+  }
+  return parts.join(",");
+}
+
+export interface CpuTopology {
+  /** CPUs the instance (or this process) may use. */
+  allowed: number[];
+  /** SMT siblings of each CPU, itself included (thread_siblings_list); a CPU without an entry has none. */
+  siblings: Map<number, number[]>;
+}
+
+export interface CpuOrder {
+  /** Every allowed CPU, physical cores first. */
+  ordered: number[];
+  /** One CPU per physical core (the first of its allowed siblings). */
+  primaries: number[];
+}
+
+/** The allowed CPUs in pinning order: one per physical core first, then their SMT siblings. */
+export function orderCpus(topo: CpuTopology): CpuOrder {
+  const allowed = [...new Set(topo.allowed)].sort((a, b) => a - b);
+  const isAllowed = new Set(allowed);
+  const primaries: number[] = [];
+  const rest: number[] = [];
+  for (const cpu of allowed) {
+    const sib = (topo.siblings.get(cpu) ?? [cpu]).filter((c) => isAllowed.has(c));
+    const first = Math.min(cpu, ...sib);
+    (first === cpu ? primaries : rest).push(cpu);
+  }
+  return { ordered: [...primaries, ...rest], primaries };
+}
+
+/**
+ * The CPUs `workers` workers are pinned to, one each: auto = one per physical core, N = the first N of the
+ * order. Returns undefined when N is more than the instance has (two workers would share a CPU).
+ */
+export function workerCpus(order: CpuOrder, workers: "auto" | number): number[] | undefined {
+  if (workers === "auto") return order.primaries;
+  return workers <= order.ordered.length ? order.ordered.slice(0, workers) : undefined;
+}
+
+/** This machine's topology, read from sysfs and /proc/self/status (or a copy of them under `root`). */
+export function readCpuTopology(root = "/"): CpuTopology {
+  const status = readFileSync(path.join(root, "proc/self/status"), "utf8");
+  const line = /^Cpus_allowed_list:\s*(.+)$/m.exec(status);
+  const online = (() => {
+    try {
+      return parseCpuList(readFileSync(path.join(root, "sys/devices/system/cpu/online"), "utf8"));
+    } catch {
+      return undefined;
+    }
+  })();
+  let allowed = line ? parseCpuList(line[1]!) : (online ?? [0]);
+  if (online) allowed = allowed.filter((c) => online.includes(c));
+  const siblings = new Map<number, number[]>();
+  for (const cpu of allowed) {
+    try {
+      const text = readFileSync(
+        path.join(root, `sys/devices/system/cpu/cpu${cpu}/topology/thread_siblings_list`),
+        "utf8",
+      );
+      siblings.set(cpu, parseCpuList(text));
+    } catch {
+      siblings.set(cpu, [cpu]);
+    }
+  }
+  return { allowed, siblings };
+}

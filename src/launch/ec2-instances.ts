@@ -1,0 +1,59 @@
+/**
+ * The EC2 calls `imgtool launch` and `imgtool terminate` make, typed with the SDK's own shapes: RunInstances,
+ * TerminateInstances, DescribeInstances (by tag) and DescribeImages (the AMIs to launch). The client comes from
+ * the one factory (src/aws/clients.ts); its retry strategy retries throttling, 5xx and timeouts, and every
+ * RunInstances carries a ClientToken, so a retried call never starts a second set of instances.
+ */
+import {
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  type EC2Client,
+  type Image,
+  type Instance,
+  type RunInstancesCommandInput,
+} from "@aws-sdk/client-ec2";
+
+type Ec2Like = Pick<EC2Client, "send">;
+
+export const LIVE_STATES = ["pending", "running", "stopping", "stopped"];
+
+export class Ec2Instances {
+  constructor(readonly ec2: Ec2Like) {}
+
+  /** One RunInstances request; the instances it started (or, retried with its token, had started). */
+  async run(input: RunInstancesCommandInput): Promise<Instance[]> {
+    const r = await this.ec2.send(new RunInstancesCommand(input));
+    return r.Instances ?? [];
+  }
+
+  /** TerminateInstances, 1000 ids per call. */
+  async terminate(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 1000) {
+      await this.ec2.send(new TerminateInstancesCommand({ InstanceIds: ids.slice(i, i + 1000) }));
+    }
+  }
+
+  /** Instances with all the given tags, in the given states (every page). */
+  async byTags(tags: Record<string, string>, states: string[] = LIVE_STATES): Promise<Instance[]> {
+    const Filters = [
+      ...Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+      { Name: "instance-state-name", Values: states },
+    ];
+    const out: Instance[] = [];
+    let NextToken: string | undefined;
+    do {
+      const r = await this.ec2.send(new DescribeInstancesCommand({ Filters, NextToken }));
+      for (const res of r.Reservations ?? []) out.push(...(res.Instances ?? []));
+      NextToken = r.NextToken;
+    } while (NextToken);
+    return out;
+  }
+
+  /** The AMIs, in one call. */
+  async images(imageIds: string[]): Promise<Image[]> {
+    const r = await this.ec2.send(new DescribeImagesCommand({ ImageIds: [...new Set(imageIds)] }));
+    return r.Images ?? [];
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * The launch plan: resolve every id the launch needs from the catalog in one batched call (GetParameters takes
+ * 10 names: all batches at once), then decide, without side effects, which instances of which type start from
+ * which AMI (per architecture) and image, with how many workers on which CPUs, spot or on-demand, and render
+ * each group's user-data.
+ */
+import type { Catalog } from "../catalog/catalog.js";
+import type { Config } from "../config/load.js";
+import type { Arch, Role } from "../config/schema.js";
+import { UsageError } from "../errors.js";
+import { archOf } from "../bake/arch.js";
+import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
+import type { Market } from "./ids.js";
+import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
+import { registryHost, renderUserData, type UserDataValues } from "./user-data.js";
+
+const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+
+export interface ResolvedAmi {
+  id: string;
+  version: string;
+  /** The image pre-loaded at bake time. */
+  bakedImage: string | null;
+  preloadVolume: string | null;
+}
+
+export interface Resolved {
+  amis: Map<string, ResolvedAmi>;
+  images: Map<Role, { ref: string; version: string }>;
+  /** Names resolved besides the catalog's (the secret's SSM name): present or not. */
+  extra: Map<string, boolean>;
+  /** Parameter names asked for, in order (for --verbose and tests). */
+  names: string[];
+}
+
+export const amiKey = (role: Role, arch: Arch) => `${role}/${arch}`;
+
+/** The architectures of the task-runner types, and the orchestrator's. */
+export function neededArches(orchestratorType: string | undefined, runnerTypes: string[]) {
+  return {
+    orchestrator: orchestratorType ? archOf(orchestratorType) : undefined,
+    taskRunner: [...new Set(runnerTypes.map(archOf))],
+  };
+}
+
+/**
+ * One batched catalog call for everything: AMIs (with metadata) per role and architecture, each role's image,
+ * and `extraNames` (e.g. the secret's name, read without decryption only to know it exists).
+ */
+export async function resolveForLaunch(
+  catalog: Catalog,
+  want: { amis: { role: Role; arch: Arch }[]; images: Role[]; extraNames?: string[] },
+  label: string,
+): Promise<Resolved> {
+  const amiKeys = want.amis.map((a) => ({ role: a.role, kind: "ami" as const, arch: a.arch }));
+  const imageKeys = want.images.map((role) => ({ role, kind: "image" as const }));
+  const names = [
+    ...[...amiKeys, ...imageKeys].flatMap((k) => [
+      `${catalog.name(k)}:${label}`,
+      `${catalog.metaName(k)}:${label}`,
+    ]),
+    ...(want.extraNames ?? []),
+  ];
+  const { found } = await catalog.resolveNames(names);
+  const byName = new Map(found.map((p) => [p.name, p]));
+  const meta = (name: string): Record<string, unknown> => {
+    const v = byName.get(name)?.value;
+    if (v === undefined) return {};
+    try {
+      return JSON.parse(v) as Record<string, unknown>;
+    } catch {
+      return {};
+    }
+  };
+  const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
+  const missing: string[] = [];
+  const amis = new Map<string, ResolvedAmi>();
+  for (const k of amiKeys) {
+    const p = byName.get(catalog.name(k));
+    if (!p) {
+      missing.push(catalog.name(k));
+      continue;
+    }
+    const m = meta(catalog.metaName(k));
+    amis.set(amiKey(k.role as Role, k.arch), {
+      id: p.value,
+      version: str(m.version) ?? "unknown",
+      bakedImage: str(m.image),
+      preloadVolume: str(m.preloadVolume),
+    });
+  }
+  const images = new Map<Role, { ref: string; version: string }>();
+  for (const k of imageKeys) {
+    const p = byName.get(catalog.name(k));
+    if (!p) {
+      missing.push(catalog.name(k));
+      continue;
+    }
+    images.set(k.role as Role, {
+      ref: p.value,
+      version: str(meta(catalog.metaName(k)).version) ?? "unknown",
+    });
+  }
+  if (missing.length) {
+    throw new UsageError(
+      `The catalog (label ${label}) has nothing at:\n${missing.map((m) => `  - ${m}`).join("\n")}\nNothing was launched.`,
+      {
+        fix:
+          "Bake and push first: `imgtool push image` publishes the images, `imgtool bake ami` the AMIs (one per " +
+          "architecture of roles.<role>.instance_types; --instance-types of another architecture needs it listed there).",
+      },
+    );
+  }
+  const extra = new Map((want.extraNames ?? []).map((n) => [n, byName.has(n)] as const));
+  return { amis, images, extra, names };
+}
+
+/** Validate the flags that shape the plan. */
+export function checkOptions(opts: LaunchOptions): void {
+  if (!Number.isInteger(opts.taskRunners) || opts.taskRunners < 0 || opts.taskRunners > 500) {
+    throw new UsageError(`--task-runners ${opts.taskRunners}: give a whole number from 0 to 500.`);
+  }
+  if (opts.instanceTypes.length === 0) throw new UsageError("--instance-types: give at least one type.");
+  for (const t of opts.instanceTypes) {
+    if (!INSTANCE_TYPE_RE.test(t)) {
+      throw new UsageError(`--instance-types: ${JSON.stringify(t)} is not an EC2 instance type.`, {
+        fix: "e.g. --instance-types c7i.large,c7g.large",
+      });
+    }
+  }
+  const dup = opts.instanceTypes.find((t, i) => opts.instanceTypes.indexOf(t) !== i);
+  if (dup) throw new UsageError(`--instance-types: ${dup} is listed twice.`);
+  const w = opts.workersPerInstance;
+  if (w !== "auto" && (!Number.isInteger(w) || w < 1 || w > 192)) {
+    throw new UsageError(`--workers-per-instance ${String(w)}: use auto or a whole number from 1 to 192.`);
+  }
+}
+
+/** The values of one role's user-data, before the catalog is read (placeholders where it is not). */
+export function userDataValues(
+  config: Config,
+  opts: LaunchOptions,
+  ctx: BootContext,
+  role: Role,
+  v: {
+    version: string;
+    image: string;
+    bakedImage: string | null;
+    workers: "auto" | number;
+    orchestratorUrl?: string;
+  },
+): UserDataValues {
+  return {
+    role,
+    target: opts.target,
+    pipeline: config.pipeline,
+    runId: opts.runId,
+    version: v.version,
+    image: v.image,
+    bakedImage: v.bakedImage ?? "none",
+    registry: { host: registryHost(v.image), ...ctx.registry },
+    secret: ctx.secret,
+    region: ctx.region,
+    workers: v.workers,
+    restartPolicy: config.launch.restart_policy,
+    engineWaitSeconds: config.launch.engine_wait_seconds,
+    ...(role === "task-runner"
+      ? { orchestratorUrl: v.orchestratorUrl ?? `http://255.255.255.255:${ctx.orchestratorPort}` }
+      : { port: ctx.orchestratorPort }),
+    workerEnv: config.launch.worker_env[role],
+  };
+}
+
+export const orchestratorUrl = (host: string, port: number) => `http://${host}:${port}`;
+
+/** Shown in a dry run for task runners whose orchestrator's address comes with its RunInstances answer. */
+export const PENDING_ORCHESTRATOR_URL = "http://<orchestrator-private-address>";
+
+/**
+ * Split this machine's CPUs between the local instances, physical cores first: each task-runner instance gets
+ * as many CPUs as it has workers (auto: an equal share), the orchestrator one more; when there are not enough,
+ * instances share CPUs, and the plan says so.
+ */
+export function allocateLocalCpus(
+  machine: CpuTopology,
+  runners: { count: number; workers: "auto" | number },
+  orchestrator: { workers: "auto" | number } | undefined,
+): { runner: number[][]; orchestrator: number[] | undefined; warnings: string[] } {
+  const { ordered } = orderCpus(machine);
+  const warnings: string[] = [];
+  const m = ordered.length;
+  let cursor = 0;
+  let shared = false;
+  const take = (k: number): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < k; i++) {
+      if (cursor >= m) {
+        shared = true;
+        cursor = 0;
+      }
+      out.push(ordered[cursor++]!);
+    }
+    return [...new Set(out)].sort((a, b) => a - b);
+  };
+  const per =
+    runners.workers === "auto" ? Math.max(1, Math.floor(m / Math.max(1, runners.count))) : runners.workers;
+  const runner = Array.from({ length: runners.count }, () => take(per));
+  if (runners.workers !== "auto" && runners.workers > m) {
+    warnings.push(
+      `${runners.workers} workers per task runner, but this machine has ${m} CPU(s): the user-data will refuse to share a CPU between workers`,
+    );
+  }
+  if (shared) {
+    warnings.push(
+      `this machine has ${m} CPU(s) (${formatCpuList(ordered)}): task-runner instances share CPUs, so their numbers are not comparable`,
+    );
+  }
+  let orch: number[] | undefined;
+  if (orchestrator) {
+    const k = orchestrator.workers === "auto" ? 1 : orchestrator.workers;
+    if (cursor + k <= m) orch = take(k);
+    else {
+      orch = ordered.slice(Math.max(0, m - k));
+      if (runners.count > 0)
+        warnings.push(
+          `this machine has ${m} CPU(s): the orchestrator shares CPU ${formatCpuList(orch)} with a task-runner worker`,
+        );
+    }
+  }
+  return { runner, orchestrator: orch, warnings };
+}
+
+/** Decide the plan from the options and what the catalog resolved. Pure. */
+export function buildPlan(input: {
+  config: Config;
+  opts: LaunchOptions;
+  ctx: BootContext;
+  resolved: Resolved;
+  reuse: FoundInstance | undefined;
+  machine?: CpuTopology;
+}): LaunchPlan {
+  const { config, opts, ctx, resolved } = input;
+  const warnings: string[] = [];
+  const orchType = config.roles.orchestrator.instance_types[0]!;
+  const orchWorkers = config.roles.orchestrator.workers_per_instance;
+  const local = opts.target === "local";
+
+  let cpus: ReturnType<typeof allocateLocalCpus> | undefined;
+  if (local) {
+    if (!input.machine) throw new Error("the local plan needs this machine's CPUs");
+    cpus = allocateLocalCpus(
+      input.machine,
+      { count: opts.taskRunners * opts.instanceTypes.length, workers: opts.workersPerInstance },
+      input.reuse ? undefined : { workers: orchWorkers },
+    );
+    warnings.push(...cpus.warnings);
+  }
+  const predictWorkers = (instance: number[], workers: "auto" | number): number[] =>
+    workerCpus(orderCpus({ allowed: instance, siblings: input.machine!.siblings }), workers) ?? [];
+
+  const group = (
+    role: Role,
+    instanceType: string,
+    count: number,
+    market: Market,
+    workers: "auto" | number,
+    instanceCpus: number[][] | undefined,
+    url: string | undefined,
+  ): PlannedGroup => {
+    const arch = local ? (process.arch === "arm64" ? "arm64" : "x86_64") : archOf(instanceType);
+    const ami = resolved.amis.get(amiKey(role, arch))!;
+    const image = resolved.images.get(role)!;
+    const values = userDataValues(config, opts, ctx, role, {
+      version: image.version,
+      image: image.ref,
+      bakedImage: ami.bakedImage,
+      workers,
+      ...(url ? { orchestratorUrl: url } : {}),
+    });
+    return {
+      role,
+      instanceType,
+      arch,
+      count,
+      market,
+      imageId: ami.id,
+      amiVersion: ami.version,
+      image: image.ref,
+      imageVersion: image.version,
+      bakedImage: ami.bakedImage,
+      preloadVolume: ami.preloadVolume,
+      workers,
+      ...(instanceCpus
+        ? { instanceCpus, workerCpus: instanceCpus.map((c) => predictWorkers(c, workers)) }
+        : {}),
+      userData: renderUserData(values, config.launch.user_data_compression),
+    };
+  };
+
+  let orchestrator: LaunchPlan["orchestrator"];
+  if (input.reuse) {
+    const url = orchestratorUrl(input.reuse.privateIp, input.reuse.port ?? ctx.orchestratorPort);
+    orchestrator = { reuse: true, instance: input.reuse, url };
+  } else {
+    const url = ctx.orchestratorHost
+      ? orchestratorUrl(ctx.orchestratorHost, ctx.orchestratorPort)
+      : undefined;
+    orchestrator = {
+      reuse: false,
+      group: group(
+        "orchestrator",
+        orchType,
+        1,
+        "on-demand",
+        orchWorkers,
+        cpus?.orchestrator ? [cpus.orchestrator] : undefined,
+        undefined,
+      ),
+      url,
+    };
+  }
+  const url = orchestrator.url;
+  let next = 0;
+  const taskRunners =
+    opts.taskRunners === 0
+      ? []
+      : opts.instanceTypes.map((t) => {
+          const instanceCpus = cpus ? cpus.runner.slice(next, next + opts.taskRunners) : undefined;
+          next += opts.taskRunners;
+          return group(
+            "task-runner",
+            t,
+            opts.taskRunners,
+            opts.spot && !local ? "spot" : "on-demand",
+            opts.workersPerInstance,
+            instanceCpus,
+            url ?? PENDING_ORCHESTRATOR_URL,
+          );
+        });
+  if (opts.spot && local) warnings.push("--spot applies to the aws target; local instances are containers");
+  return {
+    runId: opts.runId,
+    target: opts.target,
+    pipeline: config.pipeline,
+    label: opts.label,
+    region: ctx.region,
+    orchestrator,
+    taskRunners,
+    warnings,
+  };
+}

@@ -1,0 +1,182 @@
+/**
+ * The launch flow's shapes: what the user asks for, the plan, and the narrow interface each target implements
+ * (aws: EC2 through ./aws.ts; local: containers with their own engine through ./local.ts).
+ */
+import type { Arch, Role, Target } from "../config/schema.js";
+import type { CpuTopology } from "./cpus.js";
+import type { Market } from "./ids.js";
+import type { UserData } from "./user-data.js";
+
+export interface LaunchOptions {
+  target: Target;
+  runId: string;
+  /** Task-runner instances per instance type (0: the orchestrator only). */
+  taskRunners: number;
+  /** Task-runner instance types (default: roles.task-runner.instance_types). */
+  instanceTypes: string[];
+  /** Task runners as spot instances, falling back to on-demand on capacity errors (aws). */
+  spot: boolean;
+  /** Worker containers per task-runner instance. */
+  workersPerInstance: "auto" | number;
+  /** Keep a running orchestrator of the same pipeline and launch only task runners. */
+  reuseOrchestrator: boolean;
+  /** Leave what this launch started running when something fails. */
+  keepOnFailure: boolean;
+  /** Wait for the orchestrator's health (and, locally, every instance's readiness). */
+  wait: boolean;
+  dryRun: boolean;
+  /** Catalog label to resolve. @default "latest" */
+  label: string;
+}
+
+/** What the user-data needs to know about the target. */
+export interface BootContext {
+  region: string;
+  registry: { user: string; auth: "ecr" | "file"; passwordFile: string };
+  secret: { source: "ssm" | "file"; parameter: string };
+  /** The port the orchestrator listens on (local: a free one when the configured port is taken). */
+  orchestratorPort: number;
+  /** Address task runners reach a new orchestrator at, when known before it starts (local: 127.0.0.1). */
+  orchestratorHost?: string;
+}
+
+/** One request: `count` instances of one role and type. */
+export interface GroupRequest {
+  role: Role;
+  instanceType: string;
+  arch: Arch;
+  count: number;
+  market: Market;
+  /** AMI id (aws) or twin image id (local). */
+  imageId: string;
+  /** local: the pre-load volume each instance gets its own copy of (null: none was baked). */
+  preloadVolume: string | null;
+  userData: UserData;
+  tags: Record<string, string>;
+  /** local: the CPUs of each instance. */
+  instanceCpus?: number[][];
+  /** local: the number of the group's first instance among the role's instances of the run (0-based). */
+  firstIndex?: number;
+  /** local: the orchestrator's port, recorded on the instance so a later launch can reuse it. */
+  port?: number;
+}
+
+export interface StartedInstance {
+  id: string;
+  role: Role;
+  instanceType: string;
+  arch: Arch;
+  market: Market;
+  privateIp: string;
+  state: string;
+}
+
+/** What an instance reported when it became ready (local: its /run/imgtool/ready). */
+export interface ReadyReport {
+  workers: { name: string; cpus: string }[];
+  /** From the first line of user-data to all workers running, as the instance measured it. */
+  bootToReadySeconds: number;
+  /** From the instance's start (the engine's record) to its readiness marker. */
+  startToReadySeconds?: number;
+  pulled: boolean;
+  registryLogin: boolean;
+}
+
+export interface FoundInstance {
+  id: string;
+  role: string;
+  runId: string;
+  privateIp: string;
+  state: string;
+  /** The orchestrator's port, when the target records it. */
+  port?: number;
+}
+
+export interface LaunchBackend {
+  readonly target: Target;
+  /** Target facts for the user-data; makes no change and (aws) no API call. */
+  bootContext(): Promise<BootContext>;
+  /** Make what the instances read at boot exist (local: the secret file). Not called on a dry run. */
+  prepare(): Promise<void>;
+  /**
+   * Start one group with one request; resolves once the request is answered (not when ready). On aws a spot
+   * request that meets a capacity error falls back to on-demand.
+   */
+  start(req: GroupRequest, runId: string): Promise<StartedInstance[]>;
+  /** Terminate instances by id; resolves with the ids terminated. */
+  terminate(ids: string[]): Promise<string[]>;
+  /** Instances of this pipeline that are not terminated, by role and/or run id. */
+  find(filter: { role?: Role; runId?: string; running?: boolean }): Promise<FoundInstance[]>;
+  /** local: wait for the instance's readiness marker. aws: absent (the launcher cannot look inside). */
+  waitReady?(instance: StartedInstance, timeoutMs: number): Promise<ReadyReport>;
+  /** local: this machine's CPUs, to size the instances. */
+  machineCpus?(): CpuTopology;
+  /** aws: check the AMIs before launching (exist, available, architecture) and learn their root devices. */
+  checkImages?(imageIds: string[]): Promise<Map<string, { rootDeviceName: string }>>;
+}
+
+export interface PlannedGroup {
+  role: Role;
+  instanceType: string;
+  arch: Arch;
+  count: number;
+  market: Market;
+  imageId: string;
+  amiVersion: string;
+  image: string;
+  imageVersion: string;
+  bakedImage: string | null;
+  preloadVolume: string | null;
+  workers: "auto" | number;
+  /** local: the CPUs of each instance, and of each worker as the user-data will pick them. */
+  instanceCpus?: number[][];
+  workerCpus?: number[][];
+  userData: UserData;
+}
+
+export interface LaunchPlan {
+  runId: string;
+  target: Target;
+  pipeline: string;
+  label: string;
+  region: string;
+  orchestrator:
+    | { reuse: true; instance: FoundInstance; url: string }
+    | { reuse: false; group: PlannedGroup; url: string | undefined };
+  taskRunners: PlannedGroup[];
+  warnings: string[];
+}
+
+export interface InstanceReport {
+  role: Role;
+  id: string;
+  instanceType: string;
+  arch: Arch | null;
+  market: Market | null;
+  privateIp: string;
+  state: string;
+  /** Workers as the instance reported them (local), or as planned (aws: pinned at boot). */
+  workers: { name: string; cpus: string | null }[];
+  bootToReadySeconds: number | null;
+  startToReadySeconds: number | null;
+  pulled: boolean | null;
+  reused: boolean;
+}
+
+export interface LaunchResult {
+  runId: string;
+  target: Target;
+  dryRun: boolean;
+  label: string;
+  orchestrator: {
+    id: string | null;
+    url: string | null;
+    reused: boolean;
+    healthy: boolean | null;
+    checks: number;
+  };
+  instances: InstanceReport[];
+  /** Dry run: the plan and the rendered user-data per group. */
+  plan?: LaunchPlan;
+  seconds: number;
+}

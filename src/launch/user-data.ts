@@ -1,0 +1,148 @@
+/**
+ * The instances' user-data: one template per role (templates/user-data/<role>.sh.hbs, sharing common.sh.hbs),
+ * every value a single-quoted shell word ({@link shellWord}), no secret in it (only where to read one at boot).
+ * Pure: rendering and EC2's 16 KB check, nothing else.
+ */
+import { gzipSync } from "node:zlib";
+import type { Role, Target } from "../config/schema.js";
+import { UsageError } from "../errors.js";
+import { renderTemplate } from "../render/templates.js";
+
+/** EC2's limit on user-data, in raw bytes before base64. */
+export const USER_DATA_LIMIT = 16_384;
+
+export type Compression = "none" | "gzip";
+
+export interface UserDataValues {
+  role: Role;
+  target: Target;
+  pipeline: string;
+  runId: string;
+  /** The version of the image to run (catalog), for the log. */
+  version: string;
+  /** The image to run, URI@sha256:... */
+  image: string;
+  /** The image pre-loaded into the AMI or twin at bake time ("none" when nothing was). */
+  bakedImage: string;
+  /** Registry host of `image`, its user, and how the instance gets the password at boot. */
+  registry: { host: string; user: string; auth: "ecr" | "file"; passwordFile: string };
+  /** Where the instance reads the orchestrator's API key at boot: an SSM SecureString, or a file (local). */
+  secret: { source: "ssm" | "file"; parameter: string };
+  region: string;
+  workers: "auto" | number;
+  restartPolicy: string;
+  engineWaitSeconds: number;
+  /** task-runner: the orchestrator's URL. */
+  orchestratorUrl?: string;
+  /** orchestrator: its port. */
+  port?: number;
+  /** Extra environment of the workers, passed to `docker run --env NAME=VALUE` as one word each. */
+  workerEnv: Record<string, string>;
+}
+
+export interface UserData {
+  role: Role;
+  /** The script. */
+  text: string;
+  /** What goes to EC2 (or the local instance): the script, or its gzip when configured. */
+  bytes: Buffer;
+  compression: Compression;
+}
+
+/** The registry host of an image reference (`host[:port]/name@sha256:...`), or docker.io. */
+export function registryHost(image: string): string {
+  const first = image.split("/")[0] ?? "";
+  return image.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost")
+    ? first
+    : "docker.io";
+}
+
+export function renderUserDataText(v: UserDataValues): string {
+  // These also go into the script's comment lines, unquoted: only ever validated names (checked upstream).
+  if (!/^[a-z0-9-]+$/.test(v.pipeline) || !/^[a-z0-9-]+$/.test(v.runId)) {
+    throw new Error(
+      `user-data: pipeline ${JSON.stringify(v.pipeline)} / run id ${JSON.stringify(v.runId)} not validated`,
+    );
+  }
+  const base = {
+    pipeline: v.pipeline,
+    runId: v.runId,
+    target: v.target,
+    version: v.version,
+    image: v.image,
+    bakedImage: v.bakedImage,
+    registry: v.registry.host,
+    registryUser: v.registry.user,
+    registryAuth: v.registry.auth,
+    registryPasswordFile: v.registry.passwordFile,
+    secretSource: v.secret.source,
+    secretParameter: v.secret.parameter,
+    region: v.region,
+    workers: String(v.workers),
+    restartPolicy: v.restartPolicy,
+    engineWaitSeconds: String(v.engineWaitSeconds),
+    workerEnv: Object.entries(v.workerEnv).map(([k, val]) => `${k}=${val}`),
+    common: renderTemplate("user-data/common.sh.hbs", {}),
+  };
+  if (v.role === "task-runner") {
+    if (v.orchestratorUrl === undefined) throw new Error("task-runner user-data needs the orchestrator URL");
+    return renderTemplate("user-data/task-runner.sh.hbs", { ...base, orchestratorUrl: v.orchestratorUrl });
+  }
+  if (v.port === undefined) throw new Error("orchestrator user-data needs its port");
+  return renderTemplate("user-data/orchestrator.sh.hbs", { ...base, port: String(v.port) });
+}
+
+export function encodeUserData(text: string, compression: Compression): Buffer {
+  const raw = Buffer.from(text, "utf8");
+  return compression === "gzip" ? gzipSync(raw, { level: 9 }) : raw;
+}
+
+export function renderUserData(v: UserDataValues, compression: Compression): UserData {
+  const text = renderUserDataText(v);
+  return { role: v.role, text, bytes: encodeUserData(text, compression), compression };
+}
+
+/** Throw a usage error naming the size when `bytes` is over EC2's limit. */
+export function checkUserDataSize(
+  role: Role,
+  size: number,
+  opts: { compression: Compression; bound?: boolean },
+): void {
+  if (size <= USER_DATA_LIMIT) return;
+  const what = opts.compression === "gzip" ? "gzip-compressed user-data" : "user-data";
+  throw new UsageError(
+    `The ${role}'s ${what} ${opts.bound ? "can reach" : "is"} ${size} bytes, over EC2's limit of ${USER_DATA_LIMIT} ` +
+      `bytes (by ${size - USER_DATA_LIMIT}). Nothing was launched.`,
+    {
+      fix:
+        (opts.compression === "none" ? "Set launch.user_data_compression: gzip, or shorten " : "Shorten ") +
+        `launch.worker_env.${role} (the values that grow the script).` +
+        (opts.bound
+          ? " This check runs before any AWS call, with the longest values the catalog can hold (image reference, version)."
+          : ""),
+    },
+  );
+}
+
+// The longest values the catalog can hand the template: a 255-character repository name with its digest, a
+// 100-character version label. Hex, so that gzip compresses them no better than real digests.
+const LONG_HEX = (n: number) => "0123456789abcdef".repeat(Math.ceil(n / 16)).slice(0, n);
+const WORST_IMAGE = `${LONG_HEX(250)}.io/x@sha256:${LONG_HEX(64)}`;
+
+/**
+ * The user-data as large as it can get once the catalog's values are known: checked before any API call, so
+ * that a config that cannot fit fails with no request made. The real script, rendered after resolving, is never
+ * larger (and is checked again).
+ */
+export function worstCaseSize(v: UserDataValues, compression: Compression): number {
+  const worst: UserDataValues = {
+    ...v,
+    version: `v${LONG_HEX(99)}`,
+    image: WORST_IMAGE,
+    bakedImage: WORST_IMAGE,
+    registry: { ...v.registry, host: WORST_IMAGE.split("/")[0]! },
+    ...(v.role === "task-runner" ? { orchestratorUrl: `http://255.255.255.255:${v.port ?? 65535}` } : {}),
+  };
+  const size = encodeUserData(renderUserDataText(worst), compression).length;
+  return Math.max(size, encodeUserData(renderUserDataText(v), compression).length);
+}

@@ -1,0 +1,197 @@
+/**
+ * The aws side of the launch tests: the wire-level AWS stand-in with AMIs (x86_64 and arm64) and images
+ * published in its SSM catalog by the real Catalog, the API key planted as a SecureString, and a launch wired
+ * to it through the project's client factory.
+ */
+import { PutParameterCommand } from "@aws-sdk/client-ssm";
+import { makeAwsClients, type AwsClients } from "../../src/aws/clients.js";
+import { Catalog } from "../../src/catalog/catalog.js";
+import { SsmStore } from "../../src/catalog/ssm-store.js";
+import { parseConfig, type Config } from "../../src/config/load.js";
+import { recordingSink, type ImgtoolEvent } from "../../src/events.js";
+import { awsBackend } from "../../src/launch/aws.js";
+import { Ec2Instances } from "../../src/launch/ec2-instances.js";
+import type { HealthProbe } from "../../src/launch/health.js";
+import { launch } from "../../src/launch/launch.js";
+import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
+import { startAwsStandin, type AwsStandin, type RecordedRequest } from "../support/aws-standin/index.js";
+
+export const REGION = "us-east-1";
+/** The orchestrator's API key, planted in SSM: it must never leave SSM except to an instance at boot. */
+export const SECRET = "planted-api-key-9c41e07b-never-in-a-request";
+export const SECRET_NAME = "/imgtool/bench/secrets/orchestrator-api-key";
+export const REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+export const IMAGES = {
+  "task-runner": `${REGISTRY}/bench/task-runner@sha256:${"a".repeat(64)}`,
+  orchestrator: `${REGISTRY}/bench/orchestrator@sha256:${"b".repeat(64)}`,
+};
+
+export interface AwsFixture {
+  standin: AwsStandin;
+  clients: AwsClients;
+  catalog: Catalog;
+  amis: { "task-runner": { x86_64: string; arm64: string }; orchestrator: { x86_64: string } };
+  close(): Promise<void>;
+}
+
+export async function awsFixture(clientOpts: { maxAttempts?: number; requestTimeoutMs?: number } = {}) {
+  const standin = await startAwsStandin();
+  const clients = makeAwsClients({
+    region: REGION,
+    endpoint: standin.endpoint,
+    credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
+    retryBaseDelayMs: 5,
+    maxAttempts: clientOpts.maxAttempts ?? 3,
+    ...(clientOpts.requestTimeoutMs ? { requestTimeoutMs: clientOpts.requestTimeoutMs } : {}),
+  });
+  const catalog = new Catalog({
+    store: new SsmStore(clients.ssm),
+    prefix: "/imgtool/bench",
+    readBack: { attempts: 2, delayMs: 10 },
+  });
+  const ami = (name: string, architecture: string) =>
+    standin.addImage(REGION, { name, architecture, imdsSupport: "v2.0" }).imageId;
+  const amis = {
+    "task-runner": {
+      x86_64: ami("imgtool-bench-task-runner-x86_64-v1", "x86_64"),
+      arm64: ami("imgtool-bench-task-runner-arm64-v1", "arm64"),
+    },
+    orchestrator: { x86_64: ami("imgtool-bench-orchestrator-x86_64-v1", "x86_64") },
+  };
+  const meta = (version: string, image: string) => ({
+    version,
+    inputsHash: "0123456789abcdef",
+    builtAt: "2026-11-29T00:00:00Z",
+    image,
+    preloadVolume: null,
+  });
+  for (const [arch, id] of Object.entries(amis["task-runner"])) {
+    await catalog.publish(
+      { role: "task-runner", kind: "ami", arch },
+      id,
+      meta("v20261129-000000-aaaa0001", IMAGES["task-runner"]),
+      {
+        dataType: "aws:ec2:image",
+      },
+    );
+  }
+  await catalog.publish(
+    { role: "orchestrator", kind: "ami", arch: "x86_64" },
+    amis.orchestrator.x86_64,
+    meta("v20261129-000000-bbbb0001", IMAGES.orchestrator),
+    { dataType: "aws:ec2:image" },
+  );
+  for (const role of ["task-runner", "orchestrator"] as const) {
+    await catalog.publish(
+      { role, kind: "image" },
+      IMAGES[role],
+      meta(`v20261129-000000-img-${role}`, IMAGES[role]),
+    );
+  }
+  await clients.ssm.send(
+    new PutParameterCommand({ Name: SECRET_NAME, Value: SECRET, Type: "SecureString", Overwrite: true }),
+  );
+  standin.requests.length = 0;
+  return {
+    standin,
+    clients,
+    catalog,
+    amis,
+    close: async () => {
+      clients.ec2.destroy();
+      clients.ssm.destroy();
+      await standin.close();
+    },
+  } satisfies AwsFixture;
+}
+
+export function awsConfig(extra = ""): Config {
+  const r = parseConfig(
+    `aws:\n  instance_profile: imgtool-instances\n  subnet_id: subnet-0123abcd\n  security_group_ids: [sg-0123abcd]\n${extra}`,
+    { baseDir: "/tmp" },
+  );
+  if (!r.config) throw new Error(r.errors.join("\n"));
+  return r.config;
+}
+
+export function options(extra: Partial<LaunchOptions> = {}): LaunchOptions {
+  return {
+    target: "aws",
+    runId: "test-run-1",
+    taskRunners: 1,
+    instanceTypes: ["c7i.large"],
+    spot: false,
+    workersPerInstance: "auto",
+    reuseOrchestrator: false,
+    keepOnFailure: false,
+    wait: true,
+    dryRun: false,
+    label: "latest",
+    ...extra,
+  };
+}
+
+/** A health probe standing in for the orchestrator's /health: healthy from its `healthyFrom`-th check on. */
+export function standinProbe(healthyFrom = 1): HealthProbe & { urls: string[] } {
+  const urls: string[] = [];
+  const probe = (async (url: string) => {
+    urls.push(url);
+    return urls.length >= healthyFrom;
+  }) as HealthProbe & { urls: string[] };
+  probe.urls = urls;
+  return probe;
+}
+
+export async function launchOnStandin(
+  fx: AwsFixture,
+  opts: Partial<LaunchOptions> = {},
+  more: { config?: Config; probe?: HealthProbe; sleeps?: number[] } = {},
+): Promise<{ result: LaunchResult; events: ImgtoolEvent[] }> {
+  const sink = recordingSink();
+  const config = more.config ?? awsConfig();
+  try {
+    const result = await launch(options(opts), {
+      config,
+      backend: awsBackend({
+        config,
+        region: REGION,
+        ec2: async () => new Ec2Instances(fx.clients.ec2),
+        events: sink,
+      }),
+      catalog: async () => fx.catalog,
+      events: sink,
+      probe: more.probe ?? standinProbe(),
+      sleep: async (ms) => {
+        more.sleeps?.push(ms);
+      },
+    });
+    return { result, events: sink.events };
+  } catch (e) {
+    (e as { events?: ImgtoolEvent[] }).events = sink.events;
+    throw e;
+  }
+}
+
+/** The RunInstances requests, as flat Query forms. */
+export function runRequests(standin: AwsStandin): (RecordedRequest & { params: Record<string, string> })[] {
+  return standin.requests.filter((r) => r.operation === "RunInstances") as (RecordedRequest & {
+    params: Record<string, string>;
+  })[];
+}
+
+/** Tags of one resource type in a RunInstances form. */
+export function tagsOf(params: Record<string, string>, resourceType: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 1; params[`TagSpecification.${i}.ResourceType`]; i++) {
+    if (params[`TagSpecification.${i}.ResourceType`] !== resourceType) continue;
+    for (let j = 1; params[`TagSpecification.${i}.Tag.${j}.Key`]; j++) {
+      out[params[`TagSpecification.${i}.Tag.${j}.Key`]!] =
+        params[`TagSpecification.${i}.Tag.${j}.Value`] ?? "";
+    }
+  }
+  return out;
+}
+
+export function userDataOf(params: Record<string, string>): string {
+  return Buffer.from(params["UserData"] ?? "", "base64").toString("utf8");
+}

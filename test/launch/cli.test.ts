@@ -1,0 +1,130 @@
+// `imgtool launch` and `imgtool terminate` as a user runs them (the compiled CLI), on the aws target against the
+// wire-level AWS stand-in (reached through AWS_ENDPOINT_URL): flags, the dry-run plan, --json, --emit tfvars,
+// exit codes.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { runCli } from "../support/cli.js";
+import { IMAGES, REGION, SECRET, awsFixture, runRequests, type AwsFixture } from "./aws-support.js";
+
+let fx: AwsFixture;
+let dir: string;
+let config: string;
+
+before(async () => {
+  fx = await awsFixture();
+  dir = mkdtempSync(path.join(tmpdir(), "imgtool-launch-cli-"));
+  config = path.join(dir, "imgtool.config.yaml");
+  writeFileSync(
+    config,
+    `local:\n  state_dir: ${path.join(dir, "state")}\naws:\n  regions: [${REGION}]\n  instance_profile: imgtool-instances\n`,
+  );
+});
+after(async () => {
+  await fx.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const aws = (args: string[]) =>
+  runCli([...args, "--target", "aws", "--config", config], {
+    env: {
+      AWS_ENDPOINT_URL: fx.standin.endpoint,
+      AWS_ACCESS_KEY_ID: "AKIDTEST",
+      AWS_SECRET_ACCESS_KEY: "secret",
+      AWS_REGION: REGION,
+      AWS_PROFILE: "",
+    },
+  });
+
+describe("cli: launch and terminate on aws (AWS stand-in)", () => {
+  test("--dry-run prints the plan (types, AMIs per architecture, images, workers, market) and the user-data; no EC2 call", async () => {
+    fx.standin.requests.length = 0;
+    const r = await aws([
+      "launch",
+      "--dry-run",
+      "--instance-types",
+      "c7i.large,c7g.large",
+      "--task-runners",
+      "2",
+      "--spot",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^Plan for run \S+ on aws .*nothing was changed\.$/m);
+    assert.match(
+      r.stdout,
+      new RegExp(`task-runner\\s+2\\s+c7g\\.large\\s+arm64\\s+spot\\s+${fx.amis["task-runner"].arm64}`),
+    );
+    assert.match(
+      r.stdout,
+      new RegExp(`orchestrator\\s+1\\s+t3\\.medium\\s+x86_64\\s+on-demand\\s+${fx.amis.orchestrator.x86_64}`),
+    );
+    assert.match(r.stdout, /auto: one per physical core, read at boot/);
+    assert.match(r.stdout, /----- user-data of task-runner \(c7g\.large\): \d+ bytes -----\n#!\/bin\/bash/);
+    assert.equal(fx.standin.requests.filter((q) => q.service === "ec2").length, 0);
+    assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET));
+  });
+
+  test("launch --json --no-wait, then terminate --run-id: the run's instances end", async () => {
+    const r = await aws([
+      "launch",
+      "--json",
+      "--no-wait",
+      "--run-id",
+      "cli-1",
+      "--task-runners",
+      "2",
+      "--workers-per-instance",
+      "2",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as {
+      runId: string;
+      instances: { role: string; id: string; workers: { name: string; cpus: null }[] }[];
+    };
+    assert.equal(doc.runId, "cli-1");
+    assert.equal(doc.instances.length, 3);
+    const runner = doc.instances.find((i) => i.role === "task-runner")!;
+    assert.deepEqual(runner.workers, [
+      { name: "task-runner-1", cpus: null },
+      { name: "task-runner-2", cpus: null },
+    ]);
+    assert.equal(
+      runRequests(fx.standin).filter((q) => q.params["ClientToken"]?.startsWith("cli-1-")).length,
+      2,
+    );
+
+    const t = await aws(["terminate", "--run-id", "cli-1", "--json"]);
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal((JSON.parse(t.stdout) as { instances: unknown[] }).instances.length, 3);
+    const states = [...fx.standin.state.region(REGION).ec2.instances.values()]
+      .filter((i) => i.tags["imgtool:run-id"] === "cli-1")
+      .map((i) => i.state);
+    assert.deepEqual(states, ["shutting-down", "shutting-down", "shutting-down"]);
+  });
+
+  test("--emit tfvars --out writes the resolved ids", async () => {
+    const out = path.join(dir, "imgtool.auto.tfvars");
+    const r = await aws(["launch", "--emit", "tfvars", "--out", out]);
+    assert.equal(r.code, 0, r.stderr);
+    const text = readFileSync(out, "utf8");
+    assert.match(text, new RegExp(`"task-runner" = "${IMAGES["task-runner"]}"`));
+    assert.match(text, new RegExp(`"x86_64" = "${fx.amis.orchestrator.x86_64}"`));
+  });
+
+  test("bad flags are usage errors (exit 2) that name the flag", async () => {
+    const w = await aws(["launch", "--workers-per-instance", "0"]);
+    assert.equal(w.code, 2);
+    assert.match(w.stderr, /--workers-per-instance "0": use auto or a whole number from 1 to 192/);
+    const id = await aws(["launch", "--run-id", "Bad_Run"]);
+    assert.equal(id.code, 2);
+    assert.match(id.stderr, /--run-id "Bad_Run" is not a run id/);
+    const t = await aws(["launch", "--instance-types", "c7i.large,huge"]);
+    assert.equal(t.code, 2);
+    assert.match(t.stderr, /--instance-types: "huge" is not an EC2 instance type/);
+    const term = await aws(["terminate"]);
+    assert.equal(term.code, 2);
+    assert.match(term.stderr, /Missing required argument: run-id/);
+  });
+});

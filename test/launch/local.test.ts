@@ -1,0 +1,268 @@
+// `imgtool launch` end to end on the local target, through the compiled CLI: each instance is a container of
+// the role's twin with its own Docker engine, booting the exact rendered user-data. The twin, the two example
+// images and their pre-load volumes are test fixtures (test/launch/fixtures/) until the bake flow is wired in.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import path from "node:path";
+import { demux, execIn } from "../../src/launch/local.js";
+import { runCli } from "../support/cli.js";
+import { makeLocalFixture, type LocalFixture } from "./fixtures/local.js";
+
+interface LaunchJson {
+  runId: string;
+  orchestrator: { id: string; url: string; reused: boolean; healthy: boolean; checks: number };
+  instances: {
+    role: string;
+    id: string;
+    workers: { name: string; cpus: string }[];
+    bootToReadySeconds: number;
+    startToReadySeconds: number;
+    pulled: boolean;
+    reused: boolean;
+  }[];
+  plan?: {
+    orchestrator: { group: { instanceCpus: string[] } };
+    taskRunners: { instanceCpus: string[]; workerCpus: string[][]; userData: { text: string } }[];
+  };
+}
+
+let fx: LocalFixture;
+const RUN_A = `e2e-a-${process.pid}`;
+const RUN_B = `e2e-b-${process.pid}`;
+
+async function imgtool(args: string[]) {
+  const r = await runCli([...args, "--config", fx.configFile], { timeoutMs: 240_000 });
+  return r;
+}
+
+/** Run a shell script inside a local instance (a container of the outer engine). */
+async function inInstance(id: string, script: string): Promise<string> {
+  const r = await execIn(fx.docker.getContainer(id), script, 30_000);
+  assert.equal(r.exitCode, 0, r.output);
+  return r.output.trim();
+}
+
+function registryLogSince(offset: number): string {
+  return readFileSync(fx.registryLog).subarray(offset).toString("utf8");
+}
+
+async function http(
+  method: string,
+  url: string,
+  body?: unknown,
+): Promise<{ status: number; doc: Record<string, unknown> }> {
+  const res = await fetch(url, {
+    method,
+    ...(body ? { body: JSON.stringify(body), headers: { "content-type": "application/json" } } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, doc: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
+}
+
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((n) => {
+    const p = path.join(dir, n);
+    return statSync(p).isDirectory() ? filesUnder(p) : [p];
+  });
+}
+
+describe("launch on the local target (containers with their own engine, through the CLI)", () => {
+  before(async () => {
+    fx = await makeLocalFixture();
+  });
+  after(async () => {
+    await imgtool(["terminate", "--run-id", RUN_A]).catch(() => undefined);
+    await imgtool(["terminate", "--run-id", RUN_B]).catch(() => undefined);
+    await fx?.cleanup();
+  });
+
+  test("--dry-run: the plan with this machine's CPUs and the rendered user-data; nothing is created", async () => {
+    const r = await imgtool([
+      "launch",
+      "--dry-run",
+      "--json",
+      "--run-id",
+      RUN_A,
+      "--workers-per-instance",
+      "2",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as LaunchJson;
+    const runner = doc.plan!.taskRunners[0]!;
+    assert.deepEqual(runner.workerCpus, [["0", "1"]]);
+    assert.match(runner.userData.text, /^ORCHESTRATOR_URL=http:\/\/127\.0\.0\.1:\d+$/m);
+    assert.equal(doc.instances.length, 0);
+    const made = await fx.docker.listContainers({
+      all: true,
+      filters: { label: [`imgtool.pipeline=${fx.pipeline}`] },
+    });
+    assert.equal(made.length, 0);
+    const human = await imgtool(["launch", "--dry-run", "--run-id", RUN_A]);
+    assert.match(human.stdout, /nothing was changed/);
+    assert.match(human.stdout, /----- user-data of task-runner/);
+  });
+
+  test("one orchestrator and one task runner with two workers: pinned to different CPUs (seen from inside), an example task completes, no pull, the secret in no file, log or request", async () => {
+    const logOffset = statSync(fx.registryLog).size;
+    const r = await imgtool([
+      "launch",
+      "--json",
+      "--run-id",
+      RUN_A,
+      "--task-runners",
+      "1",
+      "--workers-per-instance",
+      "2",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as LaunchJson;
+    assert.equal(doc.runId, RUN_A);
+    assert.equal(doc.orchestrator.healthy, true);
+    const runner = doc.instances.find((i) => i.role === "task-runner")!;
+    const orch = doc.instances.find((i) => i.role === "orchestrator")!;
+    assert.ok(runner && orch);
+    assert.equal(runner.workers.length, 2);
+    assert.ok(
+      runner.bootToReadySeconds > 0 && runner.bootToReadySeconds < 5,
+      `${runner.bootToReadySeconds} s`,
+    );
+    assert.ok(runner.startToReadySeconds >= runner.bootToReadySeconds);
+
+    // Pinned to different CPUs, as the workers themselves see it.
+    const seen = [];
+    for (const w of runner.workers) {
+      const cpus = await inInstance(
+        runner.id,
+        `docker exec ${w.name} awk '/^Cpus_allowed_list/ { print $2 }' /proc/self/status`,
+      );
+      assert.equal(cpus, w.cpus, `${w.name} runs on ${cpus}`);
+      seen.push(cpus);
+    }
+    assert.equal(new Set(seen).size, 2, `workers share a CPU: ${seen.join(", ")}`);
+
+    // One example task, queued at the orchestrator, claimed and run by a worker, reported back.
+    const created = await http("POST", `${doc.orchestrator.url}/tasks`, { benchmark: "fib" });
+    assert.equal(created.status, 201);
+    let task: Record<string, unknown> = created.doc;
+    const deadline = Date.now() + 60_000;
+    while (!["done", "failed"].includes(String(task.status)) && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 250));
+      task = (await http("GET", `${doc.orchestrator.url}/tasks/${String(created.doc.id)}`)).doc;
+    }
+    assert.equal(task.status, "done", JSON.stringify(task));
+    const result = task.result as {
+      status: string;
+      runner: string;
+      results: { cpus: string; times: number[] };
+    };
+    assert.equal(result.status, "ok");
+    assert.match(result.runner, /-task-runner-[12]$/);
+    assert.ok(seen.includes(result.results.cpus), `the benchmark ran on CPU ${result.results.cpus}`);
+    assert.equal(result.results.times.length, 5);
+
+    // No network pull: the registry saw no request for these images, and the instances say so.
+    const log = registryLogSince(logOffset);
+    assert.doesNotMatch(
+      log,
+      new RegExp(`imgtool-launch-test-${fx.id}/`),
+      "the registry was asked for the image",
+    );
+    assert.equal(runner.pulled, false);
+    assert.equal(orch.pulled, false);
+
+    // The secret: reached the workers' environment, and nothing else.
+    const secret = readFileSync(
+      path.join(fx.stateDir, "secrets", `${fx.pipeline}-orchestrator-api-key`),
+      "utf8",
+    );
+    assert.ok(secret.length >= 32);
+    assert.equal(
+      await inInstance(runner.id, "docker exec task-runner-1 printenv ORCHESTRATOR_API_KEY"),
+      secret,
+    );
+    assert.ok(!r.stdout.includes(secret) && !r.stderr.includes(secret), "CLI output");
+    const runFiles = filesUnder(path.join(fx.stateDir, "launch", RUN_A));
+    assert.ok(runFiles.some((f) => f.endsWith("user-data")));
+    for (const f of runFiles) assert.ok(!readFileSync(f, "utf8").includes(secret), f);
+    for (const inst of doc.instances) {
+      const c = fx.docker.getContainer(inst.id);
+      assert.ok(!JSON.stringify(await c.inspect()).includes(secret), `docker inspect ${inst.id}`);
+      const logs = demux((await c.logs({ stdout: true, stderr: true })) as unknown as Buffer);
+      assert.match(logs, /imgtool-user-data\[\S+\]: ready: /);
+      assert.ok(!logs.includes(secret), `docker logs ${inst.id}`);
+    }
+    assert.ok(!log.includes(secret), "registry requests");
+  });
+
+  test("a newer image than the baked one: the instance logs in and pulls it by digest; --reuse-orchestrator keeps the running one (checked once)", async () => {
+    const ref = await fx.publishNewImage("task-runner");
+    const digest = ref.split("@")[1]!;
+    const logOffset = statSync(fx.registryLog).size;
+    const r = await imgtool([
+      "launch",
+      "--json",
+      "--run-id",
+      RUN_B,
+      "--reuse-orchestrator",
+      "--workers-per-instance",
+      "1",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as LaunchJson;
+    assert.equal(doc.orchestrator.reused, true);
+    assert.equal(doc.orchestrator.id, `imgtool-${fx.pipeline}-${RUN_A}-orchestrator-1`);
+    assert.equal(doc.orchestrator.checks, 1, "already healthy: one check");
+    const runner = doc.instances.find((i) => i.role === "task-runner" && !i.reused)!;
+    assert.equal(runner.pulled, true);
+    const log = registryLogSince(logOffset);
+    assert.match(
+      log,
+      new RegExp(
+        `GET /v2/imgtool-launch-test-${fx.id}/task-runner/manifests/${digest} HTTP/1\\.1" 200 .*docker/`,
+      ),
+      "pulled by digest",
+    );
+    assert.equal(
+      await inInstance(runner.id, `docker inspect --format '{{.Config.Image}}' task-runner-1`),
+      ref,
+    );
+    assert.equal(doc.instances.filter((i) => !i.reused && i.role === "orchestrator").length, 0);
+  });
+
+  test("terminate --run-id removes that run's instances, their volumes, run folders and cgroups, and no other run's", async () => {
+    const r = await imgtool(["terminate", "--run-id", RUN_B, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as { instances: unknown[] }).instances.length, 1);
+    const left = async (run: string) =>
+      fx.docker.listContainers({ all: true, filters: { label: [`imgtool.run-id=${run}`] } });
+    assert.equal((await left(RUN_B)).length, 0);
+    assert.equal((await left(RUN_A)).length, 2, "run A is untouched");
+    const r2 = await imgtool(["terminate", "--run-id", RUN_A]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stdout, /terminated/);
+    assert.equal((await left(RUN_A)).length, 0);
+    const vols = ((await fx.docker.listVolumes()).Volumes ?? []).map((v) => v.Name);
+    assert.deepEqual(
+      vols.filter((v) => v.startsWith(`imgtool-${fx.pipeline}-e2e`)),
+      [],
+      "the instances' own store volumes are gone",
+    );
+    assert.ok(vols.includes(fx.preloadVolumes["task-runner"]), "the baked pre-load volume stays");
+    assert.ok(
+      !existsSync(path.join(fx.stateDir, "launch", RUN_A, `imgtool-${fx.pipeline}-${RUN_A}-task-runner-1`)),
+    );
+    const cgroups = readdirSync("/sys/fs/cgroup/cpuset").filter((n) =>
+      n.startsWith(`imgtool-${fx.pipeline}-`),
+    );
+    assert.deepEqual(cgroups, []);
+  });
+
+  test("the host's docker0 bridge survived every instance engine (they run without NET_ADMIN)", () => {
+    assert.ok(
+      existsSync("/sys/class/net/docker0"),
+      "an engine with --bridge=none deleted the host's docker0",
+    );
+  });
+});

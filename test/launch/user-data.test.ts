@@ -1,0 +1,380 @@
+// The user-data as rendered for both roles and targets: shellcheck over it, and the script itself run by bash
+// against stand-ins for `docker` and `aws` (small shell programs that record their argv, stdin and environment)
+// and a fake sysfs, so hostile values, the secret's path, the pull decision and CPU pinning are checked on the
+// real script, byte for byte.
+import { after, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseConfig } from "../../src/config/load.js";
+import { UsageError } from "../../src/errors.js";
+import { orderCpus, parseCpuList, workerCpus } from "../../src/launch/cpus.js";
+import { userDataValues } from "../../src/launch/plan.js";
+import type { BootContext, LaunchOptions } from "../../src/launch/types.js";
+import {
+  USER_DATA_LIMIT,
+  checkUserDataSize,
+  renderUserData,
+  renderUserDataText,
+  type UserDataValues,
+} from "../../src/launch/user-data.js";
+
+const SECRET = "planted-secret-e3b0c442-not-in-any-file";
+const REGISTRY_PASSWORD = "registry-password-5f2c-not-in-any-file";
+const HOSTILE = `it's "q" $(touch CANARY) \`touch CANARY\` \${HOME} \\ ; touch CANARY
+second line\ttab %s {{x}} '$'`;
+
+function config(extra = "") {
+  const r = parseConfig(extra, { baseDir: "/tmp" });
+  if (!r.config) throw new Error(r.errors.join("\n"));
+  return r.config;
+}
+
+const opts = (o: Partial<LaunchOptions> = {}): LaunchOptions => ({
+  target: "aws",
+  runId: "ud-1",
+  taskRunners: 1,
+  instanceTypes: ["c7i.large"],
+  spot: false,
+  workersPerInstance: "auto",
+  reuseOrchestrator: false,
+  keepOnFailure: false,
+  wait: true,
+  dryRun: false,
+  label: "latest",
+  ...o,
+});
+
+const awsCtx: BootContext = {
+  region: "us-east-1",
+  registry: { user: "AWS", auth: "ecr", passwordFile: "" },
+  secret: { source: "ssm", parameter: "/imgtool/bench/secrets/orchestrator-api-key" },
+  orchestratorPort: 8080,
+};
+const localCtx: BootContext = {
+  region: "local",
+  registry: { user: "AWS", auth: "file", passwordFile: "/run/secrets/imgtool-registry-password" },
+  secret: { source: "file", parameter: "/run/secrets/imgtool-orchestrator-api-key" },
+  orchestratorPort: 8080,
+  orchestratorHost: "127.0.0.1",
+};
+const IMAGE = `127.0.0.1:5000/bench/task-runner@sha256:${"c".repeat(64)}`;
+
+function values(
+  role: "task-runner" | "orchestrator",
+  o: Partial<UserDataValues> = {},
+  extra = "",
+  ctx = awsCtx,
+) {
+  return {
+    ...userDataValues(config(extra), opts({ target: ctx === awsCtx ? "aws" : "local" }), ctx, role, {
+      version: "v20261129-000000-abcd",
+      image: IMAGE,
+      bakedImage: IMAGE,
+      workers: role === "task-runner" ? "auto" : 1,
+      ...(role === "task-runner" ? { orchestratorUrl: "http://10.0.0.5:8080" } : {}),
+    }),
+    ...o,
+  };
+}
+
+const tempDirs: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(path.join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+};
+after(() => {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+function shellcheck(text: string): string {
+  const dir = tempDir("imgtool-ud-sc-");
+  const file = path.join(dir, "user-data.sh");
+  writeFileSync(file, text);
+  const r = spawnSync("shellcheck", ["--shell=bash", file], { encoding: "utf8" });
+  return r.status === 0 ? "" : r.stdout + r.stderr;
+}
+
+/** A sandbox with stand-ins for docker and aws, a fake sysfs and /proc/self/status, and a marker folder. */
+function sandbox(opts: {
+  cpus: string;
+  siblings: Record<number, string>;
+  baked: boolean;
+  engineAnswers?: boolean;
+}) {
+  const dir = tempDir("imgtool-ud-run-");
+  const bin = path.join(dir, "bin");
+  const sys = path.join(dir, "sys");
+  mkdirSync(bin);
+  mkdirSync(path.join(sys, "devices/system/cpu"), { recursive: true });
+  writeFileSync(path.join(sys, "devices/system/cpu/online"), `${opts.cpus}\n`);
+  for (const [cpu, sib] of Object.entries(opts.siblings)) {
+    mkdirSync(path.join(sys, `devices/system/cpu/cpu${cpu}/topology`), { recursive: true });
+    writeFileSync(path.join(sys, `devices/system/cpu/cpu${cpu}/topology/thread_siblings_list`), `${sib}\n`);
+  }
+  writeFileSync(path.join(dir, "status"), `Name:\tbash\nCpus_allowed_list:\t${opts.cpus}\n`);
+  writeFileSync(path.join(dir, "secret"), SECRET);
+  writeFileSync(path.join(dir, "registry-password"), REGISTRY_PASSWORD);
+  // Stand-in for the docker CLI: records each call's argv (NUL-separated), stdin for login, and whether the
+  // API key reached its environment.
+  writeFileSync(
+    path.join(bin, "docker"),
+    `#!/bin/bash
+log=${JSON.stringify(dir)}/calls
+n=$(date +%s%N)-$$
+mkdir -p "$log"
+printf '%s\\0' "$@" >"$log/$n-$1"
+case $1 in
+  version) ${opts.engineAnswers === false ? "exit 1" : "exit 0"} ;;
+  image) ${opts.baked ? "exit 0" : "exit 1"} ;;
+  login) cat >"$log/login-stdin"; printf '%s' "\${DOCKER_CONFIG:-}" >"$log/login-docker-config" ;;
+  pull) [ -n "\${DOCKER_CONFIG:-}" ] || exit 9 ;;
+  run) printf '%s' "\${ORCHESTRATOR_API_KEY:-}" >"$log/run-env-$n"; echo 0123abcd ;;
+  inspect) echo true ;;
+esac
+exit 0
+`,
+    { mode: 0o755 },
+  );
+  writeFileSync(
+    path.join(bin, "aws"),
+    `#!/bin/bash
+printf '%s\\0' "$@" >>${JSON.stringify(dir)}/aws-calls
+[ "\${AWS_EC2_METADATA_V1_DISABLED:-}" = true ] || exit 7
+case "$1 $2" in
+  "ssm get-parameter") cat ${JSON.stringify(path.join(dir, "secret"))} ;;
+  "ecr get-login-password") cat ${JSON.stringify(path.join(dir, "registry-password"))} ;;
+esac
+`,
+    { mode: 0o755 },
+  );
+  const run = (text: string) => {
+    const file = path.join(dir, "user-data");
+    writeFileSync(file, text, { mode: 0o700 });
+    const r = spawnSync("bash", [file], {
+      cwd: dir,
+      encoding: "utf8",
+      timeout: 20_000,
+      env: {
+        PATH: `${bin}:${process.env.PATH}`,
+        HOME: dir,
+        IMGTOOL_SYSFS: sys,
+        IMGTOOL_PROC_STATUS: path.join(dir, "status"),
+        IMGTOOL_MARKER_DIR: path.join(dir, "marker"),
+      },
+    });
+    return r;
+  };
+  const calls = () =>
+    existsSync(path.join(dir, "calls"))
+      ? readdirSync(path.join(dir, "calls"))
+          .filter((f) => /^\d+-\d+-/.test(f))
+          .sort()
+          .map((f) =>
+            readFileSync(path.join(dir, "calls", f), "utf8")
+              .split("\0")
+              .slice(0, -1),
+          )
+      : [];
+  const marker = (name: string) => {
+    const f = path.join(dir, "marker", name);
+    return existsSync(f) ? (JSON.parse(readFileSync(f, "utf8")) as Record<string, unknown>) : undefined;
+  };
+  return { dir, run, calls, marker };
+}
+
+/** `--env VALUE` pairs of a docker run argv. */
+function envOf(argv: string[]): string[] {
+  return argv.flatMap((a, i) => (argv[i - 1] === "--env" ? [a] : []));
+}
+
+describe("user-data: rendering", () => {
+  for (const role of ["task-runner", "orchestrator"] as const) {
+    for (const [target, ctx] of [
+      ["aws", awsCtx],
+      ["local", localCtx],
+    ] as const) {
+      test(`${role} on ${target}: shellcheck-clean, also with hostile values`, () => {
+        assert.equal(shellcheck(renderUserDataText(values(role, {}, "", ctx))), "");
+        const hostile = values(
+          role,
+          { version: HOSTILE, image: `${IMAGE}${HOSTILE}`, bakedImage: HOSTILE },
+          `launch:\n  worker_env:\n    ${role}:\n      EVIL: ${JSON.stringify(HOSTILE)}\n`,
+          ctx,
+        );
+        assert.equal(shellcheck(renderUserDataText(hostile)), "");
+      });
+    }
+  }
+
+  test("installs, clones and builds nothing; no secret, only where to read it at boot", () => {
+    for (const role of ["task-runner", "orchestrator"] as const) {
+      const text = renderUserDataText(values(role));
+      assert.doesNotMatch(text, /\b(dnf|yum|apt-get|apt) (update|install|upgrade)\b/);
+      assert.doesNotMatch(text, /\bgit clone\b|\bdocker build\b/);
+      assert.ok(!text.includes(SECRET));
+      assert.match(text, /^SECRET_PARAMETER=\/imgtool\/bench\/secrets\/orchestrator-api-key$/m);
+    }
+  });
+
+  test("16 KB edge: 16384 bytes pass, 16385 fail naming the size and the fix", () => {
+    assert.doesNotThrow(() => checkUserDataSize("task-runner", USER_DATA_LIMIT, { compression: "none" }));
+    assert.throws(
+      () => checkUserDataSize("task-runner", USER_DATA_LIMIT + 1, { compression: "none" }),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        /is 16385 bytes, over EC2's limit of 16384 bytes \(by 1\)/.test(e.message) &&
+        /user_data_compression: gzip/.test(e.fix ?? ""),
+    );
+    const gz = renderUserData(values("task-runner"), "gzip");
+    assert.deepEqual([...gz.bytes.subarray(0, 2)], [0x1f, 0x8b]);
+    assert.ok(gz.bytes.length < gz.text.length / 2);
+  });
+});
+
+describe("user-data: the script run by bash against stand-ins for docker and aws", () => {
+  test("hostile values arrive byte-for-byte in docker's argv and execute nothing", () => {
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+    const text = renderUserDataText(
+      values(
+        "task-runner",
+        { version: HOSTILE },
+        `launch:\n  worker_env:\n    task-runner:\n      EVIL: ${JSON.stringify(HOSTILE)}\n`,
+      ),
+    );
+    const r = sb.run(text);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(!existsSync(path.join(sb.dir, "CANARY")), "a hostile value ran a command");
+    const runs = sb.calls().filter((c) => c[0] === "run");
+    assert.equal(runs.length, 2);
+    for (const argv of runs) {
+      assert.ok(envOf(argv).includes(`EVIL=${HOSTILE}`), "the value arrived as it was");
+      assert.equal(argv.at(-1), IMAGE);
+    }
+    assert.ok(r.stderr.includes(`image version ${HOSTILE})`), "the version is logged as it was");
+  });
+
+  test("the secret is read at boot (SSM, through the aws CLI with IMDSv1 off) into the workers' environment, never into argv, logs or markers", () => {
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+    const r = sb.run(renderUserDataText(values("task-runner")));
+    assert.equal(r.status, 0, r.stderr);
+    const aws = readFileSync(path.join(sb.dir, "aws-calls"), "utf8").split("\0");
+    assert.deepEqual(aws.slice(0, 2), ["ssm", "get-parameter"]);
+    assert.ok(aws.includes("--with-decryption"));
+    const envs = readdirSync(path.join(sb.dir, "calls")).filter((f) => f.startsWith("run-env-"));
+    assert.equal(envs.length, 2);
+    for (const f of envs) assert.equal(readFileSync(path.join(sb.dir, "calls", f), "utf8"), SECRET);
+    for (const argv of sb.calls()) assert.ok(!argv.join("\0").includes(SECRET), `${argv[0]} argv carries it`);
+    assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET));
+    assert.ok(!JSON.stringify(sb.marker("ready")).includes(SECRET));
+  });
+
+  test("baked digest = the one to run: no login, no pull; otherwise login (password on stdin, temporary config) and pull by digest", () => {
+    const baked = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
+    assert.equal(baked.run(renderUserDataText(values("orchestrator"))).status, 0);
+    assert.deepEqual(
+      baked.calls().map((c) => c[0]),
+      ["version", "image", "run", "inspect"],
+    );
+    assert.equal(baked.marker("ready")!.pulled, false);
+    assert.equal(baked.marker("ready")!.registryLogin, false);
+
+    const other = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: false });
+    const r = other.run(
+      renderUserDataText(values("orchestrator", { bakedImage: "older@sha256:" + "d".repeat(64) })),
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const calls = other.calls();
+    const login = calls.find((c) => c[0] === "login")!;
+    assert.deepEqual(login, ["login", "--username", "AWS", "--password-stdin", "127.0.0.1:5000"]);
+    assert.equal(readFileSync(path.join(other.dir, "calls", "login-stdin"), "utf8"), REGISTRY_PASSWORD);
+    assert.deepEqual(
+      calls.find((c) => c[0] === "pull"),
+      ["pull", "--quiet", IMAGE],
+    );
+    const cfg = readFileSync(path.join(other.dir, "calls", "login-docker-config"), "utf8");
+    assert.ok(cfg && !existsSync(cfg), "the login's config folder is removed after the pull");
+    assert.equal(other.marker("ready")!.pulled, true);
+  });
+
+  test("auto = one worker per physical core from the real topology (SMT siblings last), each pinned with --cpuset-cpus, restart policy and orchestrator URL", () => {
+    // 4 CPUs: 0 and 2 are siblings, 1 and 3 are siblings (as on a 2-core, 4-thread instance).
+    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+    const sb = sandbox({ cpus: "0-3", siblings, baked: true });
+    assert.equal(sb.run(renderUserDataText(values("task-runner"))).status, 0);
+    const runs = sb.calls().filter((c) => c[0] === "run");
+    const pin = (argv: string[]) => argv[argv.indexOf("--cpuset-cpus") + 1];
+    assert.deepEqual(runs.map(pin).sort(), ["0", "1"], "started at once, so in any order");
+    for (const argv of runs) {
+      assert.equal(argv[argv.indexOf("--restart") + 1], "unless-stopped");
+      assert.ok(envOf(argv).includes("ORCHESTRATOR_URL=http://10.0.0.5:8080"));
+    }
+    assert.deepEqual(sb.marker("ready")!.workers, [
+      { name: "task-runner-1", cpus: "0" },
+      { name: "task-runner-2", cpus: "1" },
+    ]);
+    // The TypeScript planner picks the same CPUs for the same topology.
+    const topo = {
+      allowed: parseCpuList("0-3"),
+      siblings: new Map(Object.entries(siblings).map(([k, v]) => [Number(k), parseCpuList(v)])),
+    };
+    assert.deepEqual(workerCpus(orderCpus(topo), "auto"), [0, 1]);
+    assert.deepEqual(workerCpus(orderCpus(topo), 3), [0, 1, 2]);
+
+    const three = sandbox({ cpus: "0-3", siblings, baked: true });
+    assert.equal(three.run(renderUserDataText(values("task-runner", { workers: 3 }))).status, 0);
+    assert.deepEqual(
+      three
+        .calls()
+        .filter((c) => c[0] === "run")
+        .map(pin)
+        .sort(),
+      ["0", "1", "2"],
+    );
+  });
+
+  test("more workers than CPUs: the boot fails with a marker that says why, and starts nothing", () => {
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+    const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+    assert.notEqual(r.status, 0);
+    assert.match(
+      String(sb.marker("failed")!.reason),
+      /3 workers asked for, but this instance has 2 CPU\(s\)/,
+    );
+    assert.equal(sb.calls().filter((c) => c[0] === "run").length, 0);
+  });
+
+  test("the wait for the engine is bounded (stand-in docker whose engine never answers)", () => {
+    const sb = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true, engineAnswers: false });
+    const text = renderUserDataText(values("orchestrator", { engineWaitSeconds: 1 }));
+    const t0 = Date.now();
+    const r = sb.run(text);
+    assert.notEqual(r.status, 0);
+    assert.ok(Date.now() - t0 < 5_000);
+    assert.match(String(sb.marker("failed")!.reason), /did not answer within 1s/);
+    assert.match(r.stderr, /imgtool-user-data\[orchestrator\]: error: the Docker engine/);
+  });
+
+  test("one log line with the seconds from the first line of user-data to all workers running", () => {
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+    const r = sb.run(renderUserDataText(values("task-runner")));
+    const lines = r.stderr.split("\n").filter((l) => /: ready: /.test(l));
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0]!,
+      /^imgtool-user-data\[task-runner\]: ready: 2 worker\(s\) running on CPU\(s\) 0 1 in \d+\.\d{3} s from the first line of user-data$/,
+    );
+    assert.equal(typeof sb.marker("ready")!.bootToReadySeconds, "number");
+  });
+});
