@@ -35,15 +35,6 @@ export class ConfigError extends UsageError {
   }
 }
 
-/** A command that a later issue builds: exit 2 and say so, never a fake success. */
-export class NotImplementedError extends UsageError {
-  constructor(command: string) {
-    super(`\`imgtool ${command}\` is not implemented yet.`, {
-      fix: "See the README's roadmap; nothing was changed.",
-    });
-  }
-}
-
 /** Work failed: exit 1. */
 export class FailureError extends ImgtoolError {
   constructor(message: string, opts: { fix?: string; cause?: unknown } = {}) {

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import yargs, { type Argv } from "yargs";
 import { hideBin } from "yargs/helpers";
-import { NotImplementedError, UsageError } from "../errors.js";
+import { UsageError } from "../errors.js";
 import { projectPath } from "../paths.js";
 import type { Context, GlobalArgs } from "./context.js";
 import { Output } from "./output.js";
@@ -35,12 +35,6 @@ function run<A>(load: () => Promise<Handler<A>>) {
       state.exitCode = out.error(e);
     }
   };
-}
-
-function notYet(command: string) {
-  return run(async () => async () => {
-    throw new NotImplementedError(command);
-  });
 }
 
 const roleOption = {
@@ -223,8 +217,23 @@ export function buildParser(argv: string[]): Argv {
     .command(
       "pipeline",
       "Push images, bake AMIs, smoke-launch the new versions and promote them to `stable`",
-      (y) => y.example("$0 pipeline", "The whole pipeline on the local target"),
-      notYet("pipeline"),
+      (y) =>
+        y
+          .option("role", roleOption)
+          .option("smoke", {
+            type: "boolean",
+            default: true,
+            describe: "Smoke-launch new versions before promoting them to stable (--no-smoke: no promotion)",
+          })
+          .option("force", {
+            type: "boolean",
+            default: false,
+            describe: "Bake even when the inputs are unchanged",
+          })
+          .option("out", { type: "string", describe: "Folder for summary.md and the version manifests" })
+          .example("$0 pipeline", "The whole pipeline on the local target")
+          .example("$0 pipeline --target aws --json --out nightly-out", "The nightly rebake"),
+      run(async () => (await import("./commands/pipeline.js")).pipelineCommand),
     )
     .command(
       "status",
