@@ -185,7 +185,12 @@ export function buildParser(argv: string[]): Argv {
             describe:
               "Wait for the orchestrator's health (and local readiness); --no-wait returns once started",
           })
-          .option("label", { type: "string", default: "latest", describe: "Catalog label to launch" })
+          .option("channel", {
+            alias: "label",
+            type: "string",
+            describe:
+              "Catalog label to launch: stable (the default; latest when nothing is stable yet), latest, or a version",
+          })
           .option("emit", {
             choices: ["tfvars"] as const,
             describe: "Write the resolved ids instead of launching",

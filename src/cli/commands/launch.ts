@@ -14,7 +14,7 @@ export interface LaunchArgs {
   "reuse-orchestrator": boolean;
   "keep-on-failure": boolean;
   wait: boolean;
-  label: string;
+  channel?: string;
   emit?: "tfvars";
   out?: string;
 }
@@ -29,6 +29,24 @@ export function parseWorkers(value: string | undefined): "auto" | number | undef
     );
   }
   return n;
+}
+
+/**
+ * `stable` (what a passing pipeline promoted), or `latest` with a warning while nothing is stable yet (right
+ * after a first push and bake by hand).
+ */
+async function defaultChannel(ctx: Context, region: string): Promise<string> {
+  const { ROLES } = await import("../../config/schema.js");
+  const catalog = await ctx.catalog(region === "local" ? undefined : region);
+  const { missing } = await catalog.resolve(
+    ROLES.map((role) => ({ role, kind: "image" as const })),
+    { label: "stable" },
+  );
+  if (missing.length === 0) return "stable";
+  ctx.out.warn(
+    `nothing is promoted to stable for ${missing.map((k) => k.role).join(", ")} yet (\`imgtool pipeline\` does that after a smoke launch): launching latest`,
+  );
+  return "latest";
 }
 
 /** The target's backend: EC2 (aws) or containers with their own engine (local). */
@@ -76,7 +94,7 @@ export async function launchCommand(ctx: Context, args: GlobalArgs & LaunchArgs)
     keepOnFailure: args["keep-on-failure"],
     wait: args.wait,
     dryRun: ctx.dryRun,
-    label: args.label,
+    label: args.channel ?? (await defaultChannel(ctx, region)),
   };
 
   if (args.emit === "tfvars") return emitTfvars(ctx, opts, region, args.out);
