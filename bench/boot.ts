@@ -9,6 +9,7 @@
  *
  *   npx tsx bench/boot.ts [--runs 5] [--legacy-runs 3] [--no-older] [--json]
  */
+import { report, row } from "./lib.js";
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync } from "node:fs";
 import { rm } from "node:fs/promises";
@@ -293,6 +294,31 @@ async function main() {
       .map(([op, n]) => `${op} ${n}`)
       .join(", ") +
     ` (GetParameters: ${names} names, ${Math.ceil(names / 10)} calls of at most 10)`;
+  report(
+    [
+      ...rows.map(([name, xs]) => {
+        const secs = xs.map((x) => x.startToReady);
+        return row(
+          "boot",
+          name,
+          secs,
+          name.startsWith("baked") ? "goal < 2 s" : `${(median(secs) / baked).toFixed(1)}x the baked boot`,
+        );
+      }),
+      {
+        bench: "launch",
+        case: "AWS requests, 3 types x 4 task runners (stand-in)",
+        runs: 1,
+        median: null,
+        min: null,
+        max: null,
+        note: Object.entries(awsCounts)
+          .map(([op, n]) => `${op} ${n}`)
+          .join(", "),
+      },
+    ],
+    { printed: true },
+  );
   if (args.json) {
     console.log(
       JSON.stringify(

@@ -8,10 +8,10 @@ export interface BenchRow {
   bench: string;
   case: string;
   runs: number;
-  /** Seconds. */
-  median: number;
-  min: number;
-  max: number;
+  /** Seconds; null for rows that count something instead of timing it. */
+  median: number | null;
+  min: number | null;
+  max: number | null;
   /** Something to compare with: a goal, a baseline, a count. */
   note: string;
 }
@@ -22,7 +22,12 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-export function row(bench: string, name: string, secs: number[], note: string): BenchRow {
+export function row(
+  bench: string,
+  name: string,
+  secs: number[],
+  note: string,
+): BenchRow & { median: number; min: number; max: number } {
   return {
     bench,
     case: name,
@@ -34,7 +39,8 @@ export function row(bench: string, name: string, secs: number[], note: string): 
   };
 }
 
-export function fmt(s: number): string {
+export function fmt(s: number | null): string {
+  if (s === null) return "-";
   return s < 0.1 ? `${(s * 1000).toFixed(1)} ms` : s < 10 ? `${s.toFixed(3)} s` : `${s.toFixed(1)} s`;
 }
 
@@ -53,9 +59,9 @@ export function printRows(rows: BenchRow[]): void {
     );
 }
 
-/** Report rows: to BENCH_OUT for bench/run, or as a table. */
-export function report(rows: BenchRow[]): void {
-  if (process.env.BENCH_OUT)
+/** Report rows: to BENCH_OUT for bench/run; otherwise as a table (unless the bench printed its own). */
+export function report(rows: BenchRow[], opts: { printed?: boolean } = {}): void {
+  if (process.env.BENCH_OUT) {
     for (const r of rows) appendFileSync(process.env.BENCH_OUT, `${JSON.stringify(r)}\n`);
-  else printRows(rows);
+  } else if (!opts.printed) printRows(rows);
 }

@@ -11,6 +11,7 @@
  * Run: npx tsx bench/push.ts        (BENCH_RUNS=N for the unchanged case, BENCH_COLD_RUNS=N for the others)
  */
 import { appendFileSync } from "node:fs";
+import { report, row } from "./lib.js";
 import path from "node:path";
 import type { Role } from "../src/config/schema.js";
 import type { DockerEngine } from "../src/docker/engine.js";
@@ -168,3 +169,16 @@ const goal = rows[0]!;
 const ok = median(goal.times) < 1000 && goal.builds.every((b) => b === 0) && goal.bytes.every((b) => b === 0);
 console.log(`\nunchanged push goal (< 1 s, 0 builds, 0 bytes): ${ok ? "met" : "NOT met"}`);
 process.exitCode = ok ? 0 : 1;
+
+// For bench/run: the same rows in the shared format.
+report(
+  rows.map((r) => ({
+    ...row(
+      "push",
+      r.name,
+      r.times.map((t) => t / 1000),
+      `builds ${median(r.builds)}, uploaded ${fmtB(median(r.bytes))}`,
+    ),
+  })),
+  { printed: true },
+);
