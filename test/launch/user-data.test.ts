@@ -319,6 +319,10 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
     for (const argv of runs) {
       assert.equal(argv[argv.indexOf("--restart") + 1], "unless-stopped");
       assert.ok(envOf(argv).includes("ORCHESTRATOR_URL=http://10.0.0.5:8080"));
+      // Every worker carries its image version, so a benchmark result ties to the exact image it ran on.
+      const version = values("task-runner").version;
+      assert.ok(envOf(argv).includes(`IMGTOOL_VERSION=${version}`), argv.join(" "));
+      assert.equal(argv[argv.indexOf(`imgtool.version=${version}`) - 1], "--label");
     }
     assert.deepEqual(sb.marker("ready")!.workers, [
       { name: "task-runner-1", cpus: "0" },
