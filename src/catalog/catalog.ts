@@ -369,6 +369,28 @@ export class Catalog {
     return target.version;
   }
 
+  /** Every artefact published under a version name, with its metadata and the labels on that version. */
+  async findVersion(
+    version: string,
+  ): Promise<
+    (HistoryEntry & { key: ArtifactKey; name: string; meta: (ArtifactMeta & { value: string }) | null })[]
+  > {
+    const names = (await this.store.list(this.prefix)).filter((n) => this.keyOf(n));
+    const out = [];
+    for (const name of names) {
+      const hit = (await this.store.history(name)).map(toEntry).find((h) => h.labels.includes(version));
+      if (!hit) continue;
+      const m = (await this.store.history(`${name}/meta`)).find((h) => h.labels.includes(version));
+      out.push({
+        ...hit,
+        key: this.keyOf(name)!,
+        name,
+        meta: m ? (JSON.parse(m.value) as ArtifactMeta & { value: string }) : null,
+      });
+    }
+    return out;
+  }
+
   /** Every artefact in the catalog: current and previous version, age, channel labels. */
   async status(): Promise<StatusRow[]> {
     const names = (await this.store.list(this.prefix)).filter((n) => this.keyOf(n));

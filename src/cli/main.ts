@@ -246,9 +246,29 @@ export function buildParser(argv: string[]): Argv {
       (y) =>
         y
           .option("role", roleOption)
+          // `status --version V` shows a version: here --version is not the program's version flag.
+          .version(false)
+          .option("version", {
+            type: "string",
+            describe: "Show what is in one version: its manifest, inputs hash, parent base and labels",
+          })
           .example("$0 status", "Local catalog")
+          .example("$0 status --version v20261129-171500-1a2b3c4d", "What is in a version")
           .example("$0 status --target aws --json", "The SSM catalog, as JSON"),
       run(async () => (await import("./commands/status.js")).status),
+    )
+    .command(
+      "diff <v1> <v2>",
+      "Show what changed between two versions (manifests, inputs, base)",
+      (y) =>
+        y
+          .positional("v1", { type: "string", demandOption: true, describe: "The older version" })
+          .positional("v2", { type: "string", demandOption: true, describe: "The newer version" })
+          .example(
+            "$0 diff v20261128-101500-1a2b3c4d v20261129-101500-5e6f7a8b",
+            "What the nightly rebake changed",
+          ),
+      run(async () => (await import("./commands/diff.js")).diffCommand),
     )
     .command(
       "rollback",

@@ -136,5 +136,35 @@ describe("imgtool pipeline on the local target (everything real)", () => {
     assert.equal(doc.promoted, false);
     assert.deepEqual(doc.stable, first.stable, "stable still points at the first run's versions");
     assert.match(readFileSync(path.join(dir, "out3", "summary.md"), "utf8"), /\| all \| smoke \| failed \|/);
+
+    // What is in a version, and what changed between the two bakes of the task runner.
+    const v1 = first.stages.find((x) => x.role === "task-runner" && x.stage === "bake")!.version!;
+    const v2 = doc.stages.find((x) => x.role === "task-runner" && x.stage === "bake")!.version!;
+    const cfg = config("main");
+    const shown = await runCli(["status", "--version", v1, "--json", "--config", cfg]);
+    assert.equal(shown.code, 0, shown.stderr);
+    const rec = (
+      JSON.parse(shown.stdout) as {
+        artifacts: { kind: string; labels: string[]; inputsHash: string; manifest: unknown }[];
+      }
+    ).artifacts[0]!;
+    assert.equal(rec.kind, "ami");
+    assert.ok(rec.labels.includes("stable"), "the first version is the stable one");
+    assert.match(
+      JSON.stringify(rec.manifest),
+      new RegExp(repo.commit),
+      "its manifest records the ruby-bench commit",
+    );
+    const diff = await runCli(["diff", v1, v2, "--json", "--config", cfg]);
+    assert.equal(diff.code, 0, diff.stderr);
+    const changes = (JSON.parse(diff.stdout) as { changes: { path: string; from: string; to: string }[] })
+      .changes;
+    assert.ok(
+      changes.some(
+        (c) => c.path.startsWith("task-runner/ami/x86_64.manifest") && c.from?.includes(repo.commit),
+      ),
+      JSON.stringify(changes).slice(0, 2000),
+    );
+    assert.ok(changes.some((c) => c.path === "task-runner/ami/x86_64.inputsHash"));
   });
 });

@@ -10,7 +10,11 @@ function age(seconds: number | undefined): string {
   return `${Math.round(seconds / 86400)}d`;
 }
 
-export async function status(ctx: Context, args: GlobalArgs & { role: string }): Promise<number> {
+export async function status(
+  ctx: Context,
+  args: GlobalArgs & { role: string; version?: string },
+): Promise<number> {
+  if (args.version) return (await import("./diff.js")).showVersion(ctx, args.version);
   const catalog = await ctx.catalog();
   const rows = (await catalog.status()).filter((r) => args.role === "all" || r.key.role === args.role);
   ctx.out.result(

@@ -1,0 +1,95 @@
+/** `imgtool status --version V` (what is in a version) and `imgtool diff V1 V2` (what changed between two). */
+import type { Catalog } from "../../catalog/catalog.js";
+import { UsageError } from "../../errors.js";
+import type { Context, GlobalArgs } from "../context.js";
+import { table } from "../output.js";
+
+async function versionRecord(catalog: Catalog, version: string) {
+  const found = await catalog.findVersion(version);
+  if (found.length === 0) {
+    throw new UsageError(`No artefact in the catalog has version ${version}.`, {
+      fix: "`imgtool status` lists the current and previous versions of each role and kind.",
+    });
+  }
+  return found.map((f) => ({
+    name: f.name,
+    role: f.key.role,
+    kind: f.key.kind,
+    arch: f.key.arch ?? null,
+    value: f.value,
+    labels: f.labels.filter((l) => l !== version),
+    inputsHash: f.meta?.inputsHash ?? null,
+    base: f.meta?.base ?? null,
+    gitRevision: f.meta?.gitRevision ?? null,
+    builtAt: f.meta?.builtAt ?? null,
+    manifest: (f.meta?.manifest as Record<string, unknown> | null | undefined) ?? null,
+  }));
+}
+
+export async function showVersion(ctx: Context, version: string): Promise<number> {
+  const records = await versionRecord(await ctx.catalog(), version);
+  ctx.out.result({ version, artifacts: records }, () =>
+    records
+      .map((r) =>
+        [
+          `${r.name} (${version})`,
+          `  value:       ${r.value}`,
+          `  labels:      ${r.labels.join(", ") || "-"}`,
+          `  inputs hash: ${r.inputsHash ?? "-"}`,
+          `  parent base: ${r.base ?? "-"}`,
+          `  git:         ${r.gitRevision ?? "-"}   built: ${r.builtAt ?? "-"}`,
+          `  manifest:    ${r.manifest ? JSON.stringify(r.manifest, null, 2).replace(/\n/g, "\n  ") : "-"}`,
+        ].join("\n"),
+      )
+      .join("\n\n"),
+  );
+  return 0;
+}
+
+/** Leaves of a JSON value as dotted paths. */
+function flatten(v: unknown, prefix = "", out: Record<string, string> = {}): Record<string, string> {
+  if (v !== null && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) flatten(x, prefix ? `${prefix}.${k}` : k, out);
+    if (Object.keys(v).length === 0) out[prefix] = JSON.stringify(v);
+  } else out[prefix] = JSON.stringify(v);
+  return out;
+}
+
+export async function diffCommand(
+  ctx: Context,
+  args: GlobalArgs & { v1: string; v2: string },
+): Promise<number> {
+  const catalog = await ctx.catalog();
+  const [a, b] = [await versionRecord(catalog, args.v1), await versionRecord(catalog, args.v2)];
+  const flat = (rs: typeof a) =>
+    Object.assign(
+      {},
+      ...rs.map((r) =>
+        flatten(
+          {
+            value: r.value,
+            inputsHash: r.inputsHash,
+            base: r.base,
+            gitRevision: r.gitRevision,
+            manifest: r.manifest,
+          },
+          `${r.role}/${r.kind}${r.arch ? `/${r.arch}` : ""}`,
+        ),
+      ),
+    ) as Record<string, string>;
+  const fa = flat(a);
+  const fb = flat(b);
+  const changes = [...new Set([...Object.keys(fa), ...Object.keys(fb)])]
+    .sort()
+    .filter((k) => fa[k] !== fb[k])
+    .map((k) => ({ path: k, from: fa[k] ?? null, to: fb[k] ?? null }));
+  ctx.out.result({ from: args.v1, to: args.v2, changes }, () =>
+    changes.length === 0
+      ? `${args.v1} and ${args.v2} are the same.`
+      : table(
+          ["WHAT", args.v1, args.v2],
+          changes.map((c) => [c.path, c.from ?? "-", c.to ?? "-"]),
+        ),
+  );
+  return 0;
+}
