@@ -1,2 +1,2 @@
-/** The architecture of an EC2 instance type (one implementation, in src/render/packer.ts). */
-export { instanceArch as archOf } from "../render/packer.js";
+/** The architecture of an EC2 instance type (one implementation: src/config/arch.ts). */
+export { instanceArch as archOf } from "../config/arch.js";

@@ -3,6 +3,7 @@
  * after the generation digit (c7g, m6gd, t4g, r8g, c7gn, im4gn, is4gen, x2gd, hpc7g, g5g) or are a1; every
  * other family is x86_64 (c7i, m7a, t3, g4dn, p5, ...).
  */
+import { instanceArch } from "../config/arch.js";
 import type { Arch } from "../config/schema.js";
 
 export interface Platform {
@@ -22,12 +23,8 @@ export const PLATFORMS: Record<Arch, Platform> = {
 };
 
 /** The architecture of an EC2 instance type, e.g. c7g.large -> arm64, c7i.large -> x86_64. */
-export function archOfInstanceType(instanceType: string): Arch {
-  const family = instanceType.split(".")[0] ?? "";
-  if (family === "a1") return "arm64";
-  const m = /^[a-z]+\d+([a-z-]*)$/.exec(family);
-  return m && m[1]!.includes("g") ? "arm64" : "x86_64";
-}
+/** The architecture of an EC2 instance type (one implementation: src/config/arch.ts). */
+export const archOfInstanceType = instanceArch;
 
 /** The platforms the instance types need, x86_64 first; one entry per architecture. */
 export function platformsOf(instanceTypes: readonly string[]): Platform[] {

@@ -17,6 +17,7 @@ import { ARCHES, type Arch, type Role, type Target } from "../config/schema.js";
 import { hashParts } from "../hash.js";
 import { projectPath } from "../paths.js";
 import { loadVersions, versionsFile } from "../versions.js";
+import { instanceArch } from "../config/arch.js";
 import { loadBakeSettings } from "./bake-settings.js";
 import { UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
@@ -117,16 +118,7 @@ export const TAG_KEYS = {
   arch: "imgtool:arch",
 } as const;
 
-/** The architecture of an EC2 instance type, from its family: Graviton families carry a "g" (c7g, m6gd, t4g). */
-export function instanceArch(instanceType: string): Arch {
-  const family = instanceType.split(".")[0] ?? "";
-  if (family === "a1") return "arm64";
-  const mac = /^mac(\d+)/.exec(family);
-  if (mac) return Number(mac[1]) >= 2 ? "arm64" : "x86_64";
-  // Generation digits, then attribute letters: a "g" among them is Graviton (c7g, c7gn, m6gd, x2gd, im4gn, is4gen).
-  const m = /^[a-z]+\d+([a-z-]*)$/.exec(family);
-  return m && m[1]!.includes("g") ? "arm64" : "x86_64";
-}
+export { instanceArch } from "../config/arch.js";
 
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
