@@ -1,0 +1,47 @@
+// scripts/nightly-rebake --target local: the workflow's steps on this machine (pipeline, prune, summary), with
+// the example config.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { projectPath } from "../../src/paths.js";
+
+test("scripts/nightly-rebake --target local: pipeline, prune, a Markdown summary appended, the reports kept", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "imgtool-nightly-"));
+  const out = path.join(dir, "out");
+  const summary = path.join(dir, "step-summary.md");
+  writeFileSync(summary, "# before\n");
+  const r = spawnSync(
+    projectPath("scripts", "nightly-rebake"),
+    [
+      "--target",
+      "local",
+      "--config",
+      projectPath("examples", "imgtool.config.yaml"),
+      "--out",
+      out,
+      "--summary",
+      summary,
+    ],
+    { encoding: "utf8", env: { ...process.env, DOCKER_HOST: "" }, timeout: 900_000 },
+  );
+  assert.equal(r.status, 0, r.stderr.slice(-3000));
+  const report = JSON.parse(readFileSync(path.join(out, "pipeline.json"), "utf8")) as {
+    ok: boolean;
+    stages: unknown[];
+  };
+  assert.equal(report.ok, true);
+  assert.ok(report.stages.length >= 4);
+  assert.ok(existsSync(path.join(out, "prune.json")), "prune ran after a successful pipeline");
+  const text = readFileSync(summary, "utf8");
+  assert.match(text, /^# before\n## imgtool pipeline \(local\)/, "the summary is appended, not overwritten");
+  assert.ok(existsSync(path.join(out, "versions", "task-runner-ami-x86_64.json")));
+});
+
+test("scripts/nightly-rebake refuses a bad target (exit 2)", () => {
+  const r = spawnSync(projectPath("scripts", "nightly-rebake"), ["--target", "gcp"], { encoding: "utf8" });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /--target must be local or aws, not: gcp/);
+});
