@@ -281,6 +281,22 @@ export const ConfigSchema = z
           .boolean()
           .default(false)
           .describe("Launch task runners as spot instances (falls back to on-demand)."),
+        ami_wait: z
+          .strictObject({
+            consecutive: z
+              .number()
+              .int(msg("must be a whole number"))
+              .min(1, msg("must be at least 1"))
+              .default(3)
+              .describe("`available` reads in a row before an AMI counts as ready (the state can flap)."),
+            interval_seconds: z
+              .number()
+              .min(0, msg("must be 0 or more"))
+              .default(15)
+              .describe("Seconds between reads of an AMI's state while waiting for it."),
+          })
+          .default({ consecutive: 3, interval_seconds: 15 })
+          .describe("How a bake waits for its AMIs (and their copies) to be available."),
         key_name: z
           .string()
           .min(1)
@@ -304,6 +320,7 @@ export const ConfigSchema = z
         security_group_ids: [],
         ecr: { repositories: {}, keep_images: 20 },
         spot: false,
+        ami_wait: { consecutive: 3, interval_seconds: 15 },
       })
       .describe("The aws target."),
     launch: z

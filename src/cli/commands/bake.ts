@@ -42,6 +42,10 @@ export async function bakeDeps(ctx: Context): Promise<BakeDeps> {
     const { Ec2Images } = await import("../../aws/ec2.js");
     const { makeAwsBakeOps } = await import("../../bake/aws-ops.js");
     deps.aws = makeAwsBakeOps({
+      wait: {
+        consecutive: config.aws.ami_wait.consecutive,
+        intervalMs: config.aws.ami_wait.interval_seconds * 1000,
+      },
       config,
       events: ctx.out.event,
       ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),

@@ -1,0 +1,157 @@
+// `imgtool pipeline --target aws` through the CLI: the real SDK against the AWS stand-in (ECR answering with
+// the real local registry's credentials, SSM, EC2), and a recording stand-in for Packer on PATH
+// (test/bake/fixtures/recording-packer.mjs: there is no AWS to build on). A new base AMI in DescribeImages
+// causes a rebake; nothing else changed causes none.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { registryPassword } from "../../src/local/stack.js";
+import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
+import { runCli } from "../support/cli.js";
+import { makeBenchRepo } from "../support/fixtures/bench-repo.js";
+import { stack, tempProject } from "../push/support.js";
+
+const ACCOUNT = "123456789012";
+const REGION = "us-east-1";
+const RECORDING_PACKER = new URL("../bake/fixtures/recording-packer.mjs", import.meta.url).pathname;
+
+interface PipelineJson {
+  ok: boolean;
+  stages: { role: string; stage: string; status: string; version: string | null }[];
+}
+
+describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-in)", () => {
+  let standin: AwsStandin;
+  const bin = mkdtempSync(path.join(tmpdir(), "imgtool-fake-bin-"));
+  symlinkSync(RECORDING_PACKER, path.join(bin, "packer"));
+  const log = path.join(bin, "packer.log");
+  writeFileSync(log, "");
+  const repo = makeBenchRepo();
+  const role = (r: string) =>
+    [
+      `  ${r}:`,
+      `    base: { aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } } }`,
+      `    ruby_bench: { repository: ${repo.path}, ref: main }`,
+      "    app: { base_image: { aws: imgtool/ruby:bookworm } }",
+    ].join("\n");
+  const p = tempProject(
+    [
+      "roles:",
+      role("task-runner"),
+      role("orchestrator"),
+      "aws:",
+      `  regions: [${REGION}]`,
+      "  ami_wait: { consecutive: 2, interval_seconds: 0 }",
+    ].join("\n") + "\n",
+  );
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    standin = await startAwsStandin({
+      registry: {
+        endpoint: `http://${stack.registry.endpoint}`,
+        user: "AWS",
+        password: registryPassword(stack),
+      },
+    });
+    env = {
+      PATH: `${bin}:${process.env.PATH}`,
+      AWS_ENDPOINT_URL: standin.endpoint,
+      AWS_ACCESS_KEY_ID: "AKIDTEST",
+      AWS_SECRET_ACCESS_KEY: "secret",
+      AWS_REGION: REGION,
+      AWS_PROFILE: "",
+      FAKE_PACKER_LOG: log,
+    };
+  });
+  after(async () => {
+    await standin.close();
+  });
+
+  const seedBase = (day: number) =>
+    standin.addImage(REGION, {
+      name: `al2023-ami-2026.${day}-x86_64`,
+      architecture: "x86_64",
+      ownerId: ACCOUNT,
+      creationDate: new Date(Date.UTC(2026, 10, day)).toISOString(),
+    }).imageId;
+  const seedBuilt = (n: number) =>
+    standin.addImage(REGION, { name: `imgtool-built-${n}`, architecture: "x86_64" }).imageId;
+  const builds = () =>
+    readFileSync(log, "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith('["build"')).length;
+  const run = async (built: string) => {
+    const r = await runCli(
+      ["pipeline", "--target", "aws", "--no-smoke", "--json", "--config", p.configFile],
+      {
+        env: { ...env, FAKE_PACKER_AMIS: `x86_64=${built}` },
+        timeoutMs: 600_000,
+      },
+    );
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    return JSON.parse(r.stdout) as PipelineJson;
+  };
+  /**
+   * The stand-in's ECR control plane does not watch the registry that its GetAuthorizationToken points at;
+   * real ECR's DescribeImages sees what was pushed. Record the pushed tags in it, as ECR would.
+   */
+  const recordPushesInEcr = async () => {
+    const auth = {
+      authorization: `Basic ${Buffer.from(`AWS:${registryPassword(stack)}`).toString("base64")}`,
+    };
+    for (const r of ["task-runner", "orchestrator"]) {
+      const repoName = `${p.pipeline}/${r}`;
+      const tags = (
+        (await (
+          await fetch(`http://${stack.registry.endpoint}/v2/${repoName}/tags/list`, { headers: auth })
+        ).json()) as { tags: string[] }
+      ).tags;
+      for (const tag of tags) {
+        const head = await fetch(`http://${stack.registry.endpoint}/v2/${repoName}/manifests/${tag}`, {
+          method: "HEAD",
+          headers: {
+            ...auth,
+            accept:
+              "application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json",
+          },
+        });
+        const digest = head.headers.get("docker-content-digest")!;
+        if (!standin.state.region(REGION).ecr.repositories.get(repoName)?.images.has(digest)) {
+          standin.addEcrImage(REGION, repoName, { digest, tags: [tag] });
+        }
+      }
+    }
+  };
+  const bakeStatus = (doc: PipelineJson) => doc.stages.filter((s) => s.stage === "bake").map((s) => s.status);
+
+  test("first run pushes to ECR and bakes both roles; a second run with nothing changed bakes nothing", async () => {
+    seedBase(1);
+    const first = await run(seedBuilt(1));
+    assert.deepEqual(
+      first.stages.filter((s) => s.stage === "push").map((s) => s.status),
+      ["pushed", "pushed"],
+    );
+    assert.deepEqual(bakeStatus(first), ["built", "built"]);
+    assert.equal(builds(), 2);
+    assert.ok(standin.count("PutParameter", "ssm") > 0, "published to the SSM catalog");
+    await recordPushesInEcr();
+
+    const second = await run(seedBuilt(2));
+    assert.deepEqual(bakeStatus(second), ["up-to-date", "up-to-date"]);
+    assert.deepEqual(
+      second.stages.filter((s) => s.stage === "push").map((s) => s.status),
+      ["up-to-date", "up-to-date"],
+    );
+    assert.equal(builds(), 2, "no Packer build when nothing changed");
+  });
+
+  test("a new base AMI matching the filter causes a rebake", async () => {
+    seedBase(2);
+    const third = await run(seedBuilt(3));
+    assert.deepEqual(bakeStatus(third), ["built", "built"]);
+    assert.equal(builds(), 4);
+  });
+});
