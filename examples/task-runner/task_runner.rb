@@ -27,7 +27,8 @@ stop = false
 until stop || (max && done >= max)
   begin
     task = runner.step
-  rescue TaskRunner::Client::Error, SystemCallError => e
+  # The orchestrator may still be booting (task runners start in parallel with it): retry, never crash.
+  rescue TaskRunner::Client::Error, SystemCallError, Net::OpenTimeout, Net::ReadTimeout, Timeout::Error => e
     warn "task-runner: #{e.class}: #{e.message}; retrying in #{interval}s"
     task = nil
   end
