@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { registryPassword } from "../../src/local/stack.js";
+import { projectPath } from "../../src/paths.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { runCli } from "../support/cli.js";
 import { makeBenchRepo } from "../support/fixtures/bench-repo.js";
@@ -153,5 +154,24 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     const third = await run(seedBuilt(3));
     assert.deepEqual(bakeStatus(third), ["built", "built"]);
     assert.equal(builds(), 4);
+  });
+
+  test("a one-byte change to a provisioning script rebakes the AMIs and rebuilds no image", async () => {
+    await recordPushesInEcr();
+    const script = projectPath("packer", "scripts", "cleanup.sh");
+    const original = readFileSync(script, "utf8");
+    writeFileSync(script, `${original}\n`);
+    try {
+      const doc = await run(seedBuilt(4));
+      assert.deepEqual(
+        doc.stages.filter((x) => x.stage === "push").map((x) => x.status),
+        ["up-to-date", "up-to-date"],
+        "images do not depend on the provisioning scripts",
+      );
+      assert.deepEqual(bakeStatus(doc), ["built", "built"], "both roles run cleanup.sh");
+      assert.equal(builds(), 6);
+    } finally {
+      writeFileSync(script, original);
+    }
   });
 });
