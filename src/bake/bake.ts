@@ -333,7 +333,8 @@ export async function bakeRole(
     });
   }
 
-  // 5. Publish, only now that everything for this role succeeded.
+  // 5. Publish, only now that everything for this role succeeded (and nobody asked to stop meanwhile).
+  if (deps.signal?.aborted) throw new InterruptedError(`The ${role} bake`, opts.abortReason?.() ?? "SIGINT");
   for (const a of artifacts) {
     const cat = await deps.catalog(a.region);
     await cat.publish(

@@ -2,6 +2,9 @@
  * The local target's bake steps on the Docker engine: resolve the base image, tag the twin, and pre-load the
  * role's image into a volume that holds the twin engine's /var/lib/docker (the local twin's EBS snapshot).
  */
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import type Docker from "dockerode";
 import { FailureError, UsageError } from "../errors.js";
 import type { TwinOps } from "./bake.js";
@@ -27,7 +30,7 @@ until docker info >/dev/null 2>&1; do
   sleep 0.2
 done
 if [ -n "\${IMGTOOL_REGISTRY:-}" ]; then
-  printf '%s' "$IMGTOOL_REGISTRY_PASSWORD" | docker login -u "$IMGTOOL_REGISTRY_USER" --password-stdin "$IMGTOOL_REGISTRY" >/dev/null
+  docker login -u "$IMGTOOL_REGISTRY_USER" --password-stdin "$IMGTOOL_REGISTRY" </run/secrets/imgtool-registry-password >/dev/null
 fi
 docker pull "$IMGTOOL_IMAGE"
 docker image inspect --format '{{index .RepoDigests 0}}' "$IMGTOOL_IMAGE"
@@ -60,26 +63,27 @@ export function makeTwinOps(opts: {
     async preload(twinImageId, imageRef, volume, labels) {
       await docker.createVolume({ Name: volume, Labels: { ...labels, "imgtool.image": imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
+      const binds = [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"];
+      // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
+      // environment (which `docker inspect` shows) nor a command line.
+      let secretDir: string | undefined;
       if (opts.registry) {
-        env.push(
-          `IMGTOOL_REGISTRY=${opts.registry.endpoint}`,
-          `IMGTOOL_REGISTRY_USER=${opts.registry.user}`,
-          `IMGTOOL_REGISTRY_PASSWORD=${opts.registry.password}`,
-        );
+        secretDir = await mkdtemp(path.join(tmpdir(), "imgtool-preload-"));
+        const file = path.join(secretDir, "registry-password");
+        await writeFile(file, opts.registry.password, { mode: 0o600 });
+        binds.push(`${file}:/run/secrets/imgtool-registry-password:ro`);
+        env.push(`IMGTOOL_REGISTRY=${opts.registry.endpoint}`, `IMGTOOL_REGISTRY_USER=${opts.registry.user}`);
       }
-      const container = await docker.createContainer({
-        Image: twinImageId,
-        Entrypoint: ["/bin/sh", "-c", PRELOAD_SCRIPT],
-        Cmd: [],
-        Env: env,
-        Labels: labels,
-        HostConfig: {
-          ...NESTED_ENGINE_HOST_CONFIG,
-          NetworkMode: "host",
-          Binds: [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"],
-        },
-      });
+      let container: Docker.Container | undefined;
       try {
+        container = await docker.createContainer({
+          Image: twinImageId,
+          Entrypoint: ["/bin/sh", "-c", PRELOAD_SCRIPT],
+          Cmd: [],
+          Env: env,
+          Labels: labels,
+          HostConfig: { ...NESTED_ENGINE_HOST_CONFIG, NetworkMode: "host", Binds: binds },
+        });
         await container.start();
         const { StatusCode } = (await container.wait()) as { StatusCode: number };
         if (StatusCode !== 0) {
@@ -88,15 +92,17 @@ export function makeTwinOps(opts: {
             `Pre-loading ${imageRef} into the twin's image store failed (exit ${StatusCode}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
           );
         }
+        await container.remove({ force: true });
       } catch (e) {
-        await container.remove({ force: true }).catch(() => undefined);
+        await container?.remove({ force: true }).catch(() => undefined);
         await docker
           .getVolume(volume)
           .remove()
           .catch(() => undefined);
         throw e;
+      } finally {
+        if (secretDir) await rm(secretDir, { recursive: true, force: true });
       }
-      await container.remove({ force: true });
     },
   };
 }

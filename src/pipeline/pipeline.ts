@@ -35,6 +35,8 @@ export interface PipelineDeps {
   /** The artefact keys of a role (its image, and its AMI per architecture). */
   keys(role: Role): ArtifactKey[];
   events: EventSink;
+  /** Aborted on Ctrl-C / SIGTERM: no stage starts after it, nothing is promoted. */
+  signal?: AbortSignal;
 }
 
 export interface StageReport {
@@ -77,9 +79,28 @@ export async function runPipeline(
   const stages: StageReport[] = [];
   const emit = (message: string) => deps.events({ type: "start", message });
 
+  const report: PipelineReport = { stages, smoke: null, promoted: false, stable: {} };
+  const stop = () => {
+    if (deps.signal?.aborted) {
+      throw Object.assign(
+        new ImgtoolError("The pipeline was interrupted: no further stage ran, stable was not moved.", {
+          exitCode: 130,
+        }),
+        { report },
+      );
+    }
+  };
+  const withReport = async <T>(work: () => Promise<T>): Promise<T> => {
+    try {
+      return await work();
+    } catch (e) {
+      throw typeof e === "object" && e !== null ? Object.assign(e, { report }) : e;
+    }
+  };
+
   emit(`pipeline: push images (${roles.join(", ")})`);
   let t = Date.now();
-  const pushed = await deps.push(roles);
+  const pushed = await withReport(() => deps.push(roles));
   for (const p of pushed)
     stages.push({
       role: p.role,
@@ -89,10 +110,11 @@ export async function runPipeline(
       seconds: since(t),
     });
   const pushFailed = pushed.find((p) => p.error);
-  if (pushFailed?.error) throw pushFailed.error;
+  if (pushFailed?.error) throw Object.assign(pushFailed.error, { report });
+  stop();
 
   emit("pipeline: bake AMIs (pre-loading the pushed images)");
-  const baked = await deps.bake(roles);
+  const baked = await withReport(() => deps.bake(roles));
   for (const b of baked)
     stages.push({ role: b.role, stage: "bake", status: b.status, version: b.version, seconds: b.seconds });
 
@@ -102,12 +124,7 @@ export async function runPipeline(
   const stableBefore = await channelVersions(catalogs, keys, "stable");
   const pending = [...latest].filter(([name, v]) => stableBefore.get(name) !== v);
 
-  const report: PipelineReport = {
-    stages,
-    smoke: null,
-    promoted: false,
-    stable: Object.fromEntries(stableBefore),
-  };
+  report.stable = Object.fromEntries(stableBefore);
   if (pending.length === 0) {
     stages.push({
       role: "all",
@@ -140,6 +157,7 @@ export async function runPipeline(
     return report;
   }
 
+  stop();
   emit(
     `pipeline: smoke launch of the new versions (${pending.map(([n, v]) => `${n.split("/").slice(-3).join("/")}=${v}`).join(", ")})`,
   );
@@ -164,10 +182,28 @@ export async function runPipeline(
     );
   }
 
+  stop();
+  // Promote exactly what the smoke launch ran: if `latest` moved meanwhile (a bake or push by hand), the new
+  // versions were not tested.
+  const latestAfter = await channelVersions(catalogs, keys, "latest");
+  const moved = [...latest].filter(([name, v]) => latestAfter.get(name) !== v);
+  if (moved.length) {
+    throw Object.assign(
+      new FailureError(
+        `latest moved during the smoke launch (${moved.map(([n]) => n).join(", ")}); \`stable\` was not moved.`,
+        {
+          fix: "Run the pipeline again: it smoke-tests what latest points to now.",
+        },
+      ),
+      { report },
+    );
+  }
   t = Date.now();
   for (const cat of catalogs) {
     for (const key of keys) {
-      const v = await cat.promote(key, "stable", "latest");
+      const version = latest.get(cat.name(key));
+      if (!version) continue;
+      const v = await cat.promote(key, "stable", version);
       if (v) report.stable[cat.name(key)] = v;
     }
   }

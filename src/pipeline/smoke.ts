@@ -2,6 +2,7 @@
  * The pipeline's smoke launch: one orchestrator and one task runner from `latest`, wait until ready, queue one
  * example task at the orchestrator and wait for a worker to report it done; always end the run afterwards.
  */
+import { isImgtoolError } from "../errors.js";
 import type { LaunchOptions, LaunchResult } from "../launch/types.js";
 import type { SmokeOutcome } from "./pipeline.js";
 
@@ -12,6 +13,8 @@ export interface SmokeDeps {
   fetch?: typeof fetch;
   /** How long the example task may take. @default 120000 */
   taskTimeoutMs?: number;
+  /** Told when ending the run fails (what was started may still be running). */
+  warn?: (message: string) => void;
 }
 
 export async function smokeLaunch(
@@ -50,6 +53,7 @@ export async function smokeLaunch(
       };
     }
     const created = await http(`${url}/tasks`, {
+      signal: AbortSignal.timeout(10_000),
       method: "POST",
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ benchmark }),
@@ -65,7 +69,9 @@ export async function smokeLaunch(
     const deadline = Date.now() + (deps.taskTimeoutMs ?? 120_000);
     let task: { status?: string; result?: { status?: string } } = {};
     while (Date.now() < deadline) {
-      task = (await (await http(`${url}/tasks/${id}`)).json()) as typeof task;
+      task = (await (
+        await http(`${url}/tasks/${id}`, { signal: AbortSignal.timeout(10_000) })
+      ).json()) as typeof task;
       if (task.status === "done" || task.status === "failed") break;
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -78,6 +84,8 @@ export async function smokeLaunch(
         : `example task ${benchmark} ended ${task.status ?? "unfinished"}${task.result?.status ? ` (${task.result.status})` : ""}`,
     };
   } catch (e) {
+    // A usage error (nothing published, a bad instance type) is the user's to fix, not a failed smoke test.
+    if (isImgtoolError(e) && e.exitCode === 2) throw e;
     return {
       passed: false,
       bootToReadySeconds: {},
@@ -85,6 +93,12 @@ export async function smokeLaunch(
     };
   } finally {
     // Always end the run: a launch that failed midway may still have started something.
-    await deps.terminate(runId).catch(() => undefined);
+    await deps
+      .terminate(runId)
+      .catch((e: unknown) =>
+        deps.warn?.(
+          `could not end smoke run ${runId}: ${(e as Error).message}; end it with imgtool terminate --run-id ${runId}`,
+        ),
+      );
   }
 }

@@ -49,6 +49,7 @@ export async function prune(
   opts: { keep: number; dryRun: boolean; events: EventSink },
 ): Promise<PruneDecision[]> {
   const decisions: PruneDecision[] = [];
+  const superseded = new Set<PruneDecision>();
   const inUse = await backend.inUse();
   for (const role of roles) {
     // Newest first. imgtool's version names carry the build time, which outlives the resources' own
@@ -97,16 +98,15 @@ export async function prune(
           images: v.images,
         };
       decisions.push(d);
+      // Deprecate only what is kept but no longer wanted: not the newest, not labelled, not running.
+      if (d.action === "keep" && i > 0 && !l?.length && used.length === 0) superseded.add(d);
     }
   }
   for (const d of decisions) {
     const verb = opts.dryRun ? "would delete" : "deleting";
     if (d.action === "keep") {
       opts.events({ type: "skip", role: d.role, message: `keeping ${d.version}: ${d.reason}` });
-      const superseded =
-        !d.reason.startsWith("catalog label") &&
-        decisions.find((x) => x.role === d.role)?.version !== d.version;
-      if (superseded && backend.deprecate && !opts.dryRun)
+      if (superseded.has(d) && backend.deprecate && !opts.dryRun)
         for (const img of d.images) await backend.deprecate(img);
       continue;
     }

@@ -125,6 +125,41 @@ describe("pipeline decisions", () => {
     assert.equal(latest, "sha256:2", "latest has the new version");
   });
 
+  test("latest moving during the smoke launch (a bake by hand) is not promoted untested", async () => {
+    const s = setup();
+    s.deps.smoke = async () => {
+      await s.cat.publish({ role: "task-runner", kind: "ami", arch: "x86_64" }, "sha256:by-hand", {
+        version: versionName(new Date(Date.UTC(2026, 10, 2)), "f".repeat(12)),
+        inputsHash: "f",
+        builtAt: "",
+      });
+      return { passed: true, bootToReadySeconds: {}, detail: "ok" };
+    };
+    await assert.rejects(
+      runPipeline(["task-runner"], s.deps, { smoke: true }),
+      /latest moved during the smoke launch/,
+    );
+    assert.equal(await stableOf(s.cat, "task-runner"), undefined, "nothing was promoted");
+  });
+
+  test("an interrupted pipeline starts no further stage and promotes nothing (exit 130)", async () => {
+    const s = setup();
+    const ac = new AbortController();
+    s.deps.signal = ac.signal;
+    const bake = s.deps.bake;
+    s.deps.bake = async (roles) => {
+      const r = await bake(roles);
+      ac.abort();
+      return r;
+    };
+    await assert.rejects(
+      runPipeline(["task-runner"], s.deps, { smoke: true }),
+      (e: unknown) => (e as { exitCode?: number }).exitCode === 130,
+    );
+    assert.equal(s.calls.smoke, 0);
+    assert.equal(await stableOf(s.cat, "task-runner"), undefined);
+  });
+
   test("--no-smoke: nothing is promoted", async () => {
     const s = setup();
     const r = await runPipeline(["task-runner"], s.deps, { smoke: false });

@@ -132,6 +132,8 @@ describe("prune on aws (AWS stand-in over HTTP)", () => {
     const img = (id: string) => standin.state.region(HOME).ec2.images.get(id)!;
     assert.ok(img(v[3]!.amis[HOME]!).deprecationTime, "superseded v4 is deprecated");
     assert.equal(img(v[4]!.amis[HOME]!).deprecationTime, undefined, "newest v5 is not");
+    assert.equal(img(v[2]!.amis[HOME]!).deprecationTime, undefined, "in-use v3 is not deprecated");
+    assert.equal(img(v[0]!.amis[HOME]!).deprecationTime, undefined, "stable v1 is not deprecated");
   });
 
   test("a snapshot still used by a kept AMI is not deleted", async () => {

@@ -4,7 +4,7 @@ import path from "node:path";
 import { archesFor } from "../../bake/bake.js";
 import type { ArtifactKey } from "../../catalog/catalog.js";
 import type { Role } from "../../config/schema.js";
-import { isImgtoolError } from "../../errors.js";
+import { isImgtoolError, UsageError } from "../../errors.js";
 import {
   runPipeline,
   summaryMarkdown,
@@ -86,6 +86,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
           terminate: async (runId) => {
             await terminateRun({ runId, dryRun: false }, { backend, events: ctx.out.event });
           },
+          warn: (m) => ctx.out.warn(m),
         },
         `smoke-${newRunId()}`.slice(0, 32),
       );
@@ -96,6 +97,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
       ...archesFor(config, role, target).map((arch) => ({ role, kind: "ami" as const, arch })),
     ],
     events: ctx.out.event,
+    signal: ctx.signal,
   };
 
   let report: PipelineReport | undefined;
@@ -106,7 +108,6 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     failure = e;
     report = (e as { report?: PipelineReport }).report;
   }
-  if (args.out && report) await writeOut(ctx, args.out, report, roles, deps);
   if (failure && !report) throw failure;
   const r = report!;
   ctx.out.result({ target, ok: !failure, ...r, ...(failure ? { error: errorDoc(failure) } : {}) }, () =>
@@ -134,6 +135,17 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
       .filter(Boolean)
       .join("\n"),
   );
+  if (args.out) {
+    try {
+      await writeOut(ctx, args.out, r, roles, deps);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (!code) throw e;
+      throw new UsageError(`--out ${args.out}: cannot write the report there (${code}).`, {
+        fix: "Pass a folder imgtool can create or write to.",
+      });
+    }
+  }
   if (failure) {
     ctx.out.error(failure);
     return isImgtoolError(failure) ? failure.exitCode : 1;
@@ -161,7 +173,9 @@ async function writeOut(
       { meta: true },
     );
     for (const a of found) {
-      const file = `${a.key.role}-${a.key.kind}${a.key.arch ? `-${a.key.arch}` : ""}${ctx.target === "aws" ? `-${cat.store.kind}` : ""}.json`;
+      const region =
+        typeof a.meta?.region === "string" && a.meta.region !== "local" ? `-${a.meta.region}` : "";
+      const file = `${a.key.role}-${a.key.kind}${a.key.arch ? `-${a.key.arch}` : ""}${region}.json`;
       await writeFile(
         path.join(dir, "versions", file),
         `${JSON.stringify({ name: a.name, value: a.value, meta: a.meta ?? null }, null, 2)}\n`,
