@@ -85,6 +85,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
   });
 
   let first: PipelineJson;
+  let lastStable: Record<string, string> = {};
 
   test("first run: pushes, bakes (pre-loading the image), smoke-launches, runs a task and promotes", async () => {
     const out = path.join(dir, "out1");
@@ -99,6 +100,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
     assert.equal(first.smoke?.passed, true, first.smoke?.detail);
     assert.ok(Object.values(first.smoke!.bootToReadySeconds).length >= 2);
     assert.equal(first.promoted, true);
+    lastStable = first.stable;
     assert.ok(Object.keys(first.stable).some((n) => n.endsWith("/task-runner/image")));
     assert.ok(Object.keys(first.stable).some((n) => /\/orchestrator\/ami\/x86_64$/.test(n)));
     assert.match(readFileSync(path.join(out, "summary.md"), "utf8"), /\| all \| promote \| promoted \|/);
@@ -125,6 +127,29 @@ describe("imgtool pipeline on the local target (everything real)", () => {
     assert.doesNotMatch(r.stderr, /Provisioning with shell script/);
   });
 
+  test("after a one-byte change to a provisioning script, only the AMIs rebake: no image is rebuilt", async () => {
+    const script = projectPath("packer", "scripts", "cleanup.sh");
+    const original = readFileSync(script, "utf8");
+    writeFileSync(script, `${original}\n`);
+    try {
+      const r = await run(config("main"), path.join(dir, "out-onebyte"));
+      assert.equal(r.code, 0, r.stderr.slice(-4000));
+      const doc = JSON.parse(r.stdout) as PipelineJson;
+      for (const role of ["task-runner", "orchestrator"]) {
+        assert.equal(
+          status(doc, role, "push"),
+          "up-to-date",
+          `${role}: the image does not depend on the scripts`,
+        );
+        assert.equal(status(doc, role, "bake"), "built", `${role}: both roles run cleanup.sh`);
+      }
+      assert.equal(doc.promoted, true);
+      lastStable = doc.stable;
+    } finally {
+      writeFileSync(script, original);
+    }
+  });
+
   test("a smoke launch that fails leaves stable unchanged and exits non-zero", async () => {
     const r = await run(config("nofib"), path.join(dir, "out3"));
     assert.equal(r.code, 1, r.stderr.slice(-4000));
@@ -134,7 +159,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
     assert.equal(doc.smoke?.passed, false);
     assert.match(doc.error.message, /stable` was not moved/);
     assert.equal(doc.promoted, false);
-    assert.deepEqual(doc.stable, first.stable, "stable still points at the first run's versions");
+    assert.deepEqual(doc.stable, lastStable, "stable still points at the last promoted versions");
     assert.match(readFileSync(path.join(dir, "out3", "summary.md"), "utf8"), /\| all \| smoke \| failed \|/);
 
     // What is in a version, and what changed between the two bakes of the task runner.
@@ -149,7 +174,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
       }
     ).artifacts[0]!;
     assert.equal(rec.kind, "ami");
-    assert.ok(rec.labels.includes("stable"), "the first version is the stable one");
+    assert.match(rec.inputsHash, /^[0-9a-f]{64}$/, "it records its inputs hash");
     assert.match(
       JSON.stringify(rec.manifest),
       new RegExp(repo.commit),
