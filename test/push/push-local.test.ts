@@ -93,6 +93,22 @@ describe("push image, local target (real engine, real registry)", () => {
       if (!healthy) await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(healthy, "the orchestrator's HEALTHCHECK command passes");
+    // Healthy inside the container is not yet reachable from here: wait until the host's connection is
+    // answered too (connection errors retried, bounded), so a slow bridge does not fail the test.
+    let lastError: unknown;
+    let reachable = false;
+    for (let i = 0; i < 300 && !reachable; i++) {
+      try {
+        reachable = (await fetch(`${api}/health`)).status < 500;
+      } catch (e) {
+        lastError = e;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.ok(
+      reachable,
+      `the orchestrator at ${api} answers from the host: ${String((lastError as Error)?.cause ?? lastError)}`,
+    );
     const submit = async (doc: object) =>
       (
         (await (await fetch(`${api}/tasks`, { method: "POST", body: JSON.stringify(doc) })).json()) as {
