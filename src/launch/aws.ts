@@ -8,7 +8,7 @@ import type { Config } from "../config/load.js";
 import type { Role } from "../config/schema.js";
 import { FailureError, UsageError, errorName } from "../errors.js";
 import type { EventSink } from "../events.js";
-import type { Ec2Instances } from "./ec2-instances.js";
+import type { Ec2Instances } from "../aws/ec2-instances.js";
 import { clientToken, type Market } from "./ids.js";
 import type { BootContext, FoundInstance, GroupRequest, LaunchBackend, StartedInstance } from "./types.js";
 

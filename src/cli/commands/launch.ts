@@ -53,7 +53,7 @@ async function defaultChannel(ctx: Context, region: string): Promise<string> {
 export async function makeBackend(ctx: Context, region: string): Promise<LaunchBackend> {
   if (ctx.target === "aws") {
     const { awsBackend } = await import("../../launch/aws.js");
-    const { Ec2Instances } = await import("../../launch/ec2-instances.js");
+    const { Ec2Instances } = await import("../../aws/ec2-instances.js");
     return awsBackend({
       config: ctx.config,
       region,
