@@ -41,7 +41,7 @@ import type {
   ReadyReport,
   StartedInstance,
 } from "./types.js";
-import { checkUserDataSize, renderUserData, worstCaseSize } from "./user-data.js";
+import { checkUserDataSize, renderUserData, worstCaseSize } from "../render/user-data.js";
 
 export interface LaunchDeps {
   config: Config;

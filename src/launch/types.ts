@@ -5,7 +5,7 @@
 import type { Arch, Role, Target } from "../config/schema.js";
 import type { CpuTopology } from "./cpus.js";
 import type { Market } from "./ids.js";
-import type { UserData } from "./user-data.js";
+import type { UserData } from "../render/user-data.js";
 
 export interface LaunchOptions {
   target: Target;

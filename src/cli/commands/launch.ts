@@ -116,7 +116,8 @@ export async function launchCommand(ctx: Context, args: GlobalArgs & LaunchArgs)
 }
 
 async function emitTfvars(ctx: Context, opts: LaunchOptions, region: string, out: string | undefined) {
-  const { resolveTfvars, renderTfvars } = await import("../../launch/tfvars.js");
+  const { resolveTfvars } = await import("../../launch/plan.js");
+  const { renderTfvars } = await import("../../render/tfvars.js");
   const { config } = ctx;
   const catalog = await ctx.catalog(region === "local" ? undefined : region);
   const text = renderTfvars(
