@@ -387,3 +387,8 @@ export function buildPlan(input: {
     warnings,
   };
 }
+
+/** The groups the plan starts: the orchestrator's (unless a running one is kept), then the task runners'. */
+export function groupsOf(plan: LaunchPlan): PlannedGroup[] {
+  return [...(plan.orchestrator.reuse ? [] : [plan.orchestrator.group]), ...plan.taskRunners];
+}
