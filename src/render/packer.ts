@@ -439,6 +439,22 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
 /** The version `imgtool render` uses: it names no build. */
 export const RENDER_PLACEHOLDER_VERSION = "v0-render";
 
+/**
+ * The inputs `imgtool render` renders with, and a bake hashes its rendered files with: only what the config
+ * says (the ruby-bench ref, the configured base, no image) and the Packer that will run the build. What only a
+ * bake resolves (the base, the commit, the image) it hashes beside the files, so that `imgtool render`'s hash
+ * is the rendered part of every bake's inputs hash.
+ */
+export function renderInputs(config: Config, role: Role, packerVersion?: string): BakeInputs {
+  return {
+    version: RENDER_PLACEHOLDER_VERSION,
+    inputsHash: "0",
+    gitRevision: "unknown",
+    rubyBenchCommit: config.roles[role].ruby_bench.ref,
+    ...(packerVersion ? { packerVersion } : {}),
+  };
+}
+
 /** sha256 over the hashed files (name and content): the rendered part of a bake's inputs hash. */
 export function renderedHash(r: RenderedBake): string {
   return hashParts(r.hashedFiles.map((f) => ({ name: f, content: r.files[f] ?? "" })));

@@ -24,9 +24,8 @@ export async function bakeDeps(ctx: Context): Promise<BakeDeps> {
     });
   }
   const { config } = ctx;
-  const deps: BakeDeps = {
+  const deps: Omit<BakeDeps, "ops"> = {
     config,
-    target: ctx.target,
     events: ctx.out.event,
     packer,
     packerVersion,
@@ -41,7 +40,7 @@ export async function bakeDeps(ctx: Context): Promise<BakeDeps> {
   if (ctx.target === "aws") {
     const { Ec2Images } = await import("../../aws/ec2.js");
     const { makeAwsBakeOps } = await import("../../bake/aws-ops.js");
-    deps.aws = makeAwsBakeOps({
+    const ops = makeAwsBakeOps({
       wait: {
         consecutive: config.aws.ami_wait.consecutive,
         intervalMs: config.aws.ami_wait.interval_seconds * 1000,
@@ -54,6 +53,7 @@ export async function bakeDeps(ctx: Context): Promise<BakeDeps> {
       AWS_REGION: config.aws.regions[0],
       ...(ctx.args.profile ? { AWS_PROFILE: ctx.args.profile } : {}),
     };
+    return { ...deps, ops };
   } else {
     const { requireStack, dockerHost, registryPassword } = await import("../../local/stack.js");
     const { makeTwinOps } = await import("../../bake/twin-ops.js");
@@ -64,10 +64,9 @@ export async function bakeDeps(ctx: Context): Promise<BakeDeps> {
       password: registryPassword(stack),
     };
     deps.registry = registry;
-    deps.twin = makeTwinOps({ docker: await ctx.docker(), registry });
     deps.packerEnv = { DOCKER_HOST: dockerHost(stack) };
+    return { ...deps, ops: makeTwinOps({ docker: await ctx.docker(), registry }) };
   }
-  return deps;
 }
 
 export function rolesOf(role: string): Role[] {
