@@ -59,11 +59,12 @@ export function makeAwsBakeOps(opts: {
     },
     baseInputs: (base) => ({ bases: base }),
     async finish(made, { role, version, regions, tags, emit }) {
+      const [home, ...others] = regions as [string, ...string[]];
       const artifacts: BakeArtifact[] = [];
       await Promise.all(made.map((m) => finishIn(home, m.id, { ...tags, "imgtool:arch": m.arch })));
       for (const m of made) artifacts.push({ region: home, arch: m.arch, id: m.id });
       const copies = await Promise.all(
-        regions.slice(1).flatMap((region) =>
+        others.flatMap((region) =>
           made.map(async (m) => {
             emit(`copying ${m.id} (${m.arch}) to ${region}`);
             const id = await copy(
