@@ -13,6 +13,7 @@ import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
 import { versionName } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
+import { machineArch } from "../config/arch.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, ImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -115,7 +116,7 @@ export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
 
 /** The architectures a role bakes for: aws from its instance types, local the machine's own. */
 export function archesFor(config: Config, role: Role, target: Target): Arch[] {
-  if (target === "local") return [process.arch === "arm64" ? "arm64" : "x86_64"];
+  if (target === "local") return [machineArch()];
   return roleArches(config, role).map((a) => a.arch);
 }
 

@@ -17,7 +17,7 @@ import { ARCHES, type Arch, type Role, type Target } from "../config/schema.js";
 import { hashParts } from "../hash.js";
 import { projectPath } from "../paths.js";
 import { loadVersions, versionsFile } from "../versions.js";
-import { instanceArch } from "../config/arch.js";
+import { instanceArch, machineArch } from "../config/arch.js";
 import { loadBakeSettings } from "./bake-settings.js";
 import { UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
@@ -117,8 +117,6 @@ export const TAG_KEYS = {
   gitRevision: "imgtool:git-revision",
   arch: "imgtool:arch",
 } as const;
-
-export { instanceArch } from "../config/arch.js";
 
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
@@ -305,7 +303,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       aws,
     });
   } else {
-    const arch: Arch = process.arch === "arm64" ? "arm64" : "x86_64";
+    const arch: Arch = machineArch();
     const local = {
       sourceName: "twin",
       image: inputs.base ?? rc.base.local.image,
