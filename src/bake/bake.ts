@@ -26,6 +26,7 @@ import {
   type ManifestArtifact,
   type RenderedBake,
 } from "../render/packer.js";
+import { DOCKER_LABEL, TAG } from "../config/tags.js";
 
 export interface BakeArtifact {
   region: string;
@@ -286,17 +287,17 @@ export async function bakeRole(
   for (const src of rendered.sources)
     versionManifests[src.arch] = await readVersionManifest(path.join(dir, src.versionManifestFile));
   const tags = {
-    "imgtool:pipeline": config.pipeline,
-    "imgtool:role": role,
-    "imgtool:version": version,
-    "imgtool:inputs-hash": inputsHash,
-    "imgtool:git-revision": gitRevision,
+    [TAG.pipeline]: config.pipeline,
+    [TAG.role]: role,
+    [TAG.version]: version,
+    [TAG.inputsHash]: inputsHash,
+    [TAG.gitRevision]: gitRevision,
   };
 
   const artifacts: BakeArtifact[] = [];
   if (target === "aws") {
     const aws = deps.aws!;
-    await Promise.all(made.map((m) => aws.finish(home, m.id, { ...tags, "imgtool:arch": m.arch })));
+    await Promise.all(made.map((m) => aws.finish(home, m.id, { ...tags, [TAG.arch]: m.arch })));
     for (const m of made) artifacts.push({ region: home, arch: m.arch, id: m.id });
     const copies = await Promise.all(
       regions.slice(1).flatMap((region) =>
@@ -308,7 +309,7 @@ export async function bakeRole(
             region,
             `imgtool-${config.pipeline}-${role}-${m.arch}-${version}`,
             `${version}-${m.arch}-${region}`.slice(0, 64),
-            { ...tags, "imgtool:arch": m.arch },
+            { ...tags, [TAG.arch]: m.arch },
           );
           return { region, arch: m.arch, id };
         }),
@@ -328,9 +329,9 @@ export async function bakeRole(
     preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
     emit("build", `pre-loading ${imageRef} into volume ${preloadVolume}`);
     await deps.twin!.preload(made[0]!.id, imageRef, preloadVolume, {
-      "imgtool.pipeline": config.pipeline,
-      "imgtool.role": role,
-      "imgtool.version": version,
+      [DOCKER_LABEL.pipeline]: config.pipeline,
+      [DOCKER_LABEL.role]: role,
+      [DOCKER_LABEL.version]: version,
     });
   }
 

@@ -40,6 +40,7 @@ import { ensureEcrRepository, findEcrTag } from "./ecr-repository.js";
 import { prepareRole, type PlatformInputs, type RoleInputs } from "./inputs.js";
 import type { RegistryLogin, RegistryToken } from "./login.js";
 import type { RubyBenchSource } from "./ruby-bench.js";
+import { IMAGE_LABEL } from "../config/tags.js";
 
 export type PushStatus = "pushed" | "up-to-date" | "would-push" | "failed";
 
@@ -376,7 +377,7 @@ class PushRun {
       "org.opencontainers.image.title": `${this.req.config.pipeline}/${i.role}`,
       "org.opencontainers.image.base.name": base?.ref ?? "",
       "org.opencontainers.image.base.digest": base?.id ?? "",
-      "org.imgtool.inputs-hash": i.inputsHash,
+      [IMAGE_LABEL.inputsHash]: i.inputsHash,
     };
     // The rendered Dockerfile sets its labels in one step from build args; a user's own Dockerfile gets them
     // from the engine (one step per label, after its own).
@@ -393,7 +394,7 @@ class PushRun {
         dockerfile: i.dockerfilePath,
         tag: ref,
         buildArgs,
-        labels: rendered ? {} : { ...labels, "org.imgtool.role": i.role },
+        labels: rendered ? {} : { ...labels, [IMAGE_LABEL.role]: i.role },
         platform: p.platform.platform,
         ...(attempt > 1 ? { noCache: true } : {}),
       });

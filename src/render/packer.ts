@@ -22,6 +22,7 @@ import { loadBakeSettings } from "./bake-settings.js";
 import { UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
 import { renderTemplate } from "./templates.js";
+import { IMAGE_LABEL } from "../config/tags.js";
 
 export interface BakeInputs {
   /** Version name, e.g. v20261129-171500-1a2b3c4d (goes to names and tags, via the variables file). */
@@ -108,16 +109,6 @@ export const STEPS = [
   "cleanup",
   "validate",
 ] as const;
-/** Tag keys on the bake instance, the AMI and its snapshots (aws). */
-export const TAG_KEYS = {
-  pipeline: "imgtool:pipeline",
-  role: "imgtool:role",
-  version: "imgtool:version",
-  inputsHash: "imgtool:inputs-hash",
-  gitRevision: "imgtool:git-revision",
-  arch: "imgtool:arch",
-} as const;
-
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
   const out: { arch: Arch; instanceType: string }[] = [];
@@ -310,7 +301,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       changes: [
         'ENTRYPOINT ["/usr/local/sbin/imgtool-boot"]',
         'CMD ["sleep", "infinity"]',
-        `LABEL org.imgtool.pipeline=${dockerfileString(pipeline)} org.imgtool.role=${dockerfileString(role)}`,
+        `LABEL ${IMAGE_LABEL.pipeline}=${dockerfileString(pipeline)} ${IMAGE_LABEL.role}=${dockerfileString(role)}`,
       ],
     };
     sources.push({
