@@ -84,6 +84,8 @@ export interface PushRequest {
   roles: Role[];
   /** Check and report; build, push and publish nothing. */
   dryRun?: boolean;
+  /** aws: the home region (src/cli/context.ts), recorded in the catalog entry's meta. */
+  region?: string;
 }
 
 export interface PushDeps {
@@ -644,7 +646,7 @@ class PushRun {
           p.bases.map((b) => (i.platforms.length > 1 ? `${p.platform.platform}=${b.id}` : b.id)),
         )
         .join(","),
-      ...(this.req.target === "aws" ? { region: this.req.config.aws.regions[0] } : {}),
+      ...(this.req.target === "aws" && this.req.region ? { region: this.req.region } : {}),
       target: this.req.target,
       tag: i.tag,
       platforms: result.platforms,
