@@ -167,7 +167,7 @@ export async function bakeRole(
     inputsHash,
     gitRevision,
     rubyBenchCommit,
-    ...(target === "aws" ? { bases: base } : { base: Object.values(base)[0]! }),
+    ...(target === "aws" ? { bases: base, region: home } : { base: Object.values(base)[0]! }),
     ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
     ...(imageRef
       ? {

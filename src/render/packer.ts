@@ -45,6 +45,11 @@ export interface BakeInputs {
    * Absent: the source filter (aws) or the configured base image (local) decides at build time.
    */
   base?: string;
+  /**
+   * aws: the region Packer builds in, the home region (computed once, in src/cli/context.ts; the bake flow
+   * passes the first of its regions). Required on aws.
+   */
+  region?: string;
   /** The resolved base per architecture (aws); wins over {@link BakeInputs.base}. */
   bases?: Partial<Record<Arch, string>>;
   /**
@@ -200,7 +205,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   if (target === "aws") {
     packerValues.push(
       [`${at}.base.aws.owner`, rc.base.aws.owner],
-      [`aws.regions[0]`, config.aws.regions[0] ?? ""],
+      [`aws.regions[0]`, inputs.region ?? ""],
       ...rc.instance_types.map((t, i) => [`${at}.instance_types[${i}]`, t] as [string, string]),
     );
     if (config.aws.subnet_id) packerValues.push(["aws.subnet_id", config.aws.subnet_id]);
@@ -261,7 +266,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   const manifestPerSource = target === "aws" && arches.length > 1;
   let sourcesFile: string;
   if (target === "aws") {
-    const region = config.aws.regions[0]!;
+    const region = inputs.region;
+    if (!region) throw new Error("renderBake: the aws target needs inputs.region (the home region)");
     const aws = {
       region,
       sshUsername: settings.packer.aws.ssh_username,

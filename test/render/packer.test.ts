@@ -254,6 +254,7 @@ describe("render: variants beyond the example config", () => {
     );
   const withImage = {
     ...FIXED_INPUTS,
+    region: "eu-west-1", // the bake passes its first region: the home region
     base: "ami-0123456789abcdef0,ami-0fedcba9876543210",
     image: {
       ref: `127.0.0.1:5000/bench/task-runner@sha256:${"a".repeat(64)}`,
