@@ -8,6 +8,7 @@ import type { Arch, Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
 import type { EventSink } from "../events.js";
 import type { Ec2Images, WaitOptions } from "../aws/ec2.js";
+import { TAG } from "../config/tags.js";
 import type { BakeArtifact, BakeTargetOps } from "./bake.js";
 
 export function makeAwsBakeOps(opts: {
@@ -57,11 +58,11 @@ export function makeAwsBakeOps(opts: {
       }
       return image.ImageId;
     },
-    baseInputs: (base) => ({ bases: base }),
+    baseInputs: (base, home) => ({ bases: base, region: home }),
     async finish(made, { role, version, regions, tags, emit }) {
       const [home, ...others] = regions as [string, ...string[]];
       const artifacts: BakeArtifact[] = [];
-      await Promise.all(made.map((m) => finishIn(home, m.id, { ...tags, "imgtool:arch": m.arch })));
+      await Promise.all(made.map((m) => finishIn(home, m.id, { ...tags, [TAG.arch]: m.arch })));
       for (const m of made) artifacts.push({ region: home, arch: m.arch, id: m.id });
       const copies = await Promise.all(
         others.flatMap((region) =>
@@ -73,7 +74,7 @@ export function makeAwsBakeOps(opts: {
               region,
               `imgtool-${config.pipeline}-${role}-${m.arch}-${version}`,
               `${version}-${m.arch}-${region}`.slice(0, 64),
-              { ...tags, "imgtool:arch": m.arch },
+              { ...tags, [TAG.arch]: m.arch },
             );
             return { region, arch: m.arch, id };
           }),

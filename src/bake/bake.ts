@@ -19,6 +19,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import { versionName } from "../catalog/catalog.js";
 import type { DataType } from "../catalog/store.js";
 import type { Config } from "../config/load.js";
+import { machineArch } from "../config/arch.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, ImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -33,6 +34,7 @@ import {
   type ManifestArtifact,
   type RenderedBake,
 } from "../render/packer.js";
+import { DOCKER_LABEL, TAG } from "../config/tags.js";
 
 export interface BakeArtifact {
   region: string;
@@ -69,7 +71,10 @@ export interface BakeTargetOps {
   /** The newest base for a role and architecture: an AMI id (aws), the local base image's id (local). */
   resolveBase(config: Config, role: Role, arch: Arch): Promise<string>;
   /** The resolved bases as the renderer takes them. */
-  baseInputs(base: Partial<Record<Arch, string>>): Pick<BakeInputs, "base" | "bases">;
+  baseInputs(
+    base: Partial<Record<Arch, string>>,
+    home: string,
+  ): Pick<BakeInputs, "base" | "bases" | "region">;
   /**
    * After Packer: make what it made usable and say where it is, in every region, home first (aws: wait, tag
    * with the snapshots, copy; local: tag the twin image, pre-load the role's image into its store's volume).
@@ -134,7 +139,7 @@ export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
 
 /** The architectures a role bakes for: aws from its instance types, local the machine's own. */
 export function archesFor(config: Config, role: Role, target: Target): Arch[] {
-  if (target === "local") return [process.arch === "arm64" ? "arm64" : "x86_64"];
+  if (target === "local") return [machineArch()];
   return roleArches(config, role).map((a) => a.arch);
 }
 
@@ -180,7 +185,7 @@ export async function bakeRole(
     inputsHash,
     gitRevision,
     rubyBenchCommit,
-    ...ops.baseInputs(base),
+    ...ops.baseInputs(base, home),
     ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
     ...(imageRef
       ? {
@@ -200,7 +205,15 @@ export async function bakeRole(
       : {}),
   });
   const filesHash = renderedHash(
-    deps.render(config, role, target, renderInputs(config, role, deps.packerVersion)),
+    deps.render(
+      config,
+      role,
+      target,
+      renderInputs(config, role, {
+        ...(ops.baseInputs(base, home).region ? { region: home } : {}),
+        ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
+      }),
+    ),
   );
   const inputsHash = hashParts([
     { name: "rendered-files", content: filesHash },
@@ -312,11 +325,11 @@ export async function bakeRole(
   for (const src of rendered.sources)
     versionManifests[src.arch] = await readVersionManifest(path.join(dir, src.versionManifestFile));
   const tags = {
-    "imgtool:pipeline": config.pipeline,
-    "imgtool:role": role,
-    "imgtool:version": version,
-    "imgtool:inputs-hash": inputsHash,
-    "imgtool:git-revision": gitRevision,
+    [TAG.pipeline]: config.pipeline,
+    [TAG.role]: role,
+    [TAG.version]: version,
+    [TAG.inputsHash]: inputsHash,
+    [TAG.gitRevision]: gitRevision,
   };
 
   const { artifacts, preloadVolume } = await ops.finish(made, {

@@ -20,6 +20,7 @@ export interface TwinOps extends BakeTargetOps {
     labels: Record<string, string>,
   ): Promise<void>;
 }
+import { DOCKER_LABEL } from "../config/tags.js";
 
 /** Flags that let an engine run inside a container here (`--privileged` is refused on these machines). */
 export const NESTED_ENGINE_HOST_CONFIG = {
@@ -86,15 +87,15 @@ export function makeTwinOps(opts: {
         preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
         emit(`pre-loading ${imageRef} into volume ${preloadVolume}`);
         await ops.preload(made[0]!.id, imageRef, preloadVolume, {
-          "imgtool.pipeline": config.pipeline,
-          "imgtool.role": role,
-          "imgtool.version": version,
+          [DOCKER_LABEL.pipeline]: config.pipeline,
+          [DOCKER_LABEL.role]: role,
+          [DOCKER_LABEL.version]: version,
         });
       }
       return { artifacts, preloadVolume };
     },
     async preload(twinImageId, imageRef, volume, labels) {
-      await docker.createVolume({ Name: volume, Labels: { ...labels, "imgtool.image": imageRef } });
+      await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
       const binds = [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"];
       // The password reaches `docker login` on stdin from a read-only mounted file: never the container's

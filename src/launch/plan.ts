@@ -8,7 +8,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import { ROLES, type Arch, type Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
-import { archOf } from "../bake/arch.js";
+import { instanceArch, machineArch } from "../config/arch.js";
 import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
 import type { Market } from "./ids.js";
 import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
@@ -39,8 +39,8 @@ export const amiKey = (role: Role, arch: Arch) => `${role}/${arch}`;
 /** The architectures of the task-runner types, and the orchestrator's. */
 export function neededArches(orchestratorType: string | undefined, runnerTypes: string[]) {
   return {
-    orchestrator: orchestratorType ? archOf(orchestratorType) : undefined,
-    taskRunner: [...new Set(runnerTypes.map(archOf))],
+    orchestrator: orchestratorType ? instanceArch(orchestratorType) : undefined,
+    taskRunner: [...new Set(runnerTypes.map(instanceArch))],
   };
 }
 
@@ -125,13 +125,13 @@ export async function resolveTfvars(
   catalog: Catalog,
   opts: { label: string; region: string; taskRunnerTypes: string[]; local: boolean; apiKeyParameter: string },
 ): Promise<TfvarsInput> {
-  const machine: Arch = process.arch === "arm64" ? "arm64" : "x86_64";
+  const machine = machineArch();
   const instanceTypes: Record<Role, string[]> = {
     "task-runner": opts.taskRunnerTypes,
     orchestrator: [config.roles.orchestrator.instance_types[0]!],
   };
   const amis = ROLES.flatMap((role) =>
-    [...new Set(instanceTypes[role].map((t) => (opts.local ? machine : archOf(t))))].map((arch) => ({
+    [...new Set(instanceTypes[role].map((t) => (opts.local ? machine : instanceArch(t))))].map((arch) => ({
       role,
       arch,
     })),
@@ -305,7 +305,7 @@ export function buildPlan(input: {
     instanceCpus: number[][] | undefined,
     url: string | undefined,
   ): PlannedGroup => {
-    const arch = local ? (process.arch === "arm64" ? "arm64" : "x86_64") : archOf(instanceType);
+    const arch = local ? machineArch() : instanceArch(instanceType);
     const ami = resolved.amis.get(amiKey(role, arch))!;
     const image = resolved.images.get(role)!;
     const values = userDataValues(config, opts, ctx, role, {

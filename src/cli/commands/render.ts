@@ -36,7 +36,10 @@ export async function renderCommand(ctx: Context, args: GlobalArgs & RenderArgs)
   const results: RenderResult[] = [];
   for (const role of roles) {
     const ref = ctx.config.roles[role].ruby_bench.ref;
-    const inputs = renderInputs(ctx.config, role, args["packer-version"]);
+    const inputs = renderInputs(ctx.config, role, {
+      ...(ctx.target === "aws" ? { region: ctx.homeRegion } : {}),
+      ...(args["packer-version"] ? { packerVersion: args["packer-version"] } : {}),
+    });
     // The hash of the rendered files: the part of a bake's inputs hash that the bake records as its
     // renderedHash (a bake also hashes the resolved base, commit and image).
     const hash = renderedHash(renderBake(ctx.config, role, ctx.target, inputs));
