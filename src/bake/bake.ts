@@ -34,7 +34,7 @@ import {
   type ManifestArtifact,
   type RenderedBake,
 } from "../render/packer.js";
-import { DOCKER_LABEL, TAG } from "../config/tags.js";
+import { TAG } from "../config/tags.js";
 
 export interface BakeArtifact {
   region: string;
