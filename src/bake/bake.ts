@@ -16,6 +16,7 @@ import type { Config } from "../config/load.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, ImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
+import type { RubyBenchRepo } from "../git.js";
 import { hashParts } from "../hash.js";
 import type { PackerRunner } from "../packer/runner.js";
 import {
@@ -87,7 +88,8 @@ export interface BakeDeps {
   writeRendered: (r: RenderedBake, dir: string) => Promise<void>;
   /** The catalog of a region (aws) or the local catalog (region ignored). */
   catalog: (region: string) => Promise<Catalog>;
-  resolveCommit: (repository: string, ref: string) => Promise<string>;
+  /** The role's ruby-bench commit (src/git.ts `resolveRubyBenchRef`, or the pipeline's pin for the run). */
+  resolveCommit: (role: Role, src: RubyBenchRepo) => Promise<string>;
   gitRevision: () => Promise<string>;
   aws?: AwsBakeOps;
   twin?: TwinOps;
@@ -149,7 +151,7 @@ export async function bakeRole(
         ? await deps.aws!.resolveBase(role, arch)
         : await deps.twin!.resolveBase(rc.base.local.image);
   }
-  const rubyBenchCommit = await deps.resolveCommit(rc.ruby_bench.repository, rc.ruby_bench.ref);
+  const rubyBenchCommit = await deps.resolveCommit(role, rc.ruby_bench);
   const homeCatalog = await deps.catalog(home);
   const imageKey = { role, kind: "image" as const };
   const published = (await homeCatalog.resolve([imageKey])).found[0];

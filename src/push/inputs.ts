@@ -27,7 +27,7 @@ import {
   type Instruction,
 } from "../render/dockerfile.js";
 import { platformsOf, type Platform } from "./platforms.js";
-import { normaliseRepository, type RubyBenchSource } from "./ruby-bench.js";
+import type { RubyBenchSource } from "./ruby-bench.js";
 
 /**
  * Bumped when the way imgtool lays out build contexts or renders images changes, so that every content tag
@@ -92,6 +92,8 @@ export function archVariant(ref: string, dockerArch: string): string | undefined
 export interface PrepareDeps {
   docker: DockerEngine;
   rubyBench: RubyBenchSource;
+  /** The ruby-bench commit pinned for this run (the pipeline's); resolved through `rubyBench` when absent. */
+  rubyBenchCommit?: string;
   /** Where imgtool's docker/<role>/bin helpers are. @default the project root */
   projectDir?: string;
 }
@@ -229,9 +231,10 @@ export async function prepareRole(
     const wanted = new Set(CONTAINER_SCRIPTS.flatMap((f) => [f, ...parentDirs(f)]));
     scriptFiles = scripts.filter((f) => wanted.has(f.rel));
     if (role === "task-runner") {
-      const repository = normaliseRepository(rc.ruby_bench.repository, config.baseDir);
-      const commit = await deps.rubyBench.resolve(repository, rc.ruby_bench.ref);
-      rubyBench = { repository, ref: rc.ruby_bench.ref, commit };
+      // The pipeline pins the commit it resolved once for the run (so the AMI and the image agree).
+      const { repository, ref } = rc.ruby_bench;
+      const commit = deps.rubyBenchCommit ?? (await deps.rubyBench.resolve(role, rc.ruby_bench));
+      rubyBench = { repository, ref, commit };
       buildArgs.RUBY_BENCH_REF = rc.ruby_bench.ref;
       buildArgs.RUBY_BENCH_COMMIT = commit;
     }

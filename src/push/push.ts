@@ -68,6 +68,8 @@ export interface PushRequest {
   roles: Role[];
   /** Check and report; build, push and publish nothing. */
   dryRun?: boolean;
+  /** The ruby-bench commit of each role, resolved once by the pipeline; resolved here when absent. */
+  rubyBenchCommits?: Partial<Record<Role, string>>;
 }
 
 export interface PushDeps {
@@ -100,6 +102,7 @@ export async function pushImages(req: PushRequest, deps: PushDeps): Promise<Push
         prepareRole(role, req.config, req.target, {
           docker: deps.docker,
           rubyBench: deps.rubyBench,
+          ...(req.rubyBenchCommits?.[role] ? { rubyBenchCommit: req.rubyBenchCommits[role] } : {}),
           ...(deps.projectDir ? { projectDir: deps.projectDir } : {}),
         }),
       ),

@@ -349,16 +349,20 @@ describe("the ruby-bench source: a pinned ref resolved on the host, checked out 
     const repo = makeBenchRepo();
     const cache = tmp("rb-cache");
     const src = gitRubyBench({ cacheDir: cache, exec });
-    assert.equal(await src.resolve(repo.path, "main"), repo.commit);
-    assert.equal(await src.resolve(repo.path, "v1"), repo.commit);
-    assert.equal(await src.resolve(repo.path, "other"), repo.otherCommit);
-    assert.equal(await src.resolve(repo.path, repo.otherCommit), repo.otherCommit);
-    assert.equal(await src.resolve(repo.path, repo.otherCommit.slice(0, 10)), repo.otherCommit);
+    const rb = (ref: string, repository = repo.path) => ({ repository, ref, localPath: repository });
+    assert.equal(await src.resolve("task-runner", rb("main")), repo.commit);
+    assert.equal(await src.resolve("task-runner", rb("v1")), repo.commit);
+    assert.equal(await src.resolve("task-runner", rb("other")), repo.otherCommit);
+    assert.equal(await src.resolve("task-runner", rb(repo.otherCommit)), repo.otherCommit);
+    assert.equal(await src.resolve("task-runner", rb(repo.otherCommit.slice(0, 10))), repo.otherCommit);
     await assert.rejects(
-      src.resolve(repo.path, "nope"),
-      /ruby_bench\.ref: "nope" is not a branch, tag or commit/,
+      src.resolve("task-runner", rb("nope")),
+      /roles\.task-runner\.ruby_bench\.ref: "nope" is not a branch, tag or commit/,
     );
-    await assert.rejects(src.resolve("/nonexistent/repo", "main"), /ruby_bench\.repository: cannot read/);
+    await assert.rejects(
+      src.resolve("task-runner", rb("main", "/nonexistent/repo")),
+      /ruby_bench\.repository: cannot read/,
+    );
 
     const dir = await src.checkout(repo.path, repo.commit);
     assert.ok(existsSync(path.join(dir, "benchmarks", "fib.rb")));
@@ -371,6 +375,6 @@ describe("the ruby-bench source: a pinned ref resolved on the host, checked out 
     chmodSync(dir, 0o755);
 
     const moved = repo.advance("benchmarks/new.rb", "1\n");
-    assert.equal(await src.resolve(repo.path, "main"), moved);
+    assert.equal(await src.resolve("task-runner", rb("main")), moved);
   });
 });

@@ -3,7 +3,7 @@ import path from "node:path";
 import { bake, type BakeDeps, type BakeResult } from "../../bake/bake.js";
 import { ROLES, type Role } from "../../config/schema.js";
 import { UsageError } from "../../errors.js";
-import { projectRevision, resolveCommit } from "../../git.js";
+import { projectRevision, resolveRubyBenchRef } from "../../git.js";
 import { makePackerRunner } from "../../packer/runner.js";
 import { renderBake, writeRendered } from "../../render/packer.js";
 import type { Context, GlobalArgs } from "../context.js";
@@ -33,7 +33,7 @@ export async function bakeDeps(ctx: Context): Promise<BakeDeps> {
     render: renderBake,
     writeRendered,
     catalog: (region) => ctx.catalog(region),
-    resolveCommit,
+    resolveCommit: (role, src) => resolveRubyBenchRef(role, src),
     gitRevision: () => projectRevision(),
     buildRoot: path.join(config.local.state_dir, "builds"),
     signal: ctx.signal,

@@ -35,7 +35,11 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     return 0;
   }
   const deps: PipelineDeps = {
-    async push(rs) {
+    async resolveRubyBench(role) {
+      const { resolveRubyBenchRef } = await import("../../git.js");
+      return resolveRubyBenchRef(role, config.roles[role].ruby_bench);
+    },
+    async push(rs, pins) {
       const { pushImages } = await import("../../push/push.js");
       const { makePushDeps } = await import("../../push/deps.js");
       const pd = await makePushDeps({
@@ -45,7 +49,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
         events: ctx.out.event,
         aws: () => ctx.aws(),
       });
-      const report = await pushImages({ config, target, roles: rs }, pd);
+      const report = await pushImages({ config, target, roles: rs, rubyBenchCommits: pins }, pd);
       return report.results.map((r) => ({
         role: r.role,
         status: r.status,
@@ -54,9 +58,12 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
         error: r.error,
       }));
     },
-    async bake(rs) {
+    async bake(rs, pins) {
       const { bake } = await import("../../bake/bake.js");
-      return bake(rs, await bakeDeps(ctx), { force: args.force, abortReason: ctx.abortReason });
+      const bd = await bakeDeps(ctx);
+      const resolveCommit: typeof bd.resolveCommit = async (role, src) =>
+        pins[role] ?? bd.resolveCommit(role, src);
+      return bake(rs, { ...bd, resolveCommit }, { force: args.force, abortReason: ctx.abortReason });
     },
     async smoke() {
       const { launch } = await import("../../launch/launch.js");
