@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Config } from "../config/load.js";
+import { IMAGE_LABEL } from "../config/tags.js";
 import { contextEntries, listContext } from "../docker/context.js";
 import type { BuildOutcome, BuildRequest, DockerEngine } from "../docker/engine.js";
 import { BuildFailedError, DockerfileParseError } from "../docker/errors.js";
@@ -83,7 +84,7 @@ export class ImageBuilder {
       "org.opencontainers.image.title": `${this.deps.config.pipeline}/${i.role}`,
       "org.opencontainers.image.base.name": base?.ref ?? "",
       "org.opencontainers.image.base.digest": base?.id ?? "",
-      "org.imgtool.inputs-hash": i.inputsHash,
+      [IMAGE_LABEL.inputsHash]: i.inputsHash,
     };
     // The rendered Dockerfile sets its labels in one step from build args; a user's own Dockerfile gets them
     // from the engine (one step per label, after its own).
@@ -100,7 +101,7 @@ export class ImageBuilder {
         dockerfile: i.dockerfilePath,
         tag: ref,
         buildArgs,
-        labels: rendered ? {} : { ...labels, "org.imgtool.role": i.role },
+        labels: rendered ? {} : { ...labels, [IMAGE_LABEL.role]: i.role },
         platform: p.platform.platform,
         ...(attempt > 1 ? { noCache: true } : {}),
       });

@@ -5,13 +5,13 @@
  * has never known it (a rollback is respected).
  */
 import { versionName, type ArtifactMeta, type Catalog } from "../catalog/catalog.js";
-import type { Config } from "../config/load.js";
 import type { Role, Target } from "../config/schema.js";
 import type { RoleInputs } from "./inputs.js";
 
 export interface PublisherDeps {
-  config: Config;
   target: Target;
+  /** aws: the home region, recorded in the catalog entry's meta. */
+  region?: string;
   catalog: Catalog;
   now: () => Date;
 }
@@ -45,7 +45,7 @@ export class Publisher {
           p.bases.map((b) => (i.platforms.length > 1 ? `${p.platform.platform}=${b.id}` : b.id)),
         )
         .join(","),
-      ...(this.deps.target === "aws" ? { region: this.deps.config.aws.regions[0] } : {}),
+      ...(this.deps.target === "aws" && this.deps.region ? { region: this.deps.region } : {}),
       target: this.deps.target,
       tag: i.tag,
       platforms: result.platforms,

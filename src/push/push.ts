@@ -70,6 +70,8 @@ export interface PushRequest {
   dryRun?: boolean;
   /** The ruby-bench commit of each role, resolved once by the pipeline; resolved here when absent. */
   rubyBenchCommits?: Partial<Record<Role, string>>;
+  /** aws: the home region (src/cli/context.ts), recorded in the catalog entry's meta. */
+  region?: string;
 }
 
 export interface PushDeps {
@@ -179,8 +181,8 @@ class PushRun {
       emit: this.emit,
     });
     this.publisher = new Publisher({
-      config: req.config,
       target: req.target,
+      ...(req.region ? { region: req.region } : {}),
       catalog: deps.catalog,
       now: this.now,
     });

@@ -5,6 +5,7 @@
  * user's own Dockerfile can be resolved and hashed.
  */
 import type { Role } from "../config/schema.js";
+import { IMAGE_LABEL } from "../config/tags.js";
 import { renderTemplate } from "./templates.js";
 
 export interface Instruction {
@@ -180,7 +181,7 @@ export const LABEL_BUILD_ARGS = {
   "org.opencontainers.image.title": "IMGTOOL_TITLE",
   "org.opencontainers.image.base.name": "IMGTOOL_BASE_NAME",
   "org.opencontainers.image.base.digest": "IMGTOOL_BASE_DIGEST",
-  "org.imgtool.inputs-hash": "IMGTOOL_INPUTS_HASH",
+  [IMAGE_LABEL.inputsHash]: "IMGTOOL_INPUTS_HASH",
 } as const;
 
 /**

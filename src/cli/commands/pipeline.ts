@@ -13,7 +13,7 @@ import {
 } from "../../pipeline/pipeline.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
-import { bakeDeps, rolesOf } from "./bake.js";
+import { rolesOf } from "../roles.js";
 
 export interface PipelineArgs extends GlobalArgs {
   role: string;
@@ -25,7 +25,7 @@ export interface PipelineArgs extends GlobalArgs {
 export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise<number> {
   const { config, target } = ctx;
   const roles = rolesOf(args.role);
-  const regions = target === "aws" ? config.aws.regions : ["local"];
+  const { regions } = ctx;
   if (ctx.dryRun) {
     ctx.out.result(
       { dryRun: true, roles, target, stages: ["push", "bake", ...(args.smoke ? ["smoke", "promote"] : [])] },
@@ -41,15 +41,10 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     },
     async push(rs, pins) {
       const { pushImages } = await import("../../push/push.js");
-      const { makePushDeps } = await import("../../push/deps.js");
-      const pd = await makePushDeps({
-        config,
-        target,
-        catalog: await ctx.catalog(),
-        events: ctx.out.event,
-        aws: () => ctx.aws(),
-      });
-      const report = await pushImages({ config, target, roles: rs, rubyBenchCommits: pins }, pd);
+      const report = await pushImages(
+        { config, target, roles: rs, region: ctx.homeRegion, rubyBenchCommits: pins },
+        await ctx.deps.push(),
+      );
       return report.results.map((r) => ({
         role: r.role,
         status: r.status,
@@ -60,7 +55,8 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     },
     async bake(rs, pins) {
       const { bake } = await import("../../bake/bake.js");
-      const bd = await bakeDeps(ctx);
+      const bd = await ctx.deps.bake();
+      // The commits the run resolved once, so that the AMIs pin what the images pinned.
       const resolveCommit: typeof bd.resolveCommit = async (role, src) =>
         pins[role] ?? bd.resolveCommit(role, src);
       return bake(rs, { ...bd, resolveCommit }, { force: args.force, abortReason: ctx.abortReason });
@@ -68,19 +64,11 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     async smoke() {
       const { launch } = await import("../../launch/launch.js");
       const { terminateRun } = await import("../../launch/terminate.js");
-      const { httpHealthProbe } = await import("../../launch/health.js");
       const { newRunId } = await import("../../launch/ids.js");
       const { smokeLaunch } = await import("../../pipeline/smoke.js");
-      const { makeBackend } = await import("./launch.js");
-      const region = regions[0]!;
-      const backend = await makeBackend(ctx, region);
-      const launchDeps = {
-        config,
-        backend,
-        catalog: () => ctx.catalog(target === "aws" ? region : undefined),
-        events: ctx.out.event,
-        probe: httpHealthProbe(),
-      };
+      // The smoke launch runs where the bake published first: the home region (aws).
+      const launchDeps = await ctx.deps.launch(regions[0]);
+      const { backend } = launchDeps;
       return smokeLaunch(
         {
           target,
@@ -98,7 +86,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
         `smoke-${newRunId()}`.slice(0, 32),
       );
     },
-    catalogs: async () => Promise.all(regions.map((r) => ctx.catalog(target === "aws" ? r : undefined))),
+    catalogs: async () => Promise.all(regions.map((r) => ctx.deps.catalog(target === "aws" ? r : undefined))),
     keys: (role: Role): ArtifactKey[] => [
       { role, kind: "image" },
       ...archesFor(config, role, target).map((arch) => ({ role, kind: "ami" as const, arch })),
