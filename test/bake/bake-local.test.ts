@@ -13,7 +13,7 @@ import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { loadConfig } from "../../src/config/load.js";
 import { connectDocker } from "../../src/docker/engine.js";
 import { recordingSink } from "../../src/events.js";
-import { resolveCommit } from "../../src/git.js";
+import { resolveRubyBenchRef } from "../../src/git.js";
 import { dockerHost, registryPassword, requireStack } from "../../src/local/stack.js";
 import { makePackerRunner } from "../../src/packer/runner.js";
 import { projectPath } from "../../src/paths.js";
@@ -127,7 +127,7 @@ describe("bake ami on local (real Packer, real engine)", () => {
       render: (...a) => oneByte(renderBake(...a)),
       writeRendered,
       catalog: async () => cat,
-      resolveCommit,
+      resolveCommit: (role, src) => resolveRubyBenchRef(role, src),
       gitRevision: async () => "test",
       ops: makeTwinOps({
         docker,

@@ -129,6 +129,7 @@ describe("hostile values: rendering", () => {
     const raw = HOSTILE.replaceAll("{{", "{ {");
     rc.ruby.tarball_url = HOSTILE; // the schema strips \n \r \t from URLs; rendering must not care
     rc.ruby_bench.repository = `/srv/${raw}`;
+    rc.ruby_bench.localPath = rc.ruby_bench.repository; // what config load decides for a path
     rc.ruby_bench.ref = HOSTILE;
     rc.ruby.versions = [HOSTILE];
     rc.packages = [HOSTILE];
