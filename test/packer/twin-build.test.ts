@@ -110,6 +110,7 @@ describe("twin bake of task-runner: real Packer, real scripts, then the image in
       "configure-cpu",
       "cleanup",
       "validate",
+      "write-manifest",
     ]) {
       const i = log.indexOf(`imgtool[${step}]: ok`);
       const skipped = log.indexOf(`imgtool[${step}]: skipped`);
@@ -119,8 +120,9 @@ describe("twin bake of task-runner: real Packer, real scripts, then the image in
     }
   });
 
-  test("validate ran, and its version manifest is in the image and in the build folder", () => {
+  test("validate ran, then write-manifest: the version manifest is in the image and in the build folder", () => {
     assert.match(log, /imgtool\[validate\]: ok: every promise holds/);
+    assert.match(log, /imgtool\[write-manifest\]: ok: version manifest written/);
     const inside = JSON.parse(inImage(image, ["cat", "/etc/imgtool/manifest.json"]));
     const downloaded = JSON.parse(readFileSync(path.join(dir, r.sources[0]!.versionManifestFile), "utf8"));
     assert.deepEqual(inside, downloaded);
