@@ -11,10 +11,11 @@ import path from "node:path";
 import { artifactsFromManifest, renderBake, type RenderedBake } from "../../src/render/packer.js";
 import { makeRubyBenchRepo, type RubyBenchFixture } from "../support/fixtures/ruby-bench.js";
 import { configFrom, localEngine, packerVersion, run, writeTemp } from "../render/helpers.js";
+import { unavailable } from "../support/unavailable.js";
 
 const engine = localEngine();
 const PV = packerVersion();
-const skip = engine.skip ?? (PV ? false : "packer is not installed (scripts/setup installs it)");
+const skip = unavailable(engine.skip ?? (PV ? false : "packer is not installed (scripts/setup installs it)"));
 const env = (engine as { env?: NodeJS.ProcessEnv }).env ?? {};
 // Debian 12's Ruby: the twin uses what the machine can reach, the distribution's package.
 const RUBY = "3.1";

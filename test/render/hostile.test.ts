@@ -25,6 +25,7 @@ import {
   tempDir,
   writeTemp,
 } from "./helpers.js";
+import { unavailable } from "../support/unavailable.js";
 
 type Hcl = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -232,7 +233,7 @@ describe("hostile values: rendering", () => {
 describe("hostile values: a real Packer build of the twin (scripts swapped for recording stubs)", () => {
   const engine = localEngine();
   const PV = packerVersion();
-  const skip = engine.skip ?? (PV ? false : "packer is not installed");
+  const skip = unavailable(engine.skip ?? (PV ? false : "packer is not installed"));
   const cleanup: string[] = [];
   after(() => cleanup.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
