@@ -11,6 +11,7 @@ import { dockerHost, requireStack } from "../../src/local/stack.js";
 import { projectPath } from "../../src/paths.js";
 import { git, makeBenchRepo } from "../support/fixtures/bench-repo.js";
 import { runCli } from "../support/cli.js";
+import { copyProject } from "../support/project-copy.js";
 
 interface PipelineJson {
   ok: boolean;
@@ -54,10 +55,11 @@ function config(ref: string): string {
   return file;
 }
 
-const run = (cfg: string, out: string) =>
+const run = (cfg: string, out: string, root?: string) =>
   runCli(["pipeline", "--json", "--out", out, "--config", cfg], {
     env: { DOCKER_HOST: "" },
     timeoutMs: 900_000,
+    root,
   });
 
 const status = (doc: PipelineJson, role: string, stage: string) =>
@@ -128,11 +130,12 @@ describe("imgtool pipeline on the local target (everything real)", () => {
   });
 
   test("after a one-byte change to a provisioning script, only the AMIs rebake: no image is rebuilt", async () => {
-    const script = projectPath("packer", "scripts", "cleanup.sh");
-    const original = readFileSync(script, "utf8");
-    writeFileSync(script, `${original}\n`);
+    // The change is made in a copy of the project, whose CLI runs: no tracked file is touched.
+    const copy = copyProject();
+    const script = copy.path("packer", "scripts", "cleanup.sh");
+    writeFileSync(script, `${readFileSync(script, "utf8")}\n`);
     try {
-      const r = await run(config("main"), path.join(dir, "out-onebyte"));
+      const r = await run(config("main"), path.join(dir, "out-onebyte"), copy.root);
       assert.equal(r.code, 0, r.stderr.slice(-4000));
       const doc = JSON.parse(r.stdout) as PipelineJson;
       for (const role of ["task-runner", "orchestrator"]) {
@@ -146,7 +149,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
       assert.equal(doc.promoted, true);
       lastStable = doc.stable;
     } finally {
-      writeFileSync(script, original);
+      copy.remove();
     }
   });
 
