@@ -278,6 +278,8 @@ export interface StandinServer {
 export async function startServer(deps: ServerDeps): Promise<StandinServer> {
   const timers = new Set<NodeJS.Timeout>();
 
+  /** Requests whose connection is still open, for RecordedRequest.openAtArrival. */
+  const open = new Set<RecordedRequest>();
   const handle = (req: http.IncomingMessage, res: http.ServerResponse, body: string): void => {
     const headers = flattenHeaders(req.headers);
     const r = route(headers, body);
@@ -291,7 +293,10 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       body,
       params: r.params,
       status: 0,
+      openAtArrival: 1,
     };
+    for (const o of open) if (o.service === r.service && o.operation === r.operation) record.openAtArrival++;
+    open.add(record);
     deps.requests.push(record);
     // The whole suite's AWS calls, for the check that the IAM policies cover every one (test/iam).
     if (process.env.IMGTOOL_AWS_CALLS_LOG)
@@ -299,6 +304,7 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
     let gone = false;
     res.on("close", () => {
       gone = true;
+      open.delete(record);
     });
     const send = (answer: Answer): void => {
       if (gone || res.writableEnded) return;
