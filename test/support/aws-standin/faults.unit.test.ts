@@ -86,7 +86,7 @@ describe("faults", () => {
       new PutParameterCommand({ Name: "/slow", Value: "v", Type: "String", Overwrite: true }),
     );
     assert.equal(out.Version, 1, "the first, timed-out attempt did not create a version");
-    await new Promise((resolve) => setTimeout(resolve, 500)); // past the delay: still nothing done for attempt 1
+    await standin.settled(); // attempt 1's delayed answer came due: still nothing done for it
     assert.equal(standin.state.region(REGION).ssm.parameters.get("/slow")?.versions.length, 1);
     assert.deepEqual(
       standin.requests.filter((r) => r.operation === "PutParameter").map((r) => [r.attempt, r.status]),

@@ -272,11 +272,21 @@ function flattenHeaders(raw: http.IncomingHttpHeaders): Record<string, string> {
 
 export interface StandinServer {
   endpoint: string;
+  /** Resolves once no delayed answer is pending. */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startServer(deps: ServerDeps): Promise<StandinServer> {
   const timers = new Set<NodeJS.Timeout>();
+  /** Resolved when no delayed answer is pending any more (see `settled`). */
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    if (timers.size > 0) return;
+    const w = waiters;
+    waiters = [];
+    w.forEach((f) => f());
+  };
 
   /** Requests whose connection is still open, for RecordedRequest.openAtArrival. */
   const open = new Set<RecordedRequest>();
@@ -316,6 +326,7 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       const t = setTimeout(() => {
         timers.delete(t);
         fn();
+        wake();
       }, ms);
       timers.add(t);
     };
@@ -351,6 +362,11 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    settled: () =>
+      new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        wake();
+      }),
     close: () =>
       new Promise<void>((resolve, reject) => {
         for (const t of timers) clearTimeout(t);
