@@ -12,6 +12,7 @@ import { projectPath } from "../../src/paths.js";
 import { git, makeBenchRepo } from "../support/fixtures/bench-repo.js";
 import { runCli } from "../support/cli.js";
 import { copyProject } from "../support/project-copy.js";
+import { removePipelineArtifacts } from "../support/local-pipeline.js";
 
 interface PipelineJson {
   ok: boolean;
@@ -66,25 +67,7 @@ const status = (doc: PipelineJson, role: string, stage: string) =>
   doc.stages.find((s) => s.role === role && s.stage === stage)?.status;
 
 describe("imgtool pipeline on the local target (everything real)", () => {
-  after(async () => {
-    for (const img of await docker.listImages({
-      filters: JSON.stringify({ reference: [`imgtool-twin/${pipeline}-*`] }),
-    })) {
-      for (const t of img.RepoTags ?? [])
-        await docker
-          .getImage(t)
-          .remove()
-          .catch(() => undefined);
-    }
-    const vols = await docker.listVolumes({
-      filters: JSON.stringify({ label: [`imgtool.pipeline=${pipeline}`] }),
-    });
-    for (const v of vols.Volumes ?? [])
-      await docker
-        .getVolume(v.Name)
-        .remove()
-        .catch(() => undefined);
-  });
+  after(() => removePipelineArtifacts(docker, pipeline));
 
   let first: PipelineJson;
   let lastStable: Record<string, string> = {};
