@@ -8,6 +8,7 @@ import path from "node:path";
 import type Docker from "dockerode";
 import { FailureError, UsageError } from "../errors.js";
 import type { TwinOps } from "./bake.js";
+import { DOCKER_LABEL } from "../config/tags.js";
 import { ENGINE_LIB_MOUNT, engineLibDir, nestedEngineHostConfig } from "../docker/nested-engine.js";
 
 export function makeTwinOps(opts: {
@@ -32,7 +33,7 @@ export function makeTwinOps(opts: {
       await docker.getImage(imageId).tag({ repo, tag });
     },
     async preload(twinImageId, imageRef, volume, labels) {
-      await docker.createVolume({ Name: volume, Labels: { ...labels, "imgtool.image": imageRef } });
+      await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
       const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
       // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
