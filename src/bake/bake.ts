@@ -382,7 +382,7 @@ export async function bakeRole(
   };
 }
 
-/** The version manifest that validate.sh wrote and Packer downloaded into the build folder, if any. */
+/** The version manifest that write-manifest.sh wrote and Packer downloaded into the build folder, if any. */
 async function readVersionManifest(file: string): Promise<Record<string, unknown> | null> {
   try {
     return JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;

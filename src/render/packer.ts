@@ -65,7 +65,7 @@ export interface BakeSource {
   arch: Arch;
   /** aws: the instance type the bake runs on. */
   instanceType?: string;
-  /** The version manifest that validate.sh wrote, downloaded into the build folder (relative path). */
+  /** The version manifest that write-manifest.sh wrote, downloaded into the build folder (relative path). */
   versionManifestFile: string;
 }
 
@@ -98,7 +98,7 @@ export interface RenderedBake {
 
 export const VAR_FILE = "imgtool.pkrvars.hcl";
 export const MANIFEST_FILE = "packer-manifest.json";
-/** Where validate.sh writes the version manifest inside the image. */
+/** Where write-manifest.sh writes the version manifest inside the image. */
 export const IMAGE_MANIFEST_PATH = "/etc/imgtool/manifest.json";
 /** The provisioning steps, in order: packer/scripts/<step>.sh. */
 export const STEPS = [
@@ -111,6 +111,7 @@ export const STEPS = [
   "configure-cpu",
   "cleanup",
   "validate",
+  "write-manifest",
 ] as const;
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
@@ -351,7 +352,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   const steps = STEPS.map((name) => ({
     name,
     password: name === "preload-image" && registryPasswordEnv !== false,
-    buildValues: name === "validate",
+    buildValues: name === "write-manifest",
   }));
 
   const plugin = target === "aws" ? "amazon" : "docker";

@@ -89,7 +89,7 @@ describe("bake ami on local (real Packer, real engine)", () => {
       assert.equal(meta.version, first.version);
       assert.equal(meta.rubyBenchCommit, fixture.commit);
       const manifest = meta.manifest as Record<string, unknown>;
-      assert.ok(manifest, "validate.sh's version manifest is stored with the catalog entry");
+      assert.ok(manifest, "write-manifest.sh's version manifest is stored with the catalog entry");
       assert.match(JSON.stringify(manifest), /3\.1/, "it records the Ruby version");
       assert.match(JSON.stringify(manifest), new RegExp(fixture.commit), "and the ruby-bench commit");
     } finally {
