@@ -101,6 +101,7 @@ export const STEPS = [
   "update-os",
   "install-packages",
   "install-docker",
+  "configure-cloud-init",
   "install-ruby",
   "install-ruby-bench",
   "preload-image",
