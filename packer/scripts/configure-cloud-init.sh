@@ -26,6 +26,8 @@ preserve_hostname: true
 # The container's root is the engine's overlay: no partition or filesystem to grow.
 growpart: { mode: "off" }
 resize_rootfs: false
+# No boot loader in a container (and Amazon Linux 2023 has no grub-dpkg module).
+grub_dpkg: { enabled: false }
 # The minimal base has no locales and no SSH server: nothing to generate.
 locale: false
 ssh_genkeytypes: []

@@ -42,8 +42,11 @@ export const REGISTRY_PASSWORD_MOUNT = "/run/secrets/imgtool-registry-password";
 export const MARKER_MOUNT = "/run/imgtool";
 /** cloud-init's NoCloud seed: the user-data exactly as sent to EC2, and the meta-data (instance id, hostname). */
 export const SEED_MOUNT = "/var/lib/cloud/seed/nocloud";
-/** cloud-init's run folder (its status.json and result.json), a folder of the state dir the launcher reads. */
-export const CLOUD_INIT_RUN_MOUNT = "/run/cloud-init";
+/**
+ * cloud-init's data folder (the instance id it last booted, its status.json and result.json, which
+ * /run/cloud-init links to): a folder of the state dir, so the launcher reads cloud-init's result without exec.
+ */
+export const CLOUD_INIT_DATA_MOUNT = "/var/lib/cloud/data";
 const LABEL = "imgtool.launch";
 
 /**
@@ -185,7 +188,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
           `${volumeOf(name)}:/var/lib/docker`,
           "/sys/fs/cgroup:/sys/fs/cgroup",
           `${path.join(dir, "seed")}:${SEED_MOUNT}:ro`,
-          `${path.join(dir, "cloud-init")}:${CLOUD_INIT_RUN_MOUNT}`,
+          `${path.join(dir, "cloud-init")}:${CLOUD_INIT_DATA_MOUNT}`,
           `${path.join(dir, "run")}:${MARKER_MOUNT}`,
           `${secretFile}:${SECRET_MOUNT}:ro`,
           `${deps.registry.passwordFile}:${REGISTRY_PASSWORD_MOUNT}:ro`,

@@ -39,7 +39,7 @@ const RUN_M = `e2e-m-${process.pid}`;
 const RUN_U = `e2e-u-${process.pid}`;
 
 async function imgtool(args: string[]) {
-  const r = await runCli([...args, "--config", fx.configFile], { timeoutMs: 240_000 });
+  const r = await runCli([...args, "--config", fx.configFile], { timeoutMs: 900_000 });
   return r;
 }
 
@@ -270,7 +270,7 @@ describe("launch on the local target (containers with their own engine, through 
     const finals = count(before, /running 'modules:final'/);
     rmSync(result);
     await fx.docker.getContainer(id).restart({ t: 2 });
-    await fileAppears(result, 240_000);
+    await fileAppears(result, 600_000);
     const after = await consoleOf(id);
     assert.equal(count(after, /running 'modules:final'/), finals + 1, "cloud-init's final stage ran again");
     assert.equal(
@@ -280,7 +280,7 @@ describe("launch on the local target (containers with their own engine, through 
     );
     // /var/lib/cloud kept the instance's record, so cloud-init knew it (a reboot, not a new instance).
     const log = await inInstance(id, "cat /var/log/cloud-init.log");
-    assert.match(log, /previous iid found to be same|instance-id/);
+    assert.ok(log.includes(`previous iid found to be ${id}`), "cloud-init saw the same instance id again");
   });
 
   test("a MIME multipart user-data (a #cloud-config part and our script) runs through cloud-init and reaches ready", async () => {
@@ -319,7 +319,7 @@ describe("launch on the local target (containers with their own engine, through 
     const b = backend();
     await b.prepare();
     const [inst] = await b.start(taskRunnerRequest(gzipSync(mime), mime), RUN_M);
-    const ready = await b.waitReady!(inst!, 240_000);
+    const ready = await b.waitReady!(inst!, 600_000);
     assert.equal(ready.workers.length, 1);
     assert.ok(ready.startToReadySeconds! >= ready.bootToReadySeconds);
     assert.equal(
@@ -335,7 +335,7 @@ describe("launch on the local target (containers with their own engine, through 
     const junk = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00]), Buffer.from("not gzip at all\n")]);
     const b = backend();
     const [inst] = await b.start(taskRunnerRequest(junk, ""), RUN_U);
-    await assert.rejects(b.waitReady!(inst!, 240_000), (e: unknown) => {
+    await assert.rejects(b.waitReady!(inst!, 600_000), (e: unknown) => {
       assert.ok(e instanceof FailureError, String(e));
       assert.match(e.message, /cloud-init finished without the user-data reaching ready/);
       assert.match(e.message, /Unhandled non-multipart \(text\/x-not-multipart\) userdata/);
