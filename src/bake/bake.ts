@@ -13,6 +13,7 @@ import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
 import { versionName } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
+import { machineArch } from "../config/arch.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, ImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -25,6 +26,7 @@ import {
   type ManifestArtifact,
   type RenderedBake,
 } from "../render/packer.js";
+import { DOCKER_LABEL, TAG } from "../config/tags.js";
 
 export interface BakeArtifact {
   region: string;
@@ -115,7 +117,7 @@ export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
 
 /** The architectures a role bakes for: aws from its instance types, local the machine's own. */
 export function archesFor(config: Config, role: Role, target: Target): Arch[] {
-  if (target === "local") return [process.arch === "arm64" ? "arm64" : "x86_64"];
+  if (target === "local") return [machineArch()];
   return roleArches(config, role).map((a) => a.arch);
 }
 
@@ -165,7 +167,7 @@ export async function bakeRole(
     inputsHash,
     gitRevision,
     rubyBenchCommit,
-    ...(target === "aws" ? { bases: base } : { base: Object.values(base)[0]! }),
+    ...(target === "aws" ? { bases: base, region: home } : { base: Object.values(base)[0]! }),
     ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
     ...(imageRef
       ? {
@@ -285,17 +287,17 @@ export async function bakeRole(
   for (const src of rendered.sources)
     versionManifests[src.arch] = await readVersionManifest(path.join(dir, src.versionManifestFile));
   const tags = {
-    "imgtool:pipeline": config.pipeline,
-    "imgtool:role": role,
-    "imgtool:version": version,
-    "imgtool:inputs-hash": inputsHash,
-    "imgtool:git-revision": gitRevision,
+    [TAG.pipeline]: config.pipeline,
+    [TAG.role]: role,
+    [TAG.version]: version,
+    [TAG.inputsHash]: inputsHash,
+    [TAG.gitRevision]: gitRevision,
   };
 
   const artifacts: BakeArtifact[] = [];
   if (target === "aws") {
     const aws = deps.aws!;
-    await Promise.all(made.map((m) => aws.finish(home, m.id, { ...tags, "imgtool:arch": m.arch })));
+    await Promise.all(made.map((m) => aws.finish(home, m.id, { ...tags, [TAG.arch]: m.arch })));
     for (const m of made) artifacts.push({ region: home, arch: m.arch, id: m.id });
     const copies = await Promise.all(
       regions.slice(1).flatMap((region) =>
@@ -307,7 +309,7 @@ export async function bakeRole(
             region,
             `imgtool-${config.pipeline}-${role}-${m.arch}-${version}`,
             `${version}-${m.arch}-${region}`.slice(0, 64),
-            { ...tags, "imgtool:arch": m.arch },
+            { ...tags, [TAG.arch]: m.arch },
           );
           return { region, arch: m.arch, id };
         }),
@@ -327,9 +329,9 @@ export async function bakeRole(
     preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
     emit("build", `pre-loading ${imageRef} into volume ${preloadVolume}`);
     await deps.twin!.preload(made[0]!.id, imageRef, preloadVolume, {
-      "imgtool.pipeline": config.pipeline,
-      "imgtool.role": role,
-      "imgtool.version": version,
+      [DOCKER_LABEL.pipeline]: config.pipeline,
+      [DOCKER_LABEL.role]: role,
+      [DOCKER_LABEL.version]: version,
     });
   }
 

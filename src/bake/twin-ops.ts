@@ -8,6 +8,7 @@ import path from "node:path";
 import type Docker from "dockerode";
 import { FailureError, UsageError } from "../errors.js";
 import type { TwinOps } from "./bake.js";
+import { DOCKER_LABEL } from "../config/tags.js";
 
 /** Flags that let an engine run inside a container here (`--privileged` is refused on these machines). */
 export const NESTED_ENGINE_HOST_CONFIG = {
@@ -61,7 +62,7 @@ export function makeTwinOps(opts: {
       await docker.getImage(imageId).tag({ repo, tag });
     },
     async preload(twinImageId, imageRef, volume, labels) {
-      await docker.createVolume({ Name: volume, Labels: { ...labels, "imgtool.image": imageRef } });
+      await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
       const binds = [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"];
       // The password reaches `docker login` on stdin from a read-only mounted file: never the container's

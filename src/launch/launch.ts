@@ -15,7 +15,7 @@
 import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
-import { archOf } from "../bake/arch.js";
+import { instanceArch, machineArch } from "../config/arch.js";
 import { FailureError, UsageError, errorName, isImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
 import { launchTags } from "./aws.js";
@@ -435,8 +435,7 @@ async function resolveAll(
 ): Promise<Resolved> {
   const { config, events } = deps;
   const catalog = await deps.catalog();
-  const machineArch: Arch = process.arch === "arm64" ? "arm64" : "x86_64";
-  const archFor = (type: string): Arch => (opts.target === "local" ? machineArch : archOf(type));
+  const archFor = (type: string): Arch => (opts.target === "local" ? machineArch() : instanceArch(type));
   const amis: { role: Role; arch: Arch }[] = [];
   const images: Role[] = [];
   if (!reusing) {

@@ -8,7 +8,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
-import { archOf } from "../bake/arch.js";
+import { instanceArch, machineArch } from "../config/arch.js";
 import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
 import type { Market } from "./ids.js";
 import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
@@ -38,8 +38,8 @@ export const amiKey = (role: Role, arch: Arch) => `${role}/${arch}`;
 /** The architectures of the task-runner types, and the orchestrator's. */
 export function neededArches(orchestratorType: string | undefined, runnerTypes: string[]) {
   return {
-    orchestrator: orchestratorType ? archOf(orchestratorType) : undefined,
-    taskRunner: [...new Set(runnerTypes.map(archOf))],
+    orchestrator: orchestratorType ? instanceArch(orchestratorType) : undefined,
+    taskRunner: [...new Set(runnerTypes.map(instanceArch))],
   };
 }
 
@@ -267,7 +267,7 @@ export function buildPlan(input: {
     instanceCpus: number[][] | undefined,
     url: string | undefined,
   ): PlannedGroup => {
-    const arch = local ? (process.arch === "arm64" ? "arm64" : "x86_64") : archOf(instanceType);
+    const arch = local ? machineArch() : instanceArch(instanceType);
     const ami = resolved.amis.get(amiKey(role, arch))!;
     const image = resolved.images.get(role)!;
     const values = userDataValues(config, opts, ctx, role, {

@@ -5,8 +5,8 @@
  */
 import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
-import { ARCHES, ROLES, type Arch, type Role } from "../config/schema.js";
-import { archOf } from "../bake/arch.js";
+import { ARCHES, ROLES, type Role } from "../config/schema.js";
+import { instanceArch, machineArch } from "../config/arch.js";
 import { hclString } from "../render/escape.js";
 import { amiKey, resolveForLaunch, type Resolved } from "./plan.js";
 
@@ -25,13 +25,13 @@ export async function resolveTfvars(
   catalog: Catalog,
   opts: { label: string; region: string; taskRunnerTypes: string[]; local: boolean; apiKeyParameter: string },
 ): Promise<TfvarsInput> {
-  const machine: Arch = process.arch === "arm64" ? "arm64" : "x86_64";
+  const machine = machineArch();
   const instanceTypes: Record<Role, string[]> = {
     "task-runner": opts.taskRunnerTypes,
     orchestrator: [config.roles.orchestrator.instance_types[0]!],
   };
   const amis = ROLES.flatMap((role) =>
-    [...new Set(instanceTypes[role].map((t) => (opts.local ? machine : archOf(t))))].map((arch) => ({
+    [...new Set(instanceTypes[role].map((t) => (opts.local ? machine : instanceArch(t))))].map((arch) => ({
       role,
       arch,
     })),

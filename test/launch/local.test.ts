@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import path from "node:path";
+import { machineArch } from "../../src/config/arch.js";
 import { FailureError } from "../../src/errors.js";
 import { demux, execIn, localBackend } from "../../src/launch/local.js";
 import type { GroupRequest, LaunchBackend } from "../../src/launch/types.js";
@@ -98,7 +99,7 @@ function taskRunnerRequest(bytes: Buffer, text: string): GroupRequest {
   return {
     role: "task-runner",
     instanceType: "local",
-    arch: process.arch === "arm64" ? "arm64" : "x86_64",
+    arch: machineArch(),
     count: 1,
     market: "on-demand",
     imageId: fx.twinId,

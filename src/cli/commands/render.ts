@@ -41,6 +41,7 @@ export async function renderCommand(ctx: Context, args: GlobalArgs & RenderArgs)
       inputsHash,
       gitRevision: "unknown",
       rubyBenchCommit: ref,
+      ...(ctx.target === "aws" ? { region: ctx.homeRegion } : {}),
       ...(args["packer-version"] ? { packerVersion: args["packer-version"] } : {}),
     });
     // The inputs hash of the rendered files (a bake also hashes the resolved base, commit and image).
