@@ -63,6 +63,9 @@ else
   [[ -x /usr/local/sbin/imgtool-boot ]] || fail "/usr/local/sbin/imgtool-boot (the twin's entrypoint) is missing"
 fi
 
+# 2b. cloud-init: runs the user-data at boot (systemd on the AMI; imgtool-boot on the twin).
+command -v cloud-init >/dev/null 2>&1 || fail "cloud-init is not installed: nothing would run the user-data at boot"
+
 # 3. ruby-bench: at the pinned commit, clean.
 bench_record=$(record_of ruby-bench.json)
 head=$(git -C "$BENCH_DIR" rev-parse HEAD 2>/dev/null || true)

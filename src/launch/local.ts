@@ -4,14 +4,18 @@
  *
  * - its engine's store (/var/lib/docker) is its OWN copy of the pre-load volume made at bake time, as an
  *   instance's root volume is its own copy of the AMI's snapshot (two engines never share a store);
- * - the boot shim does what systemd and cloud-init do there: start the engine, then run the exact rendered
- *   user-data (gunzipped when compressed) with its output on the console (`docker logs`);
+ * - it boots through the twin's entrypoint, imgtool-boot, as systemd boots the AMI: the CPU settings, the engine,
+ *   then cloud-init's four stages, seeded through NoCloud with the exact rendered user-data (gzipped when so
+ *   configured) and an instance id: cloud-init decodes and runs it, once per instance id, output on the console
+ *   (`docker logs`); /run is a fresh tmpfs at every start, /var/lib/cloud (the container's own layer) persists
+ *   across a restart, as on a reboot;
  * - the secret the user-data reads at boot is a read-only file mounted at /run/secrets/ (the local stand-in for
  *   the SSM SecureString read through the instance role): it is in no user-data, environment, label or log;
  * - the instance shares this machine's network (its engine changes no bridge, iptables rule or sysctl; its
  *   workers use the host network), so the loopback registry and the orchestrator's port are reachable as on a VPC;
  * - the instance is sized by a CPU set of this machine; the user-data pins its workers inside it.
- * The readiness marker (/run/imgtool) is a folder of the state dir, so the launcher sees it without exec.
+ * The readiness marker (/run/imgtool) and cloud-init's run folder are folders of the state dir, so the launcher
+ * sees them without exec.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -38,7 +42,13 @@ import { DOCKER_LABEL, TAG } from "../config/tags.js";
 export const SECRET_MOUNT = "/run/secrets/imgtool-orchestrator-api-key";
 export const REGISTRY_PASSWORD_MOUNT = "/run/secrets/imgtool-registry-password";
 export const MARKER_MOUNT = "/run/imgtool";
-export const USER_DATA_MOUNT = "/var/lib/cloud/instance/user-data.txt";
+/** cloud-init's NoCloud seed: the user-data exactly as sent to EC2, and the meta-data (instance id, hostname). */
+export const SEED_MOUNT = "/var/lib/cloud/seed/nocloud";
+/**
+ * cloud-init's data folder (the instance id it last booted, its status.json and result.json, which
+ * /run/cloud-init links to): a folder of the state dir, so the launcher reads cloud-init's result without exec.
+ */
+export const CLOUD_INIT_DATA_MOUNT = "/var/lib/cloud/data";
 
 /** The nested-engine privileges (src/docker/nested-engine.ts). */
 export const INSTANCE_HOST_CONFIG = NESTED_ENGINE_PRIVILEGES;
@@ -52,21 +62,8 @@ export const INSTANCE_HOST_CONFIG = NESTED_ENGINE_PRIVILEGES;
  */
 export const INSTANCE_DOCKERD_FLAGS = "--iptables=false --ip-masq=false --ip-forward=false";
 
-/** PID 1 of a local instance: what systemd and cloud-init do when an instance of the AMI boots. */
-export const BOOT_SHIM = `set -u
-mkdir -p /var/log /var/lib/cloud/instance/scripts
-# systemd: the baked CPU settings (when the twin has them) and the baked engine start at boot; the engine is
-# on the host's network, so it changes no iptables rule, masquerading or forwarding.
-if [ -x /usr/local/sbin/imgtool-cpu-setup ]; then /usr/local/sbin/imgtool-cpu-setup >/var/log/imgtool-cpu-setup.log 2>&1 & fi
-dockerd ${INSTANCE_DOCKERD_FLAGS} --cgroup-parent="$IMGTOOL_CGROUP_PARENT" >/var/log/dockerd.log 2>&1 &
-# cloud-init: run the user-data as it was sent (gzip unpacked), output on the console.
-ud=${USER_DATA_MOUNT}
-part=/var/lib/cloud/instance/scripts/part-001
-if [ "$(od -An -N2 -tx1 "$ud" | tr -d ' \\n')" = 1f8b ]; then gzip -dc "$ud" >"$part"; else cat "$ud" >"$part"; fi
-chmod 0700 "$part"
-"$part" 2>&1 | tee -a /var/log/cloud-init-output.log
-wait
-`;
+/** PID 1 of a local instance: the twin's entrypoint, as on the twin (packer/scripts/lib/imgtool-boot). */
+export const BOOT_ENTRYPOINT = "/usr/local/sbin/imgtool-boot";
 
 /** Inside a local instance before it is removed: packer/scripts/lib/imgtool-shutdown (workers, engine, cgroups). */
 export const SHUTDOWN_SCRIPT = engineScript("imgtool-shutdown");
@@ -133,8 +130,10 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     const name = localInstanceName(config.pipeline, runId, req.role, index);
     const dir = runDir(runId, name);
     await mkdir(path.join(dir, "run"), { recursive: true });
-    const userDataFile = path.join(dir, "user-data");
-    await writeFile(userDataFile, req.userData.bytes, { mode: 0o600 });
+    await mkdir(path.join(dir, "cloud-init"), { recursive: true });
+    await mkdir(path.join(dir, "seed"), { recursive: true, mode: 0o700 });
+    await writeFile(path.join(dir, "seed", "user-data"), req.userData.bytes, { mode: 0o600 });
+    await writeFile(path.join(dir, "seed", "meta-data"), metaData(name), { mode: 0o600 });
     const labels: Record<string, string> = {
       [DOCKER_LABEL.launch]: "instance",
       [DOCKER_LABEL.pipeline]: config.pipeline,
@@ -158,13 +157,19 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       name,
       Hostname: name,
       Image: req.imageId,
-      Entrypoint: ["/bin/sh", "-c", BOOT_SHIM],
-      Cmd: [],
-      Env: [`IMGTOOL_CGROUP_PARENT=${name}`],
+      Entrypoint: [BOOT_ENTRYPOINT],
+      Cmd: ["sleep", "infinity"],
+      Env: [
+        `IMGTOOL_CGROUP_PARENT=${name}`,
+        `IMGTOOL_DOCKERD_ARGS=${INSTANCE_DOCKERD_FLAGS} --cgroup-parent=${name}`,
+      ],
       Labels: labels,
       HostConfig: {
+        // A fresh /run at every start, as a reboot gives (the mounts below it come on top).
+        Tmpfs: { "/run": "rw,exec,nosuid,nodev,mode=755" },
         ...nestedEngineHostConfig(volumeOf(name), [
-          `${userDataFile}:${USER_DATA_MOUNT}:ro`,
+          `${path.join(dir, "seed")}:${SEED_MOUNT}:ro`,
+          `${path.join(dir, "cloud-init")}:${CLOUD_INIT_DATA_MOUNT}`,
           `${path.join(dir, "run")}:${MARKER_MOUNT}`,
           `${secretFile}:${SECRET_MOUNT}:ro`,
           `${deps.registry.passwordFile}:${REGISTRY_PASSWORD_MOUNT}:ro`,
@@ -188,6 +193,22 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     } catch {
       return "";
     }
+  };
+
+  /** cloud-init's warnings and errors from the whole console, then its last lines. */
+  const cloudInitReport = async (name: string): Promise<string> => {
+    let text: string;
+    try {
+      const buf = (await docker.getContainer(name).logs({ stdout: true, stderr: true })) as unknown as Buffer;
+      text = demux(buf);
+    } catch {
+      return "";
+    }
+    const lines = text.split("\n").map((l) => l.replace(/[^\x20-\x7e]/g, ""));
+    const problems = lines.filter((l) => /\[(WARNING|ERROR|CRITICAL)\]|imgtool-boot:/.test(l));
+    return [...problems, "...", ...lines.filter((l) => !l.startsWith("ci-info:")).slice(-10)]
+      .join("\n")
+      .trim();
   };
 
   const removeOne = async (name: string, runId: string | undefined) => {
@@ -302,6 +323,16 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
             `The ${inst.role} instance ${inst.id} failed to boot: ${String(failed.reason)}\n${await logsTail(inst.id)}`,
           );
         }
+        // cloud-init's final stage is over and the user-data wrote no marker (looked at again: it may have just
+        // now): cloud-init did not run it to the end. Its own words are in its result and on the console.
+        const result = await readJson(path.join(runDir(meta.runId, inst.id), "cloud-init", "result.json"));
+        if (result && !existsSync(path.join(dir, "ready")) && !existsSync(path.join(dir, "failed"))) {
+          throw new FailureError(
+            `The ${inst.role} instance ${inst.id}: cloud-init finished without the user-data reaching ready ` +
+              `(cloud-init's errors: ${JSON.stringify((result.v1 as { errors?: unknown } | undefined)?.errors ?? [])}). ` +
+              `cloud-init's warnings and the end of the console:\n${await cloudInitReport(inst.id)}`,
+          );
+        }
         if (Date.now() - lastInspect > 500) {
           lastInspect = Date.now();
           const info = await docker.getContainer(inst.id).inspect();
@@ -340,6 +371,11 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       }));
     },
   };
+}
+
+/** NoCloud's meta-data of a local instance: its id (cloud-init runs the user-data once per id) and hostname. */
+export function metaData(name: string): string {
+  return `instance-id: ${name}\nlocal-hostname: ${name}\n`;
 }
 
 /** Whether a dockerode inspect found the object (404: no). */

@@ -105,6 +105,7 @@ export const STEPS = [
   "update-os",
   "install-packages",
   "install-docker",
+  "configure-cloud-init",
   "install-ruby",
   "install-ruby-bench",
   "preload-image",

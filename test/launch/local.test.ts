@@ -1,11 +1,17 @@
 // `imgtool launch` end to end on the local target, through the compiled CLI: each instance is a container of
-// the role's twin with its own Docker engine, booting the exact rendered user-data. The twin, the two example
-// images and their pre-load volumes are test fixtures (test/launch/fixtures/) until the bake flow is wired in.
+// the twin that `imgtool bake ami` produced, with its own Docker engine, booting through imgtool-boot and
+// cloud-init (seeded through NoCloud with the exact rendered user-data, gzipped here). The twin is baked once for
+// this file by the real bake flow; the two example images and their pre-load volumes are made by the fixture
+// (test/launch/fixtures/local.ts).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import path from "node:path";
-import { demux, execIn } from "../../src/launch/local.js";
+import { machineArch } from "../../src/config/arch.js";
+import { FailureError } from "../../src/errors.js";
+import { demux, execIn, localBackend } from "../../src/launch/local.js";
+import type { GroupRequest, LaunchBackend } from "../../src/launch/types.js";
 import { runCli } from "../support/cli.js";
 import { makeLocalFixture, type LocalFixture } from "./fixtures/local.js";
 
@@ -30,9 +36,11 @@ interface LaunchJson {
 let fx: LocalFixture;
 const RUN_A = `e2e-a-${process.pid}`;
 const RUN_B = `e2e-b-${process.pid}`;
+const RUN_M = `e2e-m-${process.pid}`;
+const RUN_U = `e2e-u-${process.pid}`;
 
 async function imgtool(args: string[]) {
-  const r = await runCli([...args, "--config", fx.configFile], { timeoutMs: 240_000 });
+  const r = await runCli([...args, "--config", fx.configFile], { timeoutMs: 900_000 });
   return r;
 }
 
@@ -60,6 +68,47 @@ async function http(
   return { status: res.status, doc: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
+/** The instance's console (docker logs). */
+async function consoleOf(id: string): Promise<string> {
+  return demux((await fx.docker.getContainer(id).logs({ stdout: true, stderr: true })) as unknown as Buffer);
+}
+
+const count = (text: string, re: RegExp) => text.match(new RegExp(re.source, "g"))?.length ?? 0;
+
+/** Wait (bounded) until a file exists. */
+async function fileAppears(file: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(file)) {
+    if (Date.now() > deadline) throw new Error(`${file} did not appear within ${timeoutMs / 1000} s`);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}
+
+/** The local backend of the CLI's launch, for user-data the CLI never renders (MIME, undecodable). */
+function backend(): LaunchBackend {
+  return localBackend({
+    config: fx.config,
+    docker: fx.docker,
+    registry: { user: fx.stack.registry.user, passwordFile: fx.stack.registry.passwordFile },
+    events: () => undefined,
+    stateDir: fx.stateDir,
+  });
+}
+
+function taskRunnerRequest(bytes: Buffer, text: string): GroupRequest {
+  return {
+    role: "task-runner",
+    instanceType: "local",
+    arch: machineArch(),
+    count: 1,
+    market: "on-demand",
+    imageId: fx.twinId,
+    preloadVolume: fx.preloadVolumes["task-runner"],
+    userData: { role: "task-runner", text, bytes, compression: "none" },
+    tags: {},
+  };
+}
+
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir).flatMap((n) => {
@@ -70,11 +119,13 @@ function filesUnder(dir: string): string[] {
 
 describe("launch on the local target (containers with their own engine, through the CLI)", () => {
   before(async () => {
-    fx = await makeLocalFixture();
+    fx = await makeLocalFixture({ configExtra: "launch:\n  user_data_compression: gzip\n" });
   });
   after(async () => {
     await imgtool(["terminate", "--run-id", RUN_A]).catch(() => undefined);
     await imgtool(["terminate", "--run-id", RUN_B]).catch(() => undefined);
+    await imgtool(["terminate", "--run-id", RUN_M]).catch(() => undefined);
+    await imgtool(["terminate", "--run-id", RUN_U]).catch(() => undefined);
     await fx?.cleanup();
   });
 
@@ -124,11 +175,22 @@ describe("launch on the local target (containers with their own engine, through 
     const orch = doc.instances.find((i) => i.role === "orchestrator")!;
     assert.ok(runner && orch);
     assert.equal(runner.workers.length, 2);
-    assert.ok(
-      runner.bootToReadySeconds > 0 && runner.bootToReadySeconds < 5,
-      `${runner.bootToReadySeconds} s`,
-    );
-    assert.ok(runner.startToReadySeconds >= runner.bootToReadySeconds);
+    assert.ok(runner.bootToReadySeconds > 0, `${runner.bootToReadySeconds} s`);
+    for (const inst of doc.instances) {
+      assert.ok(
+        inst.startToReadySeconds >= inst.bootToReadySeconds,
+        `${inst.id}: start to ready ${inst.startToReadySeconds} s, boot to ready ${inst.bootToReadySeconds} s`,
+      );
+    }
+
+    // cloud-init ran the gzipped user-data, seeded exactly as sent to EC2, as its part-001 (its own log says so).
+    for (const inst of doc.instances) {
+      const seed = readFileSync(path.join(fx.stateDir, "launch", RUN_A, inst.id, "seed", "user-data"));
+      assert.deepEqual([...seed.subarray(0, 2)], [0x1f, 0x8b], "the seed is gzipped");
+      const log = await inInstance(inst.id, "cat /var/log/cloud-init.log");
+      assert.match(log, /Running command \['\/var\/lib\/cloud\/instance\/scripts\/part-001'\]/);
+      assert.match(await consoleOf(inst.id), /Cloud-init v\. [\d.]+ running 'modules:final'/);
+    }
 
     // Pinned to different CPUs, as the workers themselves see it.
     const seen = [];
@@ -194,6 +256,90 @@ describe("launch on the local target (containers with their own engine, through 
       assert.ok(!logs.includes(secret), `docker logs ${inst.id}`);
     }
     assert.ok(!log.includes(secret), "registry requests");
+  });
+
+  test("restarting a local instance boots cloud-init again but does not run the user-data again (per instance id)", async () => {
+    const id = `imgtool-${fx.pipeline}-${RUN_A}-task-runner-1`;
+    const result = path.join(fx.stateDir, "launch", RUN_A, id, "cloud-init", "result.json");
+    assert.ok(existsSync(result), "cloud-init finished its first boot");
+    const before = await consoleOf(id);
+    const userDataRuns = count(before, /imgtool-user-data\[task-runner\]: ready: /);
+    assert.equal(userDataRuns, 1);
+    const finals = count(before, /running 'modules:final'/);
+    rmSync(result);
+    await fx.docker.getContainer(id).restart({ t: 2 });
+    await fileAppears(result, 600_000);
+    const after = await consoleOf(id);
+    assert.equal(count(after, /running 'modules:final'/), finals + 1, "cloud-init's final stage ran again");
+    assert.equal(
+      count(after, /imgtool-user-data\[task-runner\]: ready: /),
+      userDataRuns,
+      "the user-data ran again",
+    );
+    // /var/lib/cloud kept the instance's record, so cloud-init knew it (a reboot, not a new instance).
+    const log = await inInstance(id, "cat /var/log/cloud-init.log");
+    assert.ok(log.includes(`previous iid found to be ${id}`), "cloud-init saw the same instance id again");
+  });
+
+  test("a MIME multipart user-data (a #cloud-config part and our script) runs through cloud-init and reaches ready", async () => {
+    const plan = await imgtool([
+      "launch",
+      "--dry-run",
+      "--json",
+      "--run-id",
+      RUN_M,
+      "--workers-per-instance",
+      "1",
+    ]);
+    assert.equal(plan.code, 0, plan.stderr);
+    const script = (JSON.parse(plan.stdout) as LaunchJson).plan!.taskRunners[0]!.userData.text;
+    const mime = [
+      'Content-Type: multipart/mixed; boundary="==imgtool-test=="',
+      "MIME-Version: 1.0",
+      "",
+      "--==imgtool-test==",
+      'Content-Type: text/cloud-config; charset="us-ascii"',
+      'Content-Disposition: attachment; filename="cloud-config.yaml"',
+      "",
+      "#cloud-config",
+      "write_files:",
+      "  - path: /etc/imgtool-test/from-cloud-config",
+      '    content: "written by the cloud-config part\\n"',
+      "",
+      "--==imgtool-test==",
+      'Content-Type: text/x-shellscript; charset="us-ascii"',
+      'Content-Disposition: attachment; filename="imgtool-user-data.sh"',
+      "",
+      script,
+      "--==imgtool-test==--",
+      "",
+    ].join("\n");
+    const b = backend();
+    await b.prepare();
+    const [inst] = await b.start(taskRunnerRequest(gzipSync(mime), mime), RUN_M);
+    const ready = await b.waitReady!(inst!, 600_000);
+    assert.equal(ready.workers.length, 1);
+    assert.ok(ready.startToReadySeconds! >= ready.bootToReadySeconds);
+    assert.equal(
+      await inInstance(inst!.id, "cat /etc/imgtool-test/from-cloud-config"),
+      "written by the cloud-config part",
+    );
+    const log = await inInstance(inst!.id, "cat /var/log/cloud-init.log");
+    assert.match(log, /Running command \['\/var\/lib\/cloud\/instance\/scripts\/imgtool-user-data\.sh'\]/);
+    await b.terminate([inst!.id]);
+  });
+
+  test("user-data that cloud-init cannot decode: the launch fails with cloud-init's own words", async () => {
+    const junk = Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08, 0x00]), Buffer.from("not gzip at all\n")]);
+    const b = backend();
+    const [inst] = await b.start(taskRunnerRequest(junk, ""), RUN_U);
+    await assert.rejects(b.waitReady!(inst!, 600_000), (e: unknown) => {
+      assert.ok(e instanceof FailureError, String(e));
+      assert.match(e.message, /cloud-init finished without the user-data reaching ready/);
+      assert.match(e.message, /Unhandled non-multipart \(text\/x-not-multipart\) userdata/);
+      return true;
+    });
+    await b.terminate([inst!.id]);
   });
 
   test("a newer image than the baked one: the instance logs in and pulls it by digest; --reuse-orchestrator keeps the running one (checked once)", async () => {

@@ -168,6 +168,19 @@ describe("twin bake of task-runner: real Packer, real scripts, then the image in
     );
   });
 
+  test("cloud-init is installed (as on Amazon Linux 2023), with the twin's NoCloud settings", () => {
+    const out = inImage(image, [
+      "sh",
+      "-c",
+      "cloud-init --version; cat /etc/cloud/cloud.cfg.d/90-imgtool-twin.cfg; ls -A /var/lib/cloud 2>/dev/null || true",
+    ]);
+    assert.match(out, /cloud-init 2\d\.\d/);
+    assert.match(out, /^datasource_list: \[NoCloud, None\]$/m);
+    assert.match(out, /^network: \{ config: disabled \}$/m);
+    // The cleanup left no instance behind: the first boot of every instance is a first boot.
+    assert.doesNotMatch(out, /^instances?$/m);
+  });
+
   test("/opt/ruby-bench is at the configured commit, clean, with the configured origin", () => {
     const out = inImage(image, [
       "sh",
