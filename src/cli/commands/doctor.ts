@@ -1,4 +1,6 @@
 /** `imgtool doctor`: one line per part, with version, state and the command that fixes it. */
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { runDoctor, type DoctorProbes } from "../../doctor/doctor.js";
 import { exec } from "../../exec.js";
 import { dockerHost, readStack, registryPassword } from "../../local/stack.js";
@@ -36,6 +38,17 @@ export function realProbes(ctx: Context): DoctorProbes {
       if (r.notFound || r.exitCode !== 0) return null;
       return r.stdout.split("\n")[0]?.trim() ?? null;
     },
+    async catalog(file) {
+      const { CatalogDamagedError, SqliteStore } = await import("../../catalog/sqlite-store.js");
+      if (!existsSync(file)) return { state: "absent" };
+      try {
+        new SqliteStore(file).close();
+        return { state: "ok" };
+      } catch (e) {
+        if (!(e instanceof CatalogDamagedError)) throw e;
+        return { state: "damaged", problem: e.problem, fix: e.fix ?? "" };
+      }
+    },
     async awsIdentity() {
       const { assertCredentials } = await import("../../aws/clients.js");
       return assertCredentials(await ctx.aws());
@@ -71,6 +84,7 @@ export async function doctor(ctx: Context, _args: GlobalArgs): Promise<number> {
       dockerHost: dockerHost(stack),
       baseImages: [...bases],
       setupCommand: "scripts/setup",
+      catalogFile: path.join(stateDir, "catalog.db"),
     },
     realProbes(ctx),
   );
