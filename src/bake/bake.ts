@@ -75,7 +75,10 @@ export interface TwinOps {
     imageRef: string,
     volume: string,
     labels: Record<string, string>,
+    signal?: AbortSignal,
   ): Promise<void>;
+  /** Remove unpublished twin images and their pre-load volume; returns what could not be removed. */
+  discard(imageIds: string[], volume: string | null): Promise<string[]>;
 }
 
 export interface BakeDeps {
@@ -102,12 +105,27 @@ export interface BakeDeps {
   packerEnv?: NodeJS.ProcessEnv;
 }
 
-/** Exit 130 / 143: the user (or CI) stopped the bake; Packer cleaned up and nothing was published. */
+/**
+ * Exit 130 / 143: the user (or CI) stopped the bake and nothing was published. The message says what was
+ * cleaned up and, truthfully, what could not be.
+ */
 export class InterruptedError extends ImgtoolError {
-  constructor(what: string, signal: "SIGINT" | "SIGTERM") {
-    super(`${what} was interrupted (${signal}): Packer cleaned up, nothing was published.`, {
-      exitCode: signal === "SIGINT" ? 130 : 143,
-    });
+  constructor(
+    what: string,
+    signal: "SIGINT" | "SIGTERM",
+    cleanup = "Packer cleaned up",
+    left: string[] = [],
+  ) {
+    super(
+      `${what} was interrupted (${signal}): ${cleanup}, nothing was published.` +
+        (left.length ? ` May be left: ${left.join("; ")}.` : ""),
+      {
+        exitCode: signal === "SIGINT" ? 130 : 143,
+        ...(left.length
+          ? { fix: "`imgtool doctor` lists leftovers; `imgtool prune` removes old twins and volumes." }
+          : {}),
+      },
+    );
   }
 }
 
@@ -255,7 +273,16 @@ export async function bakeRole(
     onLine: (l) => emit("progress", l, { stream: "packer" }),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  if (run.interrupted) throw new InterruptedError(`The ${role} bake`, opts.abortReason?.() ?? "SIGINT");
+  if (run.interrupted) {
+    throw run.killed
+      ? new InterruptedError(
+          `The ${role} bake`,
+          opts.abortReason?.() ?? "SIGINT",
+          "Packer did not finish cleaning up in time and was killed",
+          [`Packer's build ${target === "aws" ? "instance" : "container"}`, dir],
+        )
+      : new InterruptedError(`The ${role} bake`, opts.abortReason?.() ?? "SIGINT");
+  }
   if (run.exitCode !== 0) {
     throw new FailureError(
       `Packer failed for ${role} (exit ${run.exitCode ?? run.signal}); nothing was published.`,
@@ -314,23 +341,45 @@ export async function bakeRole(
       ),
     );
     artifacts.push(...copies);
-  } else {
-    const twin = deps.twin!;
-    const repo = `imgtool-twin/${config.pipeline}-${role}`;
-    for (const m of made) {
-      await twin.tag(m.id, repo, version);
-      artifacts.push({ region: "local", arch: m.arch, id: m.id });
-    }
   }
   let preloadVolume: string | null = null;
-  if (target === "local" && imageRef) {
-    preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
-    emit("build", `pre-loading ${imageRef} into volume ${preloadVolume}`);
-    await deps.twin!.preload(made[0]!.id, imageRef, preloadVolume, {
-      "imgtool.pipeline": config.pipeline,
-      "imgtool.role": role,
-      "imgtool.version": version,
-    });
+  if (target === "local") {
+    const twin = deps.twin!;
+    const repo = `imgtool-twin/${config.pipeline}-${role}`;
+    try {
+      for (const m of made) {
+        await twin.tag(m.id, repo, version);
+        artifacts.push({ region: "local", arch: m.arch, id: m.id });
+      }
+      if (imageRef) {
+        preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
+        emit("build", `pre-loading ${imageRef} into volume ${preloadVolume}`);
+        await twin.preload(
+          made[0]!.id,
+          imageRef,
+          preloadVolume,
+          { "imgtool.pipeline": config.pipeline, "imgtool.role": role, "imgtool.version": version },
+          deps.signal,
+        );
+      }
+      if (deps.signal?.aborted)
+        throw new InterruptedError(`The ${role} bake`, opts.abortReason?.() ?? "SIGINT");
+    } catch (e) {
+      // Nothing unpublished stays: the twin image and its pre-load volume go, and the message says what could not.
+      const left = await twin.discard(
+        made.map((m) => m.id),
+        preloadVolume,
+      );
+      if (!deps.signal?.aborted) throw e;
+      throw new InterruptedError(
+        `The ${role} bake`,
+        opts.abortReason?.() ?? "SIGINT",
+        left.length
+          ? "the unpublished twin could not be removed entirely"
+          : "the unpublished twin and its pre-load volume were removed",
+        left,
+      );
+    }
   }
 
   // 5. Publish, only now that everything for this role succeeded (and nobody asked to stop meanwhile).

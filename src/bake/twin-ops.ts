@@ -60,7 +60,27 @@ export function makeTwinOps(opts: {
     async tag(imageId, repo, tag) {
       await docker.getImage(imageId).tag({ repo, tag });
     },
-    async preload(twinImageId, imageRef, volume, labels) {
+    async discard(imageIds, volume) {
+      const left: string[] = [];
+      for (const id of imageIds) {
+        try {
+          await docker.getImage(id).remove({ force: true });
+        } catch (e) {
+          if ((e as { statusCode?: number }).statusCode !== 404)
+            left.push(`twin image ${id} (${(e as Error).message})`);
+        }
+      }
+      if (volume) {
+        try {
+          await docker.getVolume(volume).remove();
+        } catch (e) {
+          if ((e as { statusCode?: number }).statusCode !== 404)
+            left.push(`volume ${volume} (${(e as Error).message})`);
+        }
+      }
+      return left;
+    },
+    async preload(twinImageId, imageRef, volume, labels, signal) {
       await docker.createVolume({ Name: volume, Labels: { ...labels, "imgtool.image": imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
       const binds = [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"];
@@ -84,8 +104,20 @@ export function makeTwinOps(opts: {
           Labels: labels,
           HostConfig: { ...NESTED_ENGINE_HOST_CONFIG, NetworkMode: "host", Binds: binds },
         });
-        await container.start();
-        const { StatusCode } = (await container.wait()) as { StatusCode: number };
+        // An abort stops the pre-load at once (the catch below removes the container and the volume).
+        const started = container;
+        const onAbort = () => void started.kill().catch(() => undefined);
+        signal?.addEventListener("abort", onAbort, { once: true });
+        let StatusCode: number;
+        try {
+          if (signal?.aborted) throw new FailureError(`Pre-loading ${imageRef} was interrupted.`);
+          await container.start();
+          if (signal?.aborted) onAbort();
+          ({ StatusCode } = (await container.wait()) as { StatusCode: number });
+        } finally {
+          signal?.removeEventListener("abort", onAbort);
+        }
+        if (signal?.aborted) throw new FailureError(`Pre-loading ${imageRef} was interrupted.`);
         if (StatusCode !== 0) {
           const logs = (await container.logs({ stdout: true, stderr: true, tail: 30 })).toString("utf8");
           throw new FailureError(
