@@ -1,6 +1,8 @@
 /**
- * The one versions manifest (packer/versions.json): Ruby, Docker, ruby-bench ref, base filters and the local
- * base images. The TypeScript, scripts/setup, the provisioning scripts and the tests all read the same file.
+ * The one versions manifest (packer/versions.json) and its one schema: Ruby, Docker, ruby-bench ref, base
+ * filters, the local base images, the bake's Packer settings and the OS package lists. The TypeScript,
+ * scripts/setup, the provisioning scripts and the tests all read the same file; in the TypeScript, only
+ * through `loadVersions()`.
  */
 import { readFileSync } from "node:fs";
 import { z } from "zod";
@@ -8,11 +10,16 @@ import { projectPath } from "./paths.js";
 
 const Arch = z.enum(["x86_64", "arm64"]);
 
+const PackageLists = z.object({ apt: z.array(z.string()), dnf: z.array(z.string()) });
+const Plugin = z.object({ source: z.string(), version: z.string() });
+
 const VersionsSchema = z.object({
   ruby: z.object({
     default_versions: z.array(z.string()).min(1),
     default_method: z.enum(["distro", "ruby-build", "tarball"]),
     ruby_build_ref: z.string(),
+    /** Where install-ruby.sh fetches ruby-build; `{ref}` is ruby_build_ref. */
+    ruby_build_url: z.string(),
   }),
   docker: z.object({ dnf_package: z.string(), apt_package: z.string() }),
   ruby_bench: z.object({ repository: z.string(), ref: z.string() }),
@@ -21,6 +28,18 @@ const VersionsSchema = z.object({
     z.string(),
     z.object({ suite: z.string(), variant: z.string(), include: z.array(z.string()) }),
   ),
+  /** Packer plugins, and the aws builder's user and root volume (the rendered HCL). */
+  packer: z.object({
+    required_plugins: z.object({ amazon: Plugin, docker: Plugin }),
+    plugins_min_version: z.string(),
+    aws: z.object({
+      ssh_username: z.string(),
+      root_device_name: z.string(),
+      root_volume_gb: z.number().int().min(8),
+    }),
+  }),
+  /** OS packages of the bake, per package manager. */
+  packages: z.object({ core: PackageLists, bench: PackageLists, ruby_build: PackageLists }),
 });
 
 export type Versions = z.infer<typeof VersionsSchema>;

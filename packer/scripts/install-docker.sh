@@ -26,6 +26,8 @@ fi
 
 # The boot entrypoint of the Docker twin: what systemd does on the AMI, then the given command (user-data).
 install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-boot" /usr/local/sbin/imgtool-boot
+# The one way a nested engine starts (imgtool-boot calls it; so can a local instance's boot).
+install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-engine" /usr/local/sbin/imgtool-engine
 
 # Self-check: client and engine binaries run, and the engine starts at boot.
 docker --version >/dev/null || die "docker (client) does not run"
@@ -34,4 +36,5 @@ if has_systemctl; then
   [[ $(systemctl is-enabled docker.service 2>/dev/null) == enabled ]] || die "docker.service is not enabled"
 fi
 [[ -x /usr/local/sbin/imgtool-boot ]] || die "/usr/local/sbin/imgtool-boot is missing"
+[[ -x /usr/local/sbin/imgtool-engine ]] || die "/usr/local/sbin/imgtool-engine is missing"
 log "ok: $(docker --version)"

@@ -1,27 +1,11 @@
 # shellcheck shell=bash
 # Small helpers shared by scripts/setup and scripts/teardown: logging, retries, bounded waits, root check.
-# Sourced, never run. The caller sets LOG_PREFIX (e.g. "setup") and may set QUIET=1.
+# Sourced, never run. The caller sets IMGTOOL_LOG_PREFIX (e.g. "setup") and may set IMGTOOL_QUIET=1.
 
-LOG_PREFIX=${LOG_PREFIX:-imgtool}
-QUIET=${QUIET:-0}
-
-# log MESSAGE...: progress line on stderr, silenced by --quiet.
-log() {
-  [[ $QUIET == 1 ]] || printf '%s: %s\n' "$LOG_PREFIX" "$*" >&2
-}
-
-# warn MESSAGE...: always shown.
-warn() {
-  printf '%s: warning: %s\n' "$LOG_PREFIX" "$*" >&2
-}
-
-# die CODE MESSAGE...: print and exit with CODE (2: wrong input or environment, 1: the work failed).
-die() {
-  local code=$1
-  shift
-  printf '%s: error: %s\n' "$LOG_PREFIX" "$*" >&2
-  exit "$code"
-}
+# log, warn, die [CODE] MESSAGE, retry ATTEMPTS DELAY CMD: the one shell library of imgtool, shared with the
+# provisioning scripts.
+# shellcheck source=packer/scripts/lib/core.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../../packer/scripts/lib/core.sh"
 
 # step NAME STATUS [DETAIL]: the one line each step prints, e.g. "setup: engine     ok      reused (pid 42)".
 step() {
@@ -38,22 +22,6 @@ since() {
   local start=$1 end
   end=$(now)
   awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1fs", b - a }'
-}
-
-# retry ATTEMPTS CMD...: run CMD until it succeeds, at most ATTEMPTS times, waiting 2, 4, 8... s in between.
-retry() {
-  local attempts=$1 n=1 delay=2
-  shift
-  until "$@"; do
-    if ((n >= attempts)); then
-      warn "gave up after $n attempts: $*"
-      return 1
-    fi
-    warn "attempt $n of $attempts failed, retrying in ${delay}s: $*"
-    sleep "$delay"
-    n=$((n + 1))
-    delay=$((delay * 2))
-  done
 }
 
 # wait_until SECONDS CMD...: poll CMD (in this shell, so it may `die`) every 0.2 s until it succeeds;

@@ -23,6 +23,7 @@ import { machineArch } from "../config/arch.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, ImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
+import type { RubyBenchRepo } from "../git.js";
 import { hashParts } from "../hash.js";
 import type { PackerRunner } from "../packer/runner.js";
 import {
@@ -113,7 +114,8 @@ export interface BakeDeps {
   writeRendered: (r: RenderedBake, dir: string) => Promise<void>;
   /** The catalog of a region (aws) or the local catalog (region ignored). */
   catalog: (region: string) => Promise<Catalog>;
-  resolveCommit: (repository: string, ref: string) => Promise<string>;
+  /** The role's ruby-bench commit (src/git.ts `resolveRubyBenchRef`, or the pipeline's pin for the run). */
+  resolveCommit: (role: Role, src: RubyBenchRepo) => Promise<string>;
   gitRevision: () => Promise<string>;
   /** Local registry credentials for pre-loading on the twin: passed to Packer through the environment. */
   registry?: { endpoint: string; user: string; password: string };
@@ -172,7 +174,7 @@ export async function bakeRole(
   emit("check", "resolving inputs (base, ruby-bench commit, published image)");
   const base: Record<string, string> = {};
   for (const arch of arches) base[arch] = await ops.resolveBase(config, role, arch);
-  const rubyBenchCommit = await deps.resolveCommit(rc.ruby_bench.repository, rc.ruby_bench.ref);
+  const rubyBenchCommit = await deps.resolveCommit(role, rc.ruby_bench);
   const homeCatalog = await deps.catalog(home);
   const imageKey = { role, kind: "image" as const };
   const published = (await homeCatalog.resolve([imageKey])).found[0];
@@ -389,7 +391,7 @@ export async function bakeRole(
   };
 }
 
-/** The version manifest that validate.sh wrote and Packer downloaded into the build folder, if any. */
+/** The version manifest that write-manifest.sh wrote and Packer downloaded into the build folder, if any. */
 async function readVersionManifest(file: string): Promise<Record<string, unknown> | null> {
   try {
     return JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;

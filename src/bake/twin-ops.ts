@@ -21,36 +21,7 @@ export interface TwinOps extends BakeTargetOps {
   ): Promise<void>;
 }
 import { DOCKER_LABEL } from "../config/tags.js";
-
-/** Flags that let an engine run inside a container here (`--privileged` is refused on these machines). */
-export const NESTED_ENGINE_HOST_CONFIG = {
-  CapAdd: ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "MKNOD"],
-  SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"],
-};
-
-/**
- * Runs inside the twin: start its engine on the pre-load volume, log in, pull by digest, stop the engine
- * cleanly. It shares the host's network (to reach the loopback registry), so it must leave the host's
- * networking alone: no iptables rules, and the host's docker0 adopted as it is. (`--bridge=none` would be
- * worse: a daemon without a bridge deletes any docker0 it finds, here the outer engine's.)
- */
-const PRELOAD_SCRIPT = `set -eu
-dockerd --iptables=false --ip-masq=false --host unix:///var/run/docker.sock --pidfile /var/run/imgtool-preload.pid >/var/log/imgtool-preload-dockerd.log 2>&1 &
-i=0
-until docker info >/dev/null 2>&1; do
-  i=$((i + 1))
-  if [ "$i" -gt 150 ]; then echo "the twin's engine did not start:" >&2; tail -n 20 /var/log/imgtool-preload-dockerd.log >&2; exit 1; fi
-  sleep 0.2
-done
-if [ -n "\${IMGTOOL_REGISTRY:-}" ]; then
-  docker login -u "$IMGTOOL_REGISTRY_USER" --password-stdin "$IMGTOOL_REGISTRY" </run/secrets/imgtool-registry-password >/dev/null
-fi
-docker pull "$IMGTOOL_IMAGE"
-docker image inspect --format '{{index .RepoDigests 0}}' "$IMGTOOL_IMAGE"
-if [ -n "\${IMGTOOL_REGISTRY:-}" ]; then docker logout "$IMGTOOL_REGISTRY" >/dev/null; fi
-kill "$(cat /var/run/imgtool-preload.pid)"
-while [ -e /var/run/imgtool-preload.pid ]; do sleep 0.1; done
-`;
+import { ENGINE_LIB_MOUNT, engineLibDir, nestedEngineHostConfig } from "../docker/nested-engine.js";
 
 export function makeTwinOps(opts: {
   docker: Docker;
@@ -97,7 +68,7 @@ export function makeTwinOps(opts: {
     async preload(twinImageId, imageRef, volume, labels) {
       await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
-      const binds = [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"];
+      const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
       // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
       // environment (which `docker inspect` shows) nor a command line.
       let secretDir: string | undefined;
@@ -112,11 +83,12 @@ export function makeTwinOps(opts: {
       try {
         container = await docker.createContainer({
           Image: twinImageId,
-          Entrypoint: ["/bin/sh", "-c", PRELOAD_SCRIPT],
+          // packer/scripts/lib/imgtool-preload: start the twin's engine on the volume, pull, stop it cleanly.
+          Entrypoint: ["/bin/sh", `${ENGINE_LIB_MOUNT}/imgtool-preload`],
           Cmd: [],
           Env: env,
           Labels: labels,
-          HostConfig: { ...NESTED_ENGINE_HOST_CONFIG, NetworkMode: "host", Binds: binds },
+          HostConfig: nestedEngineHostConfig(volume, binds),
         });
         await container.start();
         const { StatusCode } = (await container.wait()) as { StatusCode: number };

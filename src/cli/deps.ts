@@ -98,7 +98,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         });
       }
       const { renderBake, writeRendered } = await import("../render/packer.js");
-      const { projectRevision, resolveCommit } = await import("../git.js");
+      const { projectRevision, resolveRubyBenchRef } = await import("../git.js");
       const bakeDeps: Omit<BakeDeps, "ops"> = {
         config,
         events: ctx.out.event,
@@ -107,7 +107,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         render: renderBake,
         writeRendered,
         catalog: (region) => deps.catalog(region),
-        resolveCommit,
+        resolveCommit: (role, src) => resolveRubyBenchRef(role, src),
         gitRevision: () => projectRevision(),
         buildRoot: path.join(stateDir, "builds"),
         signal: ctx.signal,

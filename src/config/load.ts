@@ -5,12 +5,25 @@
  */
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, UsageError } from "../errors.js";
 import { ConfigSchema, ROLES, type ParsedConfig, type Role } from "./schema.js";
 
-export interface Config extends Omit<ParsedConfig, "aws" | "local"> {
+/** A role's ruby-bench source, normalised at load. */
+export type RubyBenchConfig = ParsedConfig["roles"][Role]["ruby_bench"] & {
+  /**
+   * The repository as a folder on this machine (a path, made absolute against the config's folder, or a
+   * file:// URL), or undefined when it is a remote URL. Decided here, once: nothing else looks at the string.
+   */
+  localPath?: string;
+};
+
+export type RoleConfig = Omit<ParsedConfig["roles"][Role], "ruby_bench"> & { ruby_bench: RubyBenchConfig };
+
+export interface Config extends Omit<ParsedConfig, "aws" | "local" | "roles"> {
+  roles: Record<Role, RoleConfig>;
   aws: Omit<ParsedConfig["aws"], "ssm_prefix" | "ecr"> & {
     ssm_prefix: string;
     ecr: { repositories: Record<Role, string>; keep_images: number };
@@ -161,19 +174,16 @@ function normalise(
   const roles = Object.fromEntries(
     ROLES.map((role) => {
       const r = parsed.roles[role];
-      // A local ruby-bench repository (not a URL) is relative to the config file, like every other path.
-      const repo = r.ruby_bench.repository;
-      const isUrl = /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/\s:]+@[^/\s:]+:/.test(repo);
       return [
         role,
         {
           ...r,
-          ruby_bench: { ...r.ruby_bench, repository: isUrl ? repo : path.resolve(baseDir, repo) },
+          ruby_bench: rubyBenchSource(r.ruby_bench, baseDir),
           app: { ...r.app, context: path.resolve(baseDir, r.app.context) },
         },
       ];
     }),
-  ) as ParsedConfig["roles"];
+  ) as Config["roles"];
 
   return {
     ...parsed,
@@ -187,6 +197,24 @@ function normalise(
     source,
     baseDir,
   };
+}
+
+/** A git remote given as a URL (https://, ssh://, git://, ...) or scp-like (git@host:path). */
+const REMOTE_URL_RE = /^[a-z][a-z0-9+.-]*:\/\/|^[^/\s:]+@[^/\s:]+:/i;
+
+/**
+ * URL or local path, decided once: a local repository (not a URL) is relative to the config file, like every
+ * other path, and a file:// URL is a local folder too (git reads it as given).
+ */
+export function rubyBenchSource(
+  rb: ParsedConfig["roles"][Role]["ruby_bench"],
+  baseDir: string,
+): RubyBenchConfig {
+  const repo = rb.repository;
+  if (/^file:\/\//i.test(repo)) return { ...rb, localPath: fileURLToPath(repo) };
+  if (REMOTE_URL_RE.test(repo)) return { ...rb };
+  const localPath = path.resolve(baseDir, repo);
+  return { ...rb, repository: localPath, localPath };
 }
 
 /**

@@ -22,6 +22,7 @@ import type Docker from "dockerode";
 import type { Config } from "../config/load.js";
 import { FailureError, UsageError } from "../errors.js";
 import type { EventSink } from "../events.js";
+import { NESTED_ENGINE_PRIVILEGES, engineScript, nestedEngineHostConfig } from "../docker/nested-engine.js";
 import { formatCpuList, readCpuTopology, type CpuTopology } from "./cpus.js";
 import { localInstanceName } from "./ids.js";
 import type {
@@ -39,14 +40,8 @@ export const REGISTRY_PASSWORD_MOUNT = "/run/secrets/imgtool-registry-password";
 export const MARKER_MOUNT = "/run/imgtool";
 export const USER_DATA_MOUNT = "/var/lib/cloud/instance/user-data.txt";
 
-/**
- * The nested-engine flags (as src/bake/twin-ops.ts). NET_ADMIN is needed: the engine brings up the host
- * network's sandbox for every --network host container.
- */
-export const INSTANCE_HOST_CONFIG = {
-  CapAdd: ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "MKNOD"],
-  SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"],
-};
+/** The nested-engine privileges (src/docker/nested-engine.ts). */
+export const INSTANCE_HOST_CONFIG = NESTED_ENGINE_PRIVILEGES;
 
 /**
  * The instance's engine shares the host's network namespace. It keeps its default bridge, which there is the
@@ -73,17 +68,8 @@ chmod 0700 "$part"
 wait
 `;
 
-/** Inside a local instance before it is removed: stop the workers and the engine, drop the engine's cgroups. */
-export const SHUTDOWN_SCRIPT = `ids=$(docker ps -aq 2>/dev/null)
-[ -z "$ids" ] || docker rm --force $ids >/dev/null 2>&1
-if [ -e /var/run/docker.pid ]; then
-  kill "$(cat /var/run/docker.pid)" 2>/dev/null
-  i=0
-  while [ -e /var/run/docker.pid ] && [ "$i" -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-fi
-for d in /sys/fs/cgroup/*/"$IMGTOOL_CGROUP_PARENT"; do [ -d "$d" ] && rmdir "$d" 2>/dev/null; done
-exit 0
-`;
+/** Inside a local instance before it is removed: packer/scripts/lib/imgtool-shutdown (workers, engine, cgroups). */
+export const SHUTDOWN_SCRIPT = engineScript("imgtool-shutdown");
 
 export interface LocalLaunchDeps {
   config: Config;
@@ -177,17 +163,13 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       Env: [`IMGTOOL_CGROUP_PARENT=${name}`],
       Labels: labels,
       HostConfig: {
-        ...INSTANCE_HOST_CONFIG,
-        NetworkMode: "host",
-        ...(cpus?.length ? { CpusetCpus: formatCpuList(cpus) } : {}),
-        Binds: [
-          `${volumeOf(name)}:/var/lib/docker`,
-          "/sys/fs/cgroup:/sys/fs/cgroup",
+        ...nestedEngineHostConfig(volumeOf(name), [
           `${userDataFile}:${USER_DATA_MOUNT}:ro`,
           `${path.join(dir, "run")}:${MARKER_MOUNT}`,
           `${secretFile}:${SECRET_MOUNT}:ro`,
           `${deps.registry.passwordFile}:${REGISTRY_PASSWORD_MOUNT}:ro`,
-        ],
+        ]),
+        ...(cpus?.length ? { CpusetCpus: formatCpuList(cpus) } : {}),
       },
     });
     started.set(name, { runId, containerId: c.id });

@@ -25,9 +25,14 @@ export interface SmokeOutcome {
   detail: string;
 }
 
+/** The ruby-bench commit of each role, resolved once per run and handed to both push and bake. */
+export type RubyBenchPins = Partial<Record<Role, string>>;
+
 export interface PipelineDeps {
-  push(roles: Role[]): Promise<PushOutcome[]>;
-  bake(roles: Role[]): Promise<BakeResult[]>;
+  /** The role's ruby-bench commit now (src/git.ts `resolveRubyBenchRef`); asked once per role and run. */
+  resolveRubyBench(role: Role): Promise<string>;
+  push(roles: Role[], pins: RubyBenchPins): Promise<PushOutcome[]>;
+  bake(roles: Role[], pins: RubyBenchPins): Promise<BakeResult[]>;
   /** Launch one orchestrator and one task runner from `latest`, wait for ready, run one example task, end. */
   smoke(): Promise<SmokeOutcome>;
   /** The catalogs the artefacts live in (aws: one per region). */
@@ -98,9 +103,15 @@ export async function runPipeline(
     }
   };
 
+  // One resolution per run: an AMI and its image can never pin different ruby-bench commits.
+  const pins: RubyBenchPins = {};
+  await withReport(async () => {
+    for (const role of roles) pins[role] = await deps.resolveRubyBench(role);
+  });
+
   emit(`pipeline: push images (${roles.join(", ")})`);
   let t = Date.now();
-  const pushed = await withReport(() => deps.push(roles));
+  const pushed = await withReport(() => deps.push(roles, pins));
   for (const p of pushed)
     stages.push({
       role: p.role,
@@ -114,7 +125,7 @@ export async function runPipeline(
   stop();
 
   emit("pipeline: bake AMIs (pre-loading the pushed images)");
-  const baked = await withReport(() => deps.bake(roles));
+  const baked = await withReport(() => deps.bake(roles, pins));
   for (const b of baked)
     stages.push({ role: b.role, stage: "bake", status: b.status, version: b.version, seconds: b.seconds });
 

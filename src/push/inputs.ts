@@ -16,6 +16,7 @@ import { FailureError, UsageError } from "../errors.js";
 import { hashParts, type HashPart } from "../hash.js";
 import { projectPath } from "../paths.js";
 import {
+  CONTAINER_SCRIPTS,
   DockerfileSyntaxError,
   LABEL_BUILD_ARGS,
   RESERVED_BUILD_ARGS,
@@ -24,15 +25,15 @@ import {
   parseDockerfile,
   renderDockerfile,
   type Instruction,
-} from "./dockerfile.js";
+} from "../render/dockerfile.js";
 import { platformsOf, type Platform } from "./platforms.js";
-import { normaliseRepository, type RubyBenchSource } from "./ruby-bench.js";
+import type { RubyBenchSource } from "./ruby-bench.js";
 
 /**
  * Bumped when the way imgtool lays out build contexts or renders images changes, so that every content tag
  * changes with it.
  */
-export const IMAGE_FORMAT = "imgtool-image/1";
+export const IMAGE_FORMAT = "imgtool-image/2";
 
 /** A Docker tag: 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'. */
 export const DOCKER_TAG_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
@@ -68,6 +69,8 @@ export interface RoleInputs {
   appFiles: ContextFile[];
   /** imgtool's helpers for the role (rendered only), under imgtool/bin/ in the archive. */
   helperFiles: ContextFile[];
+  /** The provisioning scripts the rendered Dockerfile runs (rendered only), under imgtool/scripts/. */
+  scriptFiles: ContextFile[];
   /** Build args for every platform (BASE_IMAGE is added per platform). */
   buildArgs: Record<string, string>;
   platforms: PlatformInputs[];
@@ -89,6 +92,8 @@ export function archVariant(ref: string, dockerArch: string): string | undefined
 export interface PrepareDeps {
   docker: DockerEngine;
   rubyBench: RubyBenchSource;
+  /** The ruby-bench commit pinned for this run (the pipeline's); resolved through `rubyBench` when absent. */
+  rubyBenchCommit?: string;
   /** Where imgtool's docker/<role>/bin helpers are. @default the project root */
   projectDir?: string;
 }
@@ -146,6 +151,12 @@ async function resolveBase(
   });
 }
 
+/** "a/b/c.sh" -> ["a", "a/b"]. */
+function parentDirs(rel: string): string[] {
+  const parts = rel.split("/").slice(0, -1);
+  return parts.map((_, n) => parts.slice(0, n + 1).join("/"));
+}
+
 async function hashFiles(files: ContextFile[], prefix: string): Promise<HashPart[]> {
   return Promise.all(
     files.map(async (f) => ({
@@ -180,6 +191,7 @@ export async function prepareRole(
   let mode: RoleInputs["mode"];
   let rubyBench: RoleInputs["rubyBench"];
   let helperFiles: ContextFile[] = [];
+  let scriptFiles: ContextFile[] = [];
 
   if (rc.app.dockerfile !== undefined) {
     // The user's own Dockerfile, used as it is, with the config's build args.
@@ -213,10 +225,16 @@ export async function prepareRole(
     buildArgs = { ...configArgs, IMGTOOL_PACKAGES: rc.packages.join(" ") };
     const helpers = path.join(deps.projectDir ?? projectPath(), "docker", role, "bin");
     helperFiles = existsSync(helpers) ? await listContext(helpers, { dockerignore: false }) : [];
+    const scripts = await listContext(path.join(deps.projectDir ?? projectPath(), "packer", "scripts"), {
+      dockerignore: false,
+    });
+    const wanted = new Set(CONTAINER_SCRIPTS.flatMap((f) => [f, ...parentDirs(f)]));
+    scriptFiles = scripts.filter((f) => wanted.has(f.rel));
     if (role === "task-runner") {
-      const repository = normaliseRepository(rc.ruby_bench.repository, config.baseDir);
-      const commit = await deps.rubyBench.resolve(repository, rc.ruby_bench.ref);
-      rubyBench = { repository, ref: rc.ruby_bench.ref, commit };
+      // The pipeline pins the commit it resolved once for the run (so the AMI and the image agree).
+      const { repository, ref } = rc.ruby_bench;
+      const commit = deps.rubyBenchCommit ?? (await deps.rubyBench.resolve(role, rc.ruby_bench));
+      rubyBench = { repository, ref, commit };
       buildArgs.RUBY_BENCH_REF = rc.ruby_bench.ref;
       buildArgs.RUBY_BENCH_COMMIT = commit;
     }
@@ -279,6 +297,7 @@ export async function prepareRole(
     ),
     ...(await hashFiles(appFiles, mode === "rendered" ? "app/" : "")),
     ...(await hashFiles(helperFiles, "imgtool/bin/")),
+    ...(await hashFiles(scriptFiles, "imgtool/scripts/")),
     ...(rubyBench ? [{ name: "ruby-bench", content: `${rubyBench.repository}\n${rubyBench.commit}` }] : []),
   ];
   const inputsHash = hashParts(parts);
@@ -300,6 +319,7 @@ export async function prepareRole(
     instructions,
     appFiles,
     helperFiles,
+    scriptFiles,
     buildArgs,
     platforms: platformInputs,
     ...(rubyBench ? { rubyBench } : {}),

@@ -8,24 +8,19 @@ import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { FailureError, UsageError } from "../errors.js";
+import type { Role } from "../config/schema.js";
+import { FailureError } from "../errors.js";
 import type { Exec } from "../exec.js";
+import { cannotFetch, gitRunner, resolveRubyBenchRef, type RubyBenchRepo } from "../git.js";
 
 export interface RubyBenchSource {
-  /** The commit `ref` (branch, tag or commit) of `repository` points at now. */
-  resolve(repository: string, ref: string): Promise<string>;
+  /** The commit the role's ruby-bench ref points at now (src/git.ts resolves it; this source's mirror verifies commit ids). */
+  resolve(role: Role, src: RubyBenchRepo): Promise<string>;
   /** A folder holding a checkout of `commit` (cached): a shallow git repository whose origin is `repository`. */
   checkout(repository: string, commit: string): Promise<string>;
 }
 
-const FULL_SHA_RE = /^[0-9a-f]{40}$/;
 const COMPLETE_MARK = ".imgtool-checkout-complete";
-
-/** URL-like (scheme://, or scp-style user@host:path) repositories stay as they are; paths become absolute. */
-export function normaliseRepository(repository: string, baseDir: string): string {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repository) || /^[^/\s]+@[^/\s]+:/.test(repository)) return repository;
-  return path.resolve(baseDir, repository);
-}
 
 export interface GitRubyBenchOptions {
   /** Cache folder, e.g. <state_dir>/cache/ruby-bench. */
@@ -38,21 +33,12 @@ export interface GitRubyBenchOptions {
 /** {@link RubyBenchSource} over the git CLI (through src/exec.ts). */
 export function gitRubyBench(opts: GitRubyBenchOptions): RubyBenchSource {
   const at = opts.configPath ?? "roles.task-runner.ruby_bench";
-  const env = { ...process.env, GIT_TERMINAL_PROMPT: "0", GIT_ASKPASS: "true", LC_ALL: "C" };
-  const git = async (args: string[], cwd?: string) => {
-    const r = await opts.exec(["git", ...args], { ...(cwd ? { cwd } : {}), env, timeoutMs: 300_000 });
-    if (r.notFound) {
-      throw new UsageError("git is not installed, and the task-runner image needs a ruby-bench checkout.", {
-        fix: "Install git (scripts/setup does).",
-      });
-    }
-    return r;
-  };
+  const git = gitRunner(opts.exec);
   const mirrorOf = (repository: string) =>
     path.join(opts.cacheDir, `${createHash("sha256").update(repository).digest("hex").slice(0, 16)}.git`);
 
   /** The bare mirror of `repository`, created or fetched (all branches and tags). */
-  const fetchMirror = async (repository: string): Promise<string> => {
+  const fetchMirror = async (repository: string, where = at): Promise<string> => {
     const mirror = mirrorOf(repository);
     const r = existsSync(mirror)
       ? await git(["-C", mirror, "fetch", "--quiet", "--prune", "--tags", "origin"])
@@ -65,60 +51,24 @@ export function gitRubyBench(opts: GitRubyBenchOptions): RubyBenchSource {
           else await rm(tmp, { recursive: true, force: true });
           return c;
         })();
-    if (r.exitCode !== 0) {
-      throw new UsageError(
-        `${at}.repository: cannot fetch ${JSON.stringify(repository)}: ${r.stderr.trim().split("\n").at(-1) ?? ""}`,
-        { fix: "Give a reachable git URL or the path of a local git repository." },
-      );
-    }
+    if (r.exitCode !== 0) throw cannotFetch(where, repository, r.stderr);
     return mirror;
   };
 
-  const hasCommit = async (mirror: string, commit: string) =>
-    existsSync(mirror) && (await git(["-C", mirror, "cat-file", "-e", `${commit}^{commit}`])).exitCode === 0;
+  const revParse = async (mirror: string, spec: string) => {
+    if (!existsSync(mirror)) return undefined;
+    const r = await git(["-C", mirror, "rev-parse", "--verify", "--quiet", `${spec}^{commit}`]);
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  };
+  const hasCommit = async (mirror: string, commit: string) => (await revParse(mirror, commit)) === commit;
 
   return {
-    async resolve(repository, ref) {
-      if (FULL_SHA_RE.test(ref)) {
-        const mirror = mirrorOf(repository);
-        if (!(await hasCommit(mirror, ref)) && !(await hasCommit(await fetchMirror(repository), ref))) {
-          throw new UsageError(`${at}.ref: commit ${ref} is not in ${repository}.`, {
-            fix: "Give a commit, branch or tag that exists in the repository.",
-          });
-        }
-        return ref;
-      }
-      // Branches and tags: ask the repository where the ref points now (cheap, no fetch).
-      const ls = await git(["ls-remote", "--", repository, ref, `refs/tags/${ref}^{}`]);
-      if (ls.exitCode !== 0) {
-        throw new UsageError(
-          `${at}.repository: cannot read ${JSON.stringify(repository)}: ${ls.stderr.trim().split("\n").at(-1) ?? ""}`,
-          { fix: "Give a reachable git URL or the path of a local git repository." },
-        );
-      }
-      const refs = new Map<string, string>();
-      for (const line of ls.stdout.split("\n")) {
-        const [sha, name] = line.split("\t");
-        if (sha && name) refs.set(name, sha);
-      }
-      const found =
-        refs.get(`refs/heads/${ref}`) ??
-        refs.get(`refs/tags/${ref}^{}`) ??
-        refs.get(`refs/tags/${ref}`) ??
-        refs.get(ref);
-      if (found) return found;
-      // A short commit id: only the history can tell.
-      if (/^[0-9a-f]{4,39}$/.test(ref)) {
-        const mirror = await fetchMirror(repository);
-        const r = await git(["-C", mirror, "rev-parse", "--verify", "--quiet", `${ref}^{commit}`]);
-        if (r.exitCode === 0) return r.stdout.trim();
-      }
-      throw new UsageError(
-        `${at}.ref: ${JSON.stringify(ref)} is not a branch, tag or commit of ${repository}.`,
-        {
-          fix: "Give a branch, tag or commit that exists in the repository.",
-        },
-      );
+    resolve(role, src) {
+      // Commit ids are looked up in the cached mirror (fetched when it does not know them yet).
+      const lookup = async (spec: string) =>
+        (await revParse(mirrorOf(src.repository), spec)) ??
+        revParse(await fetchMirror(src.repository, `roles.${role}.ruby_bench`), spec);
+      return resolveRubyBenchRef(role, src, { exec: opts.exec, lookup });
     },
 
     async checkout(repository, commit) {

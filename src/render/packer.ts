@@ -11,14 +11,12 @@
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import type { Config } from "../config/load.js";
 import { ARCHES, type Arch, type Role, type Target } from "../config/schema.js";
 import { hashParts } from "../hash.js";
 import { projectPath } from "../paths.js";
 import { loadVersions, versionsFile } from "../versions.js";
 import { instanceArch, machineArch } from "../config/arch.js";
-import { loadBakeSettings } from "./bake-settings.js";
 import { UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
 import { renderTemplate } from "./templates.js";
@@ -67,7 +65,7 @@ export interface BakeSource {
   arch: Arch;
   /** aws: the instance type the bake runs on. */
   instanceType?: string;
-  /** The version manifest that validate.sh wrote, downloaded into the build folder (relative path). */
+  /** The version manifest that write-manifest.sh wrote, downloaded into the build folder (relative path). */
   versionManifestFile: string;
 }
 
@@ -100,7 +98,7 @@ export interface RenderedBake {
 
 export const VAR_FILE = "imgtool.pkrvars.hcl";
 export const MANIFEST_FILE = "packer-manifest.json";
-/** Where validate.sh writes the version manifest inside the image. */
+/** Where write-manifest.sh writes the version manifest inside the image. */
 export const IMAGE_MANIFEST_PATH = "/etc/imgtool/manifest.json";
 /** The provisioning steps, in order: packer/scripts/<step>.sh. */
 export const STEPS = [
@@ -113,6 +111,7 @@ export const STEPS = [
   "configure-cpu",
   "cleanup",
   "validate",
+  "write-manifest",
 ] as const;
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
@@ -137,20 +136,6 @@ export function versionAtLeast(a: string, b: string): boolean {
   if (!pa || !pb) return true;
   for (let i = 0; i < 3; i++) if (pa[i]! !== pb[i]!) return pa[i]! > pb[i]!;
   return true;
-}
-
-/** A git remote that is a URL (https://, ssh://, git://, ...) or scp-like (git@host:path), not a local path. */
-function isRemoteUrl(repo: string): boolean {
-  if (/^file:\/\//i.test(repo)) return false;
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/\s:]+@[^/\s:]+:/.test(repo);
-}
-
-/** The ruby-bench repository as a folder on this machine, or undefined when it is a remote URL. */
-export function localRepositoryPath(config: Config, role: Role): string | undefined {
-  const repo = config.roles[role].ruby_bench.repository;
-  if (isRemoteUrl(repo)) return undefined;
-  const p = /^file:\/\//i.test(repo) ? fileURLToPath(repo) : repo;
-  return path.resolve(config.baseDir, p);
 }
 
 /** Every file under packer/scripts/, relative to it. */
@@ -178,7 +163,6 @@ function check(ok: boolean, what: string, value: string, why: string): void {
 
 export function renderBake(config: Config, role: Role, target: Target, inputs: BakeInputs): RenderedBake {
   const versions = loadVersions();
-  const settings = loadBakeSettings();
   const rc = config.roles[role];
   const notes: string[] = [];
 
@@ -212,7 +196,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   } else {
     packerValues.push([`${at}.base.local.image`, rc.base.local.image]);
   }
-  const repoPath = localRepositoryPath(config, role);
+  // URL or local path was decided when the config loaded.
+  const repoPath = rc.ruby_bench.localPath;
   if (repoPath) packerValues.push([`${at}.ruby_bench.repository`, repoPath]);
 
   const arches = roleArches(config, role);
@@ -251,7 +236,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   }
 
   const modernPacker = inputs.packerVersion === undefined || versionAtLeast(inputs.packerVersion, "1.7.0");
-  const minPackerVersion = target === "aws" ? settings.packer.plugins_min_version : "1.6.0";
+  const minPackerVersion = target === "aws" ? versions.packer.plugins_min_version : "1.6.0";
   if (inputs.packerVersion && !versionAtLeast(inputs.packerVersion, minPackerVersion)) {
     throw new UsageError(
       `The ${target} bake needs Packer ${minPackerVersion} or later (packer init, and the amazon plugin's IMDSv2 ` +
@@ -270,9 +255,9 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     if (!region) throw new Error("renderBake: the aws target needs inputs.region (the home region)");
     const aws = {
       region,
-      sshUsername: settings.packer.aws.ssh_username,
-      rootDevice: settings.packer.aws.root_device_name,
-      rootVolumeGb: settings.packer.aws.root_volume_gb,
+      sshUsername: versions.packer.aws.ssh_username,
+      rootDevice: versions.packer.aws.root_device_name,
+      rootVolumeGb: versions.packer.aws.root_volume_gb,
       subnetId: config.aws.subnet_id ?? false,
       sources: arches.map(({ arch, instanceType }) => ({
         name: arch,
@@ -320,7 +305,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   }
 
   // The scripts' inputs: build.env, one shell word per value.
-  const pkgs = settings.packages;
+  const pkgs = versions.packages;
   const isRunner = role === "task-runner";
   const origin = rc.ruby_bench.repository;
   const env: Record<string, string> = {
@@ -337,8 +322,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     IMGTOOL_RUBY_METHOD: rc.ruby.method,
     IMGTOOL_RUBY_VERSIONS: rc.ruby.versions.join(" "),
     IMGTOOL_RUBY_TARBALL_URL: rc.ruby.method === "tarball" ? (rc.ruby.tarball_url ?? "") : "",
-    IMGTOOL_RUBY_BUILD_REF: settings.ruby.ruby_build_ref,
-    IMGTOOL_RUBY_BUILD_URL: settings.ruby.ruby_build_url.replaceAll("{ref}", settings.ruby.ruby_build_ref),
+    IMGTOOL_RUBY_BUILD_REF: versions.ruby.ruby_build_ref,
+    IMGTOOL_RUBY_BUILD_URL: versions.ruby.ruby_build_url.replaceAll("{ref}", versions.ruby.ruby_build_ref),
     IMGTOOL_RUBY_BUILD_PACKAGES_APT: rc.ruby.method === "ruby-build" ? pkgs.ruby_build.apt.join(" ") : "",
     IMGTOOL_RUBY_BUILD_PACKAGES_DNF: rc.ruby.method === "ruby-build" ? pkgs.ruby_build.dnf.join(" ") : "",
     IMGTOOL_RUBY_BENCH_SOURCE: repoPath ? "/tmp/imgtool-ruby-bench-src" : origin,
@@ -367,7 +352,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   const steps = STEPS.map((name) => ({
     name,
     password: name === "preload-image" && registryPasswordEnv !== false,
-    buildValues: name === "validate",
+    buildValues: name === "write-manifest",
   }));
 
   const plugin = target === "aws" ? "amazon" : "docker";
@@ -375,7 +360,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     [pluginsFile]: renderTemplate("packer/plugins.pkr.hcl.hbs", {
       role,
       target,
-      plugins: [{ name: plugin, ...settings.packer.required_plugins[plugin] }],
+      plugins: [{ name: plugin, ...versions.packer.required_plugins[plugin] }],
     }),
     "variables.pkr.hcl": renderTemplate("packer/variables.pkr.hcl.hbs", {
       role,

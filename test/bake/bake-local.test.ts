@@ -13,7 +13,7 @@ import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { loadConfig } from "../../src/config/load.js";
 import { connectDocker } from "../../src/docker/engine.js";
 import { recordingSink } from "../../src/events.js";
-import { resolveCommit } from "../../src/git.js";
+import { resolveRubyBenchRef } from "../../src/git.js";
 import { dockerHost, registryPassword, requireStack } from "../../src/local/stack.js";
 import { makePackerRunner } from "../../src/packer/runner.js";
 import { projectPath } from "../../src/paths.js";
@@ -89,7 +89,7 @@ describe("bake ami on local (real Packer, real engine)", () => {
       assert.equal(meta.version, first.version);
       assert.equal(meta.rubyBenchCommit, fixture.commit);
       const manifest = meta.manifest as Record<string, unknown>;
-      assert.ok(manifest, "validate.sh's version manifest is stored with the catalog entry");
+      assert.ok(manifest, "write-manifest.sh's version manifest is stored with the catalog entry");
       assert.match(JSON.stringify(manifest), /3\.1/, "it records the Ruby version");
       assert.match(JSON.stringify(manifest), new RegExp(fixture.commit), "and the ruby-bench commit");
     } finally {
@@ -127,7 +127,7 @@ describe("bake ami on local (real Packer, real engine)", () => {
       render: (...a) => oneByte(renderBake(...a)),
       writeRendered,
       catalog: async () => cat,
-      resolveCommit,
+      resolveCommit: (role, src) => resolveRubyBenchRef(role, src),
       gitRevision: async () => "test",
       ops: makeTwinOps({
         docker,

@@ -11,10 +11,11 @@ import path from "node:path";
 import { artifactsFromManifest, renderBake, type RenderedBake } from "../../src/render/packer.js";
 import { makeRubyBenchRepo, type RubyBenchFixture } from "../support/fixtures/ruby-bench.js";
 import { configFrom, localEngine, packerVersion, run, writeTemp } from "../render/helpers.js";
+import { unavailable } from "../support/unavailable.js";
 
 const engine = localEngine();
 const PV = packerVersion();
-const skip = engine.skip ?? (PV ? false : "packer is not installed (scripts/setup installs it)");
+const skip = unavailable(engine.skip ?? (PV ? false : "packer is not installed (scripts/setup installs it)"));
 const env = (engine as { env?: NodeJS.ProcessEnv }).env ?? {};
 // Debian 12's Ruby: the twin uses what the machine can reach, the distribution's package.
 const RUBY = "3.1";
@@ -110,6 +111,7 @@ describe("twin bake of task-runner: real Packer, real scripts, then the image in
       "configure-cpu",
       "cleanup",
       "validate",
+      "write-manifest",
     ]) {
       const i = log.indexOf(`imgtool[${step}]: ok`);
       const skipped = log.indexOf(`imgtool[${step}]: skipped`);
@@ -119,8 +121,9 @@ describe("twin bake of task-runner: real Packer, real scripts, then the image in
     }
   });
 
-  test("validate ran, and its version manifest is in the image and in the build folder", () => {
+  test("validate ran, then write-manifest: the version manifest is in the image and in the build folder", () => {
     assert.match(log, /imgtool\[validate\]: ok: every promise holds/);
+    assert.match(log, /imgtool\[write-manifest\]: ok: version manifest written/);
     const inside = JSON.parse(inImage(image, ["cat", "/etc/imgtool/manifest.json"]));
     const downloaded = JSON.parse(readFileSync(path.join(dir, r.sources[0]!.versionManifestFile), "utf8"));
     assert.deepEqual(inside, downloaded);

@@ -8,9 +8,9 @@ import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { registryPassword } from "../../src/local/stack.js";
-import { projectPath } from "../../src/paths.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { runCli } from "../support/cli.js";
+import { copyProject } from "../support/project-copy.js";
 import { makeBenchRepo } from "../support/fixtures/bench-repo.js";
 import { stack, tempProject } from "../push/support.js";
 
@@ -84,12 +84,13 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     readFileSync(log, "utf8")
       .split("\n")
       .filter((l) => l.startsWith('["build"')).length;
-  const run = async (built: string) => {
+  const run = async (built: string, root?: string) => {
     const r = await runCli(
       ["pipeline", "--target", "aws", "--no-smoke", "--json", "--config", p.configFile],
       {
         env: { ...env, FAKE_PACKER_AMIS: `x86_64=${built}` },
         timeoutMs: 600_000,
+        root,
       },
     );
     assert.equal(r.code, 0, r.stderr.slice(-3000));
@@ -158,11 +159,12 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
 
   test("a one-byte change to a provisioning script rebakes the AMIs and rebuilds no image", async () => {
     await recordPushesInEcr();
-    const script = projectPath("packer", "scripts", "cleanup.sh");
-    const original = readFileSync(script, "utf8");
-    writeFileSync(script, `${original}\n`);
+    // The change is made in a copy of the project, whose CLI runs: no tracked file is touched.
+    const copy = copyProject();
+    const script = copy.path("packer", "scripts", "cleanup.sh");
+    writeFileSync(script, `${readFileSync(script, "utf8")}\n`);
     try {
-      const doc = await run(seedBuilt(4));
+      const doc = await run(seedBuilt(4), copy.root);
       assert.deepEqual(
         doc.stages.filter((x) => x.stage === "push").map((x) => x.status),
         ["up-to-date", "up-to-date"],
@@ -171,7 +173,7 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
       assert.deepEqual(bakeStatus(doc), ["built", "built"], "both roles run cleanup.sh");
       assert.equal(builds(), 6);
     } finally {
-      writeFileSync(script, original);
+      copy.remove();
     }
   });
 });

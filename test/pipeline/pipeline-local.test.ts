@@ -11,6 +11,8 @@ import { dockerHost, requireStack } from "../../src/local/stack.js";
 import { projectPath } from "../../src/paths.js";
 import { git, makeBenchRepo } from "../support/fixtures/bench-repo.js";
 import { runCli } from "../support/cli.js";
+import { copyProject } from "../support/project-copy.js";
+import { removePipelineArtifacts } from "../support/local-pipeline.js";
 
 interface PipelineJson {
   ok: boolean;
@@ -54,35 +56,18 @@ function config(ref: string): string {
   return file;
 }
 
-const run = (cfg: string, out: string) =>
+const run = (cfg: string, out: string, root?: string) =>
   runCli(["pipeline", "--json", "--out", out, "--config", cfg], {
     env: { DOCKER_HOST: "" },
     timeoutMs: 900_000,
+    root,
   });
 
 const status = (doc: PipelineJson, role: string, stage: string) =>
   doc.stages.find((s) => s.role === role && s.stage === stage)?.status;
 
 describe("imgtool pipeline on the local target (everything real)", () => {
-  after(async () => {
-    for (const img of await docker.listImages({
-      filters: JSON.stringify({ reference: [`imgtool-twin/${pipeline}-*`] }),
-    })) {
-      for (const t of img.RepoTags ?? [])
-        await docker
-          .getImage(t)
-          .remove()
-          .catch(() => undefined);
-    }
-    const vols = await docker.listVolumes({
-      filters: JSON.stringify({ label: [`imgtool.pipeline=${pipeline}`] }),
-    });
-    for (const v of vols.Volumes ?? [])
-      await docker
-        .getVolume(v.Name)
-        .remove()
-        .catch(() => undefined);
-  });
+  after(() => removePipelineArtifacts(docker, pipeline));
 
   let first: PipelineJson;
   let lastStable: Record<string, string> = {};
@@ -128,11 +113,12 @@ describe("imgtool pipeline on the local target (everything real)", () => {
   });
 
   test("after a one-byte change to a provisioning script, only the AMIs rebake: no image is rebuilt", async () => {
-    const script = projectPath("packer", "scripts", "cleanup.sh");
-    const original = readFileSync(script, "utf8");
-    writeFileSync(script, `${original}\n`);
+    // The change is made in a copy of the project, whose CLI runs: no tracked file is touched.
+    const copy = copyProject();
+    const script = copy.path("packer", "scripts", "cleanup.sh");
+    writeFileSync(script, `${readFileSync(script, "utf8")}\n`);
     try {
-      const r = await run(config("main"), path.join(dir, "out-onebyte"));
+      const r = await run(config("main"), path.join(dir, "out-onebyte"), copy.root);
       assert.equal(r.code, 0, r.stderr.slice(-4000));
       const doc = JSON.parse(r.stdout) as PipelineJson;
       for (const role of ["task-runner", "orchestrator"]) {
@@ -146,7 +132,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
       assert.equal(doc.promoted, true);
       lastStable = doc.stable;
     } finally {
-      writeFileSync(script, original);
+      copy.remove();
     }
   });
 

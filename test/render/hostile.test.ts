@@ -25,6 +25,7 @@ import {
   tempDir,
   writeTemp,
 } from "./helpers.js";
+import { unavailable } from "../support/unavailable.js";
 
 type Hcl = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -129,6 +130,7 @@ describe("hostile values: rendering", () => {
     const raw = HOSTILE.replaceAll("{{", "{ {");
     rc.ruby.tarball_url = HOSTILE; // the schema strips \n \r \t from URLs; rendering must not care
     rc.ruby_bench.repository = `/srv/${raw}`;
+    rc.ruby_bench.localPath = rc.ruby_bench.repository; // what config load decides for a path
     rc.ruby_bench.ref = HOSTILE;
     rc.ruby.versions = [HOSTILE];
     rc.packages = [HOSTILE];
@@ -232,7 +234,7 @@ describe("hostile values: rendering", () => {
 describe("hostile values: a real Packer build of the twin (scripts swapped for recording stubs)", () => {
   const engine = localEngine();
   const PV = packerVersion();
-  const skip = engine.skip ?? (PV ? false : "packer is not installed");
+  const skip = unavailable(engine.skip ?? (PV ? false : "packer is not installed"));
   const cleanup: string[] = [];
   after(() => cleanup.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
@@ -259,7 +261,7 @@ describe("hostile values: a real Packer build of the twin (scripts swapped for r
         'out=/etc/imgtool/dump/$IMGTOOL_STEP && mkdir -p "$out"',
         'for v in ${!IMGTOOL_@}; do printf "%s" "${!v}" >"$out/$v"; done',
         'if [[ $IMGTOOL_STEP == install-ruby-bench ]]; then cp "$IMGTOOL_RUBY_BENCH_SOURCE/README.md" "$out/README.md"; git -C "$IMGTOOL_RUBY_BENCH_SOURCE" rev-parse HEAD >"$out/HEAD" 2>/dev/null || cat "$IMGTOOL_RUBY_BENCH_SOURCE/.git/refs/heads/main" >"$out/HEAD"; fi',
-        `if [[ $IMGTOOL_STEP == validate ]]; then echo '{"stub": true}' >/etc/imgtool/manifest.json; ls -a / /tmp /root >"$out/listing"; fi`,
+        `if [[ $IMGTOOL_STEP == write-manifest ]]; then echo '{"stub": true}' >/etc/imgtool/manifest.json; ls -a / /tmp /root >"$out/listing"; fi`,
         "",
       ].join("\n");
       for (const step of STEPS) {
@@ -293,13 +295,13 @@ describe("hostile values: a real Packer build of the twin (scripts swapped for r
       );
       assert.equal(got("install-ruby-bench", "HEAD").trim(), fx.commit);
       // The per-build values, base64 through Packer's environment_vars.
-      const b64 = (n: string) => Buffer.from(got("validate", n), "base64").toString("utf8");
+      const b64 = (n: string) => Buffer.from(got("write-manifest", n), "base64").toString("utf8");
       assert.equal(b64("IMGTOOL_VERSION_B64"), FIXED_INPUTS.version);
       assert.equal(b64("IMGTOOL_INPUTS_HASH_B64"), FIXED_INPUTS.inputsHash);
       assert.equal(b64("IMGTOOL_GIT_REVISION_B64"), FIXED_INPUTS.gitRevision);
       // Nothing ran: no marker on this machine, none in the image.
       noMarks();
-      assert.doesNotMatch(got("validate", "listing"), /imgtool-pwned/);
+      assert.doesNotMatch(got("write-manifest", "listing"), /imgtool-pwned/);
       assert.ok(existsSync(path.join(dir, "version-manifest.json")));
     },
   );

@@ -28,9 +28,10 @@ import {
   sourceBuildEnv,
   writeTemp,
 } from "./helpers.js";
+import { unavailable } from "../support/unavailable.js";
 
 const PACKER = packerVersion();
-const noPacker = PACKER ? false : "packer is not installed (scripts/setup installs it)";
+const noPacker = unavailable(PACKER ? false : "packer is not installed (scripts/setup installs it)");
 const GOLDEN = projectPath("test", "render", "golden");
 // Copies of files under packer/: compared with their source instead of a golden copy.
 const isCopy = (f: string) => f.startsWith("scripts/") || f === "versions.json";

@@ -1,5 +1,6 @@
 /** Run the real, compiled imgtool CLI (bin/imgtool -> dist/) as a child process. */
 import { spawn } from "node:child_process";
+import path from "node:path";
 import { projectPath } from "../../src/paths.js";
 
 export interface CliResult {
@@ -10,7 +11,8 @@ export interface CliResult {
 
 export function runCli(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  /** root: the project whose bin/imgtool runs (default: this one; a copy from test/support/project-copy.ts). */
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; root?: string } = {},
 ): Promise<CliResult> {
   return startCli(args, { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 }).done;
 }
@@ -21,14 +23,16 @@ export function runCli(
  */
 export function startCli(
   args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  /** root: the project whose bin/imgtool runs (default: this one; a copy from test/support/project-copy.ts). */
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; root?: string } = {},
 ): {
   pid: number;
   waitFor(re: RegExp): Promise<RegExpExecArray>;
   done: Promise<CliResult>;
 } {
-  const child = spawn(process.execPath, [projectPath("bin", "imgtool"), ...args], {
-    cwd: opts.cwd ?? projectPath(),
+  const root = opts.root ?? projectPath();
+  const child = spawn(process.execPath, [path.join(root, "bin", "imgtool"), ...args], {
+    cwd: opts.cwd ?? root,
     env: { ...process.env, AWS_EC2_METADATA_DISABLED: "true", ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });

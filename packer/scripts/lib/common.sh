@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # the variables set here are read by the scripts that source this file
-# common.sh: the helpers every provisioning script sources (logging, required variables, retries, downloads,
-# OS detection, package installs, JSON strings). Why: one convention for the bake steps, on AMIs, twins and in
+# common.sh: the helpers every provisioning script sources (required variables, downloads, OS detection,
+# package installs, JSON strings; logging and retries from core.sh). Why: one convention for the bake steps, on AMIs, twins and in
 # Dockerfiles alike.
 #
 # Inputs: the IMGTOOL_* variables each script names. When IMGTOOL_ENV_FILE names a file (the build.env that
@@ -14,12 +14,10 @@ IMGTOOL_STEP=${IMGTOOL_STEP:-$(basename "${BASH_SOURCE[1]:-$0}" .sh)}
 # Where the bake leaves its records (cpu settings, pre-load, ruby-bench, the version manifest).
 IMGTOOL_STATE_DIR=${IMGTOOL_STATE_DIR:-/etc/imgtool}
 
-log() { printf 'imgtool[%s]: %s\n' "$IMGTOOL_STEP" "$*" >&2; }
-warn() { printf 'imgtool[%s]: warning: %s\n' "$IMGTOOL_STEP" "$*" >&2; }
-die() {
-  printf 'imgtool[%s]: error: %s\n' "$IMGTOOL_STEP" "$*" >&2
-  exit 1
-}
+IMGTOOL_LOG_PREFIX="imgtool[$IMGTOOL_STEP]"
+# log, warn, die, retry: the one shell library of imgtool, beside this file.
+# shellcheck source=core.sh
+. "$IMGTOOL_LIB_DIR/core.sh"
 
 # load_env_file: read IMGTOOL_ENV_FILE (if set) without overriding variables already in the environment.
 load_env_file() {
@@ -54,23 +52,6 @@ require_set() {
   local name
   for name in "$@"; do
     [[ -n ${!name+x} ]] || die "$name must be set (empty means none)"
-  done
-}
-
-# retry ATTEMPTS DELAY_SECONDS COMMAND...: run COMMAND until it succeeds, at most ATTEMPTS times.
-retry() {
-  # (Locals are visible to COMMAND under bash's dynamic scoping: keep their names out of the way.)
-  local _retry_max=$1 _retry_delay=$2 _retry_n=1
-  shift 2
-  until "$@"; do
-    if ((_retry_n >= _retry_max)); then
-      warn "gave up after $_retry_n attempts: $*"
-      return 1
-    fi
-    warn "attempt $_retry_n of $_retry_max failed, retrying in ${_retry_delay}s: $*"
-    sleep "$_retry_delay"
-    _retry_n=$((_retry_n + 1))
-    _retry_delay=$((_retry_delay * 2))
   done
 }
 

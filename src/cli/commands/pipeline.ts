@@ -35,10 +35,14 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     return 0;
   }
   const deps: PipelineDeps = {
-    async push(rs) {
+    async resolveRubyBench(role) {
+      const { resolveRubyBenchRef } = await import("../../git.js");
+      return resolveRubyBenchRef(role, config.roles[role].ruby_bench);
+    },
+    async push(rs, pins) {
       const { pushImages } = await import("../../push/push.js");
       const report = await pushImages(
-        { config, target, roles: rs, region: ctx.homeRegion },
+        { config, target, roles: rs, region: ctx.homeRegion, rubyBenchCommits: pins },
         await ctx.deps.push(),
       );
       return report.results.map((r) => ({
@@ -49,9 +53,13 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
         error: r.error,
       }));
     },
-    async bake(rs) {
+    async bake(rs, pins) {
       const { bake } = await import("../../bake/bake.js");
-      return bake(rs, await ctx.deps.bake(), { force: args.force, abortReason: ctx.abortReason });
+      const bd = await ctx.deps.bake();
+      // The commits the run resolved once, so that the AMIs pin what the images pinned.
+      const resolveCommit: typeof bd.resolveCommit = async (role, src) =>
+        pins[role] ?? bd.resolveCommit(role, src);
+      return bake(rs, { ...bd, resolveCommit }, { force: args.force, abortReason: ctx.abortReason });
     },
     async smoke() {
       const { launch } = await import("../../launch/launch.js");

@@ -39,6 +39,8 @@ export interface AwsStandin {
   addEcrImage(region: string, repositoryName: string, image: EcrImageSeed): EcrImage;
   /** Clear state, recorded requests and faults. */
   reset(): void;
+  /** Resolves once every delayed ("slow") answer has been given or dropped: wait on this, never on a clock. */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -65,6 +67,7 @@ export async function startAwsStandin(opts?: StandinOptions): Promise<AwsStandin
       requests.length = 0;
       faults.clear();
     },
+    settled: () => server.settled(),
     close: () => server.close(),
   };
 }

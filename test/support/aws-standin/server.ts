@@ -272,12 +272,24 @@ function flattenHeaders(raw: http.IncomingHttpHeaders): Record<string, string> {
 
 export interface StandinServer {
   endpoint: string;
+  /** Resolves once no delayed answer is pending. */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startServer(deps: ServerDeps): Promise<StandinServer> {
   const timers = new Set<NodeJS.Timeout>();
+  /** Resolved when no delayed answer is pending any more (see `settled`). */
+  let waiters: (() => void)[] = [];
+  const wake = () => {
+    if (timers.size > 0) return;
+    const w = waiters;
+    waiters = [];
+    w.forEach((f) => f());
+  };
 
+  /** Requests whose connection is still open, for RecordedRequest.openAtArrival. */
+  const open = new Set<RecordedRequest>();
   const handle = (req: http.IncomingMessage, res: http.ServerResponse, body: string): void => {
     const headers = flattenHeaders(req.headers);
     const r = route(headers, body);
@@ -291,7 +303,10 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       body,
       params: r.params,
       status: 0,
+      openAtArrival: 1,
     };
+    for (const o of open) if (o.service === r.service && o.operation === r.operation) record.openAtArrival++;
+    open.add(record);
     deps.requests.push(record);
     // The whole suite's AWS calls, for the check that the IAM policies cover every one (test/iam).
     if (process.env.IMGTOOL_AWS_CALLS_LOG)
@@ -299,6 +314,7 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
     let gone = false;
     res.on("close", () => {
       gone = true;
+      open.delete(record);
     });
     const send = (answer: Answer): void => {
       if (gone || res.writableEnded) return;
@@ -310,6 +326,7 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       const t = setTimeout(() => {
         timers.delete(t);
         fn();
+        wake();
       }, ms);
       timers.add(t);
     };
@@ -345,6 +362,11 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
   const { port } = server.address() as AddressInfo;
   return {
     endpoint: `http://127.0.0.1:${port}`,
+    settled: () =>
+      new Promise<void>((resolve) => {
+        waiters.push(resolve);
+        wake();
+      }),
     close: () =>
       new Promise<void>((resolve, reject) => {
         for (const t of timers) clearTimeout(t);

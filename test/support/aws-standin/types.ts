@@ -33,6 +33,11 @@ export interface RecordedRequest {
   params: unknown;
   /** HTTP status answered; 0 while unanswered, and for dropped requests or when the client went away. */
   status: number;
+  /**
+   * How many requests of the same service and operation were open (arrived, connection not yet closed) when
+   * this one arrived, itself included: what proves calls were made in parallel, without a clock.
+   */
+  openAtArrival: number;
 }
 
 export type FaultKind = "throttle" | "http500" | "http503" | "slow" | "drop" | "error";

@@ -86,9 +86,16 @@ build {
   }
 
   provisioner "shell" {
-    script = "scripts/validate.sh"
+    script           = "scripts/validate.sh"
+    environment_vars = concat(local.step_env, ["IMGTOOL_STEP=validate"])
+    use_env_var_file = true
+    execute_command  = local.execute_command
+  }
+
+  provisioner "shell" {
+    script = "scripts/write-manifest.sh"
     environment_vars = concat(local.step_env, [
-      "IMGTOOL_STEP=validate",
+      "IMGTOOL_STEP=write-manifest",
       "IMGTOOL_VERSION_B64=${base64encode(var.version)}",
       "IMGTOOL_INPUTS_HASH_B64=${base64encode(var.inputs_hash)}",
       "IMGTOOL_GIT_REVISION_B64=${base64encode(var.git_revision)}",
@@ -97,7 +104,7 @@ build {
     execute_command  = local.execute_command
   }
 
-  # The version manifest that validate.sh wrote, next to packer-manifest.json.
+  # The version manifest that write-manifest.sh wrote, next to packer-manifest.json.
   provisioner "file" {
     direction   = "download"
     source      = "/etc/imgtool/manifest.json"

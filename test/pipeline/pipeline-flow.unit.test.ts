@@ -10,7 +10,7 @@ import type { BakeResult } from "../../src/bake/bake.js";
 import { Catalog, versionName } from "../../src/catalog/catalog.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import type { Role } from "../../src/config/schema.js";
-import { FailureError } from "../../src/errors.js";
+import { FailureError, UsageError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
 import {
   runPipeline,
@@ -33,6 +33,7 @@ function setup() {
     detail: "1 task done",
   };
   const deps: PipelineDeps = {
+    resolveRubyBench: async (role) => `${role === "task-runner" ? "a" : "b"}`.repeat(40),
     async push(roles) {
       calls.push++;
       return roles.map((role) => ({ role, status: "up-to-date", version: null, reference: "r@sha256:x" }));
@@ -148,8 +149,8 @@ describe("pipeline decisions", () => {
     const ac = new AbortController();
     s.deps.signal = ac.signal;
     const bake = s.deps.bake;
-    s.deps.bake = async (roles) => {
-      const r = await bake(roles);
+    s.deps.bake = async (roles, pins) => {
+      const r = await bake(roles, pins);
       ac.abort();
       return r;
     };
@@ -180,6 +181,42 @@ describe("pipeline decisions", () => {
         error: new FailureError("registry down"),
       }));
     await assert.rejects(runPipeline(["task-runner"], s.deps, { smoke: true }), /registry down/);
+    assert.equal(s.calls.bake, 0);
+  });
+
+  test("the ruby-bench ref is resolved once per run, and push and bake get the same commit", async () => {
+    const s = setup();
+    // A branch that moves on every look: a second resolution would give the bake another commit.
+    let moves = 0;
+    const asked: Role[] = [];
+    s.deps.resolveRubyBench = async (role) => {
+      asked.push(role);
+      moves++;
+      return `${moves}`.repeat(40).slice(0, 40);
+    };
+    const seen: { push?: unknown; bake?: unknown } = {};
+    const { push, bake } = s.deps;
+    s.deps.push = async (roles, pins) => {
+      seen.push = structuredClone(pins);
+      return push(roles, pins);
+    };
+    s.deps.bake = async (roles, pins) => {
+      seen.bake = structuredClone(pins);
+      return bake(roles, pins);
+    };
+    await runPipeline(["task-runner", "orchestrator"], s.deps, { smoke: true });
+    assert.deepEqual(asked, ["task-runner", "orchestrator"], "one resolution per role");
+    assert.deepEqual(seen.push, { "task-runner": "1".repeat(40), orchestrator: "2".repeat(40) });
+    assert.deepEqual(seen.bake, seen.push, "the bake pins exactly what the push pinned");
+  });
+
+  test("a ruby-bench ref that does not resolve stops the run before any push", async () => {
+    const s = setup();
+    s.deps.resolveRubyBench = async () => {
+      throw new UsageError(`roles.task-runner.ruby_bench.ref: "nope" is not a branch, tag or commit`);
+    };
+    await assert.rejects(runPipeline(["task-runner"], s.deps, { smoke: true }), /ruby_bench\.ref: "nope"/);
+    assert.equal(s.calls.push, 0);
     assert.equal(s.calls.bake, 0);
   });
 });

@@ -5,8 +5,8 @@
  * user's own Dockerfile can be resolved and hashed.
  */
 import type { Role } from "../config/schema.js";
-import { renderTemplate } from "../render/templates.js";
 import { IMAGE_LABEL } from "../config/tags.js";
+import { renderTemplate } from "./templates.js";
 
 export interface Instruction {
   /** 1-based line where the instruction starts. */
@@ -166,6 +166,12 @@ const ARG_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Build args the rendered Dockerfile itself declares; config build args may not reuse them. */
 export const RESERVED_BUILD_ARGS = ["BASE_IMAGE", "IMGTOOL_PACKAGES", "RUBY_BENCH_REF", "RUBY_BENCH_COMMIT"];
+
+/**
+ * The provisioning scripts (under packer/scripts/) that the rendered Dockerfile runs, as the AMI does: they go
+ * into the build context under imgtool/scripts/. Only these: a change to another script rebuilds no image.
+ */
+export const CONTAINER_SCRIPTS = ["install-packages.sh", "lib/common.sh"];
 
 /** Build args that carry the rendered Dockerfile's OCI label values (set at build time, not hashed). */
 export const LABEL_BUILD_ARGS = {

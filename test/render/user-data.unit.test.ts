@@ -362,10 +362,10 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
   test("the wait for the engine is bounded (stand-in docker whose engine never answers)", () => {
     const sb = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true, engineAnswers: false });
     const text = renderUserDataText(values("orchestrator", { engineWaitSeconds: 1 }));
-    const t0 = Date.now();
+    // Bounded: it ends by itself (not killed by the sandbox's 20 s limit), failing with the bound it was given.
     const r = sb.run(text);
+    assert.equal(r.signal, null, "the user-data ended by itself");
     assert.notEqual(r.status, 0);
-    assert.ok(Date.now() - t0 < 5_000);
     assert.match(String(sb.marker("failed")!.reason), /did not answer within 1s/);
     assert.match(r.stderr, /imgtool-user-data\[orchestrator\]: error: the Docker engine/);
   });

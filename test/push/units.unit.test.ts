@@ -1,5 +1,5 @@
-// The push flow's parts without the engine: the tar writer, build contexts and .dockerignore, Dockerfile
-// reading and rendering (with the linter), platforms, daemon streams, manifest lists, the registry client's
+// The push flow's parts without the engine: the tar writer, build contexts and .dockerignore,
+// platforms, daemon streams, manifest lists, the registry client's
 // auth, the login cache, ECR's lifecycle policy, and the ruby-bench source against a local git fixture.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,19 +10,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
-import { validate } from "dockerfile-utils";
 import { listContext } from "../../src/docker/context.js";
 import { DaemonStreamError } from "../../src/docker/errors.js";
 import { BuildStreamParser, PushStreamParser, readDaemonStream } from "../../src/docker/progress.js";
 import { tarBuffer } from "../../src/docker/tar.js";
 import { exec } from "../../src/exec.js";
-import {
-  baseImagesOf,
-  checkDockerfile,
-  parseDockerfile,
-  renderDockerfile,
-  DockerfileSyntaxError,
-} from "../../src/push/dockerfile.js";
 import { lifecyclePolicy } from "../../src/push/ecr-repository.js";
 import { archVariant } from "../../src/push/inputs.js";
 import { RegistryLogin, type RegistryToken } from "../../src/push/login.js";
@@ -101,80 +93,6 @@ describe("build contexts honour .dockerignore as Docker does", () => {
       all.some((f) => f.rel === "b.log"),
       "dockerignore: false keeps everything",
     );
-  });
-});
-
-describe("Dockerfiles", () => {
-  test("instructions with their lines: directives, comments, continuations", () => {
-    const text = [
-      "# escape=`",
-      "# a comment",
-      "ARG BASE=imgtool/base:bookworm",
-      "FROM ${BASE} AS build",
-      "RUN echo one `",
-      "  # inside",
-      "  two",
-      "",
-      "FROM build",
-      "COPY . /src",
-    ].join("\n");
-    const ins = parseDockerfile(text);
-    assert.deepEqual(
-      ins.map((i) => [i.line, i.keyword]),
-      [
-        [3, "ARG"],
-        [4, "FROM"],
-        [5, "RUN"],
-        [9, "FROM"],
-        [10, "COPY"],
-      ],
-    );
-    assert.equal(ins[2]!.args, "echo one    two");
-    assert.deepEqual(baseImagesOf(ins, {}), ["imgtool/base:bookworm"], "stage names are not images");
-    assert.deepEqual(baseImagesOf(ins, { BASE: "ruby:3.3" }), ["ruby:3.3"], "build args win over defaults");
-    assert.deepEqual(baseImagesOf(parseDockerfile("FROM scratch\nCOPY a /a\n"), {}), []);
-  });
-
-  test("an unknown instruction is refused with its line, before any build", () => {
-    assert.throws(
-      () => checkDockerfile(parseDockerfile("FROM imgtool/base:bookworm\n\nFORM x\n")),
-      (e: unknown) =>
-        e instanceof DockerfileSyntaxError && e.line === 3 && /unknown instruction: FORM/.test(e.message),
-    );
-    assert.throws(() => checkDockerfile(parseDockerfile("RUN true\n")), /before the first FROM/);
-  });
-
-  for (const role of ["task-runner", "orchestrator"] as const) {
-    test(`the rendered ${role} Dockerfile passes the Dockerfile linter (dockerfile-utils) with no finding`, () => {
-      const text = renderDockerfile({ role, buildArgNames: ["FOO", "BAR_2"] });
-      assert.deepEqual(validate(text), []);
-      checkDockerfile(parseDockerfile(text));
-      const keywords = parseDockerfile(text).map((i) => i.keyword);
-      assert.ok(
-        keywords.includes("HEALTHCHECK") && keywords.includes("USER"),
-        "healthcheck and non-root user",
-      );
-      // Rarely-changing layers first: the application is the last COPY.
-      const copies = parseDockerfile(text).filter((i) => i.keyword === "COPY");
-      assert.match(copies.at(-1)!.args, /^app\/ \/app\/$/);
-    });
-  }
-
-  test("the linter does find problems (so a clean result means something)", () => {
-    assert.ok(validate("FROM x\nEXPOSE notaport\nHEALTHCHECK --interval=x CMD true\n").length > 0);
-  });
-
-  test("config values never reach the Dockerfile text: only build-arg names do, and they are checked", () => {
-    const a = renderDockerfile({ role: "task-runner", buildArgNames: ["GREETING"] });
-    const b = renderDockerfile({ role: "task-runner", buildArgNames: ["GREETING"] });
-    assert.equal(a, b);
-    assert.doesNotMatch(a, /ruby:3\.3|imgtool\/ruby:/, "the base image is a build arg, not text");
-    for (const hostile of ["A\nRUN rm -rf /", "A B", "$(id)", "A=1"]) {
-      assert.throws(
-        () => renderDockerfile({ role: "orchestrator", buildArgNames: [hostile] }),
-        /build-arg name/,
-      );
-    }
   });
 });
 
@@ -432,16 +350,20 @@ describe("the ruby-bench source: a pinned ref resolved on the host, checked out 
     const repo = makeBenchRepo();
     const cache = tmp("rb-cache");
     const src = gitRubyBench({ cacheDir: cache, exec });
-    assert.equal(await src.resolve(repo.path, "main"), repo.commit);
-    assert.equal(await src.resolve(repo.path, "v1"), repo.commit);
-    assert.equal(await src.resolve(repo.path, "other"), repo.otherCommit);
-    assert.equal(await src.resolve(repo.path, repo.otherCommit), repo.otherCommit);
-    assert.equal(await src.resolve(repo.path, repo.otherCommit.slice(0, 10)), repo.otherCommit);
+    const rb = (ref: string, repository = repo.path) => ({ repository, ref, localPath: repository });
+    assert.equal(await src.resolve("task-runner", rb("main")), repo.commit);
+    assert.equal(await src.resolve("task-runner", rb("v1")), repo.commit);
+    assert.equal(await src.resolve("task-runner", rb("other")), repo.otherCommit);
+    assert.equal(await src.resolve("task-runner", rb(repo.otherCommit)), repo.otherCommit);
+    assert.equal(await src.resolve("task-runner", rb(repo.otherCommit.slice(0, 10))), repo.otherCommit);
     await assert.rejects(
-      src.resolve(repo.path, "nope"),
-      /ruby_bench\.ref: "nope" is not a branch, tag or commit/,
+      src.resolve("task-runner", rb("nope")),
+      /roles\.task-runner\.ruby_bench\.ref: "nope" is not a branch, tag or commit/,
     );
-    await assert.rejects(src.resolve("/nonexistent/repo", "main"), /ruby_bench\.repository: cannot read/);
+    await assert.rejects(
+      src.resolve("task-runner", rb("main", "/nonexistent/repo")),
+      /ruby_bench\.repository: cannot read/,
+    );
 
     const dir = await src.checkout(repo.path, repo.commit);
     assert.ok(existsSync(path.join(dir, "benchmarks", "fib.rb")));
@@ -454,6 +376,6 @@ describe("the ruby-bench source: a pinned ref resolved on the host, checked out 
     chmodSync(dir, 0o755);
 
     const moved = repo.advance("benchmarks/new.rb", "1\n");
-    assert.equal(await src.resolve(repo.path, "main"), moved);
+    assert.equal(await src.resolve("task-runner", rb("main")), moved);
   });
 });

@@ -205,4 +205,27 @@ describe("config: loading files", () => {
       (e: unknown) => e instanceof ConfigError && e.problems.length === 2 && e.exitCode === 2,
     );
   });
+
+  test("ruby_bench.repository: URL or local path is decided once, at load (localPath)", () => {
+    const rb = (repo: string) =>
+      parseConfig(`roles:\n  task-runner:\n    ruby_bench:\n      repository: "${repo}"\n`, { baseDir: "/p" })
+        .config!.roles["task-runner"].ruby_bench;
+    for (const url of [
+      "https://github.com/ruby/ruby-bench.git",
+      "git@github.com:ruby/ruby-bench.git",
+      "ssh://git@example.com/r.git",
+    ]) {
+      assert.deepEqual(rb(url), { repository: url, ref: rb(url).ref }, `${url} is remote: no localPath`);
+    }
+    assert.deepEqual(
+      [rb("fixtures/rb").repository, rb("fixtures/rb").localPath],
+      ["/p/fixtures/rb", "/p/fixtures/rb"],
+      "a relative path is made absolute against the config's folder",
+    );
+    assert.deepEqual(
+      [rb("file:///srv/rb").repository, rb("file:///srv/rb").localPath],
+      ["file:///srv/rb", "/srv/rb"],
+      "a file:// URL stays as git reads it, and is a local folder",
+    );
+  });
 });

@@ -1,0 +1,43 @@
+/**
+ * A Docker engine inside a container of the outer engine: the one place for the host config it needs (the
+ * twin's pre-load at bake time, a local instance at launch) and for where its scripts are. The engine itself
+ * starts through packer/scripts/lib/imgtool-engine, everywhere.
+ */
+import { readFileSync } from "node:fs";
+import type Docker from "dockerode";
+import { projectPath } from "../paths.js";
+
+/**
+ * Capabilities and security options that let an engine run inside a container here (`--privileged` is refused
+ * on these machines). NET_ADMIN is needed: the engine brings up the host network's sandbox for every
+ * `--network host` container. Also what a helper container needs to copy an engine's store (device nodes).
+ */
+export const NESTED_ENGINE_PRIVILEGES = {
+  CapAdd: ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "MKNOD"],
+  SecurityOpt: ["seccomp=unconfined", "apparmor=unconfined"],
+} as const;
+
+/** Where the nested engine's scripts (packer/scripts/lib) are mounted, read-only, in a container that needs them. */
+export const ENGINE_LIB_MOUNT = "/run/imgtool-lib";
+
+/** The folder of imgtool-engine, imgtool-preload, imgtool-shutdown and imgtool-boot on this machine. */
+export const engineLibDir = (): string => projectPath("packer", "scripts", "lib");
+
+/** The text of one of those scripts, to run with `sh -c` where nothing can be mounted (an exec). */
+export function engineScript(name: "imgtool-shutdown"): string {
+  return readFileSync(projectPath("packer", "scripts", "lib", name), "utf8");
+}
+
+/**
+ * The host config of a container that runs a nested engine: the privileges, the host's network (to reach the
+ * loopback registry; imgtool-engine --host-network leaves it alone), the engine's store volume at
+ * /var/lib/docker, the cgroup hierarchy, then `binds`.
+ */
+export function nestedEngineHostConfig(storeVolume: string, binds: string[] = []): Docker.HostConfig {
+  return {
+    CapAdd: [...NESTED_ENGINE_PRIVILEGES.CapAdd],
+    SecurityOpt: [...NESTED_ENGINE_PRIVILEGES.SecurityOpt],
+    NetworkMode: "host",
+    Binds: [`${storeVolume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup", ...binds],
+  };
+}

@@ -1,0 +1,188 @@
+/**
+ * The builder of the push flow: one platform's image of a role, built by the Docker engine from the role's
+ * build context (the rendered Dockerfile with imgtool's helpers and the ruby-bench checkout, or the user's own
+ * Dockerfile), with its OCI labels, and checked to be of the platform's architecture. Build errors come back
+ * naming the role, the step and the Dockerfile line. (cdk-assets' container-image builder is the model.)
+ */
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Config } from "../config/load.js";
+import { IMAGE_LABEL } from "../config/tags.js";
+import { contextEntries, listContext } from "../docker/context.js";
+import type { BuildOutcome, BuildRequest, DockerEngine } from "../docker/engine.js";
+import { BuildFailedError, DockerfileParseError } from "../docker/errors.js";
+import type { BuildStep } from "../docker/progress.js";
+import { tarStream, type TarEntry } from "../docker/tar.js";
+import { FailureError, UsageError } from "../errors.js";
+import type { Exec } from "../exec.js";
+import { LABEL_BUILD_ARGS, instructionOfStep } from "../render/dockerfile.js";
+import type { PlatformInputs, RoleInputs } from "./inputs.js";
+import type { RoleEmit } from "./emit.js";
+import type { RubyBenchSource } from "./ruby-bench.js";
+
+export interface BuilderDeps {
+  config: Config;
+  docker: DockerEngine;
+  rubyBench: RubyBenchSource;
+  exec: Exec;
+  emit: RoleEmit;
+}
+
+/** What a build adds to the role's result. */
+export interface BuildTally {
+  steps: { total: number; cached: number };
+}
+
+export class ImageBuilder {
+  constructor(private readonly deps: BuilderDeps) {}
+
+  /** The git revision of the build context, when it is in a git work tree. */
+  async gitRevision(dir: string): Promise<string | undefined> {
+    const r = await this.deps.exec(["git", "-C", dir, "rev-parse", "HEAD"], { timeoutMs: 10_000 });
+    return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /** The build context archive of one platform. */
+  private async *contextEntries(i: RoleInputs): AsyncGenerator<TarEntry> {
+    if (i.mode === "dockerfile") {
+      yield* contextEntries(i.appFiles);
+      // Docker sends the Dockerfile and .dockerignore even when .dockerignore lists them (the daemon needs them).
+      const has = new Set(i.appFiles.map((f) => f.rel));
+      for (const rel of [i.dockerfilePath, ".dockerignore"]) {
+        if (has.has(rel)) continue;
+        const content = await readIfExists(path.join(i.contextDir, rel));
+        if (content) yield { path: rel, type: "file", mode: 0o644, content };
+      }
+      return;
+    }
+    yield { path: "Dockerfile", type: "file", mode: 0o644, content: Buffer.from(i.dockerfileText) };
+    yield* contextEntries(i.helperFiles, "imgtool/bin/");
+    yield* contextEntries(i.scriptFiles, "imgtool/scripts/");
+    if (i.rubyBench) {
+      const dir = await this.deps.rubyBench.checkout(i.rubyBench.repository, i.rubyBench.commit);
+      yield* contextEntries(await listContext(dir, { dockerignore: false }), "imgtool/ruby-bench/");
+    }
+    yield { path: "app", type: "dir", mode: 0o755 };
+    yield* contextEntries(i.appFiles, "app/");
+  }
+
+  /** Build `ref` for one platform; returns the image ID. */
+  async build(
+    i: RoleInputs,
+    p: PlatformInputs,
+    ref: string,
+    builtAt: Date,
+    gitRevision: string | undefined,
+    tally: BuildTally,
+  ): Promise<string> {
+    const emit = this.deps.emit;
+    const base = p.bases[0];
+    const labels: Record<string, string> = {
+      "org.opencontainers.image.created": builtAt.toISOString(),
+      "org.opencontainers.image.source": i.contextDir,
+      "org.opencontainers.image.revision": gitRevision ?? "",
+      "org.opencontainers.image.title": `${this.deps.config.pipeline}/${i.role}`,
+      "org.opencontainers.image.base.name": base?.ref ?? "",
+      "org.opencontainers.image.base.digest": base?.id ?? "",
+      [IMAGE_LABEL.inputsHash]: i.inputsHash,
+    };
+    // The rendered Dockerfile sets its labels in one step from build args; a user's own Dockerfile gets them
+    // from the engine (one step per label, after its own).
+    const rendered = i.mode === "rendered";
+    const buildArgs: Record<string, string> = { ...i.buildArgs };
+    if (rendered) {
+      if (base) buildArgs["BASE_IMAGE"] = base.id;
+      for (const [label, arg] of Object.entries(LABEL_BUILD_ARGS)) buildArgs[arg] = labels[label] ?? "";
+    }
+    emit(i.role, "build", `building ${ref} for ${p.platform.platform} from ${i.dockerfileLabel}`);
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.runBuild(i, p, {
+        context: tarStream(this.contextEntries(i)),
+        dockerfile: i.dockerfilePath,
+        tag: ref,
+        buildArgs,
+        labels: rendered ? {} : { ...labels, [IMAGE_LABEL.role]: i.role },
+        platform: p.platform.platform,
+        ...(attempt > 1 ? { noCache: true } : {}),
+      });
+      // The classic builder can hand back a layer cached for another architecture (a stage FROM scratch has
+      // no base to tell them apart), or build on a base of the wrong one: check what came out.
+      const info = await this.deps.docker.inspectImage(outcome.imageId);
+      if (info && info.architecture !== p.platform.dockerArch) {
+        if (attempt === 1) {
+          emit(
+            i.role,
+            "warn",
+            `the builder's cache gave a ${info.architecture} image for ${p.platform.platform}: building it again without the cache`,
+          );
+          continue;
+        }
+        throw new FailureError(
+          `${i.role}: the image built for ${p.platform.platform} is ${info.architecture}: its base image is not ${p.platform.dockerArch}.`,
+          { fix: `Give the engine a ${p.platform.dockerArch} base image; nothing was pushed or published.` },
+        );
+      }
+      const cached = outcome.steps.filter((s) => s.cached).length;
+      tally.steps.total += outcome.steps.length;
+      tally.steps.cached += cached;
+      emit(
+        i.role,
+        "build",
+        `built ${outcome.imageId.slice(7, 19)} for ${p.platform.platform}: ${outcome.steps.length} steps, ${cached} from cache`,
+        { imageId: outcome.imageId, steps: outcome.steps.length, cached },
+      );
+      return outcome.imageId;
+    }
+  }
+
+  /** One build, its errors turned into ones that name the role, the step and the Dockerfile line. */
+  private async runBuild(i: RoleInputs, p: PlatformInputs, req: BuildRequest): Promise<BuildOutcome> {
+    const emit = this.deps.emit;
+    try {
+      return await this.deps.docker.build(req, {
+        step: (s: BuildStep) =>
+          emit(i.role, "progress", `step ${s.step}/${s.total}: ${s.instruction}`, {
+            step: s.step,
+            instruction: s.instruction,
+            platform: p.platform.platform,
+          }),
+        cached: (s) =>
+          emit(i.role, "progress", `step ${s.step}/${s.total}: from cache`, {
+            step: s.step,
+            cached: true,
+            platform: p.platform.platform,
+          }),
+        output: (line) => emit(i.role, "debug", line),
+      });
+    } catch (e) {
+      if (e instanceof DockerfileParseError) {
+        throw new UsageError(`${i.dockerfileLabel}${e.line ? `:${e.line}` : ""}: ${e.message}`, {
+          fix: `The Docker engine refused the Dockerfile${e.line ? `: fix line ${e.line}` : ""}.`,
+          cause: e,
+        });
+      }
+      if (e instanceof BuildFailedError) {
+        const ins = e.step ? instructionOfStep(i.instructions, e.step.step) : undefined;
+        const where = e.step
+          ? `step ${e.step.step}/${e.step.total} (${i.dockerfileLabel}${ins ? `:${ins.line}` : ""}: ${e.step.instruction})`
+          : "the start";
+        const tail = e.output.slice(-5);
+        throw new FailureError(
+          `${i.role}: the build failed at ${where}: ${e.message}` +
+            (tail.length ? `\n  last output:\n${tail.map((l) => `    ${l}`).join("\n")}` : ""),
+          { fix: "Fix the failing instruction or what it runs; nothing was pushed or published.", cause: e },
+        );
+      }
+      throw e;
+    }
+  }
+}
+
+async function readIfExists(file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The publisher of the push flow: the one place where an image reaches the catalog. It publishes
+ * `URI@sha256:...` with the image's metadata (version name, inputs hash, bases, ruby-bench commit) only after
+ * the digest was read back from the registry, and publishes an image found up to date only when the catalog
+ * has never known it (a rollback is respected).
+ */
+import { versionName, type ArtifactMeta, type Catalog } from "../catalog/catalog.js";
+import type { Role, Target } from "../config/schema.js";
+import type { RoleInputs } from "./inputs.js";
+
+export interface PublisherDeps {
+  target: Target;
+  /** aws: the home region, recorded in the catalog entry's meta. */
+  region?: string;
+  catalog: Catalog;
+  now: () => Date;
+}
+
+/** What publishing reads from, and writes to, the role's result. */
+export interface Publishable {
+  role: Role;
+  /** `URI@sha256:...`, read back from the registry. */
+  reference?: string;
+  platforms: string[];
+  published: boolean;
+  version?: string;
+}
+
+export class Publisher {
+  constructor(private readonly deps: PublisherDeps) {}
+
+  private meta(
+    i: RoleInputs,
+    builtAt: Date,
+    gitRevision: string | undefined,
+    result: Publishable,
+  ): ArtifactMeta {
+    return {
+      version: versionName(builtAt, i.inputsHash),
+      inputsHash: i.inputsHash,
+      builtAt: builtAt.toISOString(),
+      ...(gitRevision ? { gitRevision } : {}),
+      base: i.platforms
+        .flatMap((p) =>
+          p.bases.map((b) => (i.platforms.length > 1 ? `${p.platform.platform}=${b.id}` : b.id)),
+        )
+        .join(","),
+      ...(this.deps.target === "aws" && this.deps.region ? { region: this.deps.region } : {}),
+      target: this.deps.target,
+      tag: i.tag,
+      platforms: result.platforms,
+      ...(i.rubyBench
+        ? {
+            rubyBench: {
+              repository: i.rubyBench.repository,
+              ref: i.rubyBench.ref,
+              commit: i.rubyBench.commit,
+            },
+          }
+        : {}),
+    };
+  }
+
+  /** Publish the role's verified reference. */
+  async publish(i: RoleInputs, result: Publishable, builtAt: Date, gitRevision: string | undefined) {
+    const meta = this.meta(i, builtAt, gitRevision, result);
+    await this.deps.catalog.publish({ role: i.role, kind: "image" }, result.reference!, meta);
+    result.published = true;
+    result.version = meta.version;
+  }
+
+  /**
+   * An image that is in the registry but not in the catalog (its run stopped between push and publish, or
+   * another catalog) is published now. One that the catalog knows stays as it is: a rollback is respected.
+   */
+  async publishIfMissing(i: RoleInputs, result: Publishable) {
+    const key = { role: i.role, kind: "image" as const };
+    const { found } = await this.deps.catalog.resolve([key]);
+    if (found[0]?.value === result.reference) return;
+    const history = await this.deps.catalog.history(key);
+    if (history.some((h) => h.value === result.reference)) return;
+    await this.publish(i, result, this.deps.now(), undefined);
+  }
+}

@@ -1,0 +1,284 @@
+/**
+ * The AWS stand-in's ECR: repositories, images, manifests, lifecycle policies, authorization tokens.
+ * Every operation goes through the real SDK clients made by the project's client factory (see self-test.ts).
+ */
+import { test, describe } from "node:test";
+import {
+  BatchDeleteImageCommand,
+  BatchGetImageCommand,
+  CreateRepositoryCommand,
+  DescribeImagesCommand as EcrDescribeImagesCommand,
+  DescribeRepositoriesCommand,
+  GetAuthorizationTokenCommand,
+  GetLifecyclePolicyCommand,
+  PutImageCommand,
+  PutImageScanningConfigurationCommand,
+  PutLifecyclePolicyCommand,
+} from "@aws-sdk/client-ecr";
+import { makeAwsClients } from "../../../src/aws/clients.js";
+import assert from "node:assert/strict";
+import { startAwsStandin } from "./index.js";
+import { REGION, standin, clients, rejectsWith, sha256, manifest, useStandin } from "./self-test.js";
+
+useStandin();
+
+// ---------------------------------------------------------------- ECR
+
+describe("ECR", () => {
+  test("GetAuthorizationToken answers the configured registry and token lifetime", async () => {
+    const fixed = new Date("2026-01-01T00:00:00.000Z");
+    const own = await startAwsStandin({
+      accountId: "210987654321",
+      registry: { endpoint: "http://127.0.0.1:5999", user: "AWS", password: "pa55:word" },
+      tokenTtlSeconds: 600,
+      now: () => fixed,
+    });
+    try {
+      const ecr = makeAwsClients({
+        region: REGION,
+        endpoint: own.endpoint,
+        credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
+        retryBaseDelayMs: 5,
+      }).ecr;
+      const out = await ecr.send(new GetAuthorizationTokenCommand({}));
+      const data = out.authorizationData?.[0];
+      assert.equal(data?.proxyEndpoint, "http://127.0.0.1:5999");
+      assert.equal(Buffer.from(data?.authorizationToken ?? "", "base64").toString(), "AWS:pa55:word");
+      assert.equal(data?.expiresAt?.toISOString(), "2026-01-01T00:10:00.000Z");
+      const repo = await ecr.send(new CreateRepositoryCommand({ repositoryName: "bench" }));
+      assert.equal(repo.repository?.repositoryUri, "127.0.0.1:5999/bench");
+      assert.equal(repo.repository?.registryId, "210987654321");
+      ecr.destroy();
+    } finally {
+      await own.close();
+    }
+  });
+
+  test("CreateRepository settings, RepositoryAlreadyExistsException, DescribeRepositories", async () => {
+    const ecr = clients().ecr;
+    const created = await ecr.send(
+      new CreateRepositoryCommand({
+        repositoryName: "bench/ruby",
+        imageTagMutability: "IMMUTABLE",
+        imageScanningConfiguration: { scanOnPush: true },
+        encryptionConfiguration: { encryptionType: "KMS", kmsKey: "alias/ecr" },
+      }),
+    );
+    assert.equal(
+      created.repository?.repositoryArn,
+      "arn:aws:ecr:us-east-1:123456789012:repository/bench/ruby",
+    );
+    assert.equal(
+      created.repository?.repositoryUri,
+      "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench/ruby",
+    );
+    assert.equal(created.repository?.imageTagMutability, "IMMUTABLE");
+    assert.equal(created.repository?.imageScanningConfiguration?.scanOnPush, true);
+    assert.deepEqual(created.repository?.encryptionConfiguration, {
+      encryptionType: "KMS",
+      kmsKey: "alias/ecr",
+    });
+    assert.ok(created.repository?.createdAt instanceof Date);
+    await rejectsWith(
+      ecr.send(new CreateRepositoryCommand({ repositoryName: "bench/ruby" })),
+      "RepositoryAlreadyExistsException",
+    );
+    await rejectsWith(
+      ecr.send(new CreateRepositoryCommand({ repositoryName: "Bad_Name!" })),
+      "InvalidParameterException",
+    );
+    await ecr.send(new CreateRepositoryCommand({ repositoryName: "bench/base" }));
+    const named = await ecr.send(new DescribeRepositoriesCommand({ repositoryNames: ["bench/ruby"] }));
+    assert.deepEqual(
+      named.repositories?.map((r) => r.repositoryName),
+      ["bench/ruby"],
+    );
+    const all = await ecr.send(new DescribeRepositoriesCommand({}));
+    assert.equal(all.repositories?.length, 2);
+    await rejectsWith(
+      ecr.send(new DescribeRepositoriesCommand({ repositoryNames: ["nope"] })),
+      "RepositoryNotFoundException",
+      /nope/,
+    );
+  });
+
+  test("PutImage computes the digest; DescribeImages by tag and digest; BatchGetImage with failures", async () => {
+    const ecr = clients().ecr;
+    await ecr.send(new CreateRepositoryCommand({ repositoryName: "app" }));
+    const m1 = manifest(1);
+    const put = await ecr.send(
+      new PutImageCommand({ repositoryName: "app", imageManifest: m1, imageTag: "v1" }),
+    );
+    assert.equal(put.image?.imageId?.imageDigest, sha256(m1));
+    await rejectsWith(
+      ecr.send(new PutImageCommand({ repositoryName: "app", imageManifest: m1, imageTag: "v1" })),
+      "ImageAlreadyExistsException",
+    );
+    await rejectsWith(
+      ecr.send(
+        new PutImageCommand({ repositoryName: "app", imageManifest: manifest(2), imageDigest: sha256(m1) }),
+      ),
+      "ImageDigestDoesNotMatchException",
+    );
+    standin.addEcrImage(REGION, "app", {
+      digest: `sha256:${"a".repeat(64)}`,
+      tags: ["seeded"],
+      sizeBytes: 1234,
+    });
+
+    const byTag = await ecr.send(
+      new EcrDescribeImagesCommand({ repositoryName: "app", imageIds: [{ imageTag: "v1" }] }),
+    );
+    const detail = byTag.imageDetails?.[0];
+    assert.equal(detail?.imageDigest, sha256(m1));
+    assert.deepEqual(detail?.imageTags, ["v1"]);
+    assert.equal(detail?.imageSizeInBytes, 1101);
+    assert.ok(detail?.imagePushedAt instanceof Date);
+    const byDigest = await ecr.send(
+      new EcrDescribeImagesCommand({
+        repositoryName: "app",
+        imageIds: [{ imageDigest: `sha256:${"a".repeat(64)}` }],
+      }),
+    );
+    assert.equal(byDigest.imageDetails?.[0]?.imageSizeInBytes, 1234);
+    const all = await ecr.send(new EcrDescribeImagesCommand({ repositoryName: "app" }));
+    assert.equal(all.imageDetails?.length, 2);
+    await rejectsWith(
+      ecr.send(
+        new EcrDescribeImagesCommand({
+          repositoryName: "app",
+          imageIds: [{ imageTag: "v1" }, { imageTag: "nope" }],
+        }),
+      ),
+      "ImageNotFoundException",
+      /nope/,
+    );
+    await rejectsWith(
+      ecr.send(new EcrDescribeImagesCommand({ repositoryName: "zzz" })),
+      "RepositoryNotFoundException",
+    );
+
+    const got = await ecr.send(
+      new BatchGetImageCommand({
+        repositoryName: "app",
+        imageIds: [{ imageTag: "v1" }, { imageTag: "missing" }],
+      }),
+    );
+    assert.equal(got.images?.[0]?.imageManifest, m1);
+    assert.deepEqual(got.images?.[0]?.imageId, { imageDigest: sha256(m1), imageTag: "v1" });
+    assert.equal(got.failures?.[0]?.failureCode, "ImageNotFound");
+    assert.deepEqual(got.failures?.[0]?.imageId, { imageTag: "missing" });
+  });
+
+  test("tags move in MUTABLE repositories; IMMUTABLE ones refuse with ImageTagAlreadyExistsException", async () => {
+    const ecr = clients().ecr;
+    await ecr.send(new CreateRepositoryCommand({ repositoryName: "mutable" }));
+    await ecr.send(
+      new CreateRepositoryCommand({ repositoryName: "frozen", imageTagMutability: "IMMUTABLE" }),
+    );
+    for (const repositoryName of ["mutable", "frozen"]) {
+      await ecr.send(new PutImageCommand({ repositoryName, imageManifest: manifest(1), imageTag: "latest" }));
+    }
+    await ecr.send(
+      new PutImageCommand({ repositoryName: "mutable", imageManifest: manifest(2), imageTag: "latest" }),
+    );
+    const moved = await ecr.send(
+      new EcrDescribeImagesCommand({ repositoryName: "mutable", imageIds: [{ imageTag: "latest" }] }),
+    );
+    assert.equal(moved.imageDetails?.[0]?.imageDigest, sha256(manifest(2)));
+    const old = await ecr.send(
+      new EcrDescribeImagesCommand({
+        repositoryName: "mutable",
+        imageIds: [{ imageDigest: sha256(manifest(1)) }],
+      }),
+    );
+    assert.equal(old.imageDetails?.[0]?.imageTags, undefined, "the old image is left untagged");
+    await rejectsWith(
+      ecr.send(
+        new PutImageCommand({ repositoryName: "frozen", imageManifest: manifest(2), imageTag: "latest" }),
+      ),
+      "ImageTagAlreadyExistsException",
+      /immutable/,
+    );
+    // A new tag on an immutable repository is fine.
+    const fresh = await ecr.send(
+      new PutImageCommand({ repositoryName: "frozen", imageManifest: manifest(2), imageTag: "v2" }),
+    );
+    assert.equal(fresh.image?.imageId?.imageTag, "v2");
+  });
+
+  test("BatchDeleteImage: more than 100 ids is InvalidParameterException; missing ones go to failures", async () => {
+    const ecr = clients().ecr;
+    const d1 = `sha256:${"1".repeat(64)}`;
+    const d2 = `sha256:${"2".repeat(64)}`;
+    standin.addEcrImage(REGION, "prune", { digest: d1, tags: ["a", "b"] });
+    standin.addEcrImage(REGION, "prune", { digest: d2, tags: ["c"] });
+    const tooMany = Array.from({ length: 101 }, (_, i) => ({ imageTag: `t${i}` }));
+    await rejectsWith(
+      ecr.send(new BatchDeleteImageCommand({ repositoryName: "prune", imageIds: tooMany })),
+      "InvalidParameterException",
+      /100/,
+    );
+    const out = await ecr.send(
+      new BatchDeleteImageCommand({
+        repositoryName: "prune",
+        imageIds: [{ imageTag: "a" }, { imageDigest: d2 }, { imageTag: "ghost" }],
+      }),
+    );
+    assert.deepEqual(out.imageIds, [
+      { imageDigest: d1, imageTag: "a" },
+      { imageDigest: d2, imageTag: "c" },
+    ]);
+    assert.deepEqual(out.failures, [
+      {
+        imageId: { imageTag: "ghost" },
+        failureCode: "ImageNotFound",
+        failureReason: "Requested image not found",
+      },
+    ]);
+    const repo = standin.state.region(REGION).ecr.repositories.get("prune");
+    assert.deepEqual([...(repo?.images.keys() ?? [])], [d1]);
+    assert.deepEqual(repo?.images.get(d1)?.tags, ["b"]);
+  });
+
+  test("lifecycle policy and scanning configuration", async () => {
+    const ecr = clients().ecr;
+    await ecr.send(new CreateRepositoryCommand({ repositoryName: "policy" }));
+    await rejectsWith(
+      ecr.send(new GetLifecyclePolicyCommand({ repositoryName: "policy" })),
+      "LifecyclePolicyNotFoundException",
+    );
+    const text = JSON.stringify({
+      rules: [
+        {
+          rulePriority: 1,
+          selection: {
+            tagStatus: "untagged",
+            countType: "sinceImagePushed",
+            countUnit: "days",
+            countNumber: 7,
+          },
+          action: { type: "expire" },
+        },
+      ],
+    });
+    const put = await ecr.send(
+      new PutLifecyclePolicyCommand({ repositoryName: "policy", lifecyclePolicyText: text }),
+    );
+    assert.equal(put.lifecyclePolicyText, text);
+    const got = await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: "policy" }));
+    assert.equal(got.lifecyclePolicyText, text);
+    await rejectsWith(
+      ecr.send(new PutLifecyclePolicyCommand({ repositoryName: "policy", lifecyclePolicyText: "{not json" })),
+      "InvalidParameterException",
+    );
+    const scan = await ecr.send(
+      new PutImageScanningConfigurationCommand({
+        repositoryName: "policy",
+        imageScanningConfiguration: { scanOnPush: true },
+      }),
+    );
+    assert.equal(scan.imageScanningConfiguration?.scanOnPush, true);
+    assert.equal(standin.state.region(REGION).ecr.repositories.get("policy")?.scanOnPush, true);
+  });
+});
