@@ -130,10 +130,13 @@ export interface BakeDeps {
 
 /** Exit 130 / 143: the user (or CI) stopped the bake; Packer cleaned up and nothing was published. */
 export class InterruptedError extends ImgtoolError {
-  constructor(what: string, signal: "SIGINT" | "SIGTERM") {
-    super(`${what} was interrupted (${signal}): Packer cleaned up, nothing was published.`, {
-      exitCode: signal === "SIGINT" ? 130 : 143,
-    });
+  constructor(what: string, signal: "SIGINT" | "SIGTERM", killedLeft?: string[]) {
+    super(
+      killedLeft
+        ? `${what} was interrupted (${signal}): Packer did not finish cleaning up in time and was killed, nothing was published. May be left: ${killedLeft.join("; ")}.`
+        : `${what} was interrupted (${signal}): Packer cleaned up, nothing was published.`,
+      { exitCode: signal === "SIGINT" ? 130 : 143 },
+    );
   }
 }
 
@@ -297,7 +300,13 @@ export async function bakeRole(
     onLine: (l) => emit("progress", l, { stream: "packer" }),
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
-  if (run.interrupted) throw new InterruptedError(`The ${role} bake`, opts.abortReason?.() ?? "SIGINT");
+  if (run.interrupted) {
+    throw new InterruptedError(
+      `The ${role} bake`,
+      opts.abortReason?.() ?? "SIGINT",
+      run.killed ? ["Packer's builder (container or instance)", dir] : undefined,
+    );
+  }
   if (run.exitCode !== 0) {
     throw new FailureError(
       `Packer failed for ${role} (exit ${run.exitCode ?? run.signal}); nothing was published.`,

@@ -2,10 +2,15 @@
  * ParameterStore over an embedded SQLite database (local target): <state_dir>/catalog.db.
  * Same semantics as SSM (versions, moving labels, 100-version limit, label rules), so the catalog logic and
  * its tests are shared by both targets. Safe for several processes: WAL and immediate transactions.
+ *
+ * A damaged catalog is an error, never a silent reset: the file is created only when it does not exist
+ * (atomically, so a concurrent first use never sees a half-made file), an existing file is checked (header,
+ * size, SQLite's quick_check) before use, and each command's first write first copies the catalog to `catalog.db.bak`.
  */
 import Database from "better-sqlite3";
-import { mkdirSync } from "node:fs";
+import { closeSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
+import { FailureError } from "../errors.js";
 import {
   MAX_LABELS_PER_VERSION,
   MAX_VERSIONS,
@@ -32,31 +37,178 @@ function named(name: string, message: string): Error {
   return e;
 }
 
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS versions (
+    name TEXT NOT NULL, version INTEGER NOT NULL, value TEXT NOT NULL,
+    data_type TEXT NOT NULL, modified_at TEXT NOT NULL, PRIMARY KEY (name, version));
+  CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL);
+  CREATE TABLE IF NOT EXISTS labels (
+    name TEXT NOT NULL, label TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (name, label));
+`;
+
+/** SQLite's error codes for a file that is not (or no longer) a whole database. */
+const DAMAGE_CODES = new Set(["SQLITE_CORRUPT", "SQLITE_NOTADB"]);
+
+/** The rolling backup next to a catalog file, written before each write. */
+export function backupPath(file: string): string {
+  return `${file}.bak`;
+}
+
+/** The catalog's file is there but cannot be trusted: exit 1, its path, what is wrong, how to restore. */
+export class CatalogDamagedError extends FailureError {
+  readonly file: string;
+  readonly problem: string;
+  constructor(file: string, problem: string, cause?: unknown) {
+    super(
+      `The local catalog ${file} is damaged: ${problem}. imgtool will not use it (nor start an empty one).`,
+      {
+        fix: restoreHint(file),
+        cause,
+      },
+    );
+    this.file = file;
+    this.problem = problem;
+  }
+}
+
+function restoreHint(file: string): string {
+  const bak = backupPath(file);
+  const aside = `mv ${file} ${file}.damaged && rm -f ${file}-wal ${file}-shm`;
+  let backup: string | undefined;
+  try {
+    if (inspectFile(bak) === undefined && statSync(bak).size > 0) backup = bak;
+  } catch {
+    backup = undefined;
+  }
+  return backup
+    ? `Restore the backup from before the last command that wrote to it: ${aside} && cp ${backup} ${file}; then \`imgtool doctor\` checks it. Versions published after that backup must be pushed or baked again.`
+    : `No backup (${bak}) to restore from. Move it aside to start an empty catalog: ${aside}; then push and bake again (\`imgtool doctor\` checks the catalog).`;
+}
+
+function readHeader(file: string): Buffer {
+  const fd = openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(100);
+    const n = readSync(fd, buf, 0, 100, 0);
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * What is wrong with an existing catalog file judging by its size and SQLite header (undefined: nothing
+ * seen; the file may still be damaged inside, which quick_check finds). Throws ENOENT when there is no file.
+ */
+export function inspectFile(file: string): string | undefined {
+  const size = statSync(file).size;
+  if (size === 0) return "the file is empty (0 bytes): it was truncated or its first write never finished";
+  const h = readHeader(file);
+  if (h.length < 100)
+    return `the file is truncated: ${size} bytes, shorter than an SQLite header (100 bytes)`;
+  if (h.subarray(0, 16).toString("latin1") !== "SQLite format 3\0")
+    return 'the file is not an SQLite database (its header is not "SQLite format 3")';
+  const raw = h.readUInt16BE(16);
+  const pageSize = raw === 1 ? 65536 : raw;
+  const pages = h.readUInt32BE(28);
+  // The in-header page count is valid only when the change counter matches "version valid for".
+  if (pages > 0 && h.readUInt32BE(24) === h.readUInt32BE(92) && size < pages * pageSize) {
+    return `the file is truncated: ${size} bytes where its header records ${pages} pages of ${pageSize} bytes (${pages * pageSize} bytes)`;
+  }
+  return undefined;
+}
+
+function exists(file: string): boolean {
+  try {
+    statSync(file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw e;
+  }
+}
+
+/** Make a new, empty catalog at `file` unless one exists; atomic, so no process sees a half-made file. */
+function createIfAbsent(file: string): void {
+  if (exists(file)) return;
+  const tmp = `${file}.new-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  try {
+    const db = new Database(tmp);
+    db.pragma("journal_mode = WAL");
+    db.exec(SCHEMA);
+    db.pragma("wal_checkpoint(TRUNCATE)");
+    db.close();
+    try {
+      linkSync(tmp, file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  } finally {
+    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) rmSync(f, { force: true });
+  }
+}
+
 export class SqliteStore implements ParameterStore {
   readonly kind = "local" as const;
   readonly maxBatch = 100;
   private readonly db: Database.Database;
+  private readonly file: string;
 
   constructor(file: string) {
-    if (file !== ":memory:") mkdirSync(path.dirname(file), { recursive: true });
-    this.db = new Database(file);
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("busy_timeout = 10000");
-    this.db.exec(`
-      CREATE TABLE IF NOT EXISTS versions (
-        name TEXT NOT NULL, version INTEGER NOT NULL, value TEXT NOT NULL,
-        data_type TEXT NOT NULL, modified_at TEXT NOT NULL, PRIMARY KEY (name, version));
-      CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, last_version INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS labels (
-        name TEXT NOT NULL, label TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (name, label));
-    `);
+    this.file = file;
+    if (file !== ":memory:") {
+      mkdirSync(path.dirname(file), { recursive: true });
+      createIfAbsent(file);
+      const problem = inspectFile(file);
+      if (problem) throw new CatalogDamagedError(file, problem);
+    }
+    try {
+      this.db = new Database(file, { fileMustExist: file !== ":memory:" });
+      this.db.pragma("journal_mode = WAL");
+      this.db.pragma("busy_timeout = 10000");
+      if (file === ":memory:") this.db.exec(SCHEMA);
+      const check = this.db.pragma("quick_check", { simple: true });
+      if (check !== "ok") throw new CatalogDamagedError(file, `SQLite's quick_check says: ${String(check)}`);
+      const tables = this.db
+        .prepare(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('versions', 'counters', 'labels')",
+        )
+        .all();
+      if (tables.length !== 3)
+        throw new CatalogDamagedError(file, "it is an SQLite database but lacks the catalog's tables");
+    } catch (e) {
+      if (e instanceof CatalogDamagedError) throw e;
+      if (DAMAGE_CODES.has((e as { code?: string }).code ?? ""))
+        throw new CatalogDamagedError(file, `SQLite says "${(e as Error).message}"`, e);
+      throw e;
+    }
   }
 
   close(): void {
     this.db.close();
   }
 
+  private backedUp = false;
+
+  /**
+   * Before this process's first write, copy the catalog as it is to catalog.db.bak (atomically). One backup
+   * per command rather than per write: a publish is several writes, and a restore must never bring back half
+   * of one.
+   */
+  private backup(): void {
+    if (this.file === ":memory:" || this.backedUp) return;
+    this.backedUp = true;
+    const tmp = `${backupPath(this.file)}.${process.pid}-${Math.random().toString(36).slice(2)}`;
+    try {
+      this.db.prepare("VACUUM INTO ?").run(tmp);
+      renameSync(tmp, backupPath(this.file));
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+
   async put(name: string, value: string, opts: { dataType: DataType }): Promise<number> {
+    this.backup();
     const tx = this.db.transaction(() => {
       const kept = this.db
         .prepare("SELECT version FROM versions WHERE name = ? ORDER BY version")
@@ -94,6 +246,7 @@ export class SqliteStore implements ParameterStore {
   }
 
   async label(name: string, version: number, labels: string[]): Promise<{ invalid: string[] }> {
+    this.backup();
     const tx = this.db.transaction(() => {
       const exists = this.db
         .prepare("SELECT 1 FROM versions WHERE name = ? AND version = ?")
@@ -122,6 +275,7 @@ export class SqliteStore implements ParameterStore {
   }
 
   async unlabel(name: string, version: number, labels: string[]): Promise<void> {
+    this.backup();
     const del = this.db.prepare("DELETE FROM labels WHERE name = ? AND version = ? AND label = ?");
     this.db
       .transaction(() => {
@@ -192,6 +346,7 @@ export class SqliteStore implements ParameterStore {
   }
 
   async delete(name: string): Promise<void> {
+    this.backup();
     const r = this.db
       .transaction(() => {
         const n = this.db.prepare("DELETE FROM versions WHERE name = ?").run(name).changes;

@@ -2,6 +2,7 @@
  * What every command handler gets: parsed global options, the loaded config, the output, and lazily built
  * dependencies (AWS clients, catalog). Heavy modules are imported only when a command asks for them.
  */
+import { killAllGroups } from "../process-group.js";
 import { loadConfig, DEFAULT_CONFIG_FILE, type Config } from "../config/load.js";
 import type { Target } from "../config/schema.js";
 import type { Output } from "./output.js";
@@ -59,7 +60,10 @@ function interruptions(out: Output): { signal: AbortSignal; reason: () => "SIGIN
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     process.on(sig, () => {
       if (ac.signal.aborted) {
-        out.log(`imgtool: ${sig} again: exiting without waiting for cleanup`);
+        const killed = killAllGroups();
+        out.log(`imgtool: ${sig} again: killed what was still running, exiting without waiting for cleanup`);
+        for (const g of killed) out.log(`  ${g.what} was killed; may be left: ${g.mayLeave}`);
+        if (killed.length) out.log("  `imgtool doctor` lists leftovers.");
         process.exit(sig === "SIGINT" ? 130 : 143);
       }
       reason = sig;

@@ -259,6 +259,18 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           return { anonymous: anonymous.status, authenticated: authenticated.status, api: authenticated.api };
         },
         packerVersion: () => deps.packer().version(),
+        async catalog(file) {
+          const { existsSync } = await import("node:fs");
+          const { CatalogDamagedError, SqliteStore } = await import("../catalog/sqlite-store.js");
+          if (!existsSync(file)) return { state: "absent" };
+          try {
+            new SqliteStore(file).close();
+            return { state: "ok" };
+          } catch (e) {
+            if (!(e instanceof CatalogDamagedError)) throw e;
+            return { state: "damaged", problem: e.problem, fix: e.fix ?? "" };
+          }
+        },
         async awsIdentity() {
           const { assertCredentials } = await import("../aws/clients.js");
           return assertCredentials(await ctx.aws());

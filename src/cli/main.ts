@@ -60,6 +60,37 @@ const roleOption = {
   default: "all",
 } as const;
 
+/**
+ * A numeric option parsed by us, not by yargs: yargs turns `abc` into NaN, and the error would echo "NaN"
+ * instead of what was typed.
+ */
+/** The error a coerce function threw (yargs re-wraps it in a YError that keeps only the message). */
+let coerceFailure: UsageError | undefined;
+
+function numberOption(flag: string, example: string) {
+  return {
+    type: "string" as const,
+    requiresArg: true,
+    coerce: (v: unknown): number => {
+      if (typeof v === "number") return v;
+      const typed = String(Array.isArray(v) ? v.at(-1) : v);
+      const n = Number(typed);
+      if (typed.trim() === "" || !Number.isFinite(n)) {
+        coerceFailure = new UsageError(`--${flag} ${JSON.stringify(typed)} is not a number.`, {
+          fix: `Give a whole number, e.g. ${example}.`,
+        });
+        throw coerceFailure;
+      }
+      return n;
+    },
+  };
+}
+
+/** The first word that is not an option: the command the user typed. */
+function typedCommand(argv: string[]): string | undefined {
+  return argv.find((a) => !a.startsWith("-"));
+}
+
 export function buildParser(argv: string[]): Argv {
   return yargs(argv)
     .scriptName("imgtool")
@@ -169,7 +200,7 @@ export function buildParser(argv: string[]): Argv {
             describe: "Run id (tags, names, tokens); default: time + random",
           })
           .option("task-runners", {
-            type: "number",
+            ...numberOption("task-runners", "--task-runners 2"),
             default: 1,
             describe: "Task-runner instances per instance type (0: orchestrator only)",
           })
@@ -312,7 +343,7 @@ export function buildParser(argv: string[]): Argv {
       (y) =>
         y
           .option("keep", {
-            type: "number",
+            ...numberOption("keep", "--keep 3"),
             default: 5,
             describe: "Versions to keep per role (labelled and in-use versions are kept too)",
           })
@@ -371,12 +402,19 @@ export function buildParser(argv: string[]): Argv {
     .epilog("Exit codes: 0 success, 1 failure, 2 usage or config error. Docs: README.md")
     .fail((msg, err) => {
       // Throwing stops yargs (returning would let it run the handler anyway); main() reports it.
-      throw (
-        err ??
-        new UsageError(msg, {
-          fix: "See `imgtool --help`, or `imgtool <command> --help` for a command's options.",
-        })
-      );
+      if (err) throw coerceFailure && err.message === coerceFailure.message ? coerceFailure : err;
+      const suggestion = /^Did you mean (\S+)\?$/.exec(msg ?? "")?.[1];
+      if (suggestion) {
+        throw new UsageError(
+          `Unknown command ${JSON.stringify(typedCommand(argv) ?? "")}: did you mean \`imgtool ${suggestion}\`?`,
+          {
+            fix: `Run \`imgtool ${suggestion} --help\`; \`imgtool --help\` lists every command.`,
+          },
+        );
+      }
+      throw new UsageError(msg, {
+        fix: "See `imgtool --help`, or `imgtool <command> --help` for a command's options.",
+      });
     });
 }
 

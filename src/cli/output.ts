@@ -129,7 +129,7 @@ export class Output {
         this.err.write(`  cause: ${String((e.cause as Error)?.stack ?? e.cause)}\n`);
       if (this.json && !this.resultWritten) {
         this.out.write(
-          `${JSON.stringify({ error: { message: e.message, fix: e.fix ?? null, exitCode: e.exitCode } }, null, 2)}\n`,
+          `${JSON.stringify({ error: { message: e.message, ...(e.fix ? { fix: e.fix } : {}), exitCode: e.exitCode } }, null, 2)}\n`,
         );
       }
       return e.exitCode;

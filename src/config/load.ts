@@ -227,14 +227,17 @@ export function parseConfig(text: string, opts: { source?: string | null; baseDi
   const source = opts.source ?? null;
   const label = source ?? "config";
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
+  const first = doc.errors[0];
+  if (first) {
+    // One message: the first error. The YAML parser often reports one mistake several times over.
+    const pos = first.linePos?.[0];
+    const what = (first.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "");
     return {
       config: undefined,
       warnings: [],
-      errors: doc.errors.map((e) => {
-        const pos = e.linePos?.[0];
-        return `${label}${pos ? `:${pos.line}:${pos.col}` : ""}: YAML error: ${e.message.split("\n")[0]}`;
-      }),
+      errors: [
+        `${label}${pos ? `:${pos.line}:${pos.col}` : ""}: YAML error: ${what}${pos ? ` (line ${pos.line}, column ${pos.col})` : ""}`,
+      ],
     };
   }
   const raw: unknown = doc.toJS() ?? {};
@@ -257,6 +260,31 @@ export function parseConfig(text: string, opts: { source?: string | null; baseDi
 
 export const DEFAULT_CONFIG_FILE = "imgtool.config.yaml";
 
+/** The config file's bytes as text; a binary or non-UTF-8 file is refused by name (its bytes are never printed). */
+function decodeText(file: string, abs: string, bytes: Buffer): string {
+  const fix = "Pass the YAML config file (UTF-8 text), e.g. --config imgtool.config.yaml.";
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) {
+    throw new UsageError(
+      `--config ${file}: ${abs} is a binary file (a NUL byte at offset ${nul}), not a YAML config.`,
+      {
+        fix,
+      },
+    );
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    throw new UsageError(
+      `--config ${file}: ${abs} is not UTF-8 text, so it is not a YAML config imgtool can read.`,
+      {
+        fix: `${fix} Convert it first, e.g. iconv -f latin1 -t utf-8.`,
+      },
+    );
+  }
+}
+
 /**
  * Read and validate the config file. When `explicit` is false and the default file is absent, the built-in
  * defaults apply; an explicitly named file that cannot be read is a usage error.
@@ -268,7 +296,7 @@ export function loadConfig(
   const abs = path.resolve(opts.cwd ?? process.cwd(), file);
   let text: string;
   try {
-    text = readFileSync(abs, "utf8");
+    text = decodeText(file, abs, readFileSync(abs));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === "ENOENT" && !opts.explicit) {

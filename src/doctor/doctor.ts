@@ -27,6 +27,10 @@ export interface DoctorProbes {
   packerVersion(): Promise<string | null>;
   /** Caller identity; throws a UsageError naming the credential chain when there are no credentials. */
   awsIdentity(): Promise<{ account: string; arn: string }>;
+  /** Check the local catalog file: absent, ok, or what is wrong with it and how to restore it. */
+  catalog?(
+    file: string,
+  ): Promise<{ state: "absent" | "ok" } | { state: "damaged"; problem: string; fix: string }>;
 }
 
 export interface DoctorInput {
@@ -39,6 +43,8 @@ export interface DoctorInput {
   dockerHost: string;
   baseImages: string[];
   setupCommand: string;
+  /** The local catalog's file (checked when the probes can). */
+  catalogFile?: string;
 }
 
 const MIN_NODE_MAJOR = 20;
@@ -127,6 +133,28 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
           fix: setup,
         });
       }
+    }
+
+    if (input.catalogFile && probes.catalog) {
+      const c = await probes.catalog(input.catalogFile);
+      checks.push(
+        c.state === "damaged"
+          ? {
+              part: "catalog",
+              ok: false,
+              version: null,
+              state: `damaged ${input.catalogFile}: ${c.problem}`,
+              fix: c.fix,
+            }
+          : {
+              part: "catalog",
+              ok: true,
+              version: null,
+              state:
+                c.state === "ok" ? `ok (${input.catalogFile})` : `ok (not created yet: ${input.catalogFile})`,
+              fix: null,
+            },
+      );
     }
 
     for (const image of input.baseImages) {

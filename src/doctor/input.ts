@@ -3,6 +3,7 @@
  * engine and registry (with its password, or null when the password file is gone), and every base image the
  * roles build from.
  */
+import path from "node:path";
 import type { Config } from "../config/load.js";
 import type { Target } from "../config/schema.js";
 import { dockerHost, registryPassword, type LocalStack } from "../local/stack.js";
@@ -41,5 +42,6 @@ export function doctorInput(opts: {
     dockerHost: dockerHost(stack, opts.env),
     baseImages: [...bases],
     setupCommand: "scripts/setup",
+    catalogFile: path.join(config.local.state_dir, "catalog.db"),
   };
 }

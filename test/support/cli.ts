@@ -14,22 +14,58 @@ export function runCli(
   /** root: the project whose bin/imgtool runs (default: this one; a copy from test/support/project-copy.ts). */
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; root?: string } = {},
 ): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const root = opts.root ?? projectPath();
-    const child = spawn(process.execPath, [path.join(root, "bin", "imgtool"), ...args], {
-      cwd: opts.cwd ?? root,
-      env: { ...process.env, AWS_EC2_METADATA_DISABLED: "true", ...opts.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (c) => (stdout += c));
-    child.stderr.on("data", (c) => (stderr += c));
-    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 60_000);
+  return startCli(args, { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 }).done;
+}
+
+/**
+ * Start the real CLI and watch its output: `waitFor` resolves on the first stderr line that matches (fault
+ * tests send their signal on an observed event, never after a fixed sleep); `done` resolves with the result.
+ */
+export function startCli(
+  args: string[],
+  /** root: the project whose bin/imgtool runs (default: this one; a copy from test/support/project-copy.ts). */
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; root?: string } = {},
+): {
+  pid: number;
+  waitFor(re: RegExp): Promise<RegExpExecArray>;
+  done: Promise<CliResult>;
+} {
+  const root = opts.root ?? projectPath();
+  const child = spawn(process.execPath, [path.join(root, "bin", "imgtool"), ...args], {
+    cwd: opts.cwd ?? root,
+    env: { ...process.env, AWS_EC2_METADATA_DISABLED: "true", ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  const waiters: { re: RegExp; resolve: (m: RegExpExecArray) => void; reject: (e: Error) => void }[] = [];
+  child.stdout.on("data", (c) => (stdout += c));
+  child.stderr.on("data", (c) => {
+    stderr += c;
+    for (const w of [...waiters]) {
+      const m = w.re.exec(stderr);
+      if (m) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(m);
+      }
+    }
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 600_000);
     child.on("error", reject);
     child.on("close", (code) => {
       clearTimeout(timer);
+      for (const w of waiters) w.reject(new Error(`imgtool exited (${code}) before ${w.re}:\n${stderr}`));
       resolve({ code, stdout, stderr });
     });
   });
+  return {
+    pid: child.pid!,
+    waitFor(re) {
+      const m = re.exec(stderr);
+      if (m) return Promise.resolve(m);
+      return new Promise((resolve, reject) => waiters.push({ re, resolve, reject }));
+    },
+    done,
+  };
 }
