@@ -9,8 +9,16 @@ import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, UsageError } from "../errors.js";
 import { ConfigSchema, ROLES, type ParsedConfig, type Role } from "./schema.js";
+import { checkRun } from "./workload.js";
 
-export interface Config extends Omit<ParsedConfig, "aws" | "local"> {
+/** A declared secret, where it lives on each target (resolved). */
+export interface SecretLocation {
+  aws_parameter: string;
+  local_file: string;
+}
+
+export interface Config extends Omit<ParsedConfig, "aws" | "local" | "secrets"> {
+  secrets: Record<string, SecretLocation>;
   aws: Omit<ParsedConfig["aws"], "ssm_prefix" | "ecr"> & {
     ssm_prefix: string;
     ecr: { repositories: Record<Role, string>; keep_images: number };
@@ -155,6 +163,24 @@ function normalise(
       );
     }
   }
+  for (const role of ROLES)
+    checkRun(`roles.${role}.run`, role, parsed.roles[role].run, parsed.secrets, errors);
+  const ssmPrefix = parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`;
+  const stateDir = path.resolve(baseDir, parsed.local.state_dir);
+  const secrets = Object.fromEntries(
+    Object.entries(parsed.secrets).map(([name, s]) => [
+      name,
+      {
+        aws_parameter:
+          s.aws_parameter ??
+          (name === "orchestrator-api-key" ? parsed.aws.api_key_parameter : undefined) ??
+          `${ssmPrefix}/secrets/${name}`,
+        local_file: s.local_file
+          ? path.resolve(baseDir, s.local_file)
+          : path.join(stateDir, "secrets", `${parsed.pipeline}-${name}`),
+      },
+    ]),
+  );
   const dupRegion = parsed.aws.regions.find((r, i) => parsed.aws.regions.indexOf(r) !== i);
   if (dupRegion) errors.push(`aws.regions: ${show(dupRegion)} is listed twice`);
 
@@ -178,12 +204,13 @@ function normalise(
   return {
     ...parsed,
     roles,
+    secrets,
     aws: {
       ...parsed.aws,
-      ssm_prefix: parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`,
+      ssm_prefix: ssmPrefix,
       ecr: { repositories: repos, keep_images: parsed.aws.ecr.keep_images },
     },
-    local: { ...parsed.local, state_dir: path.resolve(baseDir, parsed.local.state_dir) },
+    local: { ...parsed.local, state_dir: stateDir },
     source,
     baseDir,
   };

@@ -12,6 +12,7 @@
  * The flow never prints: it emits events, and takes the target (backend), catalog and health probe as
  * dependencies.
  */
+import { secretsUsed } from "../config/workload.js";
 import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
@@ -20,7 +21,7 @@ import { FailureError, UsageError, errorName, isImgtoolError } from "../errors.j
 import type { EventSink } from "../events.js";
 import { launchTags } from "./aws.js";
 import { formatCpuList } from "./cpus.js";
-import { waitHealthy, type HealthProbe } from "./health.js";
+import { healthCheckOf, waitHealthy, type HealthProbe } from "./health.js";
 import { checkRunId } from "./ids.js";
 import {
   buildPlan,
@@ -123,19 +124,31 @@ export async function launch(opts: LaunchOptions, deps: LaunchDeps): Promise<Lau
   }
 
   // 3. Every id in one batched catalog call.
-  const resolved = await resolveAll(
-    opts,
-    deps,
-    ctx.secret.source === "ssm" ? ctx.secret.parameter : undefined,
-    !!reuse,
-  );
-  if (ctx.secret.source === "ssm" && !resolved.extra.get(ctx.secret.parameter)) {
+  // The secrets the launched roles use: each must exist (read without decryption, only to know it does).
+  const secretParams =
+    ctx.secret.source === "ssm"
+      ? [
+          ...new Set(
+            (reuse ? [] : secretsUsed(config.roles.orchestrator.run))
+              .concat(opts.taskRunners > 0 ? secretsUsed(config.roles["task-runner"].run) : [])
+              .map((name) => config.secrets[name]!.aws_parameter),
+          ),
+        ]
+      : [];
+  const resolved = await resolveAll(opts, deps, secretParams, !!reuse);
+  const missingSecrets = secretParams.filter((p) => !resolved.extra.get(p));
+  if (missingSecrets.length) {
     throw new UsageError(
-      `The orchestrator's API key ${ctx.secret.parameter} does not exist in SSM (${ctx.region}). Nothing was launched.`,
+      `The secret(s) ${missingSecrets.join(", ")} do not exist in SSM (${ctx.region}). Nothing was launched.`,
       {
         fix:
-          `Create it once as a SecureString (the instances read it at boot; imgtool never reads it): ` +
-          `aws ssm put-parameter --type SecureString --name ${ctx.secret.parameter} --value "$(openssl rand -hex 24)"`,
+          `Create each once as a SecureString (the instances read it at boot; imgtool never reads it): ` +
+          missingSecrets
+            .map(
+              (p) =>
+                `aws ssm put-parameter --type SecureString --name ${p} --value "$(openssl rand -hex 24)"`,
+            )
+            .join("; "),
       },
     );
   }
@@ -230,6 +243,7 @@ export async function launch(opts: LaunchOptions, deps: LaunchDeps): Promise<Lau
   };
 
   let health: { healthy: boolean; checks: number } = { healthy: false, checks: 0 };
+  let check: ReturnType<typeof healthCheckOf>;
   let url: string;
   try {
     if (plan.orchestrator.reuse) {
@@ -249,24 +263,26 @@ export async function launch(opts: LaunchOptions, deps: LaunchDeps): Promise<Lau
     }
 
     // The task runners, every type at once, with the orchestrator's address; its health meanwhile.
-    const healthWait = opts.wait
-      ? settle(
-          waitHealthy(url, {
-            probe: deps.probe,
-            timeoutMs,
-            ...(deps.healthIntervalMs !== undefined ? { intervalMs: deps.healthIntervalMs } : {}),
-            ...(deps.sleep ? { sleep: deps.sleep } : {}),
-            now,
-            signal: abort.signal,
-            onCheck: (n, ok) =>
-              events({
-                type: "check",
-                role: "orchestrator",
-                message: `health check ${n} of ${url}: ${ok ? "healthy" : "not yet"}`,
-              }),
-          }),
-        )
-      : undefined;
+    check = healthCheckOf(config.roles.orchestrator.run.health.http, url);
+    const healthWait =
+      opts.wait && check
+        ? settle(
+            waitHealthy(check.url, {
+              probe: (u) => deps.probe(u, check?.status),
+              timeoutMs,
+              ...(deps.healthIntervalMs !== undefined ? { intervalMs: deps.healthIntervalMs } : {}),
+              ...(deps.sleep ? { sleep: deps.sleep } : {}),
+              now,
+              signal: abort.signal,
+              onCheck: (n, ok) =>
+                events({
+                  type: "check",
+                  role: "orchestrator",
+                  message: `health check ${n} of ${check!.url}: ${ok ? "healthy" : "not yet"}`,
+                }),
+            }),
+          )
+        : undefined;
     const groups = await Promise.all(
       plan.taskRunners.map((g) => {
         const userData = renderUserData(
@@ -276,6 +292,7 @@ export async function launch(opts: LaunchOptions, deps: LaunchDeps): Promise<Lau
             bakedImage: g.bakedImage,
             workers: g.workers,
             orchestratorUrl: url,
+            instanceType: g.instanceType,
           }),
           compression,
         );
@@ -316,7 +333,7 @@ export async function launch(opts: LaunchOptions, deps: LaunchDeps): Promise<Lau
       health = h.value;
       if (!health.healthy) {
         throw new FailureError(
-          `The orchestrator at ${url} was not healthy within ${config.launch.ready_timeout_seconds} s ` +
+          `The orchestrator's health check ${check!.url}${check!.status !== undefined ? ` (expecting ${check!.status})` : ""} did not pass within ${config.launch.ready_timeout_seconds} s ` +
             `(${health.checks} checks, every ${(deps.healthIntervalMs ?? 2000) / 1000} s).`,
           { fix: "Its boot log: the instance's console output (aws) or `docker logs <id>` (local)." },
         );
@@ -383,7 +400,7 @@ export async function launch(opts: LaunchOptions, deps: LaunchDeps): Promise<Lau
       id: orch?.id ?? null,
       url,
       reused: plan.orchestrator.reuse,
-      healthy: opts.wait ? health.healthy : null,
+      healthy: opts.wait && check ? health.healthy : null,
       checks: health.checks,
     },
     instances,
@@ -430,7 +447,7 @@ function groupsOf(plan: LaunchPlan): PlannedGroup[] {
 async function resolveAll(
   opts: LaunchOptions,
   deps: LaunchDeps,
-  secretName: string | undefined,
+  secretNames: string[],
   reusing: boolean,
 ): Promise<Resolved> {
   const { config, events } = deps;
@@ -447,11 +464,7 @@ async function resolveAll(
     for (const arch of new Set(opts.instanceTypes.map(archFor))) amis.push({ role: "task-runner", arch });
     images.push("task-runner");
   }
-  const resolved = await resolveForLaunch(
-    catalog,
-    { amis, images, ...(secretName ? { extraNames: [secretName] } : {}) },
-    opts.label,
-  );
+  const resolved = await resolveForLaunch(catalog, { amis, images, extraNames: secretNames }, opts.label);
   events({
     type: "check",
     message: `resolved ${resolved.names.length} catalog name(s) in ${Math.ceil(resolved.names.length / catalog.store.maxBatch)} batched call(s)`,
