@@ -125,28 +125,34 @@ export async function launch(opts: LaunchOptions, deps: LaunchDeps): Promise<Lau
 
   // 3. Every id in one batched catalog call.
   // The secrets the launched roles use: each must exist (read without decryption, only to know it does).
-  const secretParams =
+  const usedSecrets =
     ctx.secret.source === "ssm"
       ? [
-          ...new Set(
-            (reuse ? [] : secretsUsed(config.roles.orchestrator.run))
-              .concat(opts.taskRunners > 0 ? secretsUsed(config.roles["task-runner"].run) : [])
-              .map((name) => config.secrets[name]!.aws_parameter),
-          ),
-        ]
+          ...new Set([
+            ...(reuse ? [] : secretsUsed(config.roles.orchestrator.run)),
+            ...(opts.taskRunners > 0 ? secretsUsed(config.roles["task-runner"].run) : []),
+          ]),
+        ].map((name) => ({ name, parameter: config.secrets[name]!.aws_parameter }))
       : [];
-  const resolved = await resolveAll(opts, deps, secretParams, !!reuse);
-  const missingSecrets = secretParams.filter((p) => !resolved.extra.get(p));
+  const resolved = await resolveAll(
+    opts,
+    deps,
+    usedSecrets.map((s) => s.parameter),
+    !!reuse,
+  );
+  const missingSecrets = usedSecrets.filter((s) => !resolved.extra.get(s.parameter));
   if (missingSecrets.length) {
     throw new UsageError(
-      `The secret(s) ${missingSecrets.join(", ")} do not exist in SSM (${ctx.region}). Nothing was launched.`,
+      `${missingSecrets
+        .map((s) => `The secret ${s.name}: ${s.parameter} does not exist in SSM (${ctx.region}).`)
+        .join("\n")}\nNothing was launched.`,
       {
         fix:
           `Create each once as a SecureString (the instances read it at boot; imgtool never reads it): ` +
           missingSecrets
             .map(
-              (p) =>
-                `aws ssm put-parameter --type SecureString --name ${p} --value "$(openssl rand -hex 24)"`,
+              (s) =>
+                `aws ssm put-parameter --type SecureString --name ${s.parameter} --value "$(openssl rand -hex 24)"`,
             )
             .join("; "),
       },
