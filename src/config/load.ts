@@ -9,7 +9,7 @@ import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, UsageError } from "../errors.js";
 import { ConfigSchema, ROLES, type ParsedConfig, type Role } from "./schema.js";
-import { checkRun } from "./workload.js";
+import { checkRun, defaultEnv } from "./workload.js";
 
 /** A declared secret, where it lives on each target (resolved). */
 export interface SecretLocation {
@@ -163,8 +163,14 @@ function normalise(
       );
     }
   }
-  for (const role of ROLES)
-    checkRun(`roles.${role}.run`, role, parsed.roles[role].run, parsed.secrets, errors);
+  // A role that does not set run.env gets the default (a new object: the schema's defaults are shared).
+  const runs = Object.fromEntries(
+    ROLES.map((role) => {
+      const run = parsed.roles[role].run;
+      return [role, { ...run, env: run.env ?? defaultEnv(parsed.secrets) }];
+    }),
+  ) as Record<Role, ParsedConfig["roles"][Role]["run"]>;
+  for (const role of ROLES) checkRun(`roles.${role}.run`, role, runs[role], parsed.secrets, errors);
   const ssmPrefix = parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`;
   const stateDir = path.resolve(baseDir, parsed.local.state_dir);
   const secrets = Object.fromEntries(
@@ -196,6 +202,7 @@ function normalise(
           ...r,
           ruby_bench: { ...r.ruby_bench, repository: isUrl ? repo : path.resolve(baseDir, repo) },
           app: { ...r.app, context: path.resolve(baseDir, r.app.context) },
+          run: runs[role],
         },
       ];
     }),

@@ -214,7 +214,6 @@ function roleSchema(role: Role) {
       })
       .describe("Benchmark-quiet CPU settings, each recorded in the version manifest."),
     run: runSchema({
-      env: { ORCHESTRATOR_API_KEY: "{secret:orchestrator-api-key}" },
       health: isRunner ? {} : { http: { path: "/health" } },
     }),
   });

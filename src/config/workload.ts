@@ -148,18 +148,23 @@ const Statement = z
   .describe("An IAM policy statement.");
 
 export interface RunDefaults {
-  env: Record<string, string>;
   health: { http?: { path: string } };
+}
+
+/** The env of a role that does not set run.env: the orchestrator's API key, as our examples read it. */
+export function defaultEnv(secrets: Record<string, unknown>): Record<string, string> {
+  return Object.hasOwn(secrets, "orchestrator-api-key")
+    ? { ORCHESTRATOR_API_KEY: "{secret:orchestrator-api-key}" }
+    : {};
 }
 
 /** The `run` key of a role: what its containers run. */
 export function runSchema(d: RunDefaults) {
   const defaults = {
     args: [] as string[],
-    env: d.env,
     volumes: [] as z.output<typeof Volume>[],
     health: d.health,
-    settle_seconds: 2,
+    settle_seconds: 1,
     instance_permissions: [] as z.output<typeof Statement>[],
   };
   return z
@@ -177,9 +182,10 @@ export function runSchema(d: RunDefaults) {
         .describe("Replaces the image's CMD (a list of words, after command or the image's ENTRYPOINT)."),
       env: z
         .record(z.string().regex(ENV_NAME_RE, msg("must be an environment variable name")), Word)
-        .default(d.env)
+        .optional()
         .describe(
-          "Environment of every worker; values may use placeholders and {secret:NAME}. Setting it replaces the default.",
+          "Environment of every worker; values may use placeholders and {secret:NAME}. Default: " +
+            "ORCHESTRATOR_API_KEY: {secret:orchestrator-api-key} while that secret is declared.",
         ),
       volumes: z.array(Volume).default([]).describe("Mounts of every worker."),
       health: z
@@ -193,7 +199,7 @@ export function runSchema(d: RunDefaults) {
         .number()
         .min(0)
         .max(300)
-        .default(2)
+        .default(1)
         .describe(
           "Workers without a Docker healthcheck count as ready once they stayed up (no exit, no restart) this long.",
         ),
@@ -240,7 +246,7 @@ export type SecretsConfig = z.output<typeof SecretsSchema>;
 /** The secrets a role's words use, in order of first use. */
 export function secretsUsed(run: Pick<RunConfig, "command" | "args" | "env">): string[] {
   const out = new Set<string>();
-  for (const w of [...(run.command ?? []), ...run.args, ...Object.values(run.env)]) {
+  for (const w of [...(run.command ?? []), ...run.args, ...Object.values(run.env ?? {})]) {
     for (const p of parseWord(w)) if ("secret" in p) out.add(p.secret);
   }
   return [...out];
@@ -257,7 +263,7 @@ export function checkRun(
   const words: [string, string][] = [
     ...(run.command ?? []).map((w, i): [string, string] => [`${at}.command[${i}]`, w]),
     ...run.args.map((w, i): [string, string] => [`${at}.args[${i}]`, w]),
-    ...Object.entries(run.env).map(([k, w]): [string, string] => [`${at}.env.${k}`, w]),
+    ...Object.entries(run.env ?? {}).map(([k, w]): [string, string] => [`${at}.env.${k}`, w]),
   ];
   for (const [where, w] of words) {
     let parts: WordPart[];

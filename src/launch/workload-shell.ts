@@ -51,7 +51,7 @@ function bashWord(word: string, secretVar: (name: string) => string): string {
 }
 
 const usesPlaceholder = (run: RunConfig, name: Placeholder) =>
-  [...(run.command ?? []), ...run.args, ...Object.values(run.env)].some((w) =>
+  [...(run.command ?? []), ...run.args, ...Object.values(run.env ?? {})].some((w) =>
     parseWord(w).some((p) => "placeholder" in p && p.placeholder === name),
   );
 
@@ -89,7 +89,7 @@ export function renderWorkloadShell(v: WorkloadShellInput): string {
   }
   const env: string[] = [];
   const exports: string[] = [];
-  for (const [name, word] of Object.entries(run.env)) {
+  for (const [name, word] of Object.entries(run.env ?? {})) {
     if (hasSecret(word)) {
       exports.push(`  export ${name}=${bashWord(word, secretVar)}`);
       env.push(`--env ${name}`);

@@ -141,7 +141,7 @@ case $1 in
   login) cat >"$log/login-stdin"; printf '%s' "\${DOCKER_CONFIG:-}" >"$log/login-docker-config" ;;
   pull) [ -n "\${DOCKER_CONFIG:-}" ] || exit 9 ;;
   run) printf '%s' "\${ORCHESTRATOR_API_KEY:-}" >"$log/run-env-$n"; echo 0123abcd ;;
-  inspect) echo "running 0 0 none" ;;
+  inspect) for c in "\${@:4}"; do echo "$c running 0 0 none"; done ;;
 esac
 exit 0
 `,
