@@ -4,6 +4,7 @@
  */
 import type { Config } from "../config/load.js";
 import { ROLES } from "../config/schema.js";
+import { TAG } from "../config/tags.js";
 
 import { declaredSecretArns, workloadStatements } from "./workload-policy.js";
 
@@ -64,7 +65,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
   const prefix = config.aws.ssm_prefix.replace(/^\//, "");
   const params = [`arn:aws:ssm:*:*:parameter/${prefix}`, `arn:aws:ssm:*:*:parameter/${prefix}/*`];
   const repos = ROLES.map((r) => `arn:aws:ecr:*:*:repository/${config.aws.ecr.repositories[r]}`);
-  const pipelineTag = { "aws:ResourceTag/imgtool:pipeline": config.pipeline };
+  const pipelineTag = { [`aws:ResourceTag/${TAG.pipeline}`]: config.pipeline };
   const catalogRead: Statement = {
     Sid: "CatalogRead",
     Effect: "Allow",
@@ -188,7 +189,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
               "arn:aws:ec2:*:*:volume/*",
               "arn:aws:ec2:*:*:spot-instances-request/*",
             ],
-            Condition: { StringEquals: { "aws:RequestTag/imgtool:pipeline": config.pipeline } },
+            Condition: { StringEquals: { [`aws:RequestTag/${TAG.pipeline}`]: config.pipeline } },
           },
           {
             Sid: "RunFromResources",

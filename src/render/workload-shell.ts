@@ -6,7 +6,7 @@
  */
 import type { Role } from "../config/schema.js";
 import { parseWord, secretsUsed, type Placeholder, type RunConfig } from "../config/workload.js";
-import { shellWord } from "../render/escape.js";
+import { shellWord } from "./escape.js";
 
 /** The baked ruby-bench cache on the instance (packer/scripts/install-ruby-bench.sh). */
 export const RUBY_BENCH_DIR = "/opt/ruby-bench";

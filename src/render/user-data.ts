@@ -6,7 +6,7 @@
 import { gzipSync } from "node:zlib";
 import type { Role, Target } from "../config/schema.js";
 import { UsageError } from "../errors.js";
-import { renderTemplate } from "../render/templates.js";
+import { renderTemplate } from "./templates.js";
 import { renderWorkloadShell, type WorkloadShellInput } from "./workload-shell.js";
 
 /** EC2's limit on user-data, in raw bytes before base64. */
