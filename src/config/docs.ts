@@ -62,14 +62,38 @@ export function exampleYaml(): string {
     "# imgtool configuration: every key with its default. Copy to imgtool.config.yaml and change what you need;\n" +
     "# keys you leave out keep these defaults. Generated from the schema by `npm run schema`: do not edit.\n" +
     "# yaml-language-server: $schema=./imgtool.config.schema.json\n";
-  const walk = (s: JsonSchema, indent: string) => {
+  const walk = (s: JsonSchema, indent: string, parentDefault?: unknown) => {
     for (const [k, v] of Object.entries(s.properties ?? {})) {
       out += comment(v.description ?? "", indent);
-      if (v.type === "object" && v.properties) {
+      const inParent =
+        parentDefault !== null && typeof parentDefault === "object" && k in (parentDefault as object);
+      if (
+        v.type === "object" &&
+        v.properties &&
+        v.default === undefined &&
+        !inParent &&
+        parentDefault !== undefined
+      ) {
+        // An optional section that is off by default: shown commented out, so the example keeps the defaults.
+        const head = out.length;
+        out += `${indent}${k}:\n`;
+        walk(v, `${indent}  `, {});
+        out =
+          out.slice(0, head) +
+          out
+            .slice(head)
+            .split("\n")
+            .map((l) => (l.trim() === "" || l.trim().startsWith("#") ? l : l.replace(/^(\s*)/, "$1# ")))
+            .join("\n");
+      } else if (v.type === "object" && v.properties) {
         const head = out.length;
         out += `${indent}${k}:\n`;
         const before = out.length;
-        walk(v, `${indent}  `);
+        walk(
+          v,
+          `${indent}  `,
+          v.default ?? (inParent ? (parentDefault as Record<string, unknown>)[k] : undefined),
+        );
         // An object whose keys are all unset must still be a mapping, not null.
         if (
           !out

@@ -10,6 +10,13 @@ import { parseDocument } from "yaml";
 import type { z } from "zod";
 import { ConfigError, UsageError } from "../errors.js";
 import { ConfigSchema, ROLES, type ParsedConfig, type Role } from "./schema.js";
+import { checkRun, defaultEnv } from "./workload.js";
+
+/** A declared secret, where it lives on each target (resolved). */
+export interface SecretLocation {
+  aws_parameter: string;
+  local_file: string;
+}
 
 /** A role's ruby-bench source, normalised at load. */
 export type RubyBenchConfig = ParsedConfig["roles"][Role]["ruby_bench"] & {
@@ -22,7 +29,8 @@ export type RubyBenchConfig = ParsedConfig["roles"][Role]["ruby_bench"] & {
 
 export type RoleConfig = Omit<ParsedConfig["roles"][Role], "ruby_bench"> & { ruby_bench: RubyBenchConfig };
 
-export interface Config extends Omit<ParsedConfig, "aws" | "local" | "roles"> {
+export interface Config extends Omit<ParsedConfig, "aws" | "local" | "roles" | "secrets"> {
+  secrets: Record<string, SecretLocation>;
   roles: Record<Role, RoleConfig>;
   aws: Omit<ParsedConfig["aws"], "ssm_prefix" | "ecr"> & {
     ssm_prefix: string;
@@ -168,6 +176,30 @@ function normalise(
       );
     }
   }
+  // A role that does not set run.env gets the default (a new object: the schema's defaults are shared).
+  const runs = Object.fromEntries(
+    ROLES.map((role) => {
+      const run = parsed.roles[role].run;
+      return [role, { ...run, env: run.env ?? defaultEnv(parsed.secrets) }];
+    }),
+  ) as Record<Role, ParsedConfig["roles"][Role]["run"]>;
+  for (const role of ROLES) checkRun(`roles.${role}.run`, role, runs[role], parsed.secrets, errors);
+  const ssmPrefix = parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`;
+  const stateDir = path.resolve(baseDir, parsed.local.state_dir);
+  const secrets = Object.fromEntries(
+    Object.entries(parsed.secrets).map(([name, s]) => [
+      name,
+      {
+        aws_parameter:
+          s.aws_parameter ??
+          (name === "orchestrator-api-key" ? parsed.aws.api_key_parameter : undefined) ??
+          `${ssmPrefix}/secrets/${name}`,
+        local_file: s.local_file
+          ? path.resolve(baseDir, s.local_file)
+          : path.join(stateDir, "secrets", `${parsed.pipeline}-${name}`),
+      },
+    ]),
+  );
   const dupRegion = parsed.aws.regions.find((r, i) => parsed.aws.regions.indexOf(r) !== i);
   if (dupRegion) errors.push(`aws.regions: ${show(dupRegion)} is listed twice`);
 
@@ -180,6 +212,7 @@ function normalise(
           ...r,
           ruby_bench: rubyBenchSource(r.ruby_bench, baseDir),
           app: { ...r.app, context: path.resolve(baseDir, r.app.context) },
+          run: runs[role],
         },
       ];
     }),
@@ -188,12 +221,13 @@ function normalise(
   return {
     ...parsed,
     roles,
+    secrets,
     aws: {
       ...parsed.aws,
-      ssm_prefix: parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`,
+      ssm_prefix: ssmPrefix,
       ecr: { repositories: repos, keep_images: parsed.aws.ecr.keep_images },
     },
-    local: { ...parsed.local, state_dir: path.resolve(baseDir, parsed.local.state_dir) },
+    local: { ...parsed.local, state_dir: stateDir },
     source,
     baseDir,
   };

@@ -6,6 +6,7 @@
  */
 import { z } from "zod";
 import { loadVersions } from "../versions.js";
+import { runSchema, SecretsSchema } from "./workload.js";
 
 const versions = loadVersions();
 
@@ -212,6 +213,9 @@ function roleSchema(role: Role) {
         quiet_services: isRunner,
       })
       .describe("Benchmark-quiet CPU settings, each recorded in the version manifest."),
+    run: runSchema({
+      health: isRunner ? {} : { http: { path: "/health" } },
+    }),
   });
 }
 
@@ -231,6 +235,7 @@ export const ConfigSchema = z
       })
       .default({ "task-runner": roleDefaults("task-runner"), orchestrator: roleDefaults("orchestrator") })
       .describe("The two roles, task-runner and orchestrator."),
+    secrets: SecretsSchema,
     aws: z
       .strictObject({
         regions: z

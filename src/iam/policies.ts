@@ -6,6 +6,8 @@ import type { Config } from "../config/load.js";
 import { ROLES } from "../config/schema.js";
 import { TAG } from "../config/tags.js";
 
+import { declaredSecretArns, workloadStatements } from "./workload-policy.js";
+
 export const ACTORS = ["bake", "push", "launch", "prune", "instance"] as const;
 export type Actor = (typeof ACTORS)[number];
 
@@ -245,10 +247,10 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           ecrToken,
           ecrPull,
           {
-            Sid: "OwnSecret",
+            Sid: "DeclaredSecrets",
             Effect: "Allow",
             Action: ["ssm:GetParameter"],
-            Resource: `arn:aws:ssm:*:*:parameter/${prefix}/secrets/*`,
+            Resource: declaredSecretArns(config),
           },
           {
             Sid: "DecryptOwnSecret",
@@ -257,6 +259,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: "*",
             Condition: { StringLike: { "kms:ViaService": "ssm.*.amazonaws.com" } },
           },
+          ...workloadStatements(config),
         ],
       };
   }

@@ -4,8 +4,26 @@
  */
 import http from "node:http";
 
-/** One health check: true when the orchestrator answered 2xx. Never throws. */
-export type HealthProbe = (url: string) => Promise<boolean>;
+/** One health check of the full URL: true when it answered `status` (default: any 2xx). Never throws. */
+export type HealthProbe = (url: string, status?: number) => Promise<boolean>;
+
+/**
+ * The orchestrator's HTTP check (roles.orchestrator.run.health.http): its full URL on the orchestrator's host, at
+ * the configured port (default: the orchestrator's) and path, and the status it must answer; undefined when the
+ * role has no HTTP check.
+ */
+export function healthCheckOf(
+  http: { port?: number | undefined; path: string; status?: number | undefined } | undefined,
+  orchestratorUrl: string,
+): { url: string; status?: number } | undefined {
+  if (!http) return undefined;
+  const u = new URL(orchestratorUrl);
+  if (http.port !== undefined) u.port = String(http.port);
+  return {
+    url: `${u.protocol}//${u.host}${http.path}`,
+    ...(http.status !== undefined ? { status: http.status } : {}),
+  };
+}
 
 export const HEALTH_INTERVAL_MS = 2_000;
 
@@ -46,13 +64,14 @@ export async function waitHealthy(
   }
 }
 
-/** GET <url>/health over HTTP, answered 2xx within `timeoutMs`. */
+/** GET <url> over HTTP, answered `status` (default: any 2xx) within `timeoutMs`. */
 export function httpHealthProbe(timeoutMs = 1_500): HealthProbe {
-  return (url) =>
+  return (url, status) =>
     new Promise((resolve) => {
-      const req = http.get(`${url.replace(/\/+$/, "")}/health`, { timeout: timeoutMs }, (res) => {
+      const req = http.get(url, { timeout: timeoutMs }, (res) => {
         res.resume();
-        resolve((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300);
+        const code = res.statusCode ?? 0;
+        resolve(status !== undefined ? code === status : code >= 200 && code < 300);
       });
       req.on("timeout", () => req.destroy());
       req.on("error", () => resolve(false));

@@ -17,12 +17,12 @@
  * The readiness marker (/run/imgtool) and cloud-init's run folder are folders of the state dir, so the launcher
  * sees them without exec.
  */
-import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import type Docker from "dockerode";
+import { ensureLocalSecrets, localSecretBinds, localSecretMount } from "./secret-files.js";
 import type { Config } from "../config/load.js";
 import { FailureError, UsageError } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -39,7 +39,7 @@ import type {
 } from "./types.js";
 import { DOCKER_LABEL, TAG } from "../config/tags.js";
 
-export const SECRET_MOUNT = "/run/secrets/imgtool-orchestrator-api-key";
+export const SECRET_MOUNT = localSecretMount("orchestrator-api-key");
 export const REGISTRY_PASSWORD_MOUNT = "/run/secrets/imgtool-registry-password";
 export const MARKER_MOUNT = "/run/imgtool";
 /** cloud-init's NoCloud seed: the user-data exactly as sent to EC2, and the meta-data (instance id, hostname). */
@@ -87,7 +87,6 @@ const volumeOf = (name: string) => `${name}-store`;
 export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
   const { config, docker, events } = deps;
   const stateDir = deps.stateDir ?? config.local.state_dir;
-  const secretFile = path.join(stateDir, "secrets", `${config.pipeline}-orchestrator-api-key`);
   const runDir = (runId: string, name: string) => path.join(stateDir, "launch", runId, name);
   const started = new Map<string, { runId: string; containerId: string }>();
   /** Names this launch created something for (volume, container): what a failed group start cleans up. */
@@ -171,7 +170,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
           `${path.join(dir, "seed")}:${SEED_MOUNT}:ro`,
           `${path.join(dir, "cloud-init")}:${CLOUD_INIT_DATA_MOUNT}`,
           `${path.join(dir, "run")}:${MARKER_MOUNT}`,
-          `${secretFile}:${SECRET_MOUNT}:ro`,
+          ...localSecretBinds(config),
           `${deps.registry.passwordFile}:${REGISTRY_PASSWORD_MOUNT}:ro`,
         ]),
         ...(cpus?.length ? { CpusetCpus: formatCpuList(cpus) } : {}),
@@ -254,16 +253,12 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     },
 
     async prepare() {
-      if (existsSync(secretFile)) return;
-      await mkdir(path.dirname(secretFile), { recursive: true, mode: 0o700 });
-      await writeFile(secretFile, randomBytes(24).toString("hex"), { mode: 0o600, flag: "wx" }).catch((e) => {
-        if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
-      });
-      await chmod(secretFile, 0o600);
-      events({
-        type: "publish",
-        message: `created the local orchestrator API key (${secretFile}, mode 0600)`,
-      });
+      for (const made of await ensureLocalSecrets(config)) {
+        events({
+          type: "publish",
+          message: `created the local secret ${made.name} (${made.file}, mode 0600, a random value)`,
+        });
+      }
     },
 
     machineCpus: () => (deps.cpus ?? (() => readCpuTopology("/")))(),

@@ -12,6 +12,7 @@ import { instanceArch, machineArch } from "../config/arch.js";
 import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
 import type { Market } from "./ids.js";
 import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
+import { localSecretMount } from "./secret-files.js";
 import type { TfvarsInput } from "../render/tfvars.js";
 import { registryHost, renderUserData, type UserDataValues } from "../render/user-data.js";
 
@@ -186,6 +187,7 @@ export function userDataValues(
     bakedImage: string | null;
     workers: "auto" | number;
     orchestratorUrl?: string;
+    instanceType?: string;
   },
 ): UserDataValues {
   return {
@@ -206,7 +208,19 @@ export function userDataValues(
       ? { orchestratorUrl: v.orchestratorUrl ?? `http://255.255.255.255:${ctx.orchestratorPort}` }
       : { port: ctx.orchestratorPort }),
     workerEnv: config.launch.worker_env[role],
+    workload: {
+      run: config.roles[role].run,
+      instanceType: v.instanceType ?? config.roles[role].instance_types[0]!,
+      orchestratorPort: ctx.orchestratorPort,
+      healthWaitSeconds: config.launch.ready_timeout_seconds,
+      secretLocation: (name) => secretLocation(config, ctx, name),
+    },
   };
+}
+
+/** Where an instance reads a declared secret at boot: its SSM name (aws) or its file in the local instance. */
+export function secretLocation(config: Config, ctx: BootContext, name: string): string {
+  return ctx.secret.source === "ssm" ? config.secrets[name]!.aws_parameter : localSecretMount(name);
 }
 
 export const orchestratorUrl = (host: string, port: number) => `http://${host}:${port}`;
@@ -313,6 +327,7 @@ export function buildPlan(input: {
       image: image.ref,
       bakedImage: ami.bakedImage,
       workers,
+      instanceType,
       ...(url ? { orchestratorUrl: url } : {}),
     });
     return {

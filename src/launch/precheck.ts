@@ -4,6 +4,7 @@
  * the API key's SSM parameter present; the plan, its exact user-data checked against the limit again; the AMIs
  * (or twins) present. Nothing missing, nothing too big, nothing started.
  */
+import { secretsUsed } from "../config/workload.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
 import { instanceArch, machineArch } from "../config/arch.js";
@@ -62,19 +63,37 @@ export async function precheck(
   const reuse = opts.reuseOrchestrator ? await findReusable(config, deps) : undefined;
 
   // 3. Every id in one batched catalog call.
+  // The secrets the launched roles use: each must exist (read without decryption, only to know it does).
+  const usedSecrets =
+    ctx.secret.source === "ssm"
+      ? [
+          ...new Set([
+            ...(reuse ? [] : secretsUsed(config.roles.orchestrator.run)),
+            ...(opts.taskRunners > 0 ? secretsUsed(config.roles["task-runner"].run) : []),
+          ]),
+        ].map((name) => ({ name, parameter: config.secrets[name]!.aws_parameter }))
+      : [];
   const resolved = await resolveAll(
     opts,
     deps,
-    ctx.secret.source === "ssm" ? ctx.secret.parameter : undefined,
+    usedSecrets.map((s) => s.parameter),
     !!reuse,
   );
-  if (ctx.secret.source === "ssm" && !resolved.extra.get(ctx.secret.parameter)) {
+  const missingSecrets = usedSecrets.filter((s) => !resolved.extra.get(s.parameter));
+  if (missingSecrets.length) {
     throw new UsageError(
-      `The orchestrator's API key ${ctx.secret.parameter} does not exist in SSM (${ctx.region}). Nothing was launched.`,
+      `${missingSecrets
+        .map((s) => `The secret ${s.name}: ${s.parameter} does not exist in SSM (${ctx.region}).`)
+        .join("\n")}\nNothing was launched.`,
       {
         fix:
-          `Create it once as a SecureString (the instances read it at boot; imgtool never reads it): ` +
-          `aws ssm put-parameter --type SecureString --name ${ctx.secret.parameter} --value "$(openssl rand -hex 24)"`,
+          `Create each once as a SecureString (the instances read it at boot; imgtool never reads it): ` +
+          missingSecrets
+            .map(
+              (s) =>
+                `aws ssm put-parameter --type SecureString --name ${s.parameter} --value "$(openssl rand -hex 24)"`,
+            )
+            .join("; "),
       },
     );
   }
@@ -121,7 +140,7 @@ async function findReusable(config: Config, deps: LaunchDeps): Promise<FoundInst
 async function resolveAll(
   opts: LaunchOptions,
   deps: LaunchDeps,
-  secretName: string | undefined,
+  secretNames: string[],
   reusing: boolean,
 ): Promise<Resolved> {
   const { config, events } = deps;
@@ -137,11 +156,7 @@ async function resolveAll(
     for (const arch of new Set(opts.instanceTypes.map(archFor))) amis.push({ role: "task-runner", arch });
     images.push("task-runner");
   }
-  const resolved = await resolveForLaunch(
-    catalog,
-    { amis, images, ...(secretName ? { extraNames: [secretName] } : {}) },
-    opts.label,
-  );
+  const resolved = await resolveForLaunch(catalog, { amis, images, extraNames: secretNames }, opts.label);
   events({
     type: "check",
     message: `resolved ${resolved.names.length} catalog name(s) in ${Math.ceil(resolved.names.length / catalog.store.maxBatch)} batched call(s)`,

@@ -93,7 +93,7 @@ export function launchedResult(
       id: orch?.id ?? null,
       url,
       reused: plan.orchestrator.reuse,
-      healthy: opts.wait ? health.healthy : null,
+      healthy: opts.wait && health.checked !== false ? health.healthy : null,
       checks: health.checks,
     },
     instances,

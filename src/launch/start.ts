@@ -9,7 +9,7 @@ import type { Role } from "../config/schema.js";
 import { FailureError, errorName, isImgtoolError } from "../errors.js";
 import { checkUserDataSize, renderUserData } from "../render/user-data.js";
 import { launchTags } from "./aws.js";
-import { waitHealthy } from "./health.js";
+import { healthCheckOf, waitHealthy } from "./health.js";
 import { orchestratorUrl, userDataValues } from "./plan.js";
 import type {
   BootContext,
@@ -26,7 +26,8 @@ export interface Started {
   url: string;
   started: StartedInstance[];
   ready: Map<string, ReadyReport>;
-  health: { healthy: boolean; checks: number };
+  /** checked: false when the orchestrator has no HTTP check (roles.orchestrator.run.health.http). */
+  health: { healthy: boolean; checks: number; checked?: boolean };
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
@@ -103,7 +104,7 @@ export async function start(
     };
   };
 
-  let health: { healthy: boolean; checks: number } = { healthy: false, checks: 0 };
+  let health: StartResultHealth = { healthy: false, checks: 0 };
   let url: string;
   try {
     if (plan.orchestrator.reuse) {
@@ -123,24 +124,27 @@ export async function start(
     }
 
     // The task runners, every type at once, with the orchestrator's address; its health meanwhile.
-    const healthWait = opts.wait
-      ? settle(
-          waitHealthy(url, {
-            probe: deps.probe,
-            timeoutMs,
-            ...(deps.healthIntervalMs !== undefined ? { intervalMs: deps.healthIntervalMs } : {}),
-            ...(deps.sleep ? { sleep: deps.sleep } : {}),
-            now,
-            signal: abort.signal,
-            onCheck: (n, ok) =>
-              events({
-                type: "check",
-                role: "orchestrator",
-                message: `health check ${n} of ${url}: ${ok ? "healthy" : "not yet"}`,
-              }),
-          }),
-        )
-      : undefined;
+    const check = healthCheckOf(config.roles.orchestrator.run.health.http, url);
+    if (!check) health = { healthy: false, checks: 0, checked: false };
+    const healthWait =
+      opts.wait && check
+        ? settle(
+            waitHealthy(check.url, {
+              probe: (u) => deps.probe(u, check.status),
+              timeoutMs,
+              ...(deps.healthIntervalMs !== undefined ? { intervalMs: deps.healthIntervalMs } : {}),
+              ...(deps.sleep ? { sleep: deps.sleep } : {}),
+              now,
+              signal: abort.signal,
+              onCheck: (n, ok) =>
+                events({
+                  type: "check",
+                  role: "orchestrator",
+                  message: `health check ${n} of ${check.url}: ${ok ? "healthy" : "not yet"}`,
+                }),
+            }),
+          )
+        : undefined;
     const groups = await Promise.all(
       plan.taskRunners.map((g) => {
         const userData = renderUserData(
@@ -150,6 +154,7 @@ export async function start(
             bakedImage: g.bakedImage,
             workers: g.workers,
             orchestratorUrl: url,
+            instanceType: g.instanceType,
           }),
           compression,
         );
@@ -190,7 +195,7 @@ export async function start(
       health = h.value;
       if (!health.healthy) {
         throw new FailureError(
-          `The orchestrator at ${url} was not healthy within ${config.launch.ready_timeout_seconds} s ` +
+          `The orchestrator's health check ${check!.url}${check!.status !== undefined ? ` (expecting ${check!.status})` : ""} did not pass within ${config.launch.ready_timeout_seconds} s ` +
             `(${health.checks} checks, every ${(deps.healthIntervalMs ?? 2000) / 1000} s).`,
           { fix: "Its boot log: the instance's console output (aws) or `docker logs <id>` (local)." },
         );
@@ -243,3 +248,5 @@ async function cleanUp(e: unknown, started: StartedInstance[], opts: LaunchOptio
     });
   }
 }
+
+type StartResultHealth = { healthy: boolean; checks: number; checked?: boolean };

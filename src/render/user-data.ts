@@ -7,6 +7,7 @@ import { gzipSync } from "node:zlib";
 import type { Role, Target } from "../config/schema.js";
 import { UsageError } from "../errors.js";
 import { renderTemplate } from "./templates.js";
+import { renderWorkloadShell, type WorkloadShellInput } from "./workload-shell.js";
 
 /** EC2's limit on user-data, in raw bytes before base64. */
 export const USER_DATA_LIMIT = 16_384;
@@ -38,6 +39,8 @@ export interface UserDataValues {
   port?: number;
   /** Extra environment of the workers, passed to `docker run --env NAME=VALUE` as one word each. */
   workerEnv: Record<string, string>;
+  /** What the role runs (roles.<role>.run) and the values its placeholders need. */
+  workload: Omit<WorkloadShellInput, "role" | "target">;
 }
 
 export interface UserData {
@@ -76,12 +79,12 @@ export function renderUserDataText(v: UserDataValues): string {
     registryAuth: v.registry.auth,
     registryPasswordFile: v.registry.passwordFile,
     secretSource: v.secret.source,
-    secretParameter: v.secret.parameter,
     region: v.region,
     workers: String(v.workers),
     restartPolicy: v.restartPolicy,
     engineWaitSeconds: String(v.engineWaitSeconds),
     workerEnv: Object.entries(v.workerEnv).map(([k, val]) => `${k}=${val}`),
+    workload: renderWorkloadShell({ ...v.workload, role: v.role, target: v.target }),
     common: renderTemplate("user-data/common.sh.hbs", {}),
   };
   if (v.role === "task-runner") {

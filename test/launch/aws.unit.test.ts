@@ -310,7 +310,7 @@ describe("launch on aws (AWS stand-in)", () => {
     for (const r of runRequests(fx.standin)) {
       const ud = userDataOf(r.params);
       assert.ok(!ud.includes(SECRET));
-      assert.match(ud, new RegExp(`^SECRET_PARAMETER=${SECRET_NAME}$`, "m"));
+      assert.match(ud, new RegExp(`^SECRET_LOCATIONS=\\(${SECRET_NAME}\\)$`, "m"));
       assert.match(ud, /aws ssm get-parameter [^\n]*\\\n\s*--with-decryption/);
     }
     assert.ok(!JSON.stringify(events).includes(SECRET));

@@ -141,7 +141,7 @@ case $1 in
   login) cat >"$log/login-stdin"; printf '%s' "\${DOCKER_CONFIG:-}" >"$log/login-docker-config" ;;
   pull) [ -n "\${DOCKER_CONFIG:-}" ] || exit 9 ;;
   run) printf '%s' "\${ORCHESTRATOR_API_KEY:-}" >"$log/run-env-$n"; echo 0123abcd ;;
-  inspect) echo true ;;
+  inspect) for c in "\${@:4}"; do echo "$c running 0 0 none"; done ;;
 esac
 exit 0
 `,
@@ -224,7 +224,7 @@ describe("user-data: rendering", () => {
       assert.doesNotMatch(text, /\b(dnf|yum|apt-get|apt) (update|install|upgrade)\b/);
       assert.doesNotMatch(text, /\bgit clone\b|\bdocker build\b/);
       assert.ok(!text.includes(SECRET));
-      assert.match(text, /^SECRET_PARAMETER=\/imgtool\/bench\/secrets\/orchestrator-api-key$/m);
+      assert.match(text, /^SECRET_LOCATIONS=\(\/imgtool\/bench\/secrets\/orchestrator-api-key\)$/m);
     }
   });
 
@@ -283,9 +283,13 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
   test("baked digest = the one to run: no login, no pull; otherwise login (password on stdin, temporary config) and pull by digest", () => {
     const baked = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
     assert.equal(baked.run(renderUserDataText(values("orchestrator"))).status, 0);
+    // run, then inspect through the settle window (as often as it takes), then the restart policy.
     assert.deepEqual(
-      baked.calls().map((c) => c[0]),
-      ["version", "image", "run", "inspect"],
+      baked
+        .calls()
+        .map((c) => c[0])
+        .filter((c, i, all) => c !== all[i - 1]),
+      ["version", "image", "run", "inspect", "update"],
     );
     assert.equal(baked.marker("ready")!.pulled, false);
     assert.equal(baked.marker("ready")!.registryLogin, false);
@@ -316,8 +320,14 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
     const runs = sb.calls().filter((c) => c[0] === "run");
     const pin = (argv: string[]) => argv[argv.indexOf("--cpuset-cpus") + 1];
     assert.deepEqual(runs.map(pin).sort(), ["0", "1"], "started at once, so in any order");
+    // Started without a restart policy (a worker that exits in the settle window stays exited, with its exit
+    // code); the configured policy is set once they all stayed up.
+    assert.deepEqual(
+      sb.calls().find((c) => c[0] === "update"),
+      ["update", "--restart", "unless-stopped", "task-runner-1", "task-runner-2"],
+    );
     for (const argv of runs) {
-      assert.equal(argv[argv.indexOf("--restart") + 1], "unless-stopped");
+      assert.equal(argv[argv.indexOf("--restart") + 1], "no");
       assert.ok(envOf(argv).includes("ORCHESTRATOR_URL=http://10.0.0.5:8080"));
       // Every worker carries its image version, so a benchmark result ties to the exact image it ran on.
       const version = values("task-runner").version;
