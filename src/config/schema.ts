@@ -254,6 +254,13 @@ export const ConfigSchema = z
           .min(1)
           .optional()
           .describe("Instance profile of launched instances (pull from ECR, read its own secret)."),
+        instance_role: z
+          .string()
+          .regex(/^[\w+=,.@-]{1,64}$/, msg("must be an IAM role name such as imgtool-instance"))
+          .optional()
+          .describe(
+            "IAM role in aws.instance_profile: the only role `launch` may pass (iam:PassRole). Default: the profile's name.",
+          ),
         ssm_prefix: z
           .string()
           .regex(/^(\/[A-Za-z0-9_.-]+)+$/, msg("must be an SSM path such as /imgtool/bench"))
