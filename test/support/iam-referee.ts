@@ -32,10 +32,29 @@ export const ACTOR_KEYS: Readonly<Record<Actor, string>> = {
 };
 /** Test seeding: allowed everything, never judged or logged. */
 export const SETUP_KEY = "AKIDSETUP";
+/**
+ * `imgtool pipeline` in the nightly workflow runs as one role with the bake, push, launch and prune policies
+ * attached (each as it is generated, side by side).
+ */
+export const PIPELINE_KEY = "AKIDPIPELINE";
+const PIPELINE_ACTORS = ["bake", "push", "launch", "prune"] as const;
+
+/** The workflow role's policies merged into one document (statement ids prefixed with the actor). */
+export function pipelinePolicy(config: Config): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: PIPELINE_ACTORS.flatMap((a) =>
+      policyFor(a, config).Statement.map((s) => ({ ...s, Sid: `${a}${s.Sid}` })),
+    ),
+  };
+}
 
 /** The generated policy of every actor, by its access key id (for `startAwsStandin({ iam: { policies } })`). */
 export function actorPolicies(config: Config): Record<string, PolicyDocument> {
-  return Object.fromEntries(ACTORS.map((a) => [ACTOR_KEYS[a], policyFor(a, config)]));
+  return {
+    ...Object.fromEntries(ACTORS.map((a) => [ACTOR_KEYS[a], policyFor(a, config)])),
+    [PIPELINE_KEY]: pipelinePolicy(config),
+  };
 }
 
 /** An SDK credentials provider acting as one actor (or the setup key). */
@@ -44,7 +63,9 @@ export function actorCredentials(actor: Actor | "setup") {
   return async () => ({ accessKeyId, secretAccessKey: "secret" });
 }
 
-export function actorOfKey(accessKeyId: string): Actor | undefined {
+/** The actor an access key acts as (`pipeline` for the workflow role), for the per-actor coverage log. */
+export function actorOfKey(accessKeyId: string): Actor | "pipeline" | undefined {
+  if (accessKeyId === PIPELINE_KEY) return "pipeline";
   return ACTORS.find((a) => ACTOR_KEYS[a] === accessKeyId);
 }
 
