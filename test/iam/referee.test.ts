@@ -49,6 +49,23 @@ describe("IAM referee: the generated policies", () => {
     for (const actor of ACTORS) assert.deepEqual(await policyProblems(policyFor(actor, defaults)), [], actor);
   });
 
+  test("ARNs use the regions' partition", async () => {
+    const china = parseConfig("pipeline: bench\naws:\n  regions: [cn-north-1]\n", { baseDir: "/" }).config!;
+    for (const actor of ACTORS) {
+      const arns = policyFor(actor, china)
+        .Statement.flatMap((s) => [s.Resource].flat())
+        .filter((r) => r !== "*");
+      assert.ok(arns.length > 0);
+      for (const arn of arns) assert.match(arn, /^arn:aws-cn:/, `${actor}: ${arn}`);
+    }
+    assert.ok(
+      await allowed("push", {
+        action: "ecr:PutImage",
+        resource: `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/perf/runner`,
+      }),
+    );
+  });
+
   test("the referee itself rejects an unknown action, a misplaced condition key and a misfit resource", async () => {
     const problems = await policyProblems({
       Version: "2012-10-17",
