@@ -13,6 +13,7 @@ export interface ResolvedOptions {
   instancePendingReads: number;
   now: () => Date;
   iam?: StandinIam;
+  describePageSize?: number;
 }
 
 export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
@@ -24,6 +25,7 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     instancePendingReads: opts.instancePendingReads ?? 1,
     now: opts.now ?? (() => new Date()),
     ...(opts.iam ? { iam: opts.iam } : {}),
+    ...(opts.describePageSize !== undefined ? { describePageSize: opts.describePageSize } : {}),
   };
 }
 

@@ -25,6 +25,11 @@ export interface StandinOptions {
    * and answer denials as AWS does. Without it, every call is allowed.
    */
   iam?: StandinIam;
+  /**
+   * DescribeImages/Snapshots/Instances answer in pages of this size even when the request sets no MaxResults
+   * (AWS may; callers must follow NextToken). @default everything in one answer
+   */
+  describePageSize?: number;
 }
 
 export interface RecordedRequest {
@@ -68,7 +73,7 @@ export interface Tag {
 
 // ---------------------------------------------------------------- EC2 state
 
-export type ImageState = "pending" | "available" | "failed";
+export type ImageState = "pending" | "available" | "failed" | "deregistered" | "disabled";
 
 export interface Ec2BlockDeviceMapping {
   deviceName: string;
