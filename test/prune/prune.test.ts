@@ -143,6 +143,17 @@ describe("prune on aws (AWS stand-in over HTTP)", () => {
     assert.equal(img(v[4]!.amis[HOME]!).deprecationTime, undefined, "newest v5 is not");
     assert.equal(img(v[2]!.amis[HOME]!).deprecationTime, undefined, "in-use v3 is not deprecated");
     assert.equal(img(v[0]!.amis[HOME]!).deprecationTime, undefined, "stable v1 is not deprecated");
+
+    // Set once: a later run does not push the deprecation forward (the seeded builds are long past, so the
+    // first run set "a minute from now"; the clock moved on since).
+    const first = img(v[3]!.amis[HOME]!).deprecationTime;
+    const later = awsPruneBackend({ config, ec2, catalog, now: () => new Date(Date.now() + 3 * 3600_000) });
+    await prune(["task-runner"], later, { keep: 2, dryRun: false, events });
+    assert.equal(
+      img(v[3]!.amis[HOME]!).deprecationTime,
+      first,
+      "deprecation time unchanged by a later prune",
+    );
   });
 
   test("a snapshot still used by a kept AMI is not deleted", async () => {
