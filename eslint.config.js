@@ -10,6 +10,11 @@ export default tseslint.config(
     rules: {
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "no-console": "error",
+      // One machine-arch module: src/config/arch.ts (machineArch()) reads process.arch; nothing else does.
+      "no-restricted-properties": [
+        "error",
+        { object: "process", property: "arch", message: "Use machineArch() from src/config/arch.ts." },
+      ],
     },
   },
   {

@@ -1,21 +1,51 @@
-/** The aws target's bake steps over EC2: base lookup, wait + tag, copy to other regions. */
+/**
+ * The aws target's part of a bake, over EC2: the base AMI lookup; after Packer, the wait for each AMI (several
+ * `available` reads in a row), its tags (on its snapshots too), and its copies to the other regions (encrypted,
+ * waited for, tagged).
+ */
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
 import type { EventSink } from "../events.js";
 import type { Ec2Images, WaitOptions } from "../aws/ec2.js";
-import type { AwsBakeOps } from "./bake.js";
+import { TAG } from "../config/tags.js";
+import type { BakeArtifact, BakeTargetOps } from "./bake.js";
 
 export function makeAwsBakeOps(opts: {
   config: Config;
   ec2: (region: string) => Promise<Ec2Images>;
   events: EventSink;
   wait?: WaitOptions;
-}): AwsBakeOps {
+}): BakeTargetOps {
   const { config } = opts;
   const home = config.aws.regions[0]!;
+  /** Wait (consecutive reads), tag with snapshots. */
+  const finishIn = async (region: string, imageId: string, tags: Record<string, string>) => {
+    const ec2 = await opts.ec2(region);
+    opts.events({ type: "check", message: `waiting for ${imageId} in ${region} to be available` });
+    const image = await ec2.waitAvailable(imageId, opts.wait);
+    await ec2.tagWithSnapshots(image, tags);
+  };
+  /** Copy into `toRegion` (encrypted), wait, tag; returns the copy's id. */
+  const copy = async (
+    fromRegion: string,
+    imageId: string,
+    toRegion: string,
+    name: string,
+    token: string,
+    tags: Record<string, string>,
+  ) => {
+    const ec2 = await opts.ec2(toRegion);
+    const copyId = await ec2.copyFrom(fromRegion, imageId, name, token);
+    const image = await ec2.waitAvailable(copyId, opts.wait);
+    await ec2.tagWithSnapshots(image, tags);
+    return copyId;
+  };
   return {
-    async resolveBase(role: Role, arch: Arch) {
+    target: "aws",
+    dataType: "aws:ec2:image",
+    packerInit: true,
+    async resolveBase(_config: Config, role: Role, arch: Arch) {
       const b = config.roles[role].base.aws;
       const image = await (await opts.ec2(home)).newest(b.owner, b.name[arch], arch);
       if (!image?.ImageId) {
@@ -28,18 +58,30 @@ export function makeAwsBakeOps(opts: {
       }
       return image.ImageId;
     },
-    async finish(region, imageId, tags) {
-      const ec2 = await opts.ec2(region);
-      opts.events({ type: "check", message: `waiting for ${imageId} in ${region} to be available` });
-      const image = await ec2.waitAvailable(imageId, opts.wait);
-      await ec2.tagWithSnapshots(image, tags);
-    },
-    async copy(fromRegion, imageId, toRegion, name, token, tags) {
-      const ec2 = await opts.ec2(toRegion);
-      const copyId = await ec2.copyFrom(fromRegion, imageId, name, token);
-      const image = await ec2.waitAvailable(copyId, opts.wait);
-      await ec2.tagWithSnapshots(image, tags);
-      return copyId;
+    baseInputs: (base, home) => ({ bases: base, region: home }),
+    async finish(made, { role, version, regions, tags, emit }) {
+      const [home, ...others] = regions as [string, ...string[]];
+      const artifacts: BakeArtifact[] = [];
+      await Promise.all(made.map((m) => finishIn(home, m.id, { ...tags, [TAG.arch]: m.arch })));
+      for (const m of made) artifacts.push({ region: home, arch: m.arch, id: m.id });
+      const copies = await Promise.all(
+        others.flatMap((region) =>
+          made.map(async (m) => {
+            emit(`copying ${m.id} (${m.arch}) to ${region}`);
+            const id = await copy(
+              home,
+              m.id,
+              region,
+              `imgtool-${config.pipeline}-${role}-${m.arch}-${version}`,
+              `${version}-${m.arch}-${region}`.slice(0, 64),
+              { ...tags, [TAG.arch]: m.arch },
+            );
+            return { region, arch: m.arch, id };
+          }),
+        ),
+      );
+      artifacts.push(...copies);
+      return { artifacts, preloadVolume: null };
     },
   };
 }

@@ -3,16 +3,23 @@
  * published for that hash render to a build folder, run Packer, and publish what it made. Both roles bake in
  * parallel. Nothing is published unless every step for the role succeeded.
  *
- * aws: the AMI per architecture is waited for (several `available` reads in a row), tagged with its snapshots,
- * copied to the other regions (encrypted, waited for), then published per region and architecture.
- * local: the twin image is tagged with the version, the role's image is pre-loaded into a Docker volume that
- * holds the twin engine's image store (the twin's EBS snapshot), and both are published.
+ * What depends on the target lives in its {@link BakeTargetOps}: aws (./aws-ops.ts) waits for the AMI per
+ * architecture (several `available` reads in a row), tags it with its snapshots and copies it to the other regions
+ * (encrypted, waited for); local (./twin-ops.ts) tags the twin image with the version and pre-loads the role's
+ * image into a Docker volume that holds the twin engine's image store (the twin's EBS snapshot). Then the flow
+ * publishes per region and architecture.
+ *
+ * The inputs hash: the hash of the rendered files as `imgtool render` renders them ({@link renderedHash} over
+ * {@link renderInputs}: the same number `imgtool render` prints), with what only a bake resolves beside it (the
+ * base, the ruby-bench commit, the published image, the regions).
  */
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
 import { versionName } from "../catalog/catalog.js";
+import type { DataType } from "../catalog/store.js";
 import type { Config } from "../config/load.js";
+import { machineArch } from "../config/arch.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, ImgtoolError } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -20,11 +27,14 @@ import { hashParts } from "../hash.js";
 import type { PackerRunner } from "../packer/runner.js";
 import {
   artifactsFromManifest,
+  renderInputs,
+  renderedHash,
   roleArches,
   type BakeInputs,
   type ManifestArtifact,
   type RenderedBake,
 } from "../render/packer.js";
+import { TAG } from "../config/tags.js";
 
 export interface BakeArtifact {
   region: string;
@@ -38,6 +48,8 @@ export interface BakeResult {
   status: "built" | "up-to-date";
   version: string;
   inputsHash: string;
+  /** The rendered files' part of the inputs hash: what `imgtool render` prints for the same config. */
+  renderedHash: string;
   artifacts: BakeArtifact[];
   /** Packer runs this bake made (0 when up to date). */
   packerRuns: number;
@@ -46,41 +58,55 @@ export interface BakeResult {
   preloadedImage: string | null;
 }
 
-/** What the aws target needs per region. */
-export interface AwsBakeOps {
-  /** Newest base AMI id matching the role's filter, per architecture, in the home region. */
-  resolveBase(role: Role, arch: Arch): Promise<string>;
-  /** Wait (consecutive reads), tag with snapshots; returns the snapshot ids. */
-  finish(region: string, imageId: string, tags: Record<string, string>): Promise<void>;
-  /** Copy into `region` (encrypted), wait, tag; returns the copy's id. */
-  copy(
-    fromRegion: string,
-    imageId: string,
-    toRegion: string,
-    name: string,
-    token: string,
-    tags: Record<string, string>,
-  ): Promise<string>;
+/**
+ * What a bake does that depends on its target: aws over EC2 (./aws-ops.ts), local on the Docker engine
+ * (./twin-ops.ts). The flow calls these and has no branch of its own on the target.
+ */
+export interface BakeTargetOps {
+  readonly target: Target;
+  /** How the catalog stores the artefact ids ("aws:ec2:image": SSM checks them). */
+  readonly dataType: DataType;
+  /** Whether Packer needs `packer init` (its plugins) before the build. */
+  readonly packerInit: boolean;
+  /** The newest base for a role and architecture: an AMI id (aws), the local base image's id (local). */
+  resolveBase(config: Config, role: Role, arch: Arch): Promise<string>;
+  /** The resolved bases as the renderer takes them. */
+  baseInputs(
+    base: Partial<Record<Arch, string>>,
+    home: string,
+  ): Pick<BakeInputs, "base" | "bases" | "region">;
+  /**
+   * After Packer: make what it made usable and say where it is, in every region, home first (aws: wait, tag
+   * with the snapshots, copy; local: tag the twin image, pre-load the role's image into its store's volume).
+   */
+  finish(made: ManifestArtifact[], bake: FinishingBake): Promise<FinishedBake>;
 }
 
-/** What the local target needs from the Docker engine. */
-export interface TwinOps {
-  /** Digest (or id) of the local base image. */
-  resolveBase(image: string): Promise<string>;
-  /** Tag the twin image made by Packer. */
-  tag(imageId: string, repo: string, tag: string): Promise<void>;
-  /** Pull `imageRef` into a fresh volume (labelled) holding the twin engine's /var/lib/docker. */
-  preload(
-    twinImageId: string,
-    imageRef: string,
-    volume: string,
-    labels: Record<string, string>,
-  ): Promise<void>;
+/** The bake, as its target's {@link BakeTargetOps.finish} sees it. */
+export interface FinishingBake {
+  config: Config;
+  role: Role;
+  version: string;
+  /** The regions the bake publishes in, home first. */
+  regions: string[];
+  /** The tags every artefact carries (plus `imgtool:arch`). */
+  tags: Record<string, string>;
+  /** The role's published image, to pre-load; absent when none is published yet. */
+  imageRef: string | undefined;
+  /** A "build" event of the role's bake. */
+  emit: (message: string) => void;
+}
+
+export interface FinishedBake {
+  artifacts: BakeArtifact[];
+  /** The volume that holds the pre-loaded image store (local), or null. */
+  preloadVolume: string | null;
 }
 
 export interface BakeDeps {
   config: Config;
-  target: Target;
+  /** The target's part of the bake. */
+  ops: BakeTargetOps;
   events: EventSink;
   packer: PackerRunner;
   render: (config: Config, role: Role, target: Target, inputs: BakeInputs) => RenderedBake;
@@ -89,8 +115,6 @@ export interface BakeDeps {
   catalog: (region: string) => Promise<Catalog>;
   resolveCommit: (repository: string, ref: string) => Promise<string>;
   gitRevision: () => Promise<string>;
-  aws?: AwsBakeOps;
-  twin?: TwinOps;
   /** Local registry credentials for pre-loading on the twin: passed to Packer through the environment. */
   registry?: { endpoint: string; user: string; password: string };
   buildRoot: string;
@@ -115,7 +139,7 @@ export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
 
 /** The architectures a role bakes for: aws from its instance types, local the machine's own. */
 export function archesFor(config: Config, role: Role, target: Target): Arch[] {
-  if (target === "local") return [process.arch === "arm64" ? "arm64" : "x86_64"];
+  if (target === "local") return [machineArch()];
   return roleArches(config, role).map((a) => a.arch);
 }
 
@@ -129,7 +153,8 @@ export async function bakeRole(
   opts: { force?: boolean; abortReason?: () => "SIGINT" | "SIGTERM" } = {},
 ): Promise<BakeResult> {
   const started = Date.now();
-  const { config, target, events } = deps;
+  const { config, events, ops } = deps;
+  const { target } = ops;
   const rc = config.roles[role];
   const arches = archesFor(config, role, target);
   const regions = regionsFor(config, target);
@@ -143,12 +168,7 @@ export async function bakeRole(
   // 1. Inputs: the resolved base, the ruby-bench commit, the role's published image, the rendered files.
   emit("check", "resolving inputs (base, ruby-bench commit, published image)");
   const base: Record<string, string> = {};
-  for (const arch of arches) {
-    base[arch] =
-      target === "aws"
-        ? await deps.aws!.resolveBase(role, arch)
-        : await deps.twin!.resolveBase(rc.base.local.image);
-  }
+  for (const arch of arches) base[arch] = await ops.resolveBase(config, role, arch);
   const rubyBenchCommit = await deps.resolveCommit(rc.ruby_bench.repository, rc.ruby_bench.ref);
   const homeCatalog = await deps.catalog(home);
   const imageKey = { role, kind: "image" as const };
@@ -165,7 +185,7 @@ export async function bakeRole(
     inputsHash,
     gitRevision,
     rubyBenchCommit,
-    ...(target === "aws" ? { bases: base } : { base: Object.values(base)[0]! }),
+    ...ops.baseInputs(base, home),
     ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
     ...(imageRef
       ? {
@@ -184,13 +204,27 @@ export async function bakeRole(
         }
       : {}),
   });
-  const probe = deps.render(config, role, target, baseInputs("v0", "0", "0"));
+  const filesHash = renderedHash(
+    deps.render(
+      config,
+      role,
+      target,
+      renderInputs(config, role, {
+        ...(ops.baseInputs(base, home).region ? { region: home } : {}),
+        ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
+      }),
+    ),
+  );
   const inputsHash = hashParts([
-    ...probe.hashedFiles.map((f) => ({ name: `file:${f}`, content: probe.files[f] ?? "" })),
+    { name: "rendered-files", content: filesHash },
     { name: "target", content: target },
     { name: "base", content: JSON.stringify(base) },
     { name: "ruby-bench", content: `${rc.ruby_bench.repository}@${rubyBenchCommit}` },
     { name: "image", content: imageRef ?? "none" },
+    {
+      name: "registry",
+      content: deps.registry ? `${deps.registry.user}@${deps.registry.endpoint}` : "none",
+    },
     { name: "regions", content: regions.join(",") },
   ]);
 
@@ -218,6 +252,7 @@ export async function bakeRole(
         status: "up-to-date",
         version,
         inputsHash,
+        renderedHash: filesHash,
         artifacts,
         packerRuns: 0,
         seconds: (Date.now() - started) / 1000,
@@ -234,10 +269,15 @@ export async function bakeRole(
   const dir = path.join(deps.buildRoot, `${role}-${version}`);
   await mkdir(dir, { recursive: true });
   await deps.writeRendered(rendered, dir);
-  emit("build", `baking ${version} with Packer in ${dir}`, { version, inputsHash, dir });
+  emit("build", `baking ${version} with Packer in ${dir}`, {
+    version,
+    inputsHash,
+    renderedHash: filesHash,
+    dir,
+  });
   const env: NodeJS.ProcessEnv = { ...deps.packerEnv };
   if (deps.registry) env.IMGTOOL_REGISTRY_PASSWORD = deps.registry.password;
-  if (target === "aws") {
+  if (ops.packerInit) {
     const init = await deps.packer.run(rendered.initArgs, {
       cwd: dir,
       env,
@@ -285,53 +325,22 @@ export async function bakeRole(
   for (const src of rendered.sources)
     versionManifests[src.arch] = await readVersionManifest(path.join(dir, src.versionManifestFile));
   const tags = {
-    "imgtool:pipeline": config.pipeline,
-    "imgtool:role": role,
-    "imgtool:version": version,
-    "imgtool:inputs-hash": inputsHash,
-    "imgtool:git-revision": gitRevision,
+    [TAG.pipeline]: config.pipeline,
+    [TAG.role]: role,
+    [TAG.version]: version,
+    [TAG.inputsHash]: inputsHash,
+    [TAG.gitRevision]: gitRevision,
   };
 
-  const artifacts: BakeArtifact[] = [];
-  if (target === "aws") {
-    const aws = deps.aws!;
-    await Promise.all(made.map((m) => aws.finish(home, m.id, { ...tags, "imgtool:arch": m.arch })));
-    for (const m of made) artifacts.push({ region: home, arch: m.arch, id: m.id });
-    const copies = await Promise.all(
-      regions.slice(1).flatMap((region) =>
-        made.map(async (m) => {
-          emit("build", `copying ${m.id} (${m.arch}) to ${region}`);
-          const id = await aws.copy(
-            home,
-            m.id,
-            region,
-            `imgtool-${config.pipeline}-${role}-${m.arch}-${version}`,
-            `${version}-${m.arch}-${region}`.slice(0, 64),
-            { ...tags, "imgtool:arch": m.arch },
-          );
-          return { region, arch: m.arch, id };
-        }),
-      ),
-    );
-    artifacts.push(...copies);
-  } else {
-    const twin = deps.twin!;
-    const repo = `imgtool-twin/${config.pipeline}-${role}`;
-    for (const m of made) {
-      await twin.tag(m.id, repo, version);
-      artifacts.push({ region: "local", arch: m.arch, id: m.id });
-    }
-  }
-  let preloadVolume: string | null = null;
-  if (target === "local" && imageRef) {
-    preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
-    emit("build", `pre-loading ${imageRef} into volume ${preloadVolume}`);
-    await deps.twin!.preload(made[0]!.id, imageRef, preloadVolume, {
-      "imgtool.pipeline": config.pipeline,
-      "imgtool.role": role,
-      "imgtool.version": version,
-    });
-  }
+  const { artifacts, preloadVolume } = await ops.finish(made, {
+    config,
+    role,
+    version,
+    regions,
+    tags,
+    imageRef,
+    emit: (message) => emit("build", message),
+  });
 
   // 5. Publish, only now that everything for this role succeeded (and nobody asked to stop meanwhile).
   if (deps.signal?.aborted) throw new InterruptedError(`The ${role} bake`, opts.abortReason?.() ?? "SIGINT");
@@ -343,6 +352,7 @@ export async function bakeRole(
       {
         version,
         inputsHash,
+        renderedHash: filesHash,
         gitRevision,
         builtAt: now.toISOString(),
         base: base[a.arch],
@@ -352,7 +362,7 @@ export async function bakeRole(
         preloadVolume,
         manifest: versionManifests[a.arch] ?? null,
       },
-      { dataType: target === "aws" ? "aws:ec2:image" : "text", labels: [hashLabel(inputsHash)] },
+      { dataType: ops.dataType, labels: [hashLabel(inputsHash)] },
     );
   }
   emit("done", `built ${version}: ${artifacts.map((a) => `${a.region}/${a.arch} ${a.id}`).join(", ")}`);
@@ -362,6 +372,7 @@ export async function bakeRole(
     status: "built",
     version,
     inputsHash,
+    renderedHash: filesHash,
     artifacts,
     packerRuns: 1,
     seconds: (Date.now() - started) / 1000,

@@ -1,13 +1,26 @@
 /**
- * The local target's bake steps on the Docker engine: resolve the base image, tag the twin, and pre-load the
- * role's image into a volume that holds the twin engine's /var/lib/docker (the local twin's EBS snapshot).
+ * The local target's part of a bake, on the Docker engine: resolve the base image; after Packer, tag the twin,
+ * and pre-load the role's image into a volume that holds the twin engine's /var/lib/docker (the local twin's EBS
+ * snapshot).
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type Docker from "dockerode";
 import { FailureError, UsageError } from "../errors.js";
-import type { TwinOps } from "./bake.js";
+import type { BakeArtifact, BakeTargetOps } from "./bake.js";
+
+/** The local target's bake ops, and the pre-load on its own (the launch tests pre-load twins they build). */
+export interface TwinOps extends BakeTargetOps {
+  /** Pull `imageRef` into a fresh volume (labelled) holding the twin engine's /var/lib/docker. */
+  preload(
+    twinImageId: string,
+    imageRef: string,
+    volume: string,
+    labels: Record<string, string>,
+  ): Promise<void>;
+}
+import { DOCKER_LABEL } from "../config/tags.js";
 
 /** Flags that let an engine run inside a container here (`--privileged` is refused on these machines). */
 export const NESTED_ENGINE_HOST_CONFIG = {
@@ -44,8 +57,12 @@ export function makeTwinOps(opts: {
   registry?: { endpoint: string; user: string; password: string };
 }): TwinOps {
   const { docker } = opts;
-  return {
-    async resolveBase(image) {
+  const ops: TwinOps = {
+    target: "local",
+    dataType: "text",
+    packerInit: false,
+    async resolveBase(config, role) {
+      const image = config.roles[role].base.local.image;
       try {
         return (await docker.getImage(image).inspect()).Id;
       } catch (e) {
@@ -57,11 +74,28 @@ export function makeTwinOps(opts: {
         throw e;
       }
     },
-    async tag(imageId, repo, tag) {
-      await docker.getImage(imageId).tag({ repo, tag });
+    baseInputs: (base) => ({ base: Object.values(base)[0]! }),
+    async finish(made, { config, role, version, imageRef, emit }) {
+      const artifacts: BakeArtifact[] = [];
+      const repo = `imgtool-twin/${config.pipeline}-${role}`;
+      for (const m of made) {
+        await docker.getImage(m.id).tag({ repo, tag: version });
+        artifacts.push({ region: "local", arch: m.arch, id: m.id });
+      }
+      let preloadVolume: string | null = null;
+      if (imageRef) {
+        preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
+        emit(`pre-loading ${imageRef} into volume ${preloadVolume}`);
+        await ops.preload(made[0]!.id, imageRef, preloadVolume, {
+          [DOCKER_LABEL.pipeline]: config.pipeline,
+          [DOCKER_LABEL.role]: role,
+          [DOCKER_LABEL.version]: version,
+        });
+      }
+      return { artifacts, preloadVolume };
     },
     async preload(twinImageId, imageRef, volume, labels) {
-      await docker.createVolume({ Name: volume, Labels: { ...labels, "imgtool.image": imageRef } });
+      await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
       const binds = [`${volume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup"];
       // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
@@ -105,4 +139,5 @@ export function makeTwinOps(opts: {
       }
     },
   };
+  return ops;
 }

@@ -7,6 +7,7 @@ import type { Target } from "../config/schema.js";
 import type { Output } from "./output.js";
 import type { AwsClients } from "../aws/clients.js";
 import type { Catalog } from "../catalog/catalog.js";
+import { makeDeps, type Deps, type DepsOverrides } from "./deps.js";
 
 export interface GlobalArgs {
   config?: string;
@@ -24,6 +25,16 @@ export interface Context {
   out: Output;
   target: Target;
   dryRun: boolean;
+  /**
+   * The regions, computed here once and passed down. homeRegion: where bakes run and the catalog is
+   * written first (the config's first region). region: where this command's AWS calls go (--region, else
+   * the home region). targetRegion: region on aws, "local" on the local target. regions: every region the
+   * artefacts are published to (aws: the config's regions; local: ["local"]).
+   */
+  homeRegion: string;
+  region: string;
+  targetRegion: string;
+  regions: string[];
   /** AWS clients for a region (default: the home region, or --region). Credentials are checked once. */
   aws(region?: string): Promise<AwsClients>;
   /** Aborted on the first Ctrl-C / SIGTERM: long work (Packer, builds) stops and cleans up. */
@@ -34,6 +45,8 @@ export interface Context {
   catalog(region?: string): Promise<Catalog>;
   /** The local stack's Docker engine (dockerode), found through DOCKER_HOST or what setup recorded. */
   docker(): Promise<import("dockerode")>;
+  /** The flows' dependencies, built by the composition root (src/cli/deps.ts); tests override them there. */
+  deps: Deps;
 }
 
 /**
@@ -57,7 +70,7 @@ function interruptions(out: Output): { signal: AbortSignal; reason: () => "SIGIN
   return { signal: ac.signal, reason: () => reason };
 }
 
-export function makeContext(args: GlobalArgs, out: Output): Context {
+export function makeContext(args: GlobalArgs, out: Output, overrides: DepsOverrides = {}): Context {
   const explicit = args.config !== undefined;
   const { config, warnings } = loadConfig(args.config ?? DEFAULT_CONFIG_FILE, { explicit });
   for (const w of warnings) out.warn(w);
@@ -66,7 +79,13 @@ export function makeContext(args: GlobalArgs, out: Output): Context {
   let docker: Promise<import("dockerode")> | undefined;
 
   const stop = interruptions(out);
-  const ctx: Context = {
+  const homeRegion = config.aws.regions[0] ?? "us-east-1";
+  const region = args.region ?? homeRegion;
+  const ctx: Omit<Context, "deps"> & { deps?: Deps } = {
+    homeRegion,
+    region,
+    targetRegion: args.target === "aws" ? region : "local",
+    regions: args.target === "aws" ? [...config.aws.regions] : ["local"],
     signal: stop.signal,
     abortReason: stop.reason,
     args,
@@ -74,8 +93,8 @@ export function makeContext(args: GlobalArgs, out: Output): Context {
     out,
     target: args.target,
     dryRun: args["dry-run"],
-    aws(region) {
-      const r = region ?? args.region ?? config.aws.regions[0] ?? "us-east-1";
+    aws(wanted) {
+      const r = wanted ?? region;
       let p = clients.get(r);
       if (!p) {
         p = (async () => {
@@ -88,9 +107,8 @@ export function makeContext(args: GlobalArgs, out: Output): Context {
       }
       return p;
     },
-    catalog(region) {
-      const key =
-        args.target === "aws" ? (region ?? args.region ?? config.aws.regions[0] ?? "us-east-1") : "local";
+    catalog(wanted) {
+      const key = args.target === "aws" ? (wanted ?? region) : "local";
       let p = catalogs.get(key);
       if (!p) {
         p = (async () => {
@@ -110,5 +128,7 @@ export function makeContext(args: GlobalArgs, out: Output): Context {
       return docker;
     },
   };
-  return ctx;
+  const full = ctx as Context;
+  full.deps = makeDeps(full, overrides);
+  return full;
 }

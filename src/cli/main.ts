@@ -1,5 +1,5 @@
 /**
- * The imgtool CLI: yargs wiring only. Each handler parses its options and calls the core; commands import
+ * The imgtool CLI: yargs wiring only (src/cli/bin.ts runs it; src/cli/deps.ts builds what the flows need). Each handler parses its options and calls the core; commands import
  * their implementation (and with it the AWS SDK, dockerode, ...) lazily, so `imgtool --help` stays cheap.
  * Exit codes: 0 success, 1 failure, 2 usage or config error.
  */
@@ -9,17 +9,34 @@ import { hideBin } from "yargs/helpers";
 import { UsageError } from "../errors.js";
 import { projectPath } from "../paths.js";
 import type { Context, GlobalArgs } from "./context.js";
+import type { DepsOverrides } from "./deps.js";
 import { Output } from "./output.js";
 
 const pkg = JSON.parse(readFileSync(projectPath("package.json"), "utf8")) as { version: string };
 
 const makeOutput = (args: { json?: boolean; verbose?: boolean }) =>
-  new Output({ json: Boolean(args.json), verbose: Boolean(args.verbose) });
+  new Output({
+    json: Boolean(args.json),
+    verbose: Boolean(args.verbose),
+    ...(current.stdout ? { stdout: current.stdout } : {}),
+    ...(current.stderr ? { stderr: current.stderr } : {}),
+  });
 
 type Handler<A> = (ctx: Context, args: A & GlobalArgs) => Promise<number | void>;
 
 /** Holds the exit code a handler decided on; main() sets process.exitCode from it. */
 const state = { exitCode: 0 };
+
+export interface MainOptions {
+  /** Replace parts of the composition root (src/cli/deps.ts): the one override point for tests. */
+  deps?: DepsOverrides;
+  /** Where results and logs go. @default process.stdout, process.stderr */
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+/** The options of the running main(): what run() hands to each command's context. */
+let current: MainOptions = {};
 
 /** Wrap a handler: build the context, run, map errors to exit codes. */
 function run<A>(load: () => Promise<Handler<A>>) {
@@ -28,7 +45,7 @@ function run<A>(load: () => Promise<Handler<A>>) {
     const out = makeOutput(argv);
     try {
       const { makeContext } = await import("./context.js");
-      const ctx = makeContext(argv, out);
+      const ctx = makeContext(argv, out, current.deps);
       const handler = await load();
       state.exitCode = (await handler(ctx, argv)) ?? 0;
     } catch (e) {
@@ -363,21 +380,24 @@ export function buildParser(argv: string[]): Argv {
     });
 }
 
-export async function main(argv: string[] = hideBin(process.argv)): Promise<number> {
+/** Run the CLI on argv; `options.deps` replaces parts of the composition root (tests). */
+export async function main(
+  argv: string[] = hideBin(process.argv),
+  options: MainOptions = {},
+): Promise<number> {
   state.exitCode = 0;
+  current = options;
   try {
     await buildParser(argv).parseAsync();
   } catch (e) {
     return makeOutput({ json: argv.includes("--json"), verbose: argv.includes("--verbose") }).error(e);
+  } finally {
+    current = {};
   }
   return state.exitCode;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e: unknown) => {
-    process.exitCode = makeOutput({}).error(e);
-  },
-);
+/** For the error that escapes everything (bin.ts). */
+export function reportFatal(e: unknown): number {
+  return makeOutput({}).error(e);
+}

@@ -1,6 +1,17 @@
-/** The architecture of an EC2 instance type, from its family: Graviton families carry a "g" (c7g, m6gd, t4g). */
+/**
+ * The one place that knows architectures: the machine imgtool runs on (where a local twin and local instances
+ * run) and the architecture of an EC2 instance type. `process.arch` is read here only (eslint bans it
+ * elsewhere).
+ */
 import type { Arch } from "./schema.js";
 
+/** This machine's architecture in EC2's names: arm64 or x86_64. */
+export function machineArch(): Arch {
+  // eslint-disable-next-line no-restricted-properties -- the one place that reads it
+  return process.arch === "arm64" ? "arm64" : "x86_64";
+}
+
+/** The architecture of an EC2 instance type, from its family: Graviton families carry a "g" (c7g, m6gd, t4g). */
 export function instanceArch(instanceType: string): Arch {
   const family = instanceType.split(".")[0] ?? "";
   if (family === "a1") return "arm64";

@@ -4,6 +4,7 @@
  */
 import type { Config } from "../config/load.js";
 import { ROLES } from "../config/schema.js";
+import { TAG } from "../config/tags.js";
 
 export const ACTORS = ["bake", "push", "launch", "prune", "instance"] as const;
 export type Actor = (typeof ACTORS)[number];
@@ -89,8 +90,8 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
   const prefix = config.aws.ssm_prefix.replace(/^\//, "");
   const params = [...arns(`ssm:*:*:parameter/${prefix}`), ...arns(`ssm:*:*:parameter/${prefix}/*`)];
   const repos = ROLES.flatMap((r) => arns(`ecr:*:*:repository/${config.aws.ecr.repositories[r]}`));
-  const pipelineTag = { "aws:ResourceTag/imgtool:pipeline": config.pipeline };
-  const requestTag = { "aws:RequestTag/imgtool:pipeline": config.pipeline };
+  const pipelineTag = { [`aws:ResourceTag/${TAG.pipeline}`]: config.pipeline };
+  const requestTag = { [`aws:RequestTag/${TAG.pipeline}`]: config.pipeline };
   const catalogRead: Statement = {
     Sid: "CatalogRead",
     Effect: "Allow",

@@ -8,9 +8,10 @@ import type { Config } from "../config/load.js";
 import type { Role } from "../config/schema.js";
 import { FailureError, UsageError, errorName } from "../errors.js";
 import type { EventSink } from "../events.js";
-import type { Ec2Instances } from "./ec2-instances.js";
+import type { Ec2Instances } from "../aws/ec2-instances.js";
 import { clientToken, type Market } from "./ids.js";
 import type { BootContext, FoundInstance, GroupRequest, LaunchBackend, StartedInstance } from "./types.js";
+import { TAG } from "../config/tags.js";
 
 /** RunInstances errors that mean "no spot capacity for this request": fall back to on-demand. */
 export const SPOT_CAPACITY_ERRORS = [
@@ -21,16 +22,6 @@ export const SPOT_CAPACITY_ERRORS = [
   "MaxSpotInstanceCountExceeded",
   "UnfulfillableCapacity",
 ] as const;
-
-export const TAG = {
-  pipeline: "imgtool:pipeline",
-  role: "imgtool:role",
-  /** The AMI's (or twin's) version: what the instance boots from. */
-  version: "imgtool:version",
-  /** The container image's version: what its workers run. */
-  imageVersion: "imgtool:image-version",
-  runId: "imgtool:run-id",
-} as const;
 
 export interface AwsLaunchDeps {
   config: Config;

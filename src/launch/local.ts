@@ -32,12 +32,12 @@ import type {
   ReadyReport,
   StartedInstance,
 } from "./types.js";
+import { DOCKER_LABEL, TAG } from "../config/tags.js";
 
 export const SECRET_MOUNT = "/run/secrets/imgtool-orchestrator-api-key";
 export const REGISTRY_PASSWORD_MOUNT = "/run/secrets/imgtool-registry-password";
 export const MARKER_MOUNT = "/run/imgtool";
 export const USER_DATA_MOUNT = "/var/lib/cloud/instance/user-data.txt";
-const LABEL = "imgtool.launch";
 
 /**
  * The nested-engine flags (as src/bake/twin-ops.ts). NET_ADMIN is needed: the engine brings up the host
@@ -150,13 +150,13 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     const userDataFile = path.join(dir, "user-data");
     await writeFile(userDataFile, req.userData.bytes, { mode: 0o600 });
     const labels: Record<string, string> = {
-      [LABEL]: "instance",
-      "imgtool.pipeline": config.pipeline,
-      "imgtool.role": req.role,
-      "imgtool.run-id": runId,
-      "imgtool.version": req.tags["imgtool:version"] ?? "",
-      "imgtool.instance-type": req.instanceType,
-      ...(req.port !== undefined ? { "imgtool.port": String(req.port) } : {}),
+      [DOCKER_LABEL.launch]: "instance",
+      [DOCKER_LABEL.pipeline]: config.pipeline,
+      [DOCKER_LABEL.role]: req.role,
+      [DOCKER_LABEL.runId]: runId,
+      [DOCKER_LABEL.version]: req.tags[TAG.version] ?? "",
+      [DOCKER_LABEL.instanceType]: req.instanceType,
+      ...(req.port !== undefined ? { [DOCKER_LABEL.port]: String(req.port) } : {}),
     };
     if (await exists(docker.getContainer(name).inspect())) {
       throw new UsageError(
@@ -212,7 +212,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     const c = docker.getContainer(name);
     try {
       const info = await c.inspect();
-      runId ??= info.Config.Labels?.["imgtool.run-id"];
+      runId ??= info.Config.Labels?.[DOCKER_LABEL.runId];
       if (info.State.Running) await execIn(c, SHUTDOWN_SCRIPT, 30_000).catch(() => undefined);
       await c.remove({ force: true });
     } catch (e) {
@@ -344,17 +344,17 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     },
 
     async find(filter) {
-      const labels = [`${LABEL}=instance`, `imgtool.pipeline=${config.pipeline}`];
-      if (filter.role) labels.push(`imgtool.role=${filter.role}`);
-      if (filter.runId) labels.push(`imgtool.run-id=${filter.runId}`);
+      const labels = [`${DOCKER_LABEL.launch}=instance`, `${DOCKER_LABEL.pipeline}=${config.pipeline}`];
+      if (filter.role) labels.push(`${DOCKER_LABEL.role}=${filter.role}`);
+      if (filter.runId) labels.push(`${DOCKER_LABEL.runId}=${filter.runId}`);
       const list = await docker.listContainers({ all: !filter.running, filters: { label: labels } });
       return list.map((c): FoundInstance => ({
         id: (c.Names[0] ?? c.Id).replace(/^\//, ""),
-        role: c.Labels["imgtool.role"] ?? "",
-        runId: c.Labels["imgtool.run-id"] ?? "",
+        role: c.Labels[DOCKER_LABEL.role] ?? "",
+        runId: c.Labels[DOCKER_LABEL.runId] ?? "",
         privateIp: "127.0.0.1",
         state: c.State,
-        ...(c.Labels["imgtool.port"] ? { port: Number(c.Labels["imgtool.port"]) } : {}),
+        ...(c.Labels[DOCKER_LABEL.port] ? { port: Number(c.Labels[DOCKER_LABEL.port]) } : {}),
       }));
     },
   };

@@ -6,13 +6,14 @@
  */
 import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
-import type { Arch, Role } from "../config/schema.js";
+import { ROLES, type Arch, type Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
-import { archOf } from "../bake/arch.js";
+import { instanceArch, machineArch } from "../config/arch.js";
 import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
 import type { Market } from "./ids.js";
 import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
-import { registryHost, renderUserData, type UserDataValues } from "./user-data.js";
+import type { TfvarsInput } from "../render/tfvars.js";
+import { registryHost, renderUserData, type UserDataValues } from "../render/user-data.js";
 
 const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
 
@@ -38,8 +39,8 @@ export const amiKey = (role: Role, arch: Arch) => `${role}/${arch}`;
 /** The architectures of the task-runner types, and the orchestrator's. */
 export function neededArches(orchestratorType: string | undefined, runnerTypes: string[]) {
   return {
-    orchestrator: orchestratorType ? archOf(orchestratorType) : undefined,
-    taskRunner: [...new Set(runnerTypes.map(archOf))],
+    orchestrator: orchestratorType ? instanceArch(orchestratorType) : undefined,
+    taskRunner: [...new Set(runnerTypes.map(instanceArch))],
   };
 }
 
@@ -113,6 +114,43 @@ export async function resolveForLaunch(
   }
   const extra = new Map((want.extraNames ?? []).map((n) => [n, byName.has(n)] as const));
   return { amis, images, extra, names };
+}
+
+/**
+ * What `imgtool launch --emit tfvars` writes (rendered by src/render/tfvars.ts): each role's AMIs for the
+ * architectures of its instance types, and its image, in one batched catalog call.
+ */
+export async function resolveTfvars(
+  config: Config,
+  catalog: Catalog,
+  opts: { label: string; region: string; taskRunnerTypes: string[]; local: boolean; apiKeyParameter: string },
+): Promise<TfvarsInput> {
+  const machine = machineArch();
+  const instanceTypes: Record<Role, string[]> = {
+    "task-runner": opts.taskRunnerTypes,
+    orchestrator: [config.roles.orchestrator.instance_types[0]!],
+  };
+  const amis = ROLES.flatMap((role) =>
+    [...new Set(instanceTypes[role].map((t) => (opts.local ? machine : instanceArch(t))))].map((arch) => ({
+      role,
+      arch,
+    })),
+  );
+  const resolved = await resolveForLaunch(catalog, { amis, images: [...ROLES] }, opts.label);
+  const tfAmis: TfvarsInput["amis"] = {};
+  for (const { role, arch } of amis) {
+    const a = resolved.amis.get(amiKey(role, arch))!;
+    (tfAmis[role] ??= {})[arch] = { id: a.id, version: a.version };
+  }
+  return {
+    pipeline: config.pipeline,
+    label: opts.label,
+    region: opts.region,
+    instanceTypes,
+    amis: tfAmis,
+    images: Object.fromEntries(resolved.images),
+    apiKeyParameter: opts.apiKeyParameter,
+  };
 }
 
 /** Validate the flags that shape the plan. */
@@ -267,7 +305,7 @@ export function buildPlan(input: {
     instanceCpus: number[][] | undefined,
     url: string | undefined,
   ): PlannedGroup => {
-    const arch = local ? (process.arch === "arm64" ? "arm64" : "x86_64") : archOf(instanceType);
+    const arch = local ? machineArch() : instanceArch(instanceType);
     const ami = resolved.amis.get(amiKey(role, arch))!;
     const image = resolved.images.get(role)!;
     const values = userDataValues(config, opts, ctx, role, {
@@ -348,4 +386,9 @@ export function buildPlan(input: {
     taskRunners,
     warnings,
   };
+}
+
+/** The groups the plan starts: the orchestrator's (unless a running one is kept), then the task runners'. */
+export function groupsOf(plan: LaunchPlan): PlannedGroup[] {
+  return [...(plan.orchestrator.reuse ? [] : [plan.orchestrator.group]), ...plan.taskRunners];
 }

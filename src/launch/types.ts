@@ -2,10 +2,28 @@
  * The launch flow's shapes: what the user asks for, the plan, and the narrow interface each target implements
  * (aws: EC2 through ./aws.ts; local: containers with their own engine through ./local.ts).
  */
+import type { Catalog } from "../catalog/catalog.js";
+import type { Config } from "../config/load.js";
 import type { Arch, Role, Target } from "../config/schema.js";
+import type { EventSink } from "../events.js";
 import type { CpuTopology } from "./cpus.js";
+import type { HealthProbe } from "./health.js";
 import type { Market } from "./ids.js";
-import type { UserData } from "./user-data.js";
+import type { UserData } from "../render/user-data.js";
+
+/** What the launch flow takes: the target (backend), the catalog and the health probe, and where events go. */
+export interface LaunchDeps {
+  config: Config;
+  backend: LaunchBackend;
+  /** The catalog, opened only once the checks that need no API call have passed. */
+  catalog: () => Promise<Catalog>;
+  events: EventSink;
+  probe: HealthProbe;
+  /** @default 2000 */
+  healthIntervalMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
 
 export interface LaunchOptions {
   target: Target;

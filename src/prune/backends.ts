@@ -7,6 +7,7 @@ import type { Config } from "../config/load.js";
 import { ARCHES, type Role } from "../config/schema.js";
 import { errorName } from "../errors.js";
 import type { PruneBackend, PrunableVersion, PruneResource } from "./prune.js";
+import { DOCKER_LABEL, TAG } from "../config/tags.js";
 
 /** Versions that carry a channel label (latest, stable) in the catalog, for a role's AMIs. */
 async function labelledVersions(catalog: Catalog, role: Role): Promise<Map<string, string[]>> {
@@ -40,7 +41,7 @@ export function awsPruneBackend(opts: {
   now?: () => Date;
 }): PruneBackend {
   const { config } = opts;
-  const tagsOf = (role: Role) => ({ "imgtool:pipeline": config.pipeline, "imgtool:role": role });
+  const tagsOf = (role: Role) => ({ [TAG.pipeline]: config.pipeline, [TAG.role]: role });
   return {
     async versions(role) {
       const byVersion = new Map<string, PrunableVersion>();
@@ -53,13 +54,13 @@ export function awsPruneBackend(opts: {
       for (const region of config.aws.regions) {
         const ec2 = await opts.ec2(region);
         for (const img of await ec2.byTags(tagsOf(role))) {
-          const version = img.Tags?.find((t) => t.Key === "imgtool:version")?.Value;
+          const version = img.Tags?.find((t) => t.Key === TAG.version)?.Value;
           if (version && img.ImageId)
             add(version, new Date(img.CreationDate ?? 0), { kind: "ami", id: img.ImageId, region });
         }
         // Snapshots whose AMI is already gone (a prune that crashed midway) still belong to their version.
         for (const snap of await ec2.snapshotsByTags(tagsOf(role))) {
-          const version = snap.Tags?.find((t) => t.Key === "imgtool:version")?.Value;
+          const version = snap.Tags?.find((t) => t.Key === TAG.version)?.Value;
           if (version && snap.SnapshotId)
             add(version, snap.StartTime ?? new Date(0), { kind: "snapshot", id: snap.SnapshotId, region });
         }
@@ -128,10 +129,12 @@ export function localPruneBackend(opts: { config: Config; docker: Docker; catalo
         }
       }
       const vols = await docker.listVolumes({
-        filters: JSON.stringify({ label: [`imgtool.pipeline=${config.pipeline}`, `imgtool.role=${role}`] }),
+        filters: JSON.stringify({
+          label: [`${DOCKER_LABEL.pipeline}=${config.pipeline}`, `${DOCKER_LABEL.role}=${role}`],
+        }),
       });
       for (const vol of vols.Volumes ?? []) {
-        const version = vol.Labels?.["imgtool.version"];
+        const version = vol.Labels?.[DOCKER_LABEL.version];
         if (!version) continue;
         const v = byVersion.get(version) ?? { version, createdAt: new Date(0), images: [] };
         v.images.push({ kind: "volume", id: vol.Name, region: "local" });

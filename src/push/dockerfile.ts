@@ -6,6 +6,7 @@
  */
 import type { Role } from "../config/schema.js";
 import { renderTemplate } from "../render/templates.js";
+import { IMAGE_LABEL } from "../config/tags.js";
 
 export interface Instruction {
   /** 1-based line where the instruction starts. */
@@ -174,7 +175,7 @@ export const LABEL_BUILD_ARGS = {
   "org.opencontainers.image.title": "IMGTOOL_TITLE",
   "org.opencontainers.image.base.name": "IMGTOOL_BASE_NAME",
   "org.opencontainers.image.base.digest": "IMGTOOL_BASE_DIGEST",
-  "org.imgtool.inputs-hash": "IMGTOOL_INPUTS_HASH",
+  [IMAGE_LABEL.inputsHash]: "IMGTOOL_INPUTS_HASH",
 } as const;
 
 /**

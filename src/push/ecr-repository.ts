@@ -6,6 +6,7 @@
 import { errorName } from "../errors.js";
 import { ignoreEvents, type EventSink } from "../events.js";
 import type { EcrApi } from "../aws/ecr.js";
+import { TAG } from "../config/tags.js";
 
 /** The lifecycle policy imgtool puts on its repositories: expire all but the newest `keep` images. */
 export function lifecyclePolicy(keep: number): string {
@@ -61,8 +62,8 @@ export async function ensureEcrRepository(
         imageScanningConfiguration: { scanOnPush: true },
         encryptionConfiguration: { encryptionType: "AES256" },
         tags: [
-          { Key: "imgtool:pipeline", Value: opts.pipeline },
-          { Key: "imgtool:role", Value: opts.role },
+          { Key: TAG.pipeline, Value: opts.pipeline },
+          { Key: TAG.role, Value: opts.role },
         ],
       });
       uri = out.repository?.repositoryUri;

@@ -22,12 +22,8 @@ export const PLATFORMS: Record<Arch, Platform> = {
   arm64: { arch: "arm64", dockerArch: "arm64", platform: "linux/arm64", variant: "v8" },
 };
 
-/** The architecture of an EC2 instance type, e.g. c7g.large -> arm64, c7i.large -> x86_64. */
-/** The architecture of an EC2 instance type (one implementation: src/config/arch.ts). */
-export const archOfInstanceType = instanceArch;
-
 /** The platforms the instance types need, x86_64 first; one entry per architecture. */
 export function platformsOf(instanceTypes: readonly string[]): Platform[] {
-  const arches = new Set(instanceTypes.map(archOfInstanceType));
+  const arches = new Set(instanceTypes.map(instanceArch));
   return (["x86_64", "arm64"] as const).filter((a) => arches.has(a)).map((a) => PLATFORMS[a]);
 }

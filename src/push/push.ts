@@ -40,6 +40,7 @@ import { ensureEcrRepository, findEcrTag } from "./ecr-repository.js";
 import { prepareRole, type PlatformInputs, type RoleInputs } from "./inputs.js";
 import type { RegistryLogin, RegistryToken } from "./login.js";
 import type { RubyBenchSource } from "./ruby-bench.js";
+import { IMAGE_LABEL } from "../config/tags.js";
 
 export type PushStatus = "pushed" | "up-to-date" | "would-push" | "failed";
 
@@ -83,6 +84,8 @@ export interface PushRequest {
   roles: Role[];
   /** Check and report; build, push and publish nothing. */
   dryRun?: boolean;
+  /** aws: the home region (src/cli/context.ts), recorded in the catalog entry's meta. */
+  region?: string;
 }
 
 export interface PushDeps {
@@ -376,7 +379,7 @@ class PushRun {
       "org.opencontainers.image.title": `${this.req.config.pipeline}/${i.role}`,
       "org.opencontainers.image.base.name": base?.ref ?? "",
       "org.opencontainers.image.base.digest": base?.id ?? "",
-      "org.imgtool.inputs-hash": i.inputsHash,
+      [IMAGE_LABEL.inputsHash]: i.inputsHash,
     };
     // The rendered Dockerfile sets its labels in one step from build args; a user's own Dockerfile gets them
     // from the engine (one step per label, after its own).
@@ -393,7 +396,7 @@ class PushRun {
         dockerfile: i.dockerfilePath,
         tag: ref,
         buildArgs,
-        labels: rendered ? {} : { ...labels, "org.imgtool.role": i.role },
+        labels: rendered ? {} : { ...labels, [IMAGE_LABEL.role]: i.role },
         platform: p.platform.platform,
         ...(attempt > 1 ? { noCache: true } : {}),
       });
@@ -643,7 +646,7 @@ class PushRun {
           p.bases.map((b) => (i.platforms.length > 1 ? `${p.platform.platform}=${b.id}` : b.id)),
         )
         .join(","),
-      ...(this.req.target === "aws" ? { region: this.req.config.aws.regions[0] } : {}),
+      ...(this.req.target === "aws" && this.req.region ? { region: this.req.region } : {}),
       target: this.req.target,
       tag: i.tag,
       platforms: result.platforms,

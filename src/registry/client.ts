@@ -114,11 +114,15 @@ export class RegistryClient {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  /** GET /v2/: resolves when the registry answers and takes the credentials. */
-  async ping(): Promise<void> {
+  /**
+   * GET /v2/: resolves when the registry answers and takes the credentials (a client without credentials:
+   * when it lets anyone in), with the API version it names; a refusal throws a RegistryError with its status.
+   */
+  async ping(): Promise<{ api: string | null }> {
     const r = await this.request("GET", "/v2/", { scope: "" });
     await r.arrayBuffer();
     if (!r.ok) throw await this.error(r, "GET /v2/");
+    return { api: r.headers.get("docker-distribution-api-version") };
   }
 
   /** HEAD a manifest: its digest, media type and size, or undefined when the tag or digest is unknown. */

@@ -17,11 +17,12 @@ import { ARCHES, type Arch, type Role, type Target } from "../config/schema.js";
 import { hashParts } from "../hash.js";
 import { projectPath } from "../paths.js";
 import { loadVersions, versionsFile } from "../versions.js";
-import { instanceArch } from "../config/arch.js";
+import { instanceArch, machineArch } from "../config/arch.js";
 import { loadBakeSettings } from "./bake-settings.js";
 import { UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
 import { renderTemplate } from "./templates.js";
+import { IMAGE_LABEL } from "../config/tags.js";
 
 export interface BakeInputs {
   /** Version name, e.g. v20261129-171500-1a2b3c4d (goes to names and tags, via the variables file). */
@@ -44,6 +45,11 @@ export interface BakeInputs {
    * Absent: the source filter (aws) or the configured base image (local) decides at build time.
    */
   base?: string;
+  /**
+   * aws: the region Packer builds in, the home region (computed once, in src/cli/context.ts; the bake flow
+   * passes the first of its regions). Required on aws.
+   */
+  region?: string;
   /** The resolved base per architecture (aws); wins over {@link BakeInputs.base}. */
   bases?: Partial<Record<Arch, string>>;
   /**
@@ -108,18 +114,6 @@ export const STEPS = [
   "cleanup",
   "validate",
 ] as const;
-/** Tag keys on the bake instance, the AMI and its snapshots (aws). */
-export const TAG_KEYS = {
-  pipeline: "imgtool:pipeline",
-  role: "imgtool:role",
-  version: "imgtool:version",
-  inputsHash: "imgtool:inputs-hash",
-  gitRevision: "imgtool:git-revision",
-  arch: "imgtool:arch",
-} as const;
-
-export { instanceArch } from "../config/arch.js";
-
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
   const out: { arch: Arch; instanceType: string }[] = [];
@@ -211,7 +205,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   if (target === "aws") {
     packerValues.push(
       [`${at}.base.aws.owner`, rc.base.aws.owner],
-      [`aws.regions[0]`, config.aws.regions[0] ?? ""],
+      [`aws.regions[0]`, inputs.region ?? ""],
       ...rc.instance_types.map((t, i) => [`${at}.instance_types[${i}]`, t] as [string, string]),
     );
     if (config.aws.subnet_id) packerValues.push(["aws.subnet_id", config.aws.subnet_id]);
@@ -272,7 +266,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   const manifestPerSource = target === "aws" && arches.length > 1;
   let sourcesFile: string;
   if (target === "aws") {
-    const region = config.aws.regions[0]!;
+    const region = inputs.region;
+    if (!region) throw new Error("renderBake: the aws target needs inputs.region (the home region)");
     const aws = {
       region,
       sshUsername: settings.packer.aws.ssh_username,
@@ -305,14 +300,14 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       aws,
     });
   } else {
-    const arch: Arch = process.arch === "arm64" ? "arm64" : "x86_64";
+    const arch: Arch = machineArch();
     const local = {
       sourceName: "twin",
       image: inputs.base ?? rc.base.local.image,
       changes: [
         'ENTRYPOINT ["/usr/local/sbin/imgtool-boot"]',
         'CMD ["sleep", "infinity"]',
-        `LABEL org.imgtool.pipeline=${dockerfileString(pipeline)} org.imgtool.role=${dockerfileString(role)}`,
+        `LABEL ${IMAGE_LABEL.pipeline}=${dockerfileString(pipeline)} ${IMAGE_LABEL.role}=${dockerfileString(role)}`,
       ],
     };
     sources.push({
@@ -438,6 +433,27 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
 
 /** The version `imgtool render` uses: it names no build. */
 export const RENDER_PLACEHOLDER_VERSION = "v0-render";
+
+/**
+ * The inputs `imgtool render` renders with, and a bake hashes its rendered files with: only what the config
+ * says (the ruby-bench ref, the configured base, no image) and the Packer that will run the build. What only a
+ * bake resolves (the base, the commit, the image) it hashes beside the files, so that `imgtool render`'s hash
+ * is the rendered part of every bake's inputs hash.
+ */
+export function renderInputs(
+  config: Config,
+  role: Role,
+  opts: { region?: string; packerVersion?: string } = {},
+): BakeInputs {
+  return {
+    version: RENDER_PLACEHOLDER_VERSION,
+    inputsHash: "0",
+    gitRevision: "unknown",
+    rubyBenchCommit: config.roles[role].ruby_bench.ref,
+    ...(opts.region ? { region: opts.region } : {}),
+    ...(opts.packerVersion ? { packerVersion: opts.packerVersion } : {}),
+  };
+}
 
 /** sha256 over the hashed files (name and content): the rendered part of a bake's inputs hash. */
 export function renderedHash(r: RenderedBake): string {

@@ -2,12 +2,14 @@
  * Handlebars, set up once for imgtool's templates: strict (a missing value is an error, not an empty
  * string), no HTML escaping, and one helper per output context: {{hcl v}} (and {{hclInner v}}, the inside of
  * an HCL string next to interpolations), {{sh v}}, {{dockerString v}},
- * {{dockerExec list}}, {{json v}}. Packer's own `{{ .Path }}` syntax is written `\{{ .Path }}` in templates.
+ * {{dockerExec list}}, {{json v}}. Every template also gets the key table of src/config/tags.ts as `tag`,
+ * `label` and `imageLabel`. Packer's own `{{ .Path }}` syntax is written `\{{ .Path }}` in templates.
  */
 import Handlebars from "handlebars";
 import { readFileSync } from "node:fs";
 import { dockerfileExec, dockerfileString, hclString, hclStringContent, shellWord } from "./escape.js";
 import { projectPath } from "../paths.js";
+import { TEMPLATE_KEYS } from "../config/tags.js";
 
 const hb = Handlebars.create();
 hb.registerHelper("hcl", (v: unknown) => hclString(String(v)));
@@ -31,7 +33,7 @@ export function renderTemplate(name: string, context: object): string {
     t = hb.compile(readFileSync(projectPath("templates", name), "utf8"), { strict: true, noEscape: true });
     cache.set(name, t);
   }
-  return t(context);
+  return t({ ...TEMPLATE_KEYS, ...context });
 }
 
 /** Render template text (tests, user-supplied templates). */

@@ -4,7 +4,7 @@
 // everything succeeded, and publishes nothing when Packer fails or is interrupted.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { makeAwsClients } from "../../src/aws/clients.js";
@@ -19,6 +19,7 @@ import { recordingSink } from "../../src/events.js";
 import { makePackerRunner } from "../../src/packer/runner.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
+import { runCli } from "../support/cli.js";
 import { actorCredentials, actorPolicies } from "../support/iam-referee.js";
 
 const HOME = "us-east-1";
@@ -30,20 +31,18 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
   let standin: AwsStandin;
   let tmp: string;
   let log: string;
-  const config = parseConfig(
-    [
-      "pipeline: bench",
-      "roles:",
-      "  task-runner:",
-      "    instance_types: [c7i.large, c7g.large]",
-      "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
-      "    base:",
-      `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`,
-      "aws:",
-      `  regions: [${HOME}, ${OTHER}]`,
-    ].join("\n"),
-    { baseDir: "/p" },
-  ).config!;
+  const configText = [
+    "pipeline: bench",
+    "roles:",
+    "  task-runner:",
+    "    instance_types: [c7i.large, c7g.large]",
+    "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
+    "    base:",
+    `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`,
+    "aws:",
+    `  regions: [${HOME}, ${OTHER}]`,
+  ].join("\n");
+  const config = parseConfig(configText, { baseDir: "/p" }).config!;
 
   before(async () => {
     // Every call judged with `imgtool iam-policy --for bake`.
@@ -110,7 +109,6 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
     const events = recordingSink();
     return {
       config,
-      target: "aws",
       events,
       packer: makePackerRunner(FAKE_PACKER),
       packerVersion: "Packer v1.11.2",
@@ -119,7 +117,7 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
       catalog,
       resolveCommit: async () => "c".repeat(40),
       gitRevision: async () => "0123456789abcdef",
-      aws: makeAwsBakeOps({
+      ops: makeAwsBakeOps({
         config,
         events,
         ec2: async (r) => new Ec2Images(clients(r).ec2, r),
@@ -232,6 +230,50 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
     assert.equal(rebake.status, "built");
     assert.notEqual(rebake.inputsHash, r!.inputsHash);
     assert.equal(packerCalls().filter((c) => JSON.parse(c)[0] === "build").length, 2);
+  });
+
+  test("the bake records the rendered-files hash that `imgtool render` prints for the same config", async () => {
+    catalogs.clear();
+    seedBases(5);
+    const built = seedBuilt(5);
+    const r = await bakeRole("task-runner", deps(built));
+    assert.equal(r.status, "built");
+    assert.match(r.renderedHash, /^[0-9a-f]{64}$/);
+    const meta = (
+      await (
+        await catalog(HOME)
+      ).resolve([{ role: "task-runner", kind: "ami", arch: "x86_64" }], { meta: true })
+    ).found[0]!.meta!;
+    assert.equal(meta.renderedHash, r.renderedHash, "the catalog records it beside the inputs hash");
+
+    const dir = mkdtempSync(path.join(tmpdir(), "imgtool-bake-render-"));
+    try {
+      const file = path.join(dir, "imgtool.config.yaml");
+      writeFileSync(file, configText);
+      const cli = await runCli([
+        "render",
+        "--target",
+        "aws",
+        "--role",
+        "task-runner",
+        "--packer-version",
+        "Packer v1.11.2",
+        "--dry-run",
+        "--json",
+        "--out",
+        path.join(dir, "out"),
+        "--config",
+        file,
+      ]);
+      assert.equal(cli.code, 0, cli.stderr);
+      const doc = JSON.parse(cli.stdout) as { results: { role: string; renderedHash: string }[] };
+      assert.deepEqual(
+        doc.results.map((x) => [x.role, x.renderedHash]),
+        [["task-runner", r.renderedHash]],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("Packer fails: exit 1, nothing published", async () => {

@@ -121,7 +121,6 @@ describe("bake ami on local (real Packer, real engine)", () => {
     });
     const deps: BakeDeps = {
       config,
-      target: "local",
       events: recordingSink(),
       packer,
       packerVersion: (await packer.version())!,
@@ -130,7 +129,7 @@ describe("bake ami on local (real Packer, real engine)", () => {
       catalog: async () => cat,
       resolveCommit,
       gitRevision: async () => "test",
-      twin: makeTwinOps({
+      ops: makeTwinOps({
         docker,
         registry: {
           endpoint: stack.registry.endpoint,

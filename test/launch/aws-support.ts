@@ -10,7 +10,7 @@ import { SsmStore } from "../../src/catalog/ssm-store.js";
 import { parseConfig, type Config } from "../../src/config/load.js";
 import { recordingSink, type ImgtoolEvent } from "../../src/events.js";
 import { awsBackend } from "../../src/launch/aws.js";
-import { Ec2Instances } from "../../src/launch/ec2-instances.js";
+import { Ec2Instances } from "../../src/aws/ec2-instances.js";
 import type { HealthProbe } from "../../src/launch/health.js";
 import { launch } from "../../src/launch/launch.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";

@@ -10,12 +10,12 @@ import path from "node:path";
 import { UsageError, FailureError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
 import { awsBackend } from "../../src/launch/aws.js";
-import { Ec2Instances } from "../../src/launch/ec2-instances.js";
+import { Ec2Instances } from "../../src/aws/ec2-instances.js";
 import { clientToken } from "../../src/launch/ids.js";
 import { terminateRun } from "../../src/launch/terminate.js";
-import { renderTfvars, resolveTfvars } from "../../src/launch/tfvars.js";
-import { USER_DATA_LIMIT, worstCaseSize } from "../../src/launch/user-data.js";
-import { userDataValues } from "../../src/launch/plan.js";
+import { renderTfvars } from "../../src/render/tfvars.js";
+import { USER_DATA_LIMIT, worstCaseSize } from "../../src/render/user-data.js";
+import { resolveTfvars, userDataValues } from "../../src/launch/plan.js";
 import {
   IMAGES,
   REGION,

@@ -10,11 +10,12 @@ import { createServer, type Server } from "node:http";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { machineArch } from "../../src/config/arch.js";
 import { projectPath } from "../../src/paths.js";
 import { run, runAsync, tempDir } from "../render/helpers.js";
 
 const SCRIPT = projectPath("packer", "scripts", "install-ruby.sh");
-const ARCH = process.arch === "arm64" ? "arm64" : "x86_64";
+const ARCH = machineArch();
 
 /** A stand-in ruby that reports VERSION the way install-ruby.sh and validate.sh ask. */
 const fakeRuby = (version: string) =>

@@ -58,6 +58,7 @@ function setup() {
           status: changed ? "built" : "up-to-date",
           version: v,
           inputsHash: "",
+          renderedHash: "",
           artifacts: [],
           packerRuns: changed ? 1 : 0,
           seconds: 0,

@@ -26,7 +26,8 @@ import {
 import { lifecyclePolicy } from "../../src/push/ecr-repository.js";
 import { archVariant } from "../../src/push/inputs.js";
 import { RegistryLogin, type RegistryToken } from "../../src/push/login.js";
-import { archOfInstanceType, platformsOf } from "../../src/push/platforms.js";
+import { instanceArch } from "../../src/config/arch.js";
+import { platformsOf } from "../../src/push/platforms.js";
 import { gitRubyBench } from "../../src/push/ruby-bench.js";
 import { RegistryClient, parseChallenge, MEDIA_TYPES } from "../../src/registry/client.js";
 import { manifestList, parseManifestList } from "../../src/registry/manifest.js";
@@ -190,7 +191,7 @@ describe("platforms from instance types", () => {
       "g5g.xlarge",
       "r8g.large",
     ]) {
-      assert.equal(archOfInstanceType(t), "arm64", t);
+      assert.equal(instanceArch(t), "arm64", t);
     }
     for (const t of [
       "c7i.large",
@@ -201,7 +202,7 @@ describe("platforms from instance types", () => {
       "m7i-flex.large",
       "c5n.large",
     ]) {
-      assert.equal(archOfInstanceType(t), "x86_64", t);
+      assert.equal(instanceArch(t), "x86_64", t);
     }
     assert.deepEqual(
       platformsOf(["c7g.large", "c7i.large", "t4g.small"]).map((p) => p.platform),

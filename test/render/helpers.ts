@@ -26,6 +26,7 @@ export const FIXED_INPUTS: BakeInputs = {
   inputsHash: "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f809",
   gitRevision: "0123456789abcdef0123456789abcdef01234567",
   rubyBenchCommit: "89abcdef0123456789abcdef0123456789abcdef",
+  region: "us-east-1",
 };
 
 export interface Tool {

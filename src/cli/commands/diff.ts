@@ -1,50 +1,7 @@
-/** `imgtool status --version V` (what is in a version) and `imgtool diff V1 V2` (what changed between two). */
-import type { Catalog } from "../../catalog/catalog.js";
-import { UsageError } from "../../errors.js";
+/** `imgtool diff V1 V2`: what changed between two versions. */
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
-
-async function versionRecord(catalog: Catalog, version: string) {
-  const found = await catalog.findVersion(version);
-  if (found.length === 0) {
-    throw new UsageError(`No artefact in the catalog has version ${version}.`, {
-      fix: "`imgtool status` lists the current and previous versions of each role and kind.",
-    });
-  }
-  return found.map((f) => ({
-    name: f.name,
-    role: f.key.role,
-    kind: f.key.kind,
-    arch: f.key.arch ?? null,
-    value: f.value,
-    labels: f.labels.filter((l) => l !== version),
-    inputsHash: f.meta?.inputsHash ?? null,
-    base: f.meta?.base ?? null,
-    gitRevision: f.meta?.gitRevision ?? null,
-    builtAt: f.meta?.builtAt ?? null,
-    manifest: (f.meta?.manifest as Record<string, unknown> | null | undefined) ?? null,
-  }));
-}
-
-export async function showVersion(ctx: Context, version: string): Promise<number> {
-  const records = await versionRecord(await ctx.catalog(), version);
-  ctx.out.result({ version, artifacts: records }, () =>
-    records
-      .map((r) =>
-        [
-          `${r.name} (${version})`,
-          `  value:       ${r.value}`,
-          `  labels:      ${r.labels.join(", ") || "-"}`,
-          `  inputs hash: ${r.inputsHash ?? "-"}`,
-          `  parent base: ${r.base ?? "-"}`,
-          `  git:         ${r.gitRevision ?? "-"}   built: ${r.builtAt ?? "-"}`,
-          `  manifest:    ${r.manifest ? JSON.stringify(r.manifest, null, 2).replace(/\n/g, "\n  ") : "-"}`,
-        ].join("\n"),
-      )
-      .join("\n\n"),
-  );
-  return 0;
-}
+import { versionRecord } from "../version-record.js";
 
 /** Leaves of a JSON value as dotted paths. */
 function flatten(v: unknown, prefix = "", out: Record<string, string> = {}): Record<string, string> {
@@ -59,7 +16,7 @@ export async function diffCommand(
   ctx: Context,
   args: GlobalArgs & { v1: string; v2: string },
 ): Promise<number> {
-  const catalog = await ctx.catalog();
+  const catalog = await ctx.deps.catalog();
   const [a, b] = [await versionRecord(catalog, args.v1), await versionRecord(catalog, args.v2)];
   const flat = (rs: typeof a) =>
     Object.assign(

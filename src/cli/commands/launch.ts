@@ -1,7 +1,7 @@
 /** `imgtool launch`: parse the flags, build the target's backend, call the launch flow, show the result. */
 import { writeFile } from "node:fs/promises";
 import { UsageError } from "../../errors.js";
-import type { LaunchBackend, LaunchOptions, LaunchResult } from "../../launch/types.js";
+import type { LaunchOptions, LaunchResult } from "../../launch/types.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
 
@@ -35,9 +35,9 @@ export function parseWorkers(value: string | undefined): "auto" | number | undef
  * `stable` (what a passing pipeline promoted), or `latest` with a warning while nothing is stable yet (right
  * after a first push and bake by hand).
  */
-async function defaultChannel(ctx: Context, region: string): Promise<string> {
+async function defaultChannel(ctx: Context): Promise<string> {
   const { ROLES } = await import("../../config/schema.js");
-  const catalog = await ctx.catalog(region === "local" ? undefined : region);
+  const catalog = await ctx.deps.catalog();
   const { missing } = await catalog.resolve(
     ROLES.map((role) => ({ role, kind: "image" as const })),
     { label: "stable" },
@@ -49,33 +49,10 @@ async function defaultChannel(ctx: Context, region: string): Promise<string> {
   return "latest";
 }
 
-/** The target's backend: EC2 (aws) or containers with their own engine (local). */
-export async function makeBackend(ctx: Context, region: string): Promise<LaunchBackend> {
-  if (ctx.target === "aws") {
-    const { awsBackend } = await import("../../launch/aws.js");
-    const { Ec2Instances } = await import("../../launch/ec2-instances.js");
-    return awsBackend({
-      config: ctx.config,
-      region,
-      ec2: async () => new Ec2Instances((await ctx.aws(region)).ec2),
-      events: ctx.out.event,
-    });
-  }
-  const { localBackend } = await import("../../launch/local.js");
-  const { requireStack } = await import("../../local/stack.js");
-  const stack = requireStack(ctx.config.local.state_dir);
-  return localBackend({
-    config: ctx.config,
-    docker: await ctx.docker(),
-    registry: { user: stack.registry.user, passwordFile: stack.registry.passwordFile },
-    events: ctx.out.event,
-  });
-}
-
 export async function launchCommand(ctx: Context, args: GlobalArgs & LaunchArgs): Promise<number> {
   const { config } = ctx;
   const { newRunId } = await import("../../launch/ids.js");
-  const region = ctx.target === "aws" ? (args.region ?? config.aws.regions[0]!) : "local";
+  const region = ctx.targetRegion;
   const instanceTypes = args["instance-types"]
     ? args["instance-types"]
         .split(",")
@@ -94,31 +71,24 @@ export async function launchCommand(ctx: Context, args: GlobalArgs & LaunchArgs)
     keepOnFailure: args["keep-on-failure"],
     wait: args.wait,
     dryRun: ctx.dryRun,
-    label: args.channel ?? (await defaultChannel(ctx, region)),
+    label: args.channel ?? (await defaultChannel(ctx)),
   };
 
   if (args.emit === "tfvars") return emitTfvars(ctx, opts, region, args.out);
   if (args.out) throw new UsageError("--out goes with --emit tfvars.");
 
   const { launch, planJson } = await import("../../launch/launch.js");
-  const { httpHealthProbe } = await import("../../launch/health.js");
-  const backend = await makeBackend(ctx, region);
-  const result = await launch(opts, {
-    config,
-    backend,
-    catalog: () => ctx.catalog(region === "local" ? undefined : region),
-    events: ctx.out.event,
-    probe: httpHealthProbe(),
-  });
+  const result = await launch(opts, await ctx.deps.launch());
   const plan = result.plan ? planJson(result.plan) : undefined;
   ctx.out.result({ ...result, plan }, () => (plan ? humanPlan(plan) : humanResult(result)));
   return 0;
 }
 
 async function emitTfvars(ctx: Context, opts: LaunchOptions, region: string, out: string | undefined) {
-  const { resolveTfvars, renderTfvars } = await import("../../launch/tfvars.js");
+  const { resolveTfvars } = await import("../../launch/plan.js");
+  const { renderTfvars } = await import("../../render/tfvars.js");
   const { config } = ctx;
-  const catalog = await ctx.catalog(region === "local" ? undefined : region);
+  const catalog = await ctx.deps.catalog();
   const text = renderTfvars(
     await resolveTfvars(config, catalog, {
       label: opts.label,

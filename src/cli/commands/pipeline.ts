@@ -13,7 +13,7 @@ import {
 } from "../../pipeline/pipeline.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
-import { bakeDeps, rolesOf } from "./bake.js";
+import { rolesOf } from "../roles.js";
 
 export interface PipelineArgs extends GlobalArgs {
   role: string;
@@ -25,7 +25,7 @@ export interface PipelineArgs extends GlobalArgs {
 export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise<number> {
   const { config, target } = ctx;
   const roles = rolesOf(args.role);
-  const regions = target === "aws" ? config.aws.regions : ["local"];
+  const { regions } = ctx;
   if (ctx.dryRun) {
     ctx.out.result(
       { dryRun: true, roles, target, stages: ["push", "bake", ...(args.smoke ? ["smoke", "promote"] : [])] },
@@ -37,15 +37,10 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
   const deps: PipelineDeps = {
     async push(rs) {
       const { pushImages } = await import("../../push/push.js");
-      const { makePushDeps } = await import("../../push/deps.js");
-      const pd = await makePushDeps({
-        config,
-        target,
-        catalog: await ctx.catalog(),
-        events: ctx.out.event,
-        aws: () => ctx.aws(),
-      });
-      const report = await pushImages({ config, target, roles: rs }, pd);
+      const report = await pushImages(
+        { config, target, roles: rs, region: ctx.homeRegion },
+        await ctx.deps.push(),
+      );
       return report.results.map((r) => ({
         role: r.role,
         status: r.status,
@@ -56,24 +51,16 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     },
     async bake(rs) {
       const { bake } = await import("../../bake/bake.js");
-      return bake(rs, await bakeDeps(ctx), { force: args.force, abortReason: ctx.abortReason });
+      return bake(rs, await ctx.deps.bake(), { force: args.force, abortReason: ctx.abortReason });
     },
     async smoke() {
       const { launch } = await import("../../launch/launch.js");
       const { terminateRun } = await import("../../launch/terminate.js");
-      const { httpHealthProbe } = await import("../../launch/health.js");
       const { newRunId } = await import("../../launch/ids.js");
       const { smokeLaunch } = await import("../../pipeline/smoke.js");
-      const { makeBackend } = await import("./launch.js");
-      const region = regions[0]!;
-      const backend = await makeBackend(ctx, region);
-      const launchDeps = {
-        config,
-        backend,
-        catalog: () => ctx.catalog(target === "aws" ? region : undefined),
-        events: ctx.out.event,
-        probe: httpHealthProbe(),
-      };
+      // The smoke launch runs where the bake published first: the home region (aws).
+      const launchDeps = await ctx.deps.launch(regions[0]);
+      const { backend } = launchDeps;
       return smokeLaunch(
         {
           target,
@@ -91,7 +78,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
         `smoke-${newRunId()}`.slice(0, 32),
       );
     },
-    catalogs: async () => Promise.all(regions.map((r) => ctx.catalog(target === "aws" ? r : undefined))),
+    catalogs: async () => Promise.all(regions.map((r) => ctx.deps.catalog(target === "aws" ? r : undefined))),
     keys: (role: Role): ArtifactKey[] => [
       { role, kind: "image" },
       ...archesFor(config, role, target).map((arch) => ({ role, kind: "ami" as const, arch })),

@@ -1,10 +1,9 @@
 /** `imgtool prune`: delete old AMIs/snapshots (aws) or twin images/volumes (local) beyond the newest N. */
-import { ROLES, type Role } from "../../config/schema.js";
 import { UsageError } from "../../errors.js";
 import { prune } from "../../prune/prune.js";
-import type { PruneBackend } from "../../prune/prune.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
+import { rolesOf } from "../roles.js";
 
 export async function pruneCommand(
   ctx: Context,
@@ -13,21 +12,8 @@ export async function pruneCommand(
   if (!Number.isInteger(args.keep) || args.keep < 1) {
     throw new UsageError(`--keep ${args.keep}: keep at least 1 version per role.`, { fix: "e.g. --keep 3" });
   }
-  const roles: Role[] = args.role === "all" ? [...ROLES] : [args.role as Role];
-  const catalog = await ctx.catalog();
-  let backend: PruneBackend;
-  if (ctx.target === "aws") {
-    const { Ec2Images } = await import("../../aws/ec2.js");
-    const { awsPruneBackend } = await import("../../prune/backends.js");
-    backend = awsPruneBackend({
-      config: ctx.config,
-      catalog,
-      ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
-    });
-  } else {
-    const { localPruneBackend } = await import("../../prune/backends.js");
-    backend = localPruneBackend({ config: ctx.config, catalog, docker: await ctx.docker() });
-  }
+  const roles = rolesOf(args.role);
+  const backend = await ctx.deps.pruneBackend(await ctx.deps.catalog());
   const decisions = await prune(roles, backend, {
     keep: args.keep,
     dryRun: ctx.dryRun,

@@ -1,22 +1,14 @@
 /** `imgtool push image`: build and push each role's image when its content tag is new; publish by digest. */
-import { ROLES, type Role } from "../../config/schema.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
+import { rolesOf } from "../roles.js";
 
 export async function pushImage(ctx: Context, args: GlobalArgs & { role: string }): Promise<number> {
-  const roles: Role[] = args.role === "all" ? [...ROLES] : [args.role as Role];
+  const roles = rolesOf(args.role);
   const { pushImages } = await import("../../push/push.js");
-  const { makePushDeps } = await import("../../push/deps.js");
-  const deps = await makePushDeps({
-    config: ctx.config,
-    target: ctx.target,
-    catalog: await ctx.catalog(),
-    events: ctx.out.event,
-    aws: () => ctx.aws(),
-  });
   const report = await pushImages(
-    { config: ctx.config, target: ctx.target, roles, dryRun: ctx.dryRun },
-    deps,
+    { config: ctx.config, target: ctx.target, roles, dryRun: ctx.dryRun, region: ctx.homeRegion },
+    await ctx.deps.push(),
   );
   const failed = report.results.filter((r) => r.error);
   ctx.out.result(

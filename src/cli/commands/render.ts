@@ -30,22 +30,20 @@ interface RenderResult {
 }
 
 export async function renderCommand(ctx: Context, args: GlobalArgs & RenderArgs): Promise<number> {
-  const { renderBake, writeRendered, renderedHash, RENDER_PLACEHOLDER_VERSION } =
+  const { renderBake, writeRendered, renderedHash, renderInputs, RENDER_PLACEHOLDER_VERSION } =
     await import("../../render/packer.js");
   const roles = args.role === "all" ? [...ROLES] : [args.role];
   const results: RenderResult[] = [];
   for (const role of roles) {
     const ref = ctx.config.roles[role].ruby_bench.ref;
-    const inputs = (inputsHash: string) => ({
-      version: RENDER_PLACEHOLDER_VERSION,
-      inputsHash,
-      gitRevision: "unknown",
-      rubyBenchCommit: ref,
+    const inputs = renderInputs(ctx.config, role, {
+      ...(ctx.target === "aws" ? { region: ctx.homeRegion } : {}),
       ...(args["packer-version"] ? { packerVersion: args["packer-version"] } : {}),
     });
-    // The inputs hash of the rendered files (a bake also hashes the resolved base, commit and image).
-    const hash = renderedHash(renderBake(ctx.config, role, ctx.target, inputs("0")));
-    const r = renderBake(ctx.config, role, ctx.target, inputs(hash));
+    // The hash of the rendered files: the part of a bake's inputs hash that the bake records as its
+    // renderedHash (a bake also hashes the resolved base, commit and image).
+    const hash = renderedHash(renderBake(ctx.config, role, ctx.target, inputs));
+    const r = renderBake(ctx.config, role, ctx.target, { ...inputs, inputsHash: hash });
     const dir = path.resolve(args.out, ctx.target, role);
     if (!ctx.dryRun) await writeRendered(r, dir);
     results.push({

@@ -6,7 +6,7 @@ export async function rollback(
   ctx: Context,
   args: GlobalArgs & { role: string; kind: "ami" | "image"; arch?: string; to?: string },
 ): Promise<number> {
-  const catalog = await ctx.catalog();
+  const catalog = await ctx.deps.catalog();
   let keys = [{ role: args.role, kind: args.kind, ...(args.arch ? { arch: args.arch } : {}) }];
   if (args.kind === "ami" && !args.arch) {
     keys = (await catalog.status()).map((r) => r.key).filter((k) => k.role === args.role && k.kind === "ami");

@@ -14,8 +14,8 @@ export async function status(
   ctx: Context,
   args: GlobalArgs & { role: string; version?: string },
 ): Promise<number> {
-  if (args.version) return (await import("./diff.js")).showVersion(ctx, args.version);
-  const catalog = await ctx.catalog();
+  if (args.version) return (await import("../version-record.js")).showVersion(ctx, args.version);
+  const catalog = await ctx.deps.catalog();
   const rows = (await catalog.status()).filter((r) => args.role === "all" || r.key.role === args.role);
   ctx.out.result(
     {

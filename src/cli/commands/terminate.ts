@@ -2,18 +2,16 @@
 import type { Role } from "../../config/schema.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
-import { makeBackend } from "./launch.js";
 
 export async function terminateCommand(
   ctx: Context,
   args: GlobalArgs & { "run-id": string; role: string },
 ): Promise<number> {
   const { terminateRun } = await import("../../launch/terminate.js");
-  const region = ctx.target === "aws" ? (args.region ?? ctx.config.aws.regions[0]!) : "local";
   const role = args.role === "all" ? undefined : (args.role as Role);
   const r = await terminateRun(
     { runId: args["run-id"], ...(role ? { role } : {}), dryRun: ctx.dryRun },
-    { backend: await makeBackend(ctx, region), events: ctx.out.event },
+    { backend: await ctx.deps.launchBackend(), events: ctx.out.event },
   );
   ctx.out.result(r, () =>
     r.instances.length === 0

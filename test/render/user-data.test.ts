@@ -27,7 +27,7 @@ import {
   renderUserData,
   renderUserDataText,
   type UserDataValues,
-} from "../../src/launch/user-data.js";
+} from "../../src/render/user-data.js";
 
 const SECRET = "planted-secret-e3b0c442-not-in-any-file";
 const REGISTRY_PASSWORD = "registry-password-5f2c-not-in-any-file";

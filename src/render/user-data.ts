@@ -6,7 +6,7 @@
 import { gzipSync } from "node:zlib";
 import type { Role, Target } from "../config/schema.js";
 import { UsageError } from "../errors.js";
-import { renderTemplate } from "../render/templates.js";
+import { renderTemplate } from "./templates.js";
 
 /** EC2's limit on user-data, in raw bytes before base64. */
 export const USER_DATA_LIMIT = 16_384;

@@ -1,0 +1,271 @@
+/**
+ * The composition root: the one place that builds each flow's dependencies (Packer runner, engine, registry
+ * client, AWS adapters, catalog, launch backend, ...) from the CLI context. Command handlers ask `ctx.deps`
+ * for what they need and never wire adapters themselves.
+ *
+ * One override point for tests: `makeDeps(ctx, overrides)` (or `main(argv, { deps: overrides })`) replaces any
+ * factory; the other factories see the replacement, since they all build through the same `deps` object
+ * (release-it's test factory and cdk-assets' IHandlerHost are the models). Heavy modules load lazily, when a
+ * factory is first called.
+ */
+import path from "node:path";
+import type { BakeDeps } from "../bake/bake.js";
+import type { Catalog } from "../catalog/catalog.js";
+import type { DockerEngine } from "../docker/engine.js";
+import type { DoctorProbes } from "../doctor/doctor.js";
+import { UsageError } from "../errors.js";
+import type { LaunchDeps } from "../launch/launch.js";
+import type { LaunchBackend } from "../launch/types.js";
+import { readStack, type LocalStack } from "../local/stack.js";
+import { makePackerRunner, type PackerRunner } from "../packer/runner.js";
+import type { PruneBackend } from "../prune/prune.js";
+import type { PushDeps } from "../push/push.js";
+import type { RegistryClient } from "../registry/client.js";
+import type { Context } from "./context.js";
+
+export interface Deps {
+  /** The Packer runner (its `version()` is what doctor shows, too). */
+  packer(): PackerRunner;
+  /** The local stack that setup recorded, or undefined when setup has not run for this state folder. */
+  stack(): LocalStack | undefined;
+  /** The engine that builds and runs: DOCKER_HOST, what setup recorded, or the default socket. */
+  engine(): Promise<DockerEngine>;
+  /** A registry API client (the push flow's), with basic credentials or none. */
+  registry(opts: {
+    endpoint: string;
+    credentials?: { username: string; password: string };
+    timeoutMs?: number;
+  }): Promise<RegistryClient>;
+  /** The catalog of a region (aws; default ctx.region) or the local catalog. */
+  catalog(region?: string): Promise<Catalog>;
+  bake(): Promise<BakeDeps>;
+  push(): Promise<PushDeps>;
+  /**
+   * The target's launch backend: EC2 in a region (aws; default ctx.targetRegion), or containers with their
+   * own engine (local).
+   */
+  launchBackend(region?: string): Promise<LaunchBackend>;
+  /** The launch flow's dependencies, in a region (default ctx.targetRegion). */
+  launch(region?: string): Promise<LaunchDeps>;
+  pruneBackend(catalog: Catalog): Promise<PruneBackend>;
+  /** What doctor asks: the same adapters as the flows. */
+  doctorProbes(): DoctorProbes;
+}
+
+export type DepsOverrides = Partial<Deps>;
+
+export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
+  const { config } = ctx;
+  const stateDir = config.local.state_dir;
+  let packer: PackerRunner | undefined;
+
+  const requireLocalStack = async () => {
+    const { requireStack } = await import("../local/stack.js");
+    return requireStack(stateDir);
+  };
+
+  const real: Deps = {
+    packer() {
+      return (packer ??= makePackerRunner());
+    },
+
+    stack() {
+      return readStack(stateDir);
+    },
+
+    async engine() {
+      const { dockerEngine } = await import("../docker/engine.js");
+      return dockerEngine(await ctx.docker());
+    },
+
+    async registry({ endpoint, credentials, timeoutMs }) {
+      const { RegistryClient } = await import("../registry/client.js");
+      return new RegistryClient({
+        endpoint,
+        ...(credentials ? { credentials: async () => credentials } : {}),
+        ...(timeoutMs ? { timeoutMs } : {}),
+      });
+    },
+
+    catalog: (region) => ctx.catalog(region),
+
+    async bake() {
+      const runner = deps.packer();
+      const packerVersion = await runner.version();
+      if (!packerVersion) {
+        throw new UsageError("Packer is not installed.", {
+          fix: "scripts/setup installs it (apt-get install -y packer).",
+        });
+      }
+      const { renderBake, writeRendered } = await import("../render/packer.js");
+      const { projectRevision, resolveCommit } = await import("../git.js");
+      const bakeDeps: Omit<BakeDeps, "ops"> = {
+        config,
+        events: ctx.out.event,
+        packer: runner,
+        packerVersion,
+        render: renderBake,
+        writeRendered,
+        catalog: (region) => deps.catalog(region),
+        resolveCommit,
+        gitRevision: () => projectRevision(),
+        buildRoot: path.join(stateDir, "builds"),
+        signal: ctx.signal,
+      };
+      if (ctx.target === "aws") {
+        const { Ec2Images } = await import("../aws/ec2.js");
+        const { makeAwsBakeOps } = await import("../bake/aws-ops.js");
+        const ops = makeAwsBakeOps({
+          wait: {
+            consecutive: config.aws.ami_wait.consecutive,
+            intervalMs: config.aws.ami_wait.interval_seconds * 1000,
+          },
+          config,
+          events: ctx.out.event,
+          ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
+        });
+        bakeDeps.packerEnv = {
+          AWS_REGION: ctx.homeRegion,
+          ...(ctx.args.profile ? { AWS_PROFILE: ctx.args.profile } : {}),
+        };
+        return { ...bakeDeps, ops };
+      } else {
+        const { dockerHost, registryPassword } = await import("../local/stack.js");
+        const { makeTwinOps } = await import("../bake/twin-ops.js");
+        const stack = await requireLocalStack();
+        const registry = {
+          endpoint: stack.registry.endpoint,
+          user: stack.registry.user,
+          password: registryPassword(stack),
+        };
+        bakeDeps.registry = registry;
+        bakeDeps.packerEnv = { DOCKER_HOST: dockerHost(stack) };
+        return { ...bakeDeps, ops: makeTwinOps({ docker: await ctx.docker(), registry }) };
+      }
+    },
+
+    async push() {
+      const events = ctx.out.event;
+      const { exec } = await import("../exec.js");
+      const { RegistryLogin, ecrTokenSource, localTokenSource } = await import("../push/login.js");
+      const { gitRubyBench } = await import("../push/ruby-bench.js");
+      const common = {
+        catalog: await deps.catalog(),
+        events,
+        exec,
+        rubyBench: gitRubyBench({ cacheDir: path.join(stateDir, "cache", "ruby-bench"), exec }),
+      };
+      if (ctx.target === "local") {
+        const stack = await requireLocalStack();
+        const { registryPassword } = await import("../local/stack.js");
+        return {
+          ...common,
+          docker: await deps.engine(),
+          login: new RegistryLogin(
+            localTokenSource({
+              endpoint: stack.registry.endpoint,
+              user: stack.registry.user,
+              password: () => registryPassword(stack),
+            }),
+            { events },
+          ),
+        };
+      }
+      const { ecrApi } = await import("../aws/ecr.js");
+      const ecr = ecrApi((await ctx.aws()).ecr);
+      return {
+        ...common,
+        docker: await deps.engine(),
+        ecr,
+        login: new RegistryLogin(ecrTokenSource(ecr), { events }),
+      };
+    },
+
+    async launchBackend(region = ctx.targetRegion) {
+      if (ctx.target === "aws") {
+        const { awsBackend } = await import("../launch/aws.js");
+        const { Ec2Instances } = await import("../aws/ec2-instances.js");
+        return awsBackend({
+          config,
+          region,
+          ec2: async () => new Ec2Instances((await ctx.aws(region)).ec2),
+          events: ctx.out.event,
+        });
+      }
+      const { localBackend } = await import("../launch/local.js");
+      const stack = await requireLocalStack();
+      return localBackend({
+        config,
+        docker: await ctx.docker(),
+        registry: { user: stack.registry.user, passwordFile: stack.registry.passwordFile },
+        events: ctx.out.event,
+      });
+    },
+
+    async launch(region = ctx.targetRegion) {
+      const { httpHealthProbe } = await import("../launch/health.js");
+      return {
+        config,
+        backend: await deps.launchBackend(region),
+        catalog: () => deps.catalog(ctx.target === "aws" ? region : undefined),
+        events: ctx.out.event,
+        probe: httpHealthProbe(),
+      };
+    },
+
+    async pruneBackend(catalog) {
+      if (ctx.target === "aws") {
+        const { Ec2Images } = await import("../aws/ec2.js");
+        const { awsPruneBackend } = await import("../prune/backends.js");
+        return awsPruneBackend({
+          config,
+          catalog,
+          ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
+        });
+      }
+      const { localPruneBackend } = await import("../prune/backends.js");
+      return localPruneBackend({ config, catalog, docker: await ctx.docker() });
+    },
+
+    doctorProbes() {
+      return {
+        nodeVersion: () => process.version,
+        async dockerVersion(host) {
+          const { engineVersion } = await import("../docker/engine.js");
+          return (await engineVersion(host)).version;
+        },
+        async imageExists(host, ref) {
+          const { imageExists } = await import("../docker/engine.js");
+          return imageExists(host, ref);
+        },
+        async registry(endpoint, user, password) {
+          const { RegistryError } = await import("../registry/client.js");
+          // The status of GET /v2/ through the registry client; a refusal is an answer, not a failure.
+          const answer = async (credentials?: { username: string; password: string }) => {
+            const client = await deps.registry({
+              endpoint: `http://${endpoint}`,
+              timeoutMs: 3000,
+              ...(credentials ? { credentials } : {}),
+            });
+            try {
+              return { status: 200, ...(await client.ping()) };
+            } catch (e) {
+              if (e instanceof RegistryError) return { status: e.status, api: null };
+              throw e;
+            }
+          };
+          const anonymous = await answer();
+          const authenticated = await answer({ username: user, password });
+          return { anonymous: anonymous.status, authenticated: authenticated.status, api: authenticated.api };
+        },
+        packerVersion: () => deps.packer().version(),
+        async awsIdentity() {
+          const { assertCredentials } = await import("../aws/clients.js");
+          return assertCredentials(await ctx.aws());
+        },
+      };
+    },
+  };
+  const deps: Deps = { ...real, ...overrides };
+  return deps;
+}

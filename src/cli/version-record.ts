@@ -1,0 +1,49 @@
+/**
+ * What the catalog holds under one version (`imgtool status --version V`), and its records for
+ * `imgtool diff`.
+ */
+import type { Catalog } from "../catalog/catalog.js";
+import { UsageError } from "../errors.js";
+import type { Context } from "./context.js";
+
+export async function versionRecord(catalog: Catalog, version: string) {
+  const found = await catalog.findVersion(version);
+  if (found.length === 0) {
+    throw new UsageError(`No artefact in the catalog has version ${version}.`, {
+      fix: "`imgtool status` lists the current and previous versions of each role and kind.",
+    });
+  }
+  return found.map((f) => ({
+    name: f.name,
+    role: f.key.role,
+    kind: f.key.kind,
+    arch: f.key.arch ?? null,
+    value: f.value,
+    labels: f.labels.filter((l) => l !== version),
+    inputsHash: f.meta?.inputsHash ?? null,
+    base: f.meta?.base ?? null,
+    gitRevision: f.meta?.gitRevision ?? null,
+    builtAt: f.meta?.builtAt ?? null,
+    manifest: (f.meta?.manifest as Record<string, unknown> | null | undefined) ?? null,
+  }));
+}
+
+export async function showVersion(ctx: Context, version: string): Promise<number> {
+  const records = await versionRecord(await ctx.deps.catalog(), version);
+  ctx.out.result({ version, artifacts: records }, () =>
+    records
+      .map((r) =>
+        [
+          `${r.name} (${version})`,
+          `  value:       ${r.value}`,
+          `  labels:      ${r.labels.join(", ") || "-"}`,
+          `  inputs hash: ${r.inputsHash ?? "-"}`,
+          `  parent base: ${r.base ?? "-"}`,
+          `  git:         ${r.gitRevision ?? "-"}   built: ${r.builtAt ?? "-"}`,
+          `  manifest:    ${r.manifest ? JSON.stringify(r.manifest, null, 2).replace(/\n/g, "\n  ") : "-"}`,
+        ].join("\n"),
+      )
+      .join("\n\n"),
+  );
+  return 0;
+}

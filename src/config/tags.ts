@@ -1,0 +1,45 @@
+/**
+ * The one table of keys imgtool marks things with: AWS tag keys (bake instance, AMI, snapshots, ECR
+ * repositories, launched instances), Docker label keys (twins, pre-load volumes, local instances, workers) and
+ * the image labels every pushed image carries. The code and the templates (renderTemplate passes `tag`,
+ * `label` and `imageLabel` to every template) read the keys from here.
+ */
+
+/** AWS tag keys. */
+export const TAG = {
+  pipeline: "imgtool:pipeline",
+  role: "imgtool:role",
+  /** The AMI's (or twin's) version: what the instance boots from. */
+  version: "imgtool:version",
+  /** The container image's version: what its workers run. */
+  imageVersion: "imgtool:image-version",
+  inputsHash: "imgtool:inputs-hash",
+  gitRevision: "imgtool:git-revision",
+  arch: "imgtool:arch",
+  runId: "imgtool:run-id",
+} as const;
+
+/** Docker label keys on containers and volumes imgtool makes (local target) and on the workers it starts. */
+export const DOCKER_LABEL = {
+  /** What a local launch made (value: instance, ...). */
+  launch: "imgtool.launch",
+  pipeline: "imgtool.pipeline",
+  role: "imgtool.role",
+  runId: "imgtool.run-id",
+  version: "imgtool.version",
+  instanceType: "imgtool.instance-type",
+  port: "imgtool.port",
+  /** The image a pre-load volume holds. */
+  image: "imgtool.image",
+} as const;
+
+/** Labels inside images: the twin's and the pushed container images' own. */
+export const IMAGE_LABEL = {
+  pipeline: "org.imgtool.pipeline",
+  role: "org.imgtool.role",
+  inputsHash: "org.imgtool.inputs-hash",
+  rubyBenchCommit: "org.imgtool.ruby-bench.commit",
+} as const;
+
+/** What every template gets besides its own context. */
+export const TEMPLATE_KEYS = { tag: TAG, label: DOCKER_LABEL, imageLabel: IMAGE_LABEL } as const;

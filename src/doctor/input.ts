@@ -1,0 +1,45 @@
+/**
+ * What `imgtool doctor` checks, gathered from the config and what setup recorded: the target, the stack's
+ * engine and registry (with its password, or null when the password file is gone), and every base image the
+ * roles build from.
+ */
+import type { Config } from "../config/load.js";
+import type { Target } from "../config/schema.js";
+import { dockerHost, registryPassword, type LocalStack } from "../local/stack.js";
+import { loadVersions } from "../versions.js";
+import type { DoctorInput } from "./doctor.js";
+
+export function doctorInput(opts: {
+  config: Config;
+  target: Target;
+  /** What setup recorded (undefined: setup has not run for this state folder). */
+  stack: LocalStack | undefined;
+  env?: NodeJS.ProcessEnv;
+}): DoctorInput {
+  const { stack, config } = opts;
+  let password: string | null = null;
+  if (stack) {
+    try {
+      password = registryPassword(stack);
+    } catch {
+      password = null;
+    }
+  }
+  const bases = new Set<string>(Object.keys(loadVersions().local_bases));
+  for (const r of Object.values(config.roles)) {
+    bases.add(r.base.local.image);
+    bases.add(r.app.base_image.local);
+  }
+  return {
+    target: opts.target,
+    stack: stack
+      ? {
+          dockerHost: stack.docker.host,
+          registry: { endpoint: stack.registry.endpoint, user: stack.registry.user, password },
+        }
+      : undefined,
+    dockerHost: dockerHost(stack, opts.env),
+    baseImages: [...bases],
+    setupCommand: "scripts/setup",
+  };
+}

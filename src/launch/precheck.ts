@@ -1,0 +1,151 @@
+/**
+ * The launch's checks before work: every role's user-data against EC2's 16 KB limit (at its largest) before any
+ * API call; a running orchestrator to keep (`reuseOrchestrator`); every id resolved in one batched catalog call;
+ * the API key's SSM parameter present; the plan, its exact user-data checked against the limit again; the AMIs
+ * (or twins) present. Nothing missing, nothing too big, nothing started.
+ */
+import type { Config } from "../config/load.js";
+import type { Arch, Role } from "../config/schema.js";
+import { instanceArch, machineArch } from "../config/arch.js";
+import { UsageError } from "../errors.js";
+import { checkUserDataSize, worstCaseSize } from "../render/user-data.js";
+import { checkRunId } from "./ids.js";
+import {
+  buildPlan,
+  checkOptions,
+  groupsOf,
+  resolveForLaunch,
+  userDataValues,
+  type Resolved,
+} from "./plan.js";
+import type { BootContext, FoundInstance, LaunchDeps, LaunchOptions, LaunchPlan } from "./types.js";
+
+const PLACEHOLDER_IMAGE = "registry.invalid/placeholder@sha256:" + "0".repeat(64);
+
+/** Check, resolve and plan; unless a dry run, the target is prepared and the plan's images are checked. */
+export async function precheck(
+  opts: LaunchOptions,
+  deps: LaunchDeps,
+): Promise<{ ctx: BootContext; plan: LaunchPlan }> {
+  const { config, backend, events } = deps;
+  checkRunId(opts.runId);
+  checkOptions(opts);
+  const compression = config.launch.user_data_compression;
+  const ctx = await backend.bootContext();
+
+  // 1. The 16 KB limit, before any API call: each role's user-data with the longest values the catalog can hold
+  //    (the orchestrator's too with --reuse-orchestrator: none may be running).
+  const roles: Role[] = ["orchestrator", ...(opts.taskRunners > 0 ? (["task-runner"] as const) : [])];
+  for (const role of roles) {
+    const values = userDataValues(config, opts, ctx, role, {
+      version: "v0",
+      image: PLACEHOLDER_IMAGE,
+      bakedImage: null,
+      workers:
+        role === "task-runner" ? opts.workersPerInstance : config.roles.orchestrator.workers_per_instance,
+    });
+    checkUserDataSize(role, worstCaseSize(values, compression), { compression, bound: true });
+  }
+  if (!opts.dryRun) await backend.prepare();
+  events({
+    type: "start",
+    message:
+      `${opts.dryRun ? "planning" : "launching"} run ${opts.runId} on ${opts.target}: ` +
+      `${opts.reuseOrchestrator ? "a running orchestrator (if any)" : "an orchestrator"}` +
+      (opts.taskRunners
+        ? ` and ${opts.taskRunners} task runner(s) per type (${opts.instanceTypes.join(", ")})`
+        : ""),
+    data: { runId: opts.runId, target: opts.target },
+  });
+
+  // 2. A running orchestrator to keep.
+  const reuse = opts.reuseOrchestrator ? await findReusable(config, deps) : undefined;
+
+  // 3. Every id in one batched catalog call.
+  const resolved = await resolveAll(
+    opts,
+    deps,
+    ctx.secret.source === "ssm" ? ctx.secret.parameter : undefined,
+    !!reuse,
+  );
+  if (ctx.secret.source === "ssm" && !resolved.extra.get(ctx.secret.parameter)) {
+    throw new UsageError(
+      `The orchestrator's API key ${ctx.secret.parameter} does not exist in SSM (${ctx.region}). Nothing was launched.`,
+      {
+        fix:
+          `Create it once as a SecureString (the instances read it at boot; imgtool never reads it): ` +
+          `aws ssm put-parameter --type SecureString --name ${ctx.secret.parameter} --value "$(openssl rand -hex 24)"`,
+      },
+    );
+  }
+
+  // 4. The plan; the exact user-data is checked against the limit too.
+  const plan = buildPlan({
+    config,
+    opts,
+    ctx,
+    resolved,
+    reuse,
+    ...(backend.machineCpus ? { machine: backend.machineCpus() } : {}),
+  });
+  for (const w of plan.warnings) events({ type: "warn", message: w });
+  for (const g of groupsOf(plan)) checkUserDataSize(g.role, g.userData.bytes.length, { compression });
+  if (!opts.dryRun && backend.checkImages) {
+    await backend.checkImages([...new Set(groupsOf(plan).map((g) => g.imageId))]);
+  }
+  return { ctx, plan };
+}
+
+async function findReusable(config: Config, deps: LaunchDeps): Promise<FoundInstance | undefined> {
+  const { backend, events } = deps;
+  const running = (await backend.find({ role: "orchestrator", running: true })).filter(
+    (i) => i.state === "running",
+  );
+  const reuse = running[0];
+  if (reuse) {
+    events({
+      type: "found",
+      role: "orchestrator",
+      message: `keeping the running orchestrator ${reuse.id} (run ${reuse.runId}) at ${reuse.privateIp}`,
+    });
+  } else {
+    events({
+      type: "warn",
+      role: "orchestrator",
+      message: `no running orchestrator of pipeline ${config.pipeline}: launching one`,
+    });
+  }
+  return reuse;
+}
+
+async function resolveAll(
+  opts: LaunchOptions,
+  deps: LaunchDeps,
+  secretName: string | undefined,
+  reusing: boolean,
+): Promise<Resolved> {
+  const { config, events } = deps;
+  const catalog = await deps.catalog();
+  const archFor = (type: string): Arch => (opts.target === "local" ? machineArch() : instanceArch(type));
+  const amis: { role: Role; arch: Arch }[] = [];
+  const images: Role[] = [];
+  if (!reusing) {
+    amis.push({ role: "orchestrator", arch: archFor(config.roles.orchestrator.instance_types[0]!) });
+    images.push("orchestrator");
+  }
+  if (opts.taskRunners > 0) {
+    for (const arch of new Set(opts.instanceTypes.map(archFor))) amis.push({ role: "task-runner", arch });
+    images.push("task-runner");
+  }
+  const resolved = await resolveForLaunch(
+    catalog,
+    { amis, images, ...(secretName ? { extraNames: [secretName] } : {}) },
+    opts.label,
+  );
+  events({
+    type: "check",
+    message: `resolved ${resolved.names.length} catalog name(s) in ${Math.ceil(resolved.names.length / catalog.store.maxBatch)} batched call(s)`,
+    data: { names: resolved.names },
+  });
+  return resolved;
+}

@@ -1,0 +1,245 @@
+/**
+ * The launch's start: the orchestrator first (or a running one kept); the task runners as soon as its
+ * RunInstances answers with its private address (they retry it until it answers), one request per instance type,
+ * all types at once, while the orchestrator's health is polled (checked once when it is already healthy) and,
+ * where the target can tell, every instance's readiness is awaited. If anything fails, what this launch started is
+ * terminated (unless `keepOnFailure`): nothing is orphaned.
+ */
+import type { Role } from "../config/schema.js";
+import { FailureError, errorName, isImgtoolError } from "../errors.js";
+import { checkUserDataSize, renderUserData } from "../render/user-data.js";
+import { launchTags } from "./aws.js";
+import { waitHealthy } from "./health.js";
+import { orchestratorUrl, userDataValues } from "./plan.js";
+import type {
+  BootContext,
+  LaunchDeps,
+  LaunchOptions,
+  LaunchPlan,
+  PlannedGroup,
+  ReadyReport,
+  StartedInstance,
+} from "./types.js";
+
+/** What the start made: the instances, their readiness, the orchestrator's address and health. */
+export interface Started {
+  url: string;
+  started: StartedInstance[];
+  ready: Map<string, ReadyReport>;
+  health: { healthy: boolean; checks: number };
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+const settle = <T>(p: Promise<T>): Promise<Settled<T>> =>
+  p.then(
+    (value) => ({ ok: true as const, value }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+
+/** Start the plan's instances and wait for them; on any failure, terminate what was started and rethrow. */
+export async function start(
+  plan: LaunchPlan,
+  ctx: BootContext,
+  opts: LaunchOptions,
+  deps: LaunchDeps,
+): Promise<Started> {
+  const { config, backend, events } = deps;
+  const now = deps.now ?? Date.now;
+  const compression = config.launch.user_data_compression;
+  const started: StartedInstance[] = [];
+  const ready = new Map<string, ReadyReport>();
+  const readyWaits: Promise<Settled<void>>[] = [];
+  const timeoutMs = config.launch.ready_timeout_seconds * 1000;
+  /** Aborts the health wait when an instance failed to boot: no waiting out the timeout for a lost cause. */
+  const abort = new AbortController();
+  let bootFailure: { error: unknown } | undefined;
+  const watch = (insts: StartedInstance[]) => {
+    if (!backend.waitReady || !opts.wait) return;
+    for (const inst of insts) {
+      readyWaits.push(
+        settle(
+          backend.waitReady(inst, timeoutMs).then((r) => {
+            ready.set(inst.id, r);
+            events({
+              type: "ready",
+              role: inst.role,
+              message:
+                `${inst.id} ready in ${r.bootToReadySeconds.toFixed(3)} s from its first line of user-data` +
+                (r.startToReadySeconds !== undefined
+                  ? ` (${r.startToReadySeconds.toFixed(3)} s from its start)`
+                  : "") +
+                `: ${r.workers.map((w) => `${w.name} on CPU ${w.cpus}`).join(", ")}` +
+                (r.pulled ? "; pulled its image" : "; no pull (baked image)"),
+              data: { id: inst.id, ...r },
+            });
+          }),
+        ).then((r) => {
+          if (!r.ok && !bootFailure) {
+            bootFailure = { error: r.error };
+            abort.abort();
+          }
+          return r;
+        }),
+      );
+    }
+  };
+  const counters: Partial<Record<Role, number>> = {};
+  const request = (g: PlannedGroup) => {
+    const firstIndex = counters[g.role] ?? 0;
+    counters[g.role] = firstIndex + g.count;
+    return {
+      role: g.role,
+      instanceType: g.instanceType,
+      arch: g.arch,
+      count: g.count,
+      market: g.market,
+      imageId: g.imageId,
+      preloadVolume: g.preloadVolume,
+      userData: g.userData,
+      tags: launchTags(config.pipeline, g.role, { ami: g.amiVersion, image: g.imageVersion }, opts.runId),
+      firstIndex,
+      ...(g.instanceCpus ? { instanceCpus: g.instanceCpus } : {}),
+      ...(g.role === "orchestrator" ? { port: ctx.orchestratorPort } : {}),
+    };
+  };
+
+  let health: { healthy: boolean; checks: number } = { healthy: false, checks: 0 };
+  let url: string;
+  try {
+    if (plan.orchestrator.reuse) {
+      url = plan.orchestrator.url;
+    } else {
+      const insts = await backend.start(request(plan.orchestrator.group), opts.runId);
+      started.push(...insts);
+      const orch = insts[0]!;
+      url = orchestratorUrl(orch.privateIp, ctx.orchestratorPort);
+      events({
+        type: "launch",
+        role: "orchestrator",
+        message: `started ${orch.id} at ${orch.privateIp}: task runners will find it at ${url}`,
+        data: { id: orch.id, url },
+      });
+      watch(insts);
+    }
+
+    // The task runners, every type at once, with the orchestrator's address; its health meanwhile.
+    const healthWait = opts.wait
+      ? settle(
+          waitHealthy(url, {
+            probe: deps.probe,
+            timeoutMs,
+            ...(deps.healthIntervalMs !== undefined ? { intervalMs: deps.healthIntervalMs } : {}),
+            ...(deps.sleep ? { sleep: deps.sleep } : {}),
+            now,
+            signal: abort.signal,
+            onCheck: (n, ok) =>
+              events({
+                type: "check",
+                role: "orchestrator",
+                message: `health check ${n} of ${url}: ${ok ? "healthy" : "not yet"}`,
+              }),
+          }),
+        )
+      : undefined;
+    const groups = await Promise.all(
+      plan.taskRunners.map((g) => {
+        const userData = renderUserData(
+          userDataValues(config, opts, ctx, "task-runner", {
+            version: g.imageVersion,
+            image: g.image,
+            bakedImage: g.bakedImage,
+            workers: g.workers,
+            orchestratorUrl: url,
+          }),
+          compression,
+        );
+        checkUserDataSize("task-runner", userData.bytes.length, { compression });
+        return settle(
+          backend.start({ ...request(g), userData }, opts.runId).then((insts) => {
+            started.push(...insts);
+            events({
+              type: "launch",
+              role: "task-runner",
+              message: `started ${insts.length} x ${g.instanceType} (${insts[0]?.market ?? g.market}): ${insts.map((i) => i.id).join(", ")}`,
+              data: { ids: insts.map((i) => i.id), instanceType: g.instanceType },
+            });
+            watch(insts);
+            return insts;
+          }),
+        );
+      }),
+    );
+    const failedGroups = groups.flatMap((r, i) =>
+      r.ok ? [] : [{ group: plan.taskRunners[i]!, error: r.error }],
+    );
+    if (failedGroups.length) {
+      abort.abort();
+      const usage = failedGroups.find((f) => isImgtoolError(f.error) && f.error.exitCode === 2);
+      if (usage) throw usage.error;
+      throw new FailureError(
+        failedGroups
+          .map((f) => `Starting ${f.group.count} x ${f.group.instanceType} failed: ${describe(f.error)}`)
+          .join("\n"),
+        { cause: failedGroups[0]!.error },
+      );
+    }
+    if (healthWait) {
+      const h = await healthWait;
+      if (bootFailure) throw bootFailure.error;
+      if (!h.ok) throw h.error;
+      health = h.value;
+      if (!health.healthy) {
+        throw new FailureError(
+          `The orchestrator at ${url} was not healthy within ${config.launch.ready_timeout_seconds} s ` +
+            `(${health.checks} checks, every ${(deps.healthIntervalMs ?? 2000) / 1000} s).`,
+          { fix: "Its boot log: the instance's console output (aws) or `docker logs <id>` (local)." },
+        );
+      }
+      events({
+        type: "ready",
+        role: "orchestrator",
+        message: `orchestrator healthy at ${url} after ${health.checks} check(s)`,
+        data: { url, checks: health.checks },
+      });
+    }
+    const readyResults = await Promise.all(readyWaits);
+    const notReady = readyResults.find((r): r is { ok: false; error: unknown } => !r.ok);
+    if (notReady) throw notReady.error;
+  } catch (e) {
+    await cleanUp(e, started, opts, deps);
+    throw e;
+  }
+  return { url, started, ready, health };
+}
+
+function describe(e: unknown): string {
+  const name = errorName(e);
+  const msg = (e as Error)?.message ?? String(e);
+  return name && !isImgtoolError(e) && name !== "Error" ? `${name}: ${msg}` : msg;
+}
+
+async function cleanUp(e: unknown, started: StartedInstance[], opts: LaunchOptions, deps: LaunchDeps) {
+  const ids = started.map((i) => i.id);
+  if (!ids.length) return;
+  if (opts.keepOnFailure) {
+    deps.events({
+      type: "warn",
+      message:
+        `the launch failed; --keep-on-failure leaves ${ids.length} instance(s) running: ${ids.join(", ")} ` +
+        `(\`imgtool terminate --run-id ${opts.runId}\` ends them)`,
+    });
+    return;
+  }
+  deps.events({
+    type: "fail",
+    message: `the launch failed (${describe(e).split("\n")[0]}): terminating the ${ids.length} instance(s) it started: ${ids.join(", ")}`,
+  });
+  try {
+    await deps.backend.terminate(ids);
+  } catch (te) {
+    deps.events({
+      type: "fail",
+      message: `terminating ${ids.join(", ")} failed too (${describe(te)}): end them with \`imgtool terminate --run-id ${opts.runId}\``,
+    });
+  }
+}
