@@ -31,6 +31,24 @@ export default tseslint.config(
     },
   },
   {
+    // The IAM referee's packages are AGPL-3.0: test-only devDependencies, never part of what imgtool ships.
+    files: ["src/**", "bin/**"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            {
+              group: ["@cloud-copilot/*", "**/test/**"],
+              message:
+                "AGPL-3.0 test-only packages (the IAM referee) and test code must not be imported from src/.",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Only the CLI's output layer, scripts, benchmarks and test support may print.
     files: ["src/cli/**", "scripts/**", "bench/**", "test/**", "examples/**"],
     rules: { "no-console": "off" },

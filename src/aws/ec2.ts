@@ -28,6 +28,9 @@ export interface WaitOptions {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** Image states an AMI never leaves: waiting for `available` ends there. */
+export const DEAD_IMAGE_STATES = ["failed", "invalid", "error", "deregistered", "disabled"] as const;
+
 export class Ec2Images {
   constructor(
     readonly ec2: Ec2Like,
@@ -36,19 +39,15 @@ export class Ec2Images {
 
   /** The newest image matching owner + name filter + architecture (what Packer's most_recent picks). */
   async newest(owner: string, name: string, arch: string): Promise<Image | undefined> {
-    const r = await this.ec2.send(
-      new DescribeImagesCommand({
-        Owners: [owner],
-        Filters: [
-          { Name: "name", Values: [name] },
-          { Name: "architecture", Values: [arch] },
-          { Name: "state", Values: ["available"] },
-        ],
-      }),
-    );
-    return [...(r.Images ?? [])].sort((a, b) =>
-      (b.CreationDate ?? "").localeCompare(a.CreationDate ?? ""),
-    )[0];
+    const images = await this.images({
+      Owners: [owner],
+      Filters: [
+        { Name: "name", Values: [name] },
+        { Name: "architecture", Values: [arch] },
+        { Name: "state", Values: ["available"] },
+      ],
+    });
+    return [...images].sort((a, b) => (b.CreationDate ?? "").localeCompare(a.CreationDate ?? ""))[0];
   }
 
   /** The image, or undefined when it does not exist (any more). */
@@ -66,8 +65,19 @@ export class Ec2Images {
   /** Images of this account with all the given tags. */
   async byTags(tags: Record<string, string>): Promise<Image[]> {
     const Filters: Filter[] = Object.entries(tags).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }));
-    const r = await this.ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters }));
-    return r.Images ?? [];
+    return this.images({ Owners: ["self"], Filters });
+  }
+
+  /** Every page of a DescribeImages answer (AWS may page even when no MaxResults was asked for). */
+  private async images(input: { Owners: string[]; Filters?: Filter[] }): Promise<Image[]> {
+    const out: Image[] = [];
+    let NextToken: string | undefined;
+    do {
+      const r = await this.ec2.send(new DescribeImagesCommand({ ...input, NextToken }));
+      out.push(...(r.Images ?? []));
+      NextToken = r.NextToken;
+    } while (NextToken);
+    return out;
   }
 
   /** Snapshots of this account with all the given tags. */
@@ -85,11 +95,13 @@ export class Ec2Images {
 
   /** Snapshot ids that any AMI of this account still uses. */
   async snapshotsInUse(): Promise<Set<string>> {
-    const r = await this.ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
-    return new Set((r.Images ?? []).flatMap(snapshotIds));
+    return new Set((await this.images({ Owners: ["self"] })).flatMap(snapshotIds));
   }
 
-  /** Wait until the image reads `available` several times in a row; fail on `failed`/`invalid`/timeout. */
+  /**
+   * Wait until the image reads `available` several times in a row. Fail at once on a state it never leaves
+   * (`failed`, `invalid`, `error`, `deregistered`, `disabled`), and on timeout.
+   */
   async waitAvailable(imageId: string, opts: WaitOptions = {}): Promise<Image> {
     const need = opts.consecutive ?? 3;
     const interval = opts.intervalMs ?? 15_000;
@@ -99,7 +111,7 @@ export class Ec2Images {
     for (;;) {
       const image = await this.describe(imageId);
       const state = image?.State;
-      if (state === "failed" || state === "invalid" || state === "error") {
+      if (state !== undefined && (DEAD_IMAGE_STATES as readonly string[]).includes(state)) {
         throw new FailureError(
           `AMI ${imageId} in ${this.region} is ${state}: ${image?.StateReason?.Message ?? "no reason given"}`,
         );

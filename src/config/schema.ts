@@ -31,6 +31,9 @@ const DOCKER_TAG_PREFIX_RE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
 const msg = (error: string) => ({ error });
 
+/** SSM names have at most 15 levels; catalog names add role/kind/arch/meta below the prefix. */
+const SSM_PREFIX_MAX_LEVELS = 11;
+
 const AwsBase = z
   .strictObject({
     owner: z
@@ -259,9 +262,26 @@ export const ConfigSchema = z
           .min(1)
           .optional()
           .describe("Instance profile of launched instances (pull from ECR, read its own secret)."),
+        instance_role: z
+          .string()
+          .regex(/^[\w+=,.@-]{1,64}$/, msg("must be an IAM role name such as imgtool-instance"))
+          .optional()
+          .describe(
+            "IAM role in aws.instance_profile: the only role `launch` may pass (iam:PassRole). Default: the profile's name.",
+          ),
         ssm_prefix: z
           .string()
           .regex(/^(\/[A-Za-z0-9_.-]+)+$/, msg("must be an SSM path such as /imgtool/bench"))
+          .refine(
+            (v) => !/^\/(aws|ssm)/i.test(v),
+            msg("must not begin with /aws or /ssm: SSM reserves those names (use e.g. /imgtool/bench)"),
+          )
+          .refine(
+            (v) => v.split("/").length - 1 <= SSM_PREFIX_MAX_LEVELS,
+            msg(
+              `has too many levels: SSM allows 15 and the catalog adds 4 below the prefix (role/kind/arch/meta); use at most ${SSM_PREFIX_MAX_LEVELS}`,
+            ),
+          )
           .optional()
           .describe("SSM Parameter Store prefix of the catalog. Default: /imgtool/<pipeline>."),
         ecr: z

@@ -6,7 +6,7 @@ import type { Config } from "../config/load.js";
 import { ROLES } from "../config/schema.js";
 import { TAG } from "../config/tags.js";
 
-import { declaredSecretArns, workloadStatements } from "./workload-policy.js";
+import { workloadStatements } from "./workload-policy.js";
 
 export const ACTORS = ["bake", "push", "launch", "prune", "instance"] as const;
 export type Actor = (typeof ACTORS)[number];
@@ -24,22 +24,16 @@ export interface PolicyDocument {
   Statement: Statement[];
 }
 
-/** The actions Packer's amazon-ebs builder needs (Packer's documented minimal set). */
+/** What Packer's amazon-ebs builder does without destroying anything (from Packer's documented minimal set). */
 const PACKER_EC2 = [
-  "ec2:AttachVolume",
   "ec2:AuthorizeSecurityGroupIngress",
   "ec2:CopyImage",
   "ec2:CreateImage",
   "ec2:CreateKeyPair",
   "ec2:CreateSecurityGroup",
   "ec2:CreateSnapshot",
-  "ec2:CreateTags",
-  "ec2:CreateVolume",
   "ec2:DeleteKeyPair",
   "ec2:DeleteSecurityGroup",
-  "ec2:DeleteSnapshot",
-  "ec2:DeleteVolume",
-  "ec2:DeregisterImage",
   "ec2:DescribeImageAttribute",
   "ec2:DescribeImages",
   "ec2:DescribeInstances",
@@ -50,22 +44,56 @@ const PACKER_EC2 = [
   "ec2:DescribeSubnets",
   "ec2:DescribeTags",
   "ec2:DescribeVolumes",
-  "ec2:DetachVolume",
-  "ec2:GetPasswordData",
+  "ec2:EnableImageDeprecation",
   "ec2:ModifyImageAttribute",
   "ec2:ModifyInstanceAttribute",
   "ec2:ModifySnapshotAttribute",
   "ec2:RegisterImage",
   "ec2:RunInstances",
+];
+
+/**
+ * What Packer (cleanup of its build instance, volumes, and of an AMI it could not finish) and the bake
+ * (a failed copy) destroy: only resources carrying the pipeline's tag, which Packer puts on all of them
+ * (run_tags, run_volume_tags, tags, snapshot_tags).
+ */
+const PACKER_EC2_DESTRUCTIVE = [
+  "ec2:DeleteSnapshot",
+  "ec2:DeleteVolume",
+  "ec2:DeregisterImage",
   "ec2:StopInstances",
   "ec2:TerminateInstances",
 ];
 
+/** The partition of a region's ARNs (`aws`, `aws-cn`, `aws-us-gov`). */
+export function partitionOf(region: string): string {
+  if (region.startsWith("cn-")) return "aws-cn";
+  if (region.startsWith("us-gov-")) return "aws-us-gov";
+  return "aws";
+}
+
+/**
+ * The SSM parameters the instances read at boot (through the instance role): every declared secret
+ * (`secrets.<name>.aws_parameter`; the default orchestrator-api-key follows `aws.api_key_parameter`). The
+ * instance policy and the launcher's existence check both follow this list.
+ */
+export function instanceSecrets(config: Config): string[] {
+  return Object.values(config.secrets).map((s) => s.aws_parameter);
+}
+
+/** The role launch passes to its instances: `aws.instance_role`, else the profile's name. */
+export function instanceRoleName(config: Config): string | undefined {
+  return config.aws.instance_role ?? config.aws.instance_profile;
+}
+
 export function policyFor(actor: Actor, config: Config): PolicyDocument {
+  const partitions = [...new Set(config.aws.regions.map(partitionOf))];
+  const arns = (rest: string): string[] => partitions.map((p) => `arn:${p}:${rest}`);
   const prefix = config.aws.ssm_prefix.replace(/^\//, "");
-  const params = [`arn:aws:ssm:*:*:parameter/${prefix}`, `arn:aws:ssm:*:*:parameter/${prefix}/*`];
-  const repos = ROLES.map((r) => `arn:aws:ecr:*:*:repository/${config.aws.ecr.repositories[r]}`);
+  const params = [...arns(`ssm:*:*:parameter/${prefix}`), ...arns(`ssm:*:*:parameter/${prefix}/*`)];
+  const repos = ROLES.flatMap((r) => arns(`ecr:*:*:repository/${config.aws.ecr.repositories[r]}`));
   const pipelineTag = { [`aws:ResourceTag/${TAG.pipeline}`]: config.pipeline };
+  const requestTag = { [`aws:RequestTag/${TAG.pipeline}`]: config.pipeline };
   const catalogRead: Statement = {
     Sid: "CatalogRead",
     Effect: "Allow",
@@ -96,6 +124,14 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
     Action: ["sts:GetCallerIdentity"],
     Resource: "*",
   };
+  /** Tags only on what RunInstances creates, in the same request: never on an instance that exists. */
+  const tagAtLaunch = (kinds: string[]): Statement => ({
+    Sid: "TagAtLaunch",
+    Effect: "Allow",
+    Action: ["ec2:CreateTags"],
+    Resource: kinds.flatMap((k) => arns(`ec2:*:*:${k}/*`)),
+    Condition: { StringEquals: { "ec2:CreateAction": "RunInstances", ...requestTag } },
+  });
 
   switch (actor) {
     case "bake":
@@ -103,18 +139,23 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
         Version: "2012-10-17",
         Statement: [
           identity,
+          { Sid: "PackerAmazonEbs", Effect: "Allow", Action: PACKER_EC2, Resource: "*" },
+          tagAtLaunch(["instance", "volume"]),
           {
-            Sid: "PackerAmazonEbs",
+            // Packer tags its AMI and snapshots after CreateImage, the bake its copies: with the pipeline's tag,
+            // on images and snapshots that carry no other pipeline's tag.
+            Sid: "TagOwnImages",
             Effect: "Allow",
-            Action: [...PACKER_EC2, "ec2:EnableImageDeprecation"],
-            Resource: "*",
+            Action: ["ec2:CreateTags"],
+            Resource: [...arns("ec2:*::image/*"), ...arns("ec2:*::snapshot/*")],
+            Condition: { StringEquals: requestTag, StringEqualsIfExists: pipelineTag },
           },
           {
-            Sid: "PassBuilderRole",
+            Sid: "PackerCleanupOwn",
             Effect: "Allow",
-            Action: ["iam:PassRole"],
+            Action: PACKER_EC2_DESTRUCTIVE,
             Resource: "*",
-            Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+            Condition: { StringEquals: pipelineTag },
           },
           {
             Sid: "EncryptedCopies",
@@ -133,6 +174,8 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           },
           catalogRead,
           catalogWrite,
+          // The bake hands the build instance a registry token for its pre-load pull: the token pulls with the
+          // bake's own permissions.
           ecrToken,
           ecrPull,
         ],
@@ -159,7 +202,6 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
               "ecr:PutImage",
               "ecr:PutLifecyclePolicy",
               "ecr:GetLifecyclePolicy",
-              "ecr:PutImageScanningConfiguration",
               "ecr:TagResource",
             ],
             Resource: repos,
@@ -168,7 +210,8 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           catalogWrite,
         ],
       };
-    case "launch":
+    case "launch": {
+      const role = instanceRoleName(config);
       return {
         Version: "2012-10-17",
         Statement: [
@@ -177,48 +220,62 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           {
             Sid: "Describe",
             Effect: "Allow",
-            Action: ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeInstanceTypes"],
+            Action: ["ec2:DescribeInstances", "ec2:DescribeImages"],
             Resource: "*",
           },
           {
             Sid: "RunTaggedInstances",
             Effect: "Allow",
-            Action: ["ec2:RunInstances", "ec2:CreateTags"],
+            Action: ["ec2:RunInstances"],
             Resource: [
-              "arn:aws:ec2:*:*:instance/*",
-              "arn:aws:ec2:*:*:volume/*",
-              "arn:aws:ec2:*:*:spot-instances-request/*",
+              ...arns("ec2:*:*:instance/*"),
+              ...arns("ec2:*:*:volume/*"),
+              ...arns("ec2:*:*:spot-instances-request/*"),
             ],
-            Condition: { StringEquals: { [`aws:RequestTag/${TAG.pipeline}`]: config.pipeline } },
+            Condition: { StringEquals: requestTag },
           },
+          tagAtLaunch(["instance", "volume", "spot-instances-request"]),
           {
             Sid: "RunFromResources",
             Effect: "Allow",
             Action: ["ec2:RunInstances"],
             Resource: [
-              "arn:aws:ec2:*::image/*",
-              "arn:aws:ec2:*:*:subnet/*",
-              "arn:aws:ec2:*:*:security-group/*",
-              "arn:aws:ec2:*:*:network-interface/*",
-              "arn:aws:ec2:*:*:key-pair/*",
+              ...arns("ec2:*::image/*"),
+              ...arns("ec2:*:*:subnet/*"),
+              ...arns("ec2:*:*:security-group/*"),
+              ...arns("ec2:*:*:network-interface/*"),
+              ...arns("ec2:*:*:key-pair/*"),
             ],
           },
           {
             Sid: "TerminateOwnRuns",
             Effect: "Allow",
             Action: ["ec2:TerminateInstances"],
-            Resource: "*",
+            Resource: arns("ec2:*:*:instance/*"),
             Condition: { StringEquals: pipelineTag },
           },
           {
-            Sid: "PassInstanceRole",
+            // Encrypted root volumes when the account's default EBS key is a customer-managed key.
+            Sid: "EncryptedVolumes",
             Effect: "Allow",
-            Action: ["iam:PassRole"],
-            Resource: "*",
-            Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+            Action: ["kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"],
+            Resource: arns("kms:*:*:key/*"),
+            Condition: { StringLike: { "kms:ViaService": "ec2.*.amazonaws.com" } },
           },
+          ...(role
+            ? [
+                {
+                  Sid: "PassInstanceRole",
+                  Effect: "Allow" as const,
+                  Action: ["iam:PassRole"],
+                  Resource: arns(`iam::*:role/${role}`),
+                  Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+                },
+              ]
+            : []),
         ],
       };
+    }
     case "prune":
       return {
         Version: "2012-10-17",
@@ -247,10 +304,12 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           ecrToken,
           ecrPull,
           {
-            Sid: "DeclaredSecrets",
+            Sid: "OwnSecrets",
             Effect: "Allow",
             Action: ["ssm:GetParameter"],
-            Resource: declaredSecretArns(config),
+            Resource: instanceSecrets(config).flatMap((name) =>
+              arns(`ssm:*:*:parameter/${name.replace(/^\//, "")}`),
+            ),
           },
           {
             Sid: "DecryptOwnSecret",

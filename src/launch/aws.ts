@@ -58,41 +58,44 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
       message: `RunInstances: ${req.count} x ${req.instanceType} (${req.arch}, ${market}) from ${req.imageId}, token ${token}`,
       data: { instanceType: req.instanceType, count: req.count, market, token, imageId: req.imageId },
     });
-    const instances = await (
-      await ec2()
-    ).run({
-      ImageId: req.imageId,
-      InstanceType: req.instanceType as never,
-      MinCount: req.count,
-      MaxCount: req.count,
-      ClientToken: token,
-      UserData: req.userData.bytes.toString("base64"),
-      MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
-      ...(root
-        ? {
-            BlockDeviceMappings: [
-              { DeviceName: root, Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: "gp3" } },
-            ],
-          }
-        : {}),
-      TagSpecifications: [
-        { ResourceType: "instance", Tags: tags },
-        { ResourceType: "volume", Tags: tags },
-      ],
-      InstanceInitiatedShutdownBehavior: "terminate",
-      ...(config.aws.instance_profile ? { IamInstanceProfile: { Name: config.aws.instance_profile } } : {}),
-      ...(config.aws.subnet_id ? { SubnetId: config.aws.subnet_id } : {}),
-      ...(config.aws.security_group_ids.length ? { SecurityGroupIds: config.aws.security_group_ids } : {}),
-      ...(config.aws.key_name ? { KeyName: config.aws.key_name } : {}),
-      ...(market === "spot"
-        ? {
-            InstanceMarketOptions: {
-              MarketType: "spot",
-              SpotOptions: { SpotInstanceType: "one-time", InstanceInterruptionBehavior: "terminate" },
-            },
-          }
-        : {}),
-    });
+    const ec2Client = await ec2();
+    const instances = await explainDenial(market, req, () =>
+      ec2Client.run({
+        ImageId: req.imageId,
+        InstanceType: req.instanceType as never,
+        MinCount: req.count,
+        MaxCount: req.count,
+        ClientToken: token,
+        UserData: req.userData.bytes.toString("base64"),
+        MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
+        ...(root
+          ? {
+              BlockDeviceMappings: [
+                { DeviceName: root, Ebs: { Encrypted: true, DeleteOnTermination: true, VolumeType: "gp3" } },
+              ],
+            }
+          : {}),
+        // The spot request is tagged too: the launch policy allows RunInstances only on tagged resources.
+        TagSpecifications: [
+          { ResourceType: "instance", Tags: tags },
+          { ResourceType: "volume", Tags: tags },
+          ...(market === "spot" ? [{ ResourceType: "spot-instances-request" as const, Tags: tags }] : []),
+        ],
+        InstanceInitiatedShutdownBehavior: "terminate",
+        ...(config.aws.instance_profile ? { IamInstanceProfile: { Name: config.aws.instance_profile } } : {}),
+        ...(config.aws.subnet_id ? { SubnetId: config.aws.subnet_id } : {}),
+        ...(config.aws.security_group_ids.length ? { SecurityGroupIds: config.aws.security_group_ids } : {}),
+        ...(config.aws.key_name ? { KeyName: config.aws.key_name } : {}),
+        ...(market === "spot"
+          ? {
+              InstanceMarketOptions: {
+                MarketType: "spot",
+                SpotOptions: { SpotInstanceType: "one-time", InstanceInterruptionBehavior: "terminate" },
+              },
+            }
+          : {}),
+      }),
+    );
     if (instances.length !== req.count) {
       throw new FailureError(
         `RunInstances for ${req.count} x ${req.instanceType} answered with ${instances.length} instance(s).`,
@@ -183,6 +186,37 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
       }));
     },
   };
+}
+
+/** Spot launches in an account without the Spot service-linked role, when the caller may not create it. */
+export const SPOT_ROLE_MISSING = "AuthFailure.ServiceLinkedRoleCreationNotPermitted";
+
+/** RunInstances refused for permissions: a user error that names the fix, not a capacity problem. */
+async function explainDenial<T>(market: Market, req: GroupRequest, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    const name = errorName(e);
+    const what = `RunInstances for ${req.count} x ${req.instanceType} (${market}) of ${req.role}`;
+    if (name === SPOT_ROLE_MISSING) {
+      throw new UsageError(`${what} was refused: the account has no Spot service-linked role (${name}).`, {
+        fix:
+          "Create it once per account: `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com` " +
+          "(or set aws.spot: false).",
+        cause: e,
+      });
+    }
+    if (name === "UnauthorizedOperation") {
+      throw new UsageError(`${what} was denied (UnauthorizedOperation): ${(e as Error).message}`, {
+        fix:
+          "Attach the policy `imgtool iam-policy --for launch` prints to the role that launches (and set " +
+          "aws.instance_role if the instance profile's role has another name); " +
+          "`aws sts decode-authorization-message` explains an encoded message.",
+        cause: e,
+      });
+    }
+    throw e;
+  }
 }
 
 function tagOf(i: Instance, key: string): string | undefined {

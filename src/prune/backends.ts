@@ -95,11 +95,21 @@ export function awsPruneBackend(opts: {
     },
     async deprecate(image) {
       if (image.kind !== "ami") return;
-      const at = new Date((opts.now?.() ?? new Date()).getTime() + 24 * 3600_000);
-      await ignoreGone((await opts.ec2(image.region)).deprecate(image.id, at));
+      // Set once, from the AMI's build time: a later prune must not push the deprecation forward.
+      const ec2 = await opts.ec2(image.region);
+      const current = await ec2.describe(image.id);
+      if (!current || current.DeprecationTime) return;
+      const now = (opts.now?.() ?? new Date()).getTime();
+      const built = new Date(current.CreationDate ?? now).getTime();
+      // EC2 refuses a time in the past: an AMI built long ago is deprecated a minute from now.
+      const at = new Date(Math.max(built + DEPRECATE_AFTER_MS, now + 60_000));
+      await ignoreGone(ec2.deprecate(image.id, at));
     },
   };
 }
+
+/** A superseded AMI is deprecated this long after it was built. */
+export const DEPRECATE_AFTER_MS = 24 * 3600_000;
 
 export function localPruneBackend(opts: { config: Config; docker: Docker; catalog: Catalog }): PruneBackend {
   const { config, docker } = opts;

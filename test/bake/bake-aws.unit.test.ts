@@ -20,6 +20,7 @@ import { makePackerRunner } from "../../src/packer/runner.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { runCli } from "../support/cli.js";
+import { actorCredentials, actorPolicies } from "../support/iam-referee.js";
 
 const HOME = "us-east-1";
 const OTHER = "eu-west-1";
@@ -44,7 +45,8 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
   const config = parseConfig(configText, { baseDir: "/p" }).config!;
 
   before(async () => {
-    standin = await startAwsStandin();
+    // Every call judged with `imgtool iam-policy --for bake`.
+    standin = await startAwsStandin({ iam: { policies: actorPolicies(config) } });
   });
   after(async () => {
     await standin.close();
@@ -60,7 +62,7 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
     makeAwsClients({
       region,
       endpoint: standin.endpoint,
-      credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
+      credentials: actorCredentials("bake"),
       retryBaseDelayMs: 5,
     });
   const catalogs = new Map<string, Catalog>();

@@ -47,6 +47,23 @@ describe("config: defaults", () => {
     assert.equal(c.aws.ecr.repositories.orchestrator, "nightly/orchestrator");
   });
 
+  test("ssm_prefix: SSM's reserved /aws and /ssm names and too deep a hierarchy are config errors naming the key", () => {
+    for (const [prefix, why] of [
+      ["/aws/imgtool", /must not begin with \/aws or \/ssm/],
+      ["/SSM", /must not begin with \/aws or \/ssm/],
+      ["/a/b/c/d/e/f/g/h/i/j/k/l", /too many levels: SSM allows 15 and the catalog adds 4/],
+    ] as const) {
+      const r = parseConfig(`aws:\n  ssm_prefix: ${prefix}\n`, base);
+      assert.equal(r.config, undefined, prefix);
+      assert.ok(
+        r.errors.some((e) => e.includes("aws.ssm_prefix") && why.test(e)),
+        r.errors.join("\n"),
+      );
+    }
+    assert.ok(parseConfig("aws:\n  ssm_prefix: /a/b/c/d/e/f/g/h/i/j/k\n", base).config, "11 levels fit");
+    assert.ok(parseConfig("aws:\n  ssm_prefix: /awsome/x\n", base).config === undefined, "begins with /aws");
+  });
+
   test("the example config parses to exactly the defaults", () => {
     const text = readFileSync(projectPath("imgtool.config.example.yaml"), "utf8");
     const r = parseConfig(text, { source: "example", baseDir: projectPath() });

@@ -15,6 +15,7 @@ import type { HealthProbe } from "../../src/launch/health.js";
 import { launch } from "../../src/launch/launch.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
 import { startAwsStandin, type AwsStandin, type RecordedRequest } from "../support/aws-standin/index.js";
+import { actorCredentials, actorPolicies, SETUP_KEY } from "../support/iam-referee.js";
 
 export const REGION = "us-east-1";
 /** The orchestrator's API key, planted in SSM: it must never leave SSM except to an instance at boot. */
@@ -28,6 +29,7 @@ export const IMAGES = {
 
 export interface AwsFixture {
   standin: AwsStandin;
+  /** The launcher's clients: every call is judged with `imgtool iam-policy --for launch`. */
   clients: AwsClients;
   catalog: Catalog;
   amis: { "task-runner": { x86_64: string; arm64: string }; orchestrator: { x86_64: string } };
@@ -35,20 +37,28 @@ export interface AwsFixture {
 }
 
 export async function awsFixture(clientOpts: { maxAttempts?: number; requestTimeoutMs?: number } = {}) {
-  const standin = await startAwsStandin();
-  const clients = makeAwsClients({
-    region: REGION,
-    endpoint: standin.endpoint,
-    credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
-    retryBaseDelayMs: 5,
-    maxAttempts: clientOpts.maxAttempts ?? 3,
-    ...(clientOpts.requestTimeoutMs ? { requestTimeoutMs: clientOpts.requestTimeoutMs } : {}),
+  const standin = await startAwsStandin({
+    iam: { policies: actorPolicies(awsConfig()), setupKey: SETUP_KEY },
   });
-  const catalog = new Catalog({
-    store: new SsmStore(clients.ssm),
-    prefix: "/imgtool/bench",
-    readBack: { attempts: 2, delayMs: 10 },
-  });
+  const clientsAs = (actor: "launch" | "setup") =>
+    makeAwsClients({
+      region: REGION,
+      endpoint: standin.endpoint,
+      credentials: actorCredentials(actor),
+      retryBaseDelayMs: 5,
+      maxAttempts: clientOpts.maxAttempts ?? 3,
+      ...(clientOpts.requestTimeoutMs ? { requestTimeoutMs: clientOpts.requestTimeoutMs } : {}),
+    });
+  const clients = clientsAs("launch");
+  const setup = clientsAs("setup");
+  const catalogOf = (c: AwsClients) =>
+    new Catalog({
+      store: new SsmStore(c.ssm),
+      prefix: "/imgtool/bench",
+      readBack: { attempts: 2, delayMs: 10 },
+    });
+  const catalog = catalogOf(clients);
+  const seeding = catalogOf(setup);
   const ami = (name: string, architecture: string) =>
     standin.addImage(REGION, { name, architecture, imdsSupport: "v2.0" }).imageId;
   const amis = {
@@ -66,7 +76,7 @@ export async function awsFixture(clientOpts: { maxAttempts?: number; requestTime
     preloadVolume: null,
   });
   for (const [arch, id] of Object.entries(amis["task-runner"])) {
-    await catalog.publish(
+    await seeding.publish(
       { role: "task-runner", kind: "ami", arch },
       id,
       meta("v20261129-000000-aaaa0001", IMAGES["task-runner"]),
@@ -75,20 +85,20 @@ export async function awsFixture(clientOpts: { maxAttempts?: number; requestTime
       },
     );
   }
-  await catalog.publish(
+  await seeding.publish(
     { role: "orchestrator", kind: "ami", arch: "x86_64" },
     amis.orchestrator.x86_64,
     meta("v20261129-000000-bbbb0001", IMAGES.orchestrator),
     { dataType: "aws:ec2:image" },
   );
   for (const role of ["task-runner", "orchestrator"] as const) {
-    await catalog.publish(
+    await seeding.publish(
       { role, kind: "image" },
       IMAGES[role],
       meta(`v20261129-000000-img-${role}`, IMAGES[role]),
     );
   }
-  await clients.ssm.send(
+  await setup.ssm.send(
     new PutParameterCommand({ Name: SECRET_NAME, Value: SECRET, Type: "SecureString", Overwrite: true }),
   );
   standin.requests.length = 0;
@@ -98,8 +108,10 @@ export async function awsFixture(clientOpts: { maxAttempts?: number; requestTime
     catalog,
     amis,
     close: async () => {
-      clients.ec2.destroy();
-      clients.ssm.destroy();
+      for (const c of [clients, setup]) {
+        c.ec2.destroy();
+        c.ssm.destroy();
+      }
       await standin.close();
     },
   } satisfies AwsFixture;

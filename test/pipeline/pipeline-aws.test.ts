@@ -11,6 +11,7 @@ import { registryPassword } from "../../src/local/stack.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { runCli } from "../support/cli.js";
 import { copyProject } from "../support/project-copy.js";
+import { actorPolicies, PIPELINE_KEY } from "../support/iam-referee.js";
 import { makeBenchRepo } from "../support/fixtures/bench-repo.js";
 import { stack, tempProject } from "../push/support.js";
 
@@ -56,11 +57,13 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
         user: "AWS",
         password: registryPassword(stack),
       },
+      // Every call judged with the workflow role's policies (bake, push, launch and prune side by side).
+      iam: { policies: actorPolicies(p.config) },
     });
     env = {
       PATH: `${bin}:${process.env.PATH}`,
       AWS_ENDPOINT_URL: standin.endpoint,
-      AWS_ACCESS_KEY_ID: "AKIDTEST",
+      AWS_ACCESS_KEY_ID: PIPELINE_KEY,
       AWS_SECRET_ACCESS_KEY: "secret",
       AWS_REGION: REGION,
       AWS_PROFILE: "",

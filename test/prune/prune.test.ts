@@ -19,6 +19,7 @@ import { connectDocker } from "../../src/docker/engine.js";
 import { dockerHost, requireStack } from "../../src/local/stack.js";
 import { projectPath } from "../../src/paths.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
+import { actorCredentials, actorPolicies, SETUP_KEY } from "../support/iam-referee.js";
 import { runCli } from "../support/cli.js";
 
 const HOME = "us-east-1";
@@ -27,27 +28,35 @@ const OTHER = "eu-west-1";
 describe("prune on aws (AWS stand-in over HTTP)", () => {
   let standin: AwsStandin;
   before(async () => {
-    standin = await startAwsStandin();
+    // Every call of the prune judged with `imgtool iam-policy --for prune`; seeding uses the setup key.
+    standin = await startAwsStandin({ iam: { policies: actorPolicies(config), setupKey: SETUP_KEY } });
   });
   after(async () => {
     await standin.close();
   });
 
-  const clients = (region: string) =>
+  const clients = (region: string, actor: "prune" | "setup" = "prune") =>
     makeAwsClients({
       region,
       endpoint: standin.endpoint,
-      credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
+      credentials: actorCredentials(actor),
       retryBaseDelayMs: 5,
       maxAttempts: 2,
     });
   const ec2 = async (region: string) => new Ec2Images(clients(region).ec2, region);
+  const seedEc2 = async (region: string) => new Ec2Images(clients(region, "setup").ec2, region);
+  const seeding = () =>
+    new Catalog({
+      store: new SsmStore(clients(HOME, "setup").ssm),
+      prefix: "/imgtool/bench",
+      readBack: { attempts: 2, delayMs: 5 },
+    });
   const config = parseConfig("pipeline: bench\naws:\n  regions: [us-east-1, eu-west-1]\n", {
     baseDir: "/p",
   }).config!;
 
   /** Five versions v1..v5 of the task runner in both regions, tagged like a bake tags them. */
-  async function seed(catalog: Catalog) {
+  async function seed(catalog = seeding()) {
     const versions: { version: string; amis: Record<string, string>; snaps: Record<string, string[]> }[] = [];
     for (let i = 1; i <= 5; i++) {
       const version = versionName(new Date(Date.UTC(2026, 10, i)), `${i}`.repeat(12));
@@ -58,7 +67,7 @@ describe("prune on aws (AWS stand-in over HTTP)", () => {
           name: `imgtool-bench-task-runner-x86_64-${version}`,
           creationDate: new Date(Date.UTC(2026, 10, i)).toISOString(),
         });
-        const e = await ec2(region);
+        const e = await seedEc2(region);
         await e.tagWithSnapshots((await e.describe(seeded.imageId))!, {
           "imgtool:pipeline": "bench",
           "imgtool:role": "task-runner",
@@ -85,10 +94,10 @@ describe("prune on aws (AWS stand-in over HTTP)", () => {
       prefix: "/imgtool/bench",
       readBack: { attempts: 2, delayMs: 5 },
     });
-    const v = await seed(catalog);
+    const v = await seed();
     // v1 is `stable`; v3 runs on an instance; latest is v5.
-    await catalog.store.label("/imgtool/bench/task-runner/ami/x86_64", 1, ["stable"]);
-    await clients(HOME).ec2.send(
+    await seeding().store.label("/imgtool/bench/task-runner/ami/x86_64", 1, ["stable"]);
+    await clients(HOME, "setup").ec2.send(
       new RunInstancesCommand({
         ImageId: v[2]!.amis[HOME],
         InstanceType: "c7i.large",
@@ -134,6 +143,17 @@ describe("prune on aws (AWS stand-in over HTTP)", () => {
     assert.equal(img(v[4]!.amis[HOME]!).deprecationTime, undefined, "newest v5 is not");
     assert.equal(img(v[2]!.amis[HOME]!).deprecationTime, undefined, "in-use v3 is not deprecated");
     assert.equal(img(v[0]!.amis[HOME]!).deprecationTime, undefined, "stable v1 is not deprecated");
+
+    // Set once: a later run does not push the deprecation forward (the seeded builds are long past, so the
+    // first run set "a minute from now"; the clock moved on since).
+    const first = img(v[3]!.amis[HOME]!).deprecationTime;
+    const later = awsPruneBackend({ config, ec2, catalog, now: () => new Date(Date.now() + 3 * 3600_000) });
+    await prune(["task-runner"], later, { keep: 2, dryRun: false, events });
+    assert.equal(
+      img(v[3]!.amis[HOME]!).deprecationTime,
+      first,
+      "deprecation time unchanged by a later prune",
+    );
   });
 
   test("a snapshot still used by a kept AMI is not deleted", async () => {
@@ -176,7 +196,7 @@ describe("prune on aws (AWS stand-in over HTTP)", () => {
       prefix: "/imgtool/bench",
       readBack: { attempts: 2, delayMs: 5 },
     });
-    const v = await seed(catalog);
+    const v = await seed();
     const backend = awsPruneBackend({ config, ec2, catalog });
     standin.faults.add({
       service: "ec2",

@@ -10,6 +10,7 @@ import { lifecyclePolicy } from "../../src/push/ecr-repository.js";
 import { RegistryLogin, ecrTokenSource } from "../../src/push/login.js";
 import { pushImages } from "../../src/push/push.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
+import { actorCredentials, actorPolicies } from "../support/iam-referee.js";
 import { makeBenchRepo } from "../support/fixtures/bench-repo.js";
 import { isBlobUpload, startRegistryProxy } from "../support/registry-proxy.js";
 import {
@@ -30,8 +31,6 @@ after(async () => {
 });
 
 async function awsSetup(registryEndpoint = `http://${stack.registry.endpoint}`, yaml = "") {
-  const standin = await startAwsStandin({ registry: { endpoint: registryEndpoint, user: "AWS", password } });
-  closers.push(() => standin.close());
   // The aws target builds from base_image.aws: here the local base, since nothing can be pulled.
   const p = tempProject(
     "roles:\n" +
@@ -39,10 +38,16 @@ async function awsSetup(registryEndpoint = `http://${stack.registry.endpoint}`, 
       "  orchestrator:\n    app:\n      base_image:\n        aws: imgtool/ruby:bookworm\n" +
       `aws:\n  regions: [${REGION}]\n  ecr:\n    keep_images: 7\n${yaml}`,
   );
+  // Every ECR call judged with `imgtool iam-policy --for push`.
+  const standin = await startAwsStandin({
+    registry: { endpoint: registryEndpoint, user: "AWS", password },
+    iam: { policies: actorPolicies(p.config) },
+  });
+  closers.push(() => standin.close());
   const clients = makeAwsClients({
     region: REGION,
     endpoint: standin.endpoint,
-    credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
+    credentials: actorCredentials("push"),
     maxAttempts: 2,
   });
   const ecr = ecrApi(clients.ecr);

@@ -74,22 +74,27 @@ export async function writeTemp(r: RenderedBake, prefix = "render"): Promise<str
 
 /**
  * A copy of a rendered aws build folder that Packer 1.6.6 can validate: without the plugins file (1.6.6 does
- * not know `required_plugins`) and without exactly the two settings of the newer amazon plugin that 1.6.6's
- * built-in amazon-ebs does not know: `imds_support` and the `metadata_options` block. The caller checks those
+ * not know `required_plugins`) and without exactly the settings of the newer amazon plugin that 1.6.6's
+ * built-in amazon-ebs does not know: `imds_support`, `temporary_security_group_source_public_ip` and the
+ * `metadata_options` block. The caller checks those
  * with the HCL parser. Returns the folder and how many of each were removed.
  */
 export function forOldPacker(
   dir: string,
   r: RenderedBake,
-): { dir: string; removed: { imds: number; metadata: number } } {
+): { dir: string; removed: { imds: number; metadata: number; sshFromBuilder: number } } {
   const copy = tempDir("old-packer");
   cpSync(dir, copy, { recursive: true });
   rmSync(path.join(copy, r.pluginsFile), { force: true });
-  const removed = { imds: 0, metadata: 0 };
+  const removed = { imds: 0, metadata: 0, sshFromBuilder: 0 };
   if (r.target === "aws") {
     const file = path.join(copy, "sources.pkr.hcl");
     let text = readFileSync(file, "utf8");
     text = text.replace(/^ {2}imds_support {6}= "v2\.0"\n/gm, () => (removed.imds++, ""));
+    text = text.replace(
+      /^ {2}temporary_security_group_source_public_ip = true\n/gm,
+      () => (removed.sshFromBuilder++, ""),
+    );
     text = text.replace(
       /^ {2}metadata_options \{\n(?: {4}.*\n)+ {2}\}\n\n/gm,
       () => (removed.metadata++, ""),

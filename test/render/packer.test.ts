@@ -109,7 +109,11 @@ describe("render: the example config, both roles, both targets", () => {
             try {
               if (target === "aws") {
                 const n = r.sources.length;
-                assert.deepEqual(old.removed, { imds: n, metadata: n }, "expected one of each per source");
+                assert.deepEqual(
+                  old.removed,
+                  { imds: n, metadata: n, sshFromBuilder: n },
+                  "expected one of each per source",
+                );
               }
               const res = run(["packer", "validate", `-var-file=${r.varFile}`, "."], { cwd: old.dir });
               assert.equal(res.code, 0, res.out);
@@ -131,6 +135,9 @@ describe("render: the example config, both roles, both targets", () => {
           const req = hcl[r.pluginsFile]!.packer[0].required_plugins[0];
           assert.deepEqual(Object.keys(req), [plugin]);
           assert.equal(req[plugin].source, `github.com/hashicorp/${plugin}`);
+          // imds_support arrived in the amazon plugin 1.2.2: an older one would reject the template.
+          if (target === "aws")
+            assert.match(req[plugin].version, /^>= 1\.2\.(2|[3-9])|^>= 1\.([3-9]|\d\d)\./);
           assert.deepEqual(Object.keys(hcl[r.pluginsFile]!), ["packer"]);
           // variables: the per-build values, with no default; the variables file gives them.
           const vars = hcl["variables.pkr.hcl"]!.variable;
@@ -154,8 +161,10 @@ describe("render: the example config, both roles, both targets", () => {
             assert.equal(s.source_ami_filter[0].filters.architecture, "x86_64");
             assert.equal(s.metadata_options[0].http_tokens, "required");
             assert.equal(s.imds_support, "v2.0");
-            assert.equal(s.encrypt_boot, true);
+            // Encrypted at launch, so the AMI is encrypted once: encrypt_boot would copy it a second time.
+            assert.equal(s.encrypt_boot, undefined);
             assert.equal(s.launch_block_device_mappings[0].encrypted, true);
+            assert.equal(s.temporary_security_group_source_public_ip, true, "SSH only from the builder");
             assert.equal(s.shutdown_behavior, "terminate");
             assert.equal(s.ami_regions, undefined, "copies are the bake flow's (CopyImage), not Packer's");
             assert.equal(s.subnet_id, undefined);

@@ -2,7 +2,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
 import { parse } from "yaml";
 import { projectPath } from "../../src/paths.js";
 
@@ -17,7 +19,8 @@ interface Workflow {
   on: { schedule?: { cron: string }[]; workflow_dispatch?: unknown };
   permissions: Record<string, string>;
   concurrency: { group: string; "cancel-in-progress": boolean };
-  jobs: Record<string, { steps: Step[] }>;
+  env: Record<string, string>;
+  jobs: Record<string, { steps: Step[]; "timeout-minutes": number }>;
 }
 
 describe("nightly-rebake workflow", () => {
@@ -48,6 +51,48 @@ describe("nightly-rebake workflow", () => {
       readFileSync(file, "utf8"),
       /aws-access-key-id|aws-secret-access-key|AWS_SECRET_ACCESS_KEY/,
     );
+  });
+
+  test("the role session lasts as long as the job may run (the default hour is too short)", () => {
+    const aws = steps.find((s) => s.uses?.startsWith("aws-actions/configure-aws-credentials@"));
+    const seconds = Number(aws?.with?.["role-duration-seconds"]);
+    const timeout = Math.max(...Object.values(wf.jobs).map((j) => j["timeout-minutes"]));
+    assert.ok(seconds >= timeout * 60, `role-duration-seconds ${seconds} < the job's ${timeout} minutes`);
+    assert.ok(seconds <= 43_200, "IAM's MaxSessionDuration is at most 12 hours");
+    assert.match(readFileSync(file, "utf8"), /--max-session-duration/, "documents the role setting it needs");
+  });
+
+  test("the pinned Node satisfies engines.node of every installed dependency", () => {
+    // semver comes with npm's toolchain in node_modules (a dependency of several dev tools).
+    const semver = createRequire(projectPath("package.json"))("semver") as {
+      satisfies(v: string, range: string): boolean;
+    };
+    const node = wf.env.NODE_VERSION ?? "";
+    const refused: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        if (e.name.startsWith(".") || !(e.isDirectory() || e.isSymbolicLink())) continue;
+        const p = path.join(dir, e.name);
+        if (e.name.startsWith("@")) {
+          walk(p);
+          continue;
+        }
+        const pj = path.join(p, "package.json");
+        if (existsSync(pj)) {
+          const j = JSON.parse(readFileSync(pj, "utf8")) as { name?: string; engines?: { node?: unknown } };
+          const range = j.engines?.node;
+          if (typeof range === "string" && !semver.satisfies(node, range))
+            refused.push(`${j.name}: ${range}`);
+        }
+        if (existsSync(path.join(p, "node_modules"))) walk(path.join(p, "node_modules"));
+      }
+    };
+    walk(projectPath("node_modules"));
+    assert.deepEqual(refused, [], `Node ${node} is refused by`);
+    const own = (
+      JSON.parse(readFileSync(projectPath("package.json"), "utf8")) as { engines: { node: string } }
+    ).engines.node;
+    assert.ok(semver.satisfies(node, own), `package.json engines.node ${own} accepts ${node}`);
   });
 
   test("every action is pinned by commit SHA, Node and Packer versions are pinned", () => {

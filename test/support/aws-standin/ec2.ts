@@ -125,8 +125,12 @@ function paginate<T>(
   params: QueryParams,
   scope: string,
   max = 1000,
+  /** Page size when the request sets no MaxResults (AWS may page anyway); undefined: everything. */
+  unasked?: number,
 ): { page: T[]; nextToken?: string } {
-  const maxResults = params.int("MaxResults");
+  const maxResults =
+    params.int("MaxResults") ??
+    (unasked !== undefined && !params.has("ImageId") && !params.has("InstanceId") ? unasked : undefined);
   const token = params.get("NextToken");
   let start = 0;
   if (token !== undefined) {
@@ -475,7 +479,13 @@ const describeImages: Ec2Handler = (ctx, p) => {
       img.tags,
     );
   });
-  const { page, nextToken } = paginate(matched, p, `images:${ctx.region}`);
+  const { page, nextToken } = paginate(
+    matched,
+    p,
+    `images:${ctx.region}`,
+    1000,
+    ctx.options.describePageSize,
+  );
   const body: XmlObject = { imagesSet: page.map(renderImage), nextToken };
   // CopyImage results become available after a number of reads.
   for (const img of region.ec2.images.values()) {
@@ -760,7 +770,13 @@ const describeSnapshots: Ec2Handler = (ctx, p) => {
         s.tags,
       ),
   );
-  const { page, nextToken } = paginate(matched, p, `snapshots:${ctx.region}`);
+  const { page, nextToken } = paginate(
+    matched,
+    p,
+    `snapshots:${ctx.region}`,
+    1000,
+    ctx.options.describePageSize,
+  );
   return { snapshotSet: page.map(renderSnapshot), nextToken };
 };
 
@@ -1082,7 +1098,13 @@ const describeInstances: Ec2Handler = (ctx, p) => {
       `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
     );
   }
-  const { page, nextToken } = paginate(matched, p, `instances:${ctx.region}`);
+  const { page, nextToken } = paginate(
+    matched,
+    p,
+    `instances:${ctx.region}`,
+    1000,
+    ctx.options.describePageSize,
+  );
   // Group the page by reservation, in order of first appearance.
   const byReservation = new Map<string, Set<string>>();
   for (const inst of page) {

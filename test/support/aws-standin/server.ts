@@ -9,6 +9,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ec2Handlers } from "./ec2.js";
 import { ecrHandlers } from "./ecr.js";
+import { authorize } from "./iam.js";
 import { ServiceError } from "./errors.js";
 import type { FaultRegistry } from "./faults.js";
 import { QueryParams } from "./params.js";
@@ -155,9 +156,13 @@ function faultAnswer(service: Service, fault: FaultSpec): Answer {
 // ---------------------------------------------------------------- routing
 
 /** Region and service from `Authorization: AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, ...`. */
-function credentialScope(authorization: string | undefined): { region?: string; service?: string } {
-  const m = /Credential=[^/]+\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/.exec(authorization ?? "");
-  return m ? { region: m[1], service: m[2] } : {};
+function credentialScope(authorization: string | undefined): {
+  accessKeyId?: string;
+  region?: string;
+  service?: string;
+} {
+  const m = /Credential=([^/]+)\/\d{8}\/([^/]+)\/([^/]+)\/aws4_request/.exec(authorization ?? "");
+  return m ? { accessKeyId: m[1], region: m[2], service: m[3] } : {};
 }
 
 function route(headers: Record<string, string>, body: string): Route {
@@ -290,7 +295,7 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
 
   /** Requests whose connection is still open, for RecordedRequest.openAtArrival. */
   const open = new Set<RecordedRequest>();
-  const handle = (req: http.IncomingMessage, res: http.ServerResponse, body: string): void => {
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse, body: string): Promise<void> => {
     const headers = flattenHeaders(req.headers);
     const r = route(headers, body);
     const attempt = Number(/attempt=(\d+)/.exec(headers["amz-sdk-request"] ?? "")?.[1] ?? "1");
@@ -308,8 +313,12 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
     for (const o of open) if (o.service === r.service && o.operation === r.operation) record.openAtArrival++;
     open.add(record);
     deps.requests.push(record);
-    // The whole suite's AWS calls, for the check that the IAM policies cover every one (test/iam).
-    if (process.env.IMGTOOL_AWS_CALLS_LOG)
+    const iam = deps.options.iam;
+    const accessKeyId = credentialScope(headers["authorization"]).accessKeyId ?? "";
+    // The whole suite's AWS calls, for the check that the IAM policies cover every one (test/iam): calls
+    // judged per actor are logged by the authorization step, the others here (action only).
+    const judged = iam !== undefined && accessKeyId !== iam.setupKey;
+    if (process.env.IMGTOOL_AWS_CALLS_LOG && !judged && accessKeyId !== iam?.setupKey)
       appendFileSync(process.env.IMGTOOL_AWS_CALLS_LOG, `${r.service}:${r.operation}\n`);
     let gone = false;
     res.on("close", () => {
@@ -331,6 +340,18 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       timers.add(t);
     };
 
+    if (judged && !r.problem) {
+      const refusal = await authorize(iam, {
+        service: r.service,
+        operation: r.operation,
+        region: r.region,
+        params: r.params,
+        accessKeyId,
+        accountId: deps.options.accountId,
+        state: deps.state.region(r.region),
+      });
+      if (refusal) return send(errorAnswer(r.service, refusal.code, refusal.message, refusal.status));
+    }
     const fault = r.problem ? undefined : deps.faults.match(r.service, r.operation);
     if (!fault) return send(perform(deps, r));
     const applied = fault.applyFirst ? perform(deps, r) : undefined;
@@ -352,7 +373,12 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => handle(req, res, Buffer.concat(chunks).toString("utf8")));
+    req.on("end", () => {
+      handle(req, res, Buffer.concat(chunks).toString("utf8")).catch((e: unknown) => {
+        res.writeHead(500, { "content-type": "text/plain" });
+        res.end(`aws-standin bug: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      });
+    });
   });
   server.keepAliveTimeout = 1_000;
   await new Promise<void>((resolve, reject) => {

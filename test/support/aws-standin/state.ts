@@ -2,6 +2,7 @@
  * In-memory state of the AWS stand-in, per region, plus the id generator and the context every
  * operation handler receives.
  */
+import type { StandinIam } from "./iam.js";
 import type { RegionState, StandinOptions } from "./types.js";
 
 export interface ResolvedOptions {
@@ -11,6 +12,8 @@ export interface ResolvedOptions {
   copyPendingReads: number;
   instancePendingReads: number;
   now: () => Date;
+  iam?: StandinIam;
+  describePageSize?: number;
 }
 
 export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
@@ -21,6 +24,8 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     copyPendingReads: opts.copyPendingReads ?? 2,
     instancePendingReads: opts.instancePendingReads ?? 1,
     now: opts.now ?? (() => new Date()),
+    ...(opts.iam ? { iam: opts.iam } : {}),
+    ...(opts.describePageSize !== undefined ? { describePageSize: opts.describePageSize } : {}),
   };
 }
 

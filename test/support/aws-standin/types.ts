@@ -3,6 +3,8 @@
  * and the shapes of the in-memory per-region state (EC2, SSM, ECR).
  */
 
+import type { StandinIam } from "./iam.js";
+
 export type Service = "ec2" | "ssm" | "ecr" | "sts";
 
 export interface StandinOptions {
@@ -18,6 +20,16 @@ export interface StandinOptions {
   instancePendingReads?: number;
   /** Clock used for timestamps, token expiry and deprecation checks. @default () => new Date() */
   now?: () => Date;
+  /**
+   * Judge every call with the caller's IAM policy (by access key id) through the independent evaluator,
+   * and answer denials as AWS does. Without it, every call is allowed.
+   */
+  iam?: StandinIam;
+  /**
+   * DescribeImages/Snapshots/Instances answer in pages of this size even when the request sets no MaxResults
+   * (AWS may; callers must follow NextToken). @default everything in one answer
+   */
+  describePageSize?: number;
 }
 
 export interface RecordedRequest {
@@ -66,7 +78,7 @@ export interface Tag {
 
 // ---------------------------------------------------------------- EC2 state
 
-export type ImageState = "pending" | "available" | "failed";
+export type ImageState = "pending" | "available" | "failed" | "deregistered" | "disabled";
 
 export interface Ec2BlockDeviceMapping {
   deviceName: string;

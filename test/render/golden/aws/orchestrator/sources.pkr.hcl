@@ -1,5 +1,7 @@
 # Sources of the orchestrator bake on aws: one amazon-ebs source per architecture of the role's instance types.
-# IMDSv2 only (metadata_options, imds_support), encrypted root volume, tagged run, AMI and snapshots.
+# IMDSv2 only (metadata_options, imds_support: amazon plugin 1.2.2 or later), tagged run, AMI and snapshots.
+# The launch volume is encrypted, so the AMI's snapshots are too: no encrypt_boot (it would copy the AMI again).
+# The temporary security group opens SSH to this builder's public address only, not to 0.0.0.0/0.
 # Rendered by imgtool from templates/packer/sources-aws.pkr.hcl.hbs: do not edit.
 
 locals {
@@ -22,8 +24,9 @@ source "amazon-ebs" "x86_64" {
   ami_description   = "${local.description} ${var.version} (x86_64)"
   ssh_username      = "ec2-user"
   shutdown_behavior = "terminate"
-  encrypt_boot      = true
   imds_support      = "v2.0"
+
+  temporary_security_group_source_public_ip = true
 
   source_ami_filter {
     owners      = ["amazon"]

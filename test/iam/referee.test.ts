@@ -1,0 +1,217 @@
+// The generated IAM policies judged by an evaluator we did not write (@cloud-copilot/iam-simulate with AWS's
+// action, resource and condition-key data): every action exists, every condition key is valid for every action
+// of its statement, every resource fits its actions; what each actor does is allowed, and a list of things no
+// actor needs is denied to every actor.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { parseConfig } from "../../src/config/load.js";
+import { ACTORS, policyFor, type Actor } from "../../src/iam/policies.js";
+import { evaluate, policyProblems, type IamRequest } from "../support/iam-referee.js";
+
+const ACCOUNT = "123456789012";
+const config = parseConfig(
+  [
+    "pipeline: nightly",
+    "aws:",
+    "  regions: [us-east-1, eu-west-1]",
+    "  ssm_prefix: /teams/perf",
+    "  instance_profile: imgtool-nightly-instance",
+    "  api_key_parameter: /vault/nightly/api-key",
+    "  ecr:",
+    "    repositories:",
+    "      task-runner: perf/runner",
+  ].join("\n"),
+  { baseDir: "/" },
+).config!;
+
+const ec2 = (type: string, id: string, region = "us-east-1") =>
+  `arn:aws:ec2:${region}:${ACCOUNT}:${type}/${id}`;
+const ours = { "aws:ResourceTag/imgtool:pipeline": "nightly" };
+const theirs = { "aws:ResourceTag/imgtool:pipeline": "other" };
+const requestTags = (pipeline: string) => ({
+  "aws:RequestTag/imgtool:pipeline": pipeline,
+  "aws:TagKeys": ["imgtool:pipeline"],
+});
+
+async function allowed(actor: Actor, req: IamRequest): Promise<boolean> {
+  return (await evaluate(policyFor(actor, config), req, ACCOUNT)).allowed;
+}
+
+describe("IAM referee: the generated policies", () => {
+  for (const actor of ACTORS) {
+    test(`${actor}: every action exists, every condition key and resource fits its actions`, async () => {
+      assert.deepEqual(await policyProblems(policyFor(actor, config)), []);
+    });
+  }
+
+  test("the default config's policies are sound too", async () => {
+    const defaults = parseConfig("pipeline: bench\n", { baseDir: "/" }).config!;
+    for (const actor of ACTORS) assert.deepEqual(await policyProblems(policyFor(actor, defaults)), [], actor);
+  });
+
+  test("ARNs use the regions' partition", async () => {
+    const china = parseConfig("pipeline: bench\naws:\n  regions: [cn-north-1]\n", { baseDir: "/" }).config!;
+    for (const actor of ACTORS) {
+      const arns = policyFor(actor, china)
+        .Statement.flatMap((s) => [s.Resource].flat())
+        .filter((r) => r !== "*");
+      assert.ok(arns.length > 0);
+      for (const arn of arns) assert.match(arn, /^arn:aws-cn:/, `${actor}: ${arn}`);
+    }
+    assert.ok(
+      await allowed("push", {
+        action: "ecr:PutImage",
+        resource: `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/perf/runner`,
+      }),
+    );
+  });
+
+  test("the referee itself rejects an unknown action, a misplaced condition key and a misfit resource", async () => {
+    const problems = await policyProblems({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "Bad",
+          Effect: "Allow",
+          Action: ["ec2:TerminateInstance", "ec2:TerminateInstances"],
+          Resource: "arn:aws:ssm:*:*:parameter/x",
+          Condition: { StringEquals: { "ec2:CreateAction": "RunInstances" } },
+        },
+      ],
+    });
+    assert.equal(problems.length, 4, problems.join("\n"));
+  });
+});
+
+describe("IAM referee: what the actors need is allowed", () => {
+  test("launch: an on-demand and a spot launch, tagged with the pipeline, with the instance role", async () => {
+    const run = (resource: string, context: Record<string, string | string[]> = {}): IamRequest => ({
+      action: "ec2:RunInstances",
+      resource,
+      context,
+    });
+    for (const req of [
+      run(ec2("instance", "*"), requestTags("nightly")),
+      run(ec2("volume", "*"), requestTags("nightly")),
+      run(ec2("spot-instances-request", "*"), requestTags("nightly")),
+      run(ec2("network-interface", "*")),
+      run(`arn:aws:ec2:us-east-1::image/ami-0123456789abcdef0`),
+      run(ec2("subnet", "subnet-0123abcd")),
+      run(ec2("security-group", "sg-0123abcd")),
+      {
+        action: "ec2:CreateTags",
+        resource: ec2("spot-instances-request", "*"),
+        context: { ...requestTags("nightly"), "ec2:CreateAction": "RunInstances" },
+      },
+      {
+        action: "iam:PassRole",
+        resource: `arn:aws:iam::${ACCOUNT}:role/imgtool-nightly-instance`,
+        context: { "iam:PassedToService": "ec2.amazonaws.com" },
+      },
+      { action: "ec2:TerminateInstances", resource: ec2("instance", "i-0123456789abcdef0"), context: ours },
+    ]) {
+      assert.ok(await allowed("launch", req), JSON.stringify(req));
+    }
+  });
+
+  test("instance: reads the configured API key parameter (aws.api_key_parameter), pulls from its repositories", async () => {
+    assert.ok(
+      await allowed("instance", {
+        action: "ssm:GetParameter",
+        resource: `arn:aws:ssm:us-east-1:${ACCOUNT}:parameter/vault/nightly/api-key`,
+      }),
+    );
+    assert.ok(
+      await allowed("instance", {
+        action: "ecr:BatchGetImage",
+        resource: `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/perf/runner`,
+      }),
+    );
+  });
+});
+
+describe("IAM referee: what no actor needs is denied to every actor", () => {
+  const never: [string, IamRequest][] = [
+    [
+      "tag another pipeline's instance (after launch)",
+      {
+        action: "ec2:CreateTags",
+        resource: ec2("instance", "i-0fedcba9876543210"),
+        context: { ...theirs, ...requestTags("nightly") },
+      },
+    ],
+    [
+      "tag an existing instance with our pipeline's tag",
+      {
+        action: "ec2:CreateTags",
+        resource: ec2("instance", "i-0fedcba9876543210"),
+        context: requestTags("nightly"),
+      },
+    ],
+    [
+      "terminate another pipeline's instance",
+      { action: "ec2:TerminateInstances", resource: ec2("instance", "i-0fedcba9876543210"), context: theirs },
+    ],
+    [
+      "terminate an untagged instance",
+      { action: "ec2:TerminateInstances", resource: ec2("instance", "i-0fedcba9876543210") },
+    ],
+    [
+      "pass an unrelated role",
+      {
+        action: "iam:PassRole",
+        resource: `arn:aws:iam::${ACCOUNT}:role/admin`,
+        context: { "iam:PassedToService": "ec2.amazonaws.com" },
+      },
+    ],
+    [
+      "read another secret",
+      {
+        action: "ssm:GetParameter",
+        resource: `arn:aws:ssm:us-east-1:${ACCOUNT}:parameter/other/secrets/api-key`,
+      },
+    ],
+    [
+      "delete another pipeline's snapshot",
+      {
+        action: "ec2:DeleteSnapshot",
+        resource: "arn:aws:ec2:us-east-1::snapshot/snap-0123456789abcdef0",
+        context: theirs,
+      },
+    ],
+    [
+      "deregister another pipeline's AMI",
+      {
+        action: "ec2:DeregisterImage",
+        resource: "arn:aws:ec2:us-east-1::image/ami-0123456789abcdef0",
+        context: theirs,
+      },
+    ],
+    [
+      "delete another pipeline's volume",
+      { action: "ec2:DeleteVolume", resource: ec2("volume", "vol-0123456789abcdef0"), context: theirs },
+    ],
+    [
+      "push to another repository",
+      { action: "ecr:PutImage", resource: `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/other/app` },
+    ],
+    [
+      "upload layers to another repository",
+      {
+        action: "ecr:InitiateLayerUpload",
+        resource: `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/other/app`,
+      },
+    ],
+    [
+      "write outside the catalog prefix",
+      { action: "ssm:PutParameter", resource: `arn:aws:ssm:us-east-1:${ACCOUNT}:parameter/other/catalog` },
+    ],
+  ];
+  for (const actor of ACTORS) {
+    test(`${actor} is denied every one`, async () => {
+      const wrongly: string[] = [];
+      for (const [what, req] of never) if (await allowed(actor, req)) wrongly.push(what);
+      assert.deepEqual(wrongly, []);
+    });
+  }
+});
