@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { runCli } from "../support/cli.js";
+import { ACTOR_KEYS } from "../support/iam-referee.js";
 import { IMAGES, REGION, SECRET, awsFixture, runRequests, type AwsFixture } from "./aws-support.js";
 
 let fx: AwsFixture;
@@ -31,7 +32,7 @@ const aws = (args: string[]) =>
   runCli([...args, "--target", "aws", "--config", config], {
     env: {
       AWS_ENDPOINT_URL: fx.standin.endpoint,
-      AWS_ACCESS_KEY_ID: "AKIDTEST",
+      AWS_ACCESS_KEY_ID: ACTOR_KEYS.launch,
       AWS_SECRET_ACCESS_KEY: "secret",
       AWS_REGION: REGION,
       AWS_PROFILE: "",
