@@ -185,6 +185,8 @@ export async function runPipeline(
     seconds: since(t),
     detail: smoke.detail,
   });
+  // A smoke launch cut short by the interrupt did not fail: it was interrupted (and says so).
+  stop();
   if (!smoke.passed) {
     deps.events({ type: "fail", message: `smoke launch failed: ${smoke.detail}; stable stays where it was` });
     throw Object.assign(
