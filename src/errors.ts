@@ -3,6 +3,7 @@
  *
  * - {@link UsageError}: the user's input (flags, config, environment) is wrong. Exit code 2, no stack.
  * - {@link FailureError}: the input was fine but the work failed (a build, a registry, AWS). Exit code 1, no stack.
+ * - {@link InterruptedError}: the user (or a supervisor) stopped the run. Exit code 130 (SIGINT) or 143 (SIGTERM).
  */
 export class ImgtoolError extends Error {
   /** Process exit code the CLI uses for this error. */
@@ -39,6 +40,26 @@ export class ConfigError extends UsageError {
 export class FailureError extends ImgtoolError {
   constructor(message: string, opts: { fix?: string; cause?: unknown } = {}) {
     super(message, { ...opts, exitCode: 1 });
+  }
+}
+
+/** The signals imgtool stops on (src/cli/context.ts aborts the run's AbortSignal with one of them). */
+export type StopSignal = "SIGINT" | "SIGTERM";
+
+/** Which signal aborted `signal` (its abort reason); SIGINT when the reason is anything else. */
+export function stopSignalOf(signal: AbortSignal | undefined): StopSignal {
+  return signal?.reason === "SIGTERM" ? "SIGTERM" : "SIGINT";
+}
+
+/**
+ * The run was stopped by SIGINT (exit 130) or SIGTERM (exit 143), the shell's 128 + signal number. The message
+ * is one line that says what was stopped and, truthfully, what was cleaned up and what may be left.
+ */
+export class InterruptedError extends ImgtoolError {
+  readonly signal: StopSignal;
+  constructor(message: string, signal: StopSignal, opts: { fix?: string } = {}) {
+    super(message, { ...opts, exitCode: signal === "SIGTERM" ? 143 : 130 });
+    this.signal = signal;
   }
 }
 

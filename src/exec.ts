@@ -1,8 +1,10 @@
 /**
  * Every child process goes through here: an argv array (never a shell string), output captured or streamed
- * line by line, and dry-run decided at this one boundary.
+ * line by line, and dry-run decided at this one boundary. Each child is registered in src/process-group.ts while it
+ * runs, so an interrupt sent to imgtool reaches it.
  */
 import { spawn } from "node:child_process";
+import { registerChild } from "./process-group.js";
 
 export interface ExecOptions {
   cwd?: string;
@@ -50,6 +52,8 @@ export const exec: Exec = (argv, opts = {}) => {
       stdio: ["ignore", "pipe", "pipe"],
       signal: opts.signal,
     });
+    // An interrupt sent to imgtool alone reaches the child through src/process-group.ts.
+    registerChild(child, argv.slice(0, 2).join(" "));
     let stdout = "";
     let stderr = "";
     const partial = { stdout: "", stderr: "" };

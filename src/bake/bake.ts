@@ -21,7 +21,7 @@ import type { DataType } from "../catalog/store.js";
 import type { Config } from "../config/load.js";
 import { machineArch } from "../config/arch.js";
 import type { Arch, Role, Target } from "../config/schema.js";
-import { FailureError, ImgtoolError } from "../errors.js";
+import { FailureError, InterruptedError, type StopSignal } from "../errors.js";
 import type { EventSink } from "../events.js";
 import type { RubyBenchRepo } from "../git.js";
 import { hashParts } from "../hash.js";
@@ -128,16 +128,16 @@ export interface BakeDeps {
   packerEnv?: NodeJS.ProcessEnv;
 }
 
-/** Exit 130 / 143: the user (or CI) stopped the bake; Packer cleaned up and nothing was published. */
-export class InterruptedError extends ImgtoolError {
-  constructor(what: string, signal: "SIGINT" | "SIGTERM", killedLeft?: string[]) {
-    super(
-      killedLeft
-        ? `${what} was interrupted (${signal}): Packer did not finish cleaning up in time and was killed, nothing was published. May be left: ${killedLeft.join("; ")}.`
-        : `${what} was interrupted (${signal}): Packer cleaned up, nothing was published.`,
-      { exitCode: signal === "SIGINT" ? 130 : 143 },
-    );
-  }
+export { InterruptedError };
+
+/** Exit 130 / 143: the user (or CI) stopped the bake while Packer ran; nothing was published. */
+function packerInterrupted(what: string, signal: StopSignal, killedLeft?: string[]): InterruptedError {
+  return new InterruptedError(
+    killedLeft
+      ? `${what} was interrupted (${signal}): Packer did not finish cleaning up in time and was killed, nothing was published. May be left: ${killedLeft.join("; ")}.`
+      : `${what} was interrupted (${signal}): Packer cleaned up, nothing was published.`,
+    signal,
+  );
 }
 
 export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
@@ -301,7 +301,7 @@ export async function bakeRole(
     ...(deps.signal ? { signal: deps.signal } : {}),
   });
   if (run.interrupted) {
-    throw new InterruptedError(
+    throw packerInterrupted(
       `The ${role} bake`,
       opts.abortReason?.() ?? "SIGINT",
       run.killed ? ["Packer's builder (container or instance)", dir] : undefined,
@@ -354,7 +354,12 @@ export async function bakeRole(
   });
 
   // 5. Publish, only now that everything for this role succeeded (and nobody asked to stop meanwhile).
-  if (deps.signal?.aborted) throw new InterruptedError(`The ${role} bake`, opts.abortReason?.() ?? "SIGINT");
+  if (deps.signal?.aborted) {
+    throw new InterruptedError(
+      `The ${role} bake was interrupted (${opts.abortReason?.() ?? "SIGINT"}) after Packer finished: nothing was published; left unpublished: ${artifacts.map((a) => `${a.region}/${a.arch} ${a.id}`).join(", ")}${preloadVolume ? ` and volume ${preloadVolume}` : ""}.`,
+      opts.abortReason?.() ?? "SIGINT",
+    );
+  }
   for (const a of artifacts) {
     const cat = await deps.catalog(a.region);
     await cat.publish(

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type Docker from "dockerode";
-import { FailureError, UsageError } from "../errors.js";
+import { FailureError, InterruptedError, UsageError, stopSignalOf } from "../errors.js";
 import type { BakeArtifact, BakeTargetOps } from "./bake.js";
 
 /** The local target's bake ops, and the pre-load on its own (the launch tests pre-load twins they build). */
@@ -21,13 +21,16 @@ export interface TwinOps extends BakeTargetOps {
   ): Promise<void>;
 }
 import { DOCKER_LABEL } from "../config/tags.js";
+import { registerPending } from "../process-group.js";
 import { ENGINE_LIB_MOUNT, engineLibDir, nestedEngineHostConfig } from "../docker/nested-engine.js";
 
 export function makeTwinOps(opts: {
   docker: Docker;
   registry?: { endpoint: string; user: string; password: string };
+  /** The run's interrupt (src/cli/context.ts): kills the pre-load at once and removes what the bake made. */
+  signal?: AbortSignal;
 }): TwinOps {
-  const { docker } = opts;
+  const { docker, signal } = opts;
   const ops: TwinOps = {
     target: "local",
     dataType: "text",
@@ -49,67 +52,176 @@ export function makeTwinOps(opts: {
     async finish(made, { config, role, version, imageRef, emit }) {
       const artifacts: BakeArtifact[] = [];
       const repo = `imgtool-twin/${config.pipeline}-${role}`;
-      for (const m of made) {
-        await docker.getImage(m.id).tag({ repo, tag: version });
-        artifacts.push({ region: "local", arch: m.arch, id: m.id });
-      }
+      const cleanup: Cleanup = { removed: [], failed: [] };
       let preloadVolume: string | null = null;
-      if (imageRef) {
-        preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
-        emit(`pre-loading ${imageRef} into volume ${preloadVolume}`);
-        await ops.preload(made[0]!.id, imageRef, preloadVolume, {
-          [DOCKER_LABEL.pipeline]: config.pipeline,
-          [DOCKER_LABEL.role]: role,
-          [DOCKER_LABEL.version]: version,
-        });
-      }
-      return { artifacts, preloadVolume };
-    },
-    async preload(twinImageId, imageRef, volume, labels) {
-      await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
-      const env = [`IMGTOOL_IMAGE=${imageRef}`];
-      const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
-      // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
-      // environment (which `docker inspect` shows) nor a command line.
-      let secretDir: string | undefined;
-      if (opts.registry) {
-        secretDir = await mkdtemp(path.join(tmpdir(), "imgtool-preload-"));
-        const file = path.join(secretDir, "registry-password");
-        await writeFile(file, opts.registry.password, { mode: 0o600 });
-        binds.push(`${file}:/run/secrets/imgtool-registry-password:ro`);
-        env.push(`IMGTOOL_REGISTRY=${opts.registry.endpoint}`, `IMGTOOL_REGISTRY_USER=${opts.registry.user}`);
-      }
-      let container: Docker.Container | undefined;
+      let preloading = false;
+      const done = registerPending({
+        what: `the ${role} bake's pre-load`,
+        mayLeave:
+          `twin image ${repo}:${version}, volume imgtool-${config.pipeline}-${role}-${version}-store and the ` +
+          `pre-load container (\`docker ps -a --filter label=${DOCKER_LABEL.version}=${version}\`)`,
+      });
       try {
-        container = await docker.createContainer({
-          Image: twinImageId,
-          // packer/scripts/lib/imgtool-preload: start the twin's engine on the volume, pull, stop it cleanly.
-          Entrypoint: ["/bin/sh", `${ENGINE_LIB_MOUNT}/imgtool-preload`],
-          Cmd: [],
-          Env: env,
-          Labels: labels,
-          HostConfig: nestedEngineHostConfig(volume, binds),
-        });
-        await container.start();
-        const { StatusCode } = (await container.wait()) as { StatusCode: number };
-        if (StatusCode !== 0) {
-          const logs = (await container.logs({ stdout: true, stderr: true, tail: 30 })).toString("utf8");
-          throw new FailureError(
-            `Pre-loading ${imageRef} into the twin's image store failed (exit ${StatusCode}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
+        for (const m of made) {
+          if (signal?.aborted) throw new Stopped();
+          await docker.getImage(m.id).tag({ repo, tag: version });
+          artifacts.push({ region: "local", arch: m.arch, id: m.id });
+        }
+        if (imageRef) {
+          preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
+          emit(`pre-loading ${imageRef} into volume ${preloadVolume}`);
+          preloading = true;
+          await runPreload(
+            made[0]!.id,
+            imageRef,
+            preloadVolume,
+            {
+              [DOCKER_LABEL.pipeline]: config.pipeline,
+              [DOCKER_LABEL.role]: role,
+              [DOCKER_LABEL.version]: version,
+            },
+            cleanup,
+          );
+          preloading = false;
+        }
+        if (signal?.aborted) throw new Stopped();
+        return { artifacts, preloadVolume };
+      } catch (e) {
+        // Nothing of this bake is published: the twin Packer committed goes too (a new image, only our tag).
+        for (const m of made) {
+          await attempt(
+            cleanup,
+            `twin image ${repo}:${version} (${m.id.replace(/^sha256:/, "").slice(0, 12)})`,
+            () => docker.getImage(m.id).remove({ force: true }),
           );
         }
-        await container.remove({ force: true });
-      } catch (e) {
-        await container?.remove({ force: true }).catch(() => undefined);
-        await docker
-          .getVolume(volume)
-          .remove()
-          .catch(() => undefined);
-        throw e;
+        if (!signal?.aborted) {
+          if (cleanup.removed.length)
+            emit(`removed what the failed bake made: ${cleanup.removed.join(", ")}`);
+          throw e;
+        }
+        const sig = stopSignalOf(signal);
+        const when = !preloading
+          ? "after Packer, before the pre-load"
+          : cleanup.killed
+            ? "during the pre-load (its container was killed at once)"
+            : "during the pre-load";
+        throw new InterruptedError(
+          `The ${role} bake was interrupted (${sig}) ${when}; ` +
+            (cleanup.removed.length ? `removed ${cleanup.removed.join(", ")}` : "nothing to remove") +
+            (cleanup.failed.length ? `; could NOT remove ${cleanup.failed.join(", ")}` : "") +
+            "; nothing was published.",
+          sig,
+          cleanup.failed.length
+            ? {
+                fix: "Remove what is named above with `docker rm -f` / `docker volume rm` / `docker image rm`.",
+              }
+            : {},
+        );
       } finally {
-        if (secretDir) await rm(secretDir, { recursive: true, force: true });
+        done();
       }
     },
+    preload: (twinImageId, imageRef, volume, labels) =>
+      runPreload(twinImageId, imageRef, volume, labels, { removed: [], failed: [] }),
   };
+
+  /**
+   * The pre-load: a container of the twin starts its engine on a fresh volume and pulls the image. On an
+   * interrupt the container is killed at once; on any failure its container and volume are removed, and
+   * `cleanup` records what was removed and what could not be.
+   */
+  async function runPreload(
+    twinImageId: string,
+    imageRef: string,
+    volume: string,
+    labels: Record<string, string>,
+    cleanup: Cleanup,
+  ): Promise<void> {
+    if (signal?.aborted) throw new Stopped();
+    await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
+    const env = [`IMGTOOL_IMAGE=${imageRef}`];
+    const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
+    // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
+    // environment (which `docker inspect` shows) nor a command line.
+    let secretDir: string | undefined;
+    if (opts.registry) {
+      secretDir = await mkdtemp(path.join(tmpdir(), "imgtool-preload-"));
+      const file = path.join(secretDir, "registry-password");
+      await writeFile(file, opts.registry.password, { mode: 0o600 });
+      binds.push(`${file}:/run/secrets/imgtool-registry-password:ro`);
+      env.push(`IMGTOOL_REGISTRY=${opts.registry.endpoint}`, `IMGTOOL_REGISTRY_USER=${opts.registry.user}`);
+    }
+    let container: Docker.Container | undefined;
+    /** The kill an interrupt sent; false when it found the container not (yet) running. */
+    let killing: Promise<boolean> | undefined;
+    const kill = () => {
+      if (!container) return;
+      cleanup.killed = true;
+      killing = container.kill().then(
+        () => true,
+        () => false,
+      );
+    };
+    try {
+      container = await docker.createContainer({
+        Image: twinImageId,
+        // packer/scripts/lib/imgtool-preload: start the twin's engine on the volume, pull, stop it cleanly.
+        Entrypoint: ["/bin/sh", `${ENGINE_LIB_MOUNT}/imgtool-preload`],
+        Cmd: [],
+        Env: env,
+        Labels: labels,
+        HostConfig: nestedEngineHostConfig(volume, binds),
+      });
+      if (signal?.aborted) throw new Stopped();
+      signal?.addEventListener("abort", kill, { once: true });
+      await container.start();
+      // An interrupt that came while the container was starting: its kill may have found it not running yet.
+      if (signal?.aborted && !(await killing)) {
+        cleanup.killed = true;
+        await container.kill().catch(() => undefined);
+      }
+      const { StatusCode } = (await container.wait()) as { StatusCode: number };
+      if (signal?.aborted) throw new Stopped();
+      if (StatusCode !== 0) {
+        const logs = (await container.logs({ stdout: true, stderr: true, tail: 30 })).toString("utf8");
+        throw new FailureError(
+          `Pre-loading ${imageRef} into the twin's image store failed (exit ${StatusCode}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
+        );
+      }
+      await container.remove({ force: true });
+    } catch (e) {
+      const c = container;
+      if (c)
+        await attempt(cleanup, `pre-load container ${c.id.slice(0, 12)}`, () => c.remove({ force: true }));
+      await attempt(cleanup, `volume ${volume}`, () => docker.getVolume(volume).remove());
+      throw e;
+    } finally {
+      signal?.removeEventListener("abort", kill);
+      if (secretDir) await rm(secretDir, { recursive: true, force: true });
+    }
+  }
   return ops;
+}
+
+/** The run was interrupted before or during a step of {@link TwinOps.finish}; finish says what it removed. */
+class Stopped extends Error {}
+
+/** What a failed or interrupted finish removed, and what it could not remove (with why). */
+interface Cleanup {
+  removed: string[];
+  failed: string[];
+  /** The pre-load container was killed (an interrupt while it ran). */
+  killed?: boolean;
+}
+
+/** Remove one thing and record the outcome; one that is gone already (404) counts as removed. */
+async function attempt(c: Cleanup, what: string, remove: () => Promise<unknown>): Promise<void> {
+  try {
+    await remove();
+    c.removed.push(what);
+  } catch (e) {
+    if ((e as { statusCode?: number }).statusCode === 404) c.removed.push(what);
+    else c.failed.push(`${what} (${(e as Error).message})`);
+  }
 }

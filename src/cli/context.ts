@@ -2,7 +2,7 @@
  * What every command handler gets: parsed global options, the loaded config, the output, and lazily built
  * dependencies (AWS clients, catalog). Heavy modules are imported only when a command asks for them.
  */
-import { killAllGroups } from "../process-group.js";
+import { interruptChildrenOn, killAllChildren, killAllGroups, pendingWork } from "../process-group.js";
 import { loadConfig, DEFAULT_CONFIG_FILE, type Config } from "../config/load.js";
 import type { Target } from "../config/schema.js";
 import type { Output } from "./output.js";
@@ -61,9 +61,13 @@ function interruptions(out: Output): { signal: AbortSignal; reason: () => "SIGIN
     process.on(sig, () => {
       if (ac.signal.aborted) {
         const killed = killAllGroups();
+        const children = killAllChildren();
         out.log(`imgtool: ${sig} again: killed what was still running, exiting without waiting for cleanup`);
         for (const g of killed) out.log(`  ${g.what} was killed; may be left: ${g.mayLeave}`);
-        if (killed.length) out.log("  `imgtool doctor` lists leftovers.");
+        for (const c of children) out.log(`  ${c.what} (pid ${c.pid}) was killed`);
+        const left = pendingWork();
+        for (const w of left) out.log(`  ${w.what} was cut short; may be left: ${w.mayLeave}`);
+        if (killed.length || left.length) out.log("  `imgtool doctor` lists leftovers.");
         process.exit(sig === "SIGINT" ? 130 : 143);
       }
       reason = sig;
@@ -71,6 +75,7 @@ function interruptions(out: Output): { signal: AbortSignal; reason: () => "SIGIN
       ac.abort(sig);
     });
   }
+  interruptChildrenOn(ac.signal);
   return { signal: ac.signal, reason: () => reason };
 }
 

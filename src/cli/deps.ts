@@ -140,7 +140,10 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         };
         bakeDeps.registry = registry;
         bakeDeps.packerEnv = { DOCKER_HOST: dockerHost(stack) };
-        return { ...bakeDeps, ops: makeTwinOps({ docker: await ctx.docker(), registry }) };
+        return {
+          ...bakeDeps,
+          ops: makeTwinOps({ docker: await ctx.docker(), registry, signal: ctx.signal }),
+        };
       }
     },
 
@@ -154,6 +157,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         events,
         exec,
         rubyBench: gitRubyBench({ cacheDir: path.join(stateDir, "cache", "ruby-bench"), exec }),
+        signal: ctx.signal,
       };
       if (ctx.target === "local") {
         const stack = await requireLocalStack();
@@ -210,6 +214,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         catalog: () => deps.catalog(ctx.target === "aws" ? region : undefined),
         events: ctx.out.event,
         probe: httpHealthProbe(),
+        signal: ctx.signal,
       };
     },
 

@@ -292,13 +292,15 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       }));
     },
 
-    async waitReady(inst, timeoutMs): Promise<ReadyReport> {
+    async waitReady(inst, timeoutMs, signal): Promise<ReadyReport> {
       const meta = started.get(inst.id);
       if (!meta) throw new Error(`unknown local instance ${inst.id}`);
       const dir = path.join(runDir(meta.runId, inst.id), "run");
       const deadline = Date.now() + timeoutMs;
       let lastInspect = 0;
       for (;;) {
+        if (signal?.aborted)
+          throw new FailureError(`Stopped waiting for ${inst.id}: the launch was interrupted.`);
         const ready = await readJson(path.join(dir, "ready"));
         if (ready) {
           const info = await docker.getContainer(inst.id).inspect();

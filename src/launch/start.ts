@@ -3,10 +3,13 @@
  * RunInstances answers with its private address (they retry it until it answers), one request per instance type,
  * all types at once, while the orchestrator's health is polled (checked once when it is already healthy) and,
  * where the target can tell, every instance's readiness is awaited. If anything fails, what this launch started is
- * terminated (unless `keepOnFailure`): nothing is orphaned.
+ * terminated (unless `keepOnFailure`): nothing is orphaned. An interrupt (`deps.signal`) is such a failure: no
+ * wait goes on, requests already sent are answered first (what they started is terminated too), and the launch
+ * rejects with an {@link InterruptedError} that says what was terminated or left.
  */
 import type { Role } from "../config/schema.js";
-import { FailureError, errorName, isImgtoolError } from "../errors.js";
+import { FailureError, InterruptedError, errorName, isImgtoolError, stopSignalOf } from "../errors.js";
+import { registerPending } from "../process-group.js";
 import { checkUserDataSize, renderUserData } from "../render/user-data.js";
 import { launchTags } from "./aws.js";
 import { healthCheckOf, waitHealthy } from "./health.js";
@@ -53,13 +56,39 @@ export async function start(
   const timeoutMs = config.launch.ready_timeout_seconds * 1000;
   /** Aborts the health wait when an instance failed to boot: no waiting out the timeout for a lost cause. */
   const abort = new AbortController();
+  const stop = deps.signal;
+  const onStop = () => abort.abort();
+  stop?.addEventListener("abort", onStop, { once: true });
+  /**
+   * Task-runner start requests (each settled once its instances are recorded): a failure or an interrupt waits
+   * for them, so what they start is never orphaned.
+   */
+  const inflight: Promise<unknown>[] = [];
+  const sent = <T>(p: Promise<T>): Promise<T> => {
+    inflight.push(p);
+    return p;
+  };
+  const stopped = new Promise<never>((_, reject) => {
+    if (stop?.aborted) reject(new Stopped());
+    else stop?.addEventListener("abort", () => reject(new Stopped()), { once: true });
+  });
+  stopped.catch(() => undefined);
+  /** `p`, or a rejection as soon as the run is interrupted. */
+  const unlessStopped = <T>(p: Promise<T>): Promise<T> => (stop ? Promise.race([p, stopped]) : p);
+  const checkStop = () => {
+    if (stop?.aborted) throw new Stopped();
+  };
+  const forget = registerPending({
+    what: `the launch of run ${opts.runId}`,
+    mayLeave: `the instances it started (\`${terminateCommand(opts)}\` ends them)`,
+  });
   let bootFailure: { error: unknown } | undefined;
   const watch = (insts: StartedInstance[]) => {
     if (!backend.waitReady || !opts.wait) return;
     for (const inst of insts) {
       readyWaits.push(
         settle(
-          backend.waitReady(inst, timeoutMs).then((r) => {
+          backend.waitReady(inst, timeoutMs, stop).then((r) => {
             ready.set(inst.id, r);
             events({
               type: "ready",
@@ -107,6 +136,7 @@ export async function start(
   let health: StartResultHealth = { healthy: false, checks: 0 };
   let url: string;
   try {
+    checkStop();
     if (plan.orchestrator.reuse) {
       url = plan.orchestrator.url;
     } else {
@@ -121,6 +151,7 @@ export async function start(
         data: { id: orch.id, url },
       });
       watch(insts);
+      checkStop();
     }
 
     // The task runners, every type at once, with the orchestrator's address; its health meanwhile.
@@ -159,21 +190,24 @@ export async function start(
           compression,
         );
         checkUserDataSize("task-runner", userData.bytes.length, { compression });
-        return settle(
-          backend.start({ ...request(g), userData }, opts.runId).then((insts) => {
-            started.push(...insts);
-            events({
-              type: "launch",
-              role: "task-runner",
-              message: `started ${insts.length} x ${g.instanceType} (${insts[0]?.market ?? g.market}): ${insts.map((i) => i.id).join(", ")}`,
-              data: { ids: insts.map((i) => i.id), instanceType: g.instanceType },
-            });
-            watch(insts);
-            return insts;
-          }),
+        return sent(
+          settle(
+            backend.start({ ...request(g), userData }, opts.runId).then((insts) => {
+              started.push(...insts);
+              events({
+                type: "launch",
+                role: "task-runner",
+                message: `started ${insts.length} x ${g.instanceType} (${insts[0]?.market ?? g.market}): ${insts.map((i) => i.id).join(", ")}`,
+                data: { ids: insts.map((i) => i.id), instanceType: g.instanceType },
+              });
+              watch(insts);
+              return insts;
+            }),
+          ),
         );
       }),
     );
+    checkStop();
     const failedGroups = groups.flatMap((r, i) =>
       r.ok ? [] : [{ group: plan.taskRunners[i]!, error: r.error }],
     );
@@ -189,7 +223,8 @@ export async function start(
       );
     }
     if (healthWait) {
-      const h = await healthWait;
+      const h = await unlessStopped(healthWait);
+      checkStop();
       if (bootFailure) throw bootFailure.error;
       if (!h.ok) throw h.error;
       health = h.value;
@@ -207,14 +242,57 @@ export async function start(
         data: { url, checks: health.checks },
       });
     }
-    const readyResults = await Promise.all(readyWaits);
+    const readyResults = await unlessStopped(Promise.all(readyWaits));
+    checkStop();
     const notReady = readyResults.find((r): r is { ok: false; error: unknown } => !r.ok);
     if (notReady) throw notReady.error;
   } catch (e) {
-    await cleanUp(e, started, opts, deps);
+    abort.abort();
+    // Requests already sent are answered first: what they started is terminated with the rest.
+    await Promise.all(inflight);
+    const outcome = await cleanUp(e, started, opts, deps);
+    if (stop?.aborted) throw interrupted(opts, stopSignalOf(stop), outcome);
     throw e;
+  } finally {
+    stop?.removeEventListener("abort", onStop);
+    forget();
   }
   return { url, started, ready, health };
+}
+
+/** The run was interrupted: the launch stops where it is and cleans up. */
+class Stopped extends Error {
+  constructor() {
+    super("the launch was interrupted");
+  }
+}
+
+function terminateCommand(opts: LaunchOptions): string {
+  return `imgtool terminate --run-id ${opts.runId}${opts.target === "aws" ? " --target aws" : ""}`;
+}
+
+/** What the cleanup after a failure did with the instances this launch started. */
+type CleanUpOutcome =
+  | { ids: string[]; action: "none" | "kept" | "terminated" }
+  | { ids: string[]; action: "failed"; error: string };
+
+function interrupted(opts: LaunchOptions, signal: "SIGINT" | "SIGTERM", o: CleanUpOutcome): InterruptedError {
+  const head = `The launch of run ${opts.runId} was interrupted (${signal})`;
+  const n = `${o.ids.length} instance(s) it started (${o.ids.join(", ")})`;
+  switch (o.action) {
+    case "none":
+      return new InterruptedError(`${head} before any instance started: nothing to clean up.`, signal);
+    case "terminated":
+      return new InterruptedError(`${head}: terminated the ${n}.`, signal);
+    case "kept":
+      return new InterruptedError(`${head}: --keep-on-failure leaves the ${n} running.`, signal, {
+        fix: `\`${terminateCommand(opts)}\` ends them.`,
+      });
+    case "failed":
+      return new InterruptedError(`${head}: terminating the ${n} failed (${o.error}).`, signal, {
+        fix: `\`${terminateCommand(opts)}\` ends them.`,
+      });
+  }
 }
 
 function describe(e: unknown): string {
@@ -223,29 +301,38 @@ function describe(e: unknown): string {
   return name && !isImgtoolError(e) && name !== "Error" ? `${name}: ${msg}` : msg;
 }
 
-async function cleanUp(e: unknown, started: StartedInstance[], opts: LaunchOptions, deps: LaunchDeps) {
+async function cleanUp(
+  e: unknown,
+  started: StartedInstance[],
+  opts: LaunchOptions,
+  deps: LaunchDeps,
+): Promise<CleanUpOutcome> {
   const ids = started.map((i) => i.id);
-  if (!ids.length) return;
+  if (!ids.length) return { ids, action: "none" };
+  const why =
+    e instanceof Stopped ? "the launch was interrupted" : `the launch failed (${describe(e).split("\n")[0]})`;
   if (opts.keepOnFailure) {
     deps.events({
       type: "warn",
       message:
-        `the launch failed; --keep-on-failure leaves ${ids.length} instance(s) running: ${ids.join(", ")} ` +
-        `(\`imgtool terminate --run-id ${opts.runId}\` ends them)`,
+        `${why}; --keep-on-failure leaves ${ids.length} instance(s) running: ${ids.join(", ")} ` +
+        `(\`${terminateCommand(opts)}\` ends them)`,
     });
-    return;
+    return { ids, action: "kept" };
   }
   deps.events({
     type: "fail",
-    message: `the launch failed (${describe(e).split("\n")[0]}): terminating the ${ids.length} instance(s) it started: ${ids.join(", ")}`,
+    message: `${why}: terminating the ${ids.length} instance(s) it started: ${ids.join(", ")}`,
   });
   try {
     await deps.backend.terminate(ids);
+    return { ids, action: "terminated" };
   } catch (te) {
     deps.events({
       type: "fail",
-      message: `terminating ${ids.join(", ")} failed too (${describe(te)}): end them with \`imgtool terminate --run-id ${opts.runId}\``,
+      message: `terminating ${ids.join(", ")} failed too (${describe(te)}): end them with \`${terminateCommand(opts)}\``,
     });
+    return { ids, action: "failed", error: describe(te) };
   }
 }
 

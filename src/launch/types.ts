@@ -23,6 +23,11 @@ export interface LaunchDeps {
   healthIntervalMs?: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
+  /**
+   * The run's interrupt (src/cli/context.ts): no new instance starts, waits stop, and what this launch started
+   * is terminated (unless `keepOnFailure`); the launch rejects with an InterruptedError that says so.
+   */
+  signal?: AbortSignal;
 }
 
 export interface LaunchOptions {
@@ -125,8 +130,11 @@ export interface LaunchBackend {
   terminate(ids: string[]): Promise<string[]>;
   /** Instances of this pipeline that are not terminated, by role and/or run id. */
   find(filter: { role?: Role; runId?: string; running?: boolean }): Promise<FoundInstance[]>;
-  /** local: wait for the instance's readiness marker. aws: absent (the launcher cannot look inside). */
-  waitReady?(instance: StartedInstance, timeoutMs: number): Promise<ReadyReport>;
+  /**
+   * local: wait for the instance's readiness marker (rejects once `signal` is aborted). aws: absent (the launcher
+   * cannot look inside).
+   */
+  waitReady?(instance: StartedInstance, timeoutMs: number, signal?: AbortSignal): Promise<ReadyReport>;
   /** local: this machine's CPUs, to size the instances. */
   machineCpus?(): CpuTopology;
   /** aws: check the AMIs before launching (exist, available, architecture) and learn their root devices. */

@@ -7,7 +7,7 @@
 import type { BakeResult } from "../bake/bake.js";
 import type { ArtifactKey, Catalog } from "../catalog/catalog.js";
 import type { Role } from "../config/schema.js";
-import { FailureError, ImgtoolError } from "../errors.js";
+import { FailureError, ImgtoolError, InterruptedError, stopSignalOf } from "../errors.js";
 import type { EventSink } from "../events.js";
 
 export interface PushOutcome {
@@ -87,10 +87,12 @@ export async function runPipeline(
   const report: PipelineReport = { stages, smoke: null, promoted: false, stable: {} };
   const stop = () => {
     if (deps.signal?.aborted) {
+      const sig = stopSignalOf(deps.signal);
       throw Object.assign(
-        new ImgtoolError("The pipeline was interrupted: no further stage ran, stable was not moved.", {
-          exitCode: 130,
-        }),
+        new InterruptedError(
+          `The pipeline was interrupted (${sig}): no further stage ran, stable was not moved.`,
+          sig,
+        ),
         { report },
       );
     }
@@ -183,6 +185,8 @@ export async function runPipeline(
     seconds: since(t),
     detail: smoke.detail,
   });
+  // A smoke launch cut short by the interrupt did not fail: it was interrupted (and says so).
+  stop();
   if (!smoke.passed) {
     deps.events({ type: "fail", message: `smoke launch failed: ${smoke.detail}; stable stays where it was` });
     throw Object.assign(

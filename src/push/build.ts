@@ -26,6 +26,8 @@ export interface BuilderDeps {
   rubyBench: RubyBenchSource;
   exec: Exec;
   emit: RoleEmit;
+  /** The run's interrupt: the build request is closed at once, which makes the engine stop the build. */
+  signal?: AbortSignal;
 }
 
 /** What a build adds to the role's result. */
@@ -104,6 +106,7 @@ export class ImageBuilder {
         labels: rendered ? {} : { ...labels, [IMAGE_LABEL.role]: i.role },
         platform: p.platform.platform,
         ...(attempt > 1 ? { noCache: true } : {}),
+        ...(this.deps.signal ? { signal: this.deps.signal } : {}),
       });
       // The classic builder can hand back a layer cached for another architecture (a stage FROM scratch has
       // no base to tell them apart), or build on a base of the wrong one: check what came out.
@@ -155,6 +158,7 @@ export class ImageBuilder {
         output: (line) => emit(i.role, "debug", line),
       });
     } catch (e) {
+      if (this.deps.signal?.aborted) throw e;
       if (e instanceof DockerfileParseError) {
         throw new UsageError(`${i.dockerfileLabel}${e.line ? `:${e.line}` : ""}: ${e.message}`, {
           fix: `The Docker engine refused the Dockerfile${e.line ? `: fix line ${e.line}` : ""}.`,

@@ -14,7 +14,13 @@ import type { Role, Target } from "../config/schema.js";
 import type { EcrApi } from "../aws/ecr.js";
 import type { DockerEngine } from "../docker/engine.js";
 import { isEngineUnreachable } from "../docker/errors.js";
-import { FailureError, isImgtoolError, type ImgtoolError } from "../errors.js";
+import {
+  FailureError,
+  InterruptedError,
+  isImgtoolError,
+  stopSignalOf,
+  type ImgtoolError,
+} from "../errors.js";
 import { ignoreEvents, type EventSink } from "../events.js";
 import { exec as realExec, type Exec } from "../exec.js";
 import type { RegistryClient, RegistryClientOptions } from "../registry/client.js";
@@ -90,6 +96,11 @@ export interface PushDeps {
   now?: () => Date;
   /** Where imgtool's templates' companions (docker/<role>/bin) are. @default the project root */
   projectDir?: string;
+  /**
+   * The run's interrupt (src/cli/context.ts): the engine's build and push streams are closed at once, nothing is
+   * published after it, and each role that was stopped fails with an InterruptedError that says where.
+   */
+  signal?: AbortSignal;
 }
 
 /** Push every requested role: inputs of all roles are checked first, then the roles run in parallel. */
@@ -99,16 +110,27 @@ export async function pushImages(req: PushRequest, deps: PushDeps): Promise<Push
   // Check before work: every role's inputs, sequentially (base pulls may share an engine tag).
   const inputs: RoleInputs[] = [];
   for (const role of req.roles) {
-    inputs.push(
-      await explainEngineErrors(() =>
-        prepareRole(role, req.config, req.target, {
-          docker: deps.docker,
-          rubyBench: deps.rubyBench,
-          ...(req.rubyBenchCommits?.[role] ? { rubyBenchCommit: req.rubyBenchCommits[role] } : {}),
-          ...(deps.projectDir ? { projectDir: deps.projectDir } : {}),
-        }),
-      ),
-    );
+    try {
+      if (deps.signal?.aborted) throw new Error("interrupted");
+      inputs.push(
+        await explainEngineErrors(() =>
+          prepareRole(role, req.config, req.target, {
+            docker: deps.docker,
+            rubyBench: deps.rubyBench,
+            ...(req.rubyBenchCommits?.[role] ? { rubyBenchCommit: req.rubyBenchCommits[role] } : {}),
+            ...(deps.projectDir ? { projectDir: deps.projectDir } : {}),
+          }),
+        ),
+      );
+    } catch (e) {
+      // A git or engine call cut short by the interrupt fails in its own words: the interrupt is the cause.
+      if (!deps.signal?.aborted) throw e;
+      const sig = stopSignalOf(deps.signal);
+      throw new InterruptedError(
+        `The push was interrupted (${sig}) while checking the inputs of ${role}: nothing was built, pushed or published.`,
+        sig,
+      );
+    }
   }
   const run = new PushRun(req, deps, events);
   const settled = await Promise.allSettled(inputs.map((i) => explainEngineErrors(() => run.role(i))));
@@ -146,6 +168,17 @@ async function explainEngineErrors<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Where a role's push is; an interrupt says it. */
+type Stage = "check" | "build" | "push" | "verify" | "publish";
+
+const STOPPED_AT: Record<Stage, string> = {
+  check: "while checking the registry: nothing was built or pushed",
+  build: "while building: the engine's build was stopped, nothing was pushed",
+  push: "while pushing: the upload was stopped (layers already uploaded stay in the registry, unreferenced; a re-run does not upload them again)",
+  verify: "after the push, before its digest was read back",
+  publish: "before publishing (the image is in the registry)",
+};
+
 /** One run: the builder, the uploader and the publisher, and the per-role work that orchestrates them. */
 class PushRun {
   private readonly results = new Map<Role, RoleResult>();
@@ -154,6 +187,7 @@ class PushRun {
   private readonly builder: ImageBuilder;
   private readonly uploader: Uploader;
   private readonly publisher: Publisher;
+  private readonly signal: AbortSignal | undefined;
 
   constructor(
     private readonly req: PushRequest,
@@ -161,6 +195,7 @@ class PushRun {
     events: EventSink,
   ) {
     this.now = deps.now ?? (() => new Date());
+    this.signal = deps.signal;
     this.emit = roleEmitter(events);
     this.builder = new ImageBuilder({
       config: req.config,
@@ -168,6 +203,7 @@ class PushRun {
       rubyBench: deps.rubyBench,
       exec: deps.exec ?? realExec,
       emit: this.emit,
+      ...(deps.signal ? { signal: deps.signal } : {}),
     });
     this.uploader = new Uploader({
       config: req.config,
@@ -179,6 +215,7 @@ class PushRun {
       ...(deps.makeRegistryClient ? { makeRegistryClient: deps.makeRegistryClient } : {}),
       events,
       emit: this.emit,
+      ...(deps.signal ? { signal: deps.signal } : {}),
     });
     this.publisher = new Publisher({
       target: req.target,
@@ -210,8 +247,34 @@ class PushRun {
     };
   }
 
-  /** Check, then build, upload and verify each platform, then publish. */
+  /**
+   * {@link work}, and when the run is interrupted meanwhile, whatever the stopped step threw becomes an
+   * InterruptedError that says where the role stopped and what stays.
+   */
   async role(i: RoleInputs): Promise<RoleResult> {
+    const at: { stage: Stage } = { stage: "check" };
+    try {
+      return await this.work(i, at);
+    } catch (e) {
+      if (!this.signal?.aborted) throw e;
+      const sig = stopSignalOf(this.signal);
+      const built = this.results.get(i.role)?.built;
+      throw new InterruptedError(
+        `The ${i.role} push was interrupted (${sig}) ${STOPPED_AT[at.stage]}` +
+          (built && at.stage !== "build" ? "; the image built stays in the engine's cache" : "") +
+          "; nothing was published.",
+        sig,
+      );
+    }
+  }
+
+  private stopHere(at: { stage: Stage }, stage: Stage): void {
+    at.stage = stage;
+    if (this.signal?.aborted) throw new Error("interrupted");
+  }
+
+  /** Check, then build, upload and verify each platform, then publish. */
+  private async work(i: RoleInputs, at: { stage: Stage }): Promise<RoleResult> {
     const result = this.base(i);
     this.results.set(i.role, result);
     const platforms = i.platforms.map((p) => p.platform.platform).join(", ");
@@ -231,7 +294,10 @@ class PushRun {
       this.emit(i.role, "found", `up to date: ${uri}:${i.tag} is ${found}; nothing to build or push`, {
         reference: result.reference,
       });
-      if (!this.req.dryRun) await this.publisher.publishIfMissing(i, result);
+      if (!this.req.dryRun) {
+        this.stopHere(at, "publish");
+        await this.publisher.publishIfMissing(i, result);
+      }
       return result;
     }
     if (this.req.dryRun) {
@@ -258,11 +324,14 @@ class PushRun {
         pushed.push({ p, tag, digest: done });
         continue;
       }
+      this.stopHere(at, "build");
       const imageId = await this.builder.build(i, p, `${uri}:${tag}`, builtAt, gitRevision, result);
       result.built = true;
+      this.stopHere(at, "push");
       const outcome = await this.uploader.push(i, uri, tag, imageId, result);
       pushed.push({ p, tag, digest: outcome.digest });
     }
+    this.stopHere(at, "verify");
     let digest: string;
     if (multi) {
       digest = await this.uploader.manifestList(i, uri, pushed);
@@ -273,6 +342,7 @@ class PushRun {
     result.digest = digest;
     result.reference = `${uri}@${digest}`;
     result.status = "pushed";
+    this.stopHere(at, "publish");
     await this.publisher.publish(i, result, builtAt, gitRevision);
     return result;
   }

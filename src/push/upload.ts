@@ -36,6 +36,8 @@ export interface UploaderDeps {
   makeRegistryClient?: (opts: RegistryClientOptions) => RegistryClient;
   events: EventSink;
   emit: RoleEmit;
+  /** The run's interrupt: the daemon's push stream is closed at once (the push flow then publishes nothing). */
+  signal?: AbortSignal;
 }
 
 /** What an upload adds to the role's result. */
@@ -182,7 +184,7 @@ export class Uploader {
           tag,
           { username: token.username, password: token.password, serveraddress: host },
           { layer: onLayer },
-          abort.signal,
+          this.deps.signal ? AbortSignal.any([abort.signal, this.deps.signal]) : abort.signal,
         );
         const count = (st: string) => outcome.layers.filter((l) => l.status === st).length;
         const layers = { pushed: count("pushed"), existed: count("exists"), mounted: count("mounted") };
@@ -199,7 +201,7 @@ export class Uploader {
         );
         return outcome;
       } catch (e) {
-        if (!(e instanceof PushFailedError)) throw e;
+        if (!(e instanceof PushFailedError) || this.deps.signal?.aborted) throw e;
         if (stopped) {
           throw new FailureError(
             `${i.role}: the registry ${host} stopped answering mid-push: ${stopped.message}`,

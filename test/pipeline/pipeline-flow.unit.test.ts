@@ -10,7 +10,7 @@ import type { BakeResult } from "../../src/bake/bake.js";
 import { Catalog, versionName } from "../../src/catalog/catalog.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import type { Role } from "../../src/config/schema.js";
-import { FailureError, UsageError } from "../../src/errors.js";
+import { FailureError, InterruptedError, UsageError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
 import {
   runPipeline,
@@ -160,6 +160,27 @@ describe("pipeline decisions", () => {
     );
     assert.equal(s.calls.smoke, 0);
     assert.equal(await stableOf(s.cat, "task-runner"), undefined);
+  });
+
+  test("SIGTERM during the smoke launch: the pipeline is interrupted (exit 143), not a failed smoke; stable stays", async () => {
+    const s = setup();
+    const ac = new AbortController();
+    s.deps.signal = ac.signal;
+    s.deps.smoke = async () => {
+      // What smokeLaunch answers when its launch was interrupted: a smoke that did not pass.
+      ac.abort("SIGTERM");
+      return { passed: false, bootToReadySeconds: {}, detail: "The launch of run smoke-1 was interrupted" };
+    };
+    await assert.rejects(
+      runPipeline(["task-runner"], s.deps, { smoke: true }),
+      (e: unknown) =>
+        e instanceof InterruptedError &&
+        e.exitCode === 143 &&
+        /^The pipeline was interrupted \(SIGTERM\): no further stage ran, stable was not moved\.$/.test(
+          e.message,
+        ),
+    );
+    assert.equal(await stableOf(s.cat, "task-runner"), undefined, "nothing was promoted");
   });
 
   test("--no-smoke: nothing is promoted", async () => {
