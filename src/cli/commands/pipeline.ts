@@ -1,7 +1,7 @@
 /** `imgtool pipeline`: push, bake, smoke launch, promote; a report per role and stage. */
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { archesFor } from "../../bake/bake.js";
+import { targetArches } from "../../config/arch.js";
 import type { ArtifactKey } from "../../catalog/catalog.js";
 import type { Role } from "../../config/schema.js";
 import { isImgtoolError, UsageError } from "../../errors.js";
@@ -89,7 +89,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     catalogs: async () => Promise.all(regions.map((r) => ctx.deps.catalog(target === "aws" ? r : undefined))),
     keys: (role: Role): ArtifactKey[] => [
       { role, kind: "image" },
-      ...archesFor(config, role, target).map((arch) => ({ role, kind: "ami" as const, arch })),
+      ...targetArches(config, role, target).map((arch) => ({ role, kind: "ami" as const, arch })),
     ],
     events: ctx.out.event,
     signal: ctx.signal,
