@@ -13,7 +13,7 @@ import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.j
 import type { Market } from "./ids.js";
 import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
 import { localSecretMount } from "./secret-files.js";
-import type { TfvarsInput } from "../render/tfvars.js";
+import { renderTfvars, type TfvarsInput } from "../render/tfvars.js";
 import { registryHost, renderUserData, type UserDataValues } from "../render/user-data.js";
 
 const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
@@ -151,6 +151,25 @@ export async function resolveTfvars(
     images: Object.fromEntries(resolved.images),
     apiKeyParameter: opts.apiKeyParameter,
   };
+}
+
+/** `imgtool launch --emit tfvars`: the launch's ids (its label, task-runner types, target) as tfvars text. */
+export async function launchTfvars(
+  config: Config,
+  catalog: Catalog,
+  opts: LaunchOptions,
+  region: string,
+): Promise<string> {
+  return renderTfvars(
+    await resolveTfvars(config, catalog, {
+      label: opts.label,
+      region,
+      taskRunnerTypes: opts.instanceTypes,
+      local: opts.target === "local",
+      apiKeyParameter:
+        config.aws.api_key_parameter ?? `${config.aws.ssm_prefix}/secrets/orchestrator-api-key`,
+    }),
+  );
 }
 
 /** Validate the flags that shape the plan. */
