@@ -145,3 +145,22 @@ unmount_under() {
     umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || warn "could not unmount $mp"
   done < <(printf '%s\n' "${points[@]}" | awk '{ print length($0) "\t" $0 }' | sort -rn | cut -f2-)
 }
+
+# image_label NAME: the key of the image label imgtool calls NAME (e.g. baseSpec), read from the one tag table,
+# IMAGE_LABEL in src/config/tags.ts (through tsx, which setup's npm step installs). Fails for an unknown NAME.
+image_label() {
+  local root
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+  # shellcheck disable=SC2016 # JavaScript in single quotes
+  "$root/node_modules/.bin/tsx" -e '
+    const [file, name] = process.argv.slice(1);
+    import(file).then(({ IMAGE_LABEL }) => {
+      const key = Object.hasOwn(IMAGE_LABEL, name) ? IMAGE_LABEL[name] : undefined;
+      if (typeof key !== "string" || !/^[a-z0-9][a-z0-9.-]*$/.test(key)) {
+        console.error(`image_label: ${name} is not a key of IMAGE_LABEL in ${file}`);
+        process.exit(1);
+      }
+      console.log(key);
+    });
+  ' "$root/src/config/tags.ts" "$1"
+}

@@ -8,6 +8,7 @@ import type { Arch, Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
 import type { EventSink } from "../events.js";
 import type { Ec2Images, WaitOptions } from "../aws/ec2.js";
+import { homeRegion } from "../config/regions.js";
 import { TAG } from "../config/tags.js";
 import type { BakeArtifact, BakeTargetOps } from "./bake.js";
 
@@ -18,7 +19,7 @@ export function makeAwsBakeOps(opts: {
   wait?: WaitOptions;
 }): BakeTargetOps {
   const { config } = opts;
-  const home = config.aws.regions[0]!;
+  const home = homeRegion(config);
   /** Wait (consecutive reads), tag with snapshots. */
   const finishIn = async (region: string, imageId: string, tags: Record<string, string>) => {
     const ec2 = await opts.ec2(region);

@@ -19,7 +19,8 @@ import type { Catalog } from "../catalog/catalog.js";
 import { versionName } from "../catalog/catalog.js";
 import type { DataType } from "../catalog/store.js";
 import type { Config } from "../config/load.js";
-import { machineArch } from "../config/arch.js";
+import { targetArches } from "../config/arch.js";
+import { targetRegions } from "../config/regions.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import { FailureError, InterruptedError, type StopSignal } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -30,7 +31,6 @@ import {
   artifactsFromManifest,
   renderInputs,
   renderedHash,
-  roleArches,
   type BakeInputs,
   type ManifestArtifact,
   type RenderedBake,
@@ -142,16 +142,6 @@ function packerInterrupted(what: string, signal: StopSignal, killedLeft?: string
 
 export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
 
-/** The architectures a role bakes for: aws from its instance types, local the machine's own. */
-export function archesFor(config: Config, role: Role, target: Target): Arch[] {
-  if (target === "local") return [machineArch()];
-  return roleArches(config, role).map((a) => a.arch);
-}
-
-function regionsFor(config: Config, target: Target): string[] {
-  return target === "aws" ? config.aws.regions : ["local"];
-}
-
 export async function bakeRole(
   role: Role,
   deps: BakeDeps,
@@ -161,8 +151,8 @@ export async function bakeRole(
   const { config, events, ops } = deps;
   const { target } = ops;
   const rc = config.roles[role];
-  const arches = archesFor(config, role, target);
-  const regions = regionsFor(config, target);
+  const arches = targetArches(config, role, target);
+  const regions = targetRegions(config, target);
   const home = regions[0]!;
   const emit = (
     type: "start" | "check" | "found" | "skip" | "build" | "progress" | "publish" | "warn" | "done",

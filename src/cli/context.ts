@@ -4,6 +4,7 @@
  */
 import { interruptChildrenOn, killAllChildren, killAllGroups, pendingWork } from "../process-group.js";
 import { loadConfig, DEFAULT_CONFIG_FILE, type Config } from "../config/load.js";
+import { homeRegion, LOCAL_REGION, targetRegions } from "../config/regions.js";
 import type { Target } from "../config/schema.js";
 import type { Output } from "./output.js";
 import type { AwsClients } from "../aws/clients.js";
@@ -88,13 +89,13 @@ export function makeContext(args: GlobalArgs, out: Output, overrides: DepsOverri
   let docker: Promise<import("dockerode")> | undefined;
 
   const stop = interruptions(out);
-  const homeRegion = config.aws.regions[0] ?? "us-east-1";
-  const region = args.region ?? homeRegion;
+  const home = homeRegion(config);
+  const region = args.region ?? home;
   const ctx: Omit<Context, "deps"> & { deps?: Deps } = {
-    homeRegion,
+    homeRegion: home,
     region,
-    targetRegion: args.target === "aws" ? region : "local",
-    regions: args.target === "aws" ? [...config.aws.regions] : ["local"],
+    targetRegion: args.target === "aws" ? region : LOCAL_REGION,
+    regions: targetRegions(config, args.target),
     signal: stop.signal,
     abortReason: stop.reason,
     args,

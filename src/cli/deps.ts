@@ -13,11 +13,13 @@ import type { BakeDeps } from "../bake/bake.js";
 import type { Catalog } from "../catalog/catalog.js";
 import type { DockerEngine } from "../docker/engine.js";
 import type { DoctorProbes } from "../doctor/doctor.js";
+import { targetArches } from "../config/arch.js";
 import { UsageError } from "../errors.js";
 import type { LaunchDeps } from "../launch/launch.js";
 import type { LaunchBackend } from "../launch/types.js";
 import { readStack, type LocalStack } from "../local/stack.js";
 import { makePackerRunner, type PackerRunner } from "../packer/runner.js";
+import type { PipelineDeps } from "../pipeline/pipeline.js";
 import type { PruneBackend } from "../prune/prune.js";
 import type { PushDeps } from "../push/push.js";
 import type { RegistryClient } from "../registry/client.js";
@@ -47,6 +49,11 @@ export interface Deps {
   launchBackend(region?: string): Promise<LaunchBackend>;
   /** The launch flow's dependencies, in a region (default ctx.targetRegion). */
   launch(region?: string): Promise<LaunchDeps>;
+  /**
+   * The pipeline's stages wired to the flows: ruby-bench resolved once, push, bake (pinned to what the push
+   * resolved; force: rebuild), a smoke launch in the home region, and the catalogs of every target region.
+   */
+  pipeline(opts: { force: boolean }): PipelineDeps;
   pruneBackend(catalog: Catalog): Promise<PruneBackend>;
   /** What doctor asks: the same adapters as the flows. */
   doctorProbes(): DoctorProbes;
@@ -214,6 +221,71 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         catalog: () => deps.catalog(ctx.target === "aws" ? region : undefined),
         events: ctx.out.event,
         probe: httpHealthProbe(),
+        signal: ctx.signal,
+      };
+    },
+
+    pipeline({ force }) {
+      const { target } = ctx;
+      return {
+        async resolveRubyBench(role) {
+          const { resolveRubyBenchRef } = await import("../git.js");
+          return resolveRubyBenchRef(role, config.roles[role].ruby_bench);
+        },
+        async push(roles, pins) {
+          const { pushImages } = await import("../push/push.js");
+          const report = await pushImages(
+            { config, target, roles, region: ctx.homeRegion, rubyBenchCommits: pins },
+            await deps.push(),
+          );
+          return report.results.map((r) => ({
+            role: r.role,
+            status: r.status,
+            version: r.version ?? null,
+            reference: r.reference ?? null,
+            error: r.error,
+          }));
+        },
+        async bake(roles, pins) {
+          const { bake } = await import("../bake/bake.js");
+          const bd = await deps.bake();
+          // The commits the run resolved once, so that the AMIs pin what the images pinned.
+          const resolveCommit: typeof bd.resolveCommit = async (role, src) =>
+            pins[role] ?? bd.resolveCommit(role, src);
+          return bake(roles, { ...bd, resolveCommit }, { force, abortReason: ctx.abortReason });
+        },
+        async smoke() {
+          const { launch } = await import("../launch/launch.js");
+          const { terminateRun } = await import("../launch/terminate.js");
+          const { newRunId } = await import("../launch/ids.js");
+          const { smokeLaunch } = await import("../pipeline/smoke.js");
+          // The smoke launch runs where the bake published first: the home region (aws).
+          const launchDeps = await deps.launch(ctx.regions[0]);
+          const { backend } = launchDeps;
+          return smokeLaunch(
+            {
+              target,
+              instanceTypes: config.roles["task-runner"].instance_types.slice(0, 1),
+              spot: false,
+              keepOnFailure: false,
+            },
+            {
+              launch: (o) => launch(o, launchDeps),
+              terminate: async (runId) => {
+                await terminateRun({ runId, dryRun: false }, { backend, events: ctx.out.event });
+              },
+              warn: (m) => ctx.out.warn(m),
+            },
+            `smoke-${newRunId()}`.slice(0, 32),
+          );
+        },
+        catalogs: async () =>
+          Promise.all(ctx.regions.map((r) => deps.catalog(target === "aws" ? r : undefined))),
+        keys: (role) => [
+          { role, kind: "image" },
+          ...targetArches(config, role, target).map((arch) => ({ role, kind: "ami" as const, arch })),
+        ],
+        events: ctx.out.event,
         signal: ctx.signal,
       };
     },

@@ -39,6 +39,8 @@ export const IMAGE_LABEL = {
   role: "org.imgtool.role",
   inputsHash: "org.imgtool.inputs-hash",
   rubyBenchCommit: "org.imgtool.ruby-bench.commit",
+  /** On the local base images scripts/setup builds: the hash of the spec they were built from. */
+  baseSpec: "org.imgtool.base-spec",
 } as const;
 
 /** What every template gets besides its own context. */

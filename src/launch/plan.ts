@@ -8,12 +8,12 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import { ROLES, type Arch, type Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
-import { instanceArch, machineArch } from "../config/arch.js";
+import { instanceArch, targetArch } from "../config/arch.js";
 import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
 import type { Market } from "./ids.js";
 import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
 import { localSecretMount } from "./secret-files.js";
-import type { TfvarsInput } from "../render/tfvars.js";
+import { renderTfvars, type TfvarsInput } from "../render/tfvars.js";
 import { registryHost, renderUserData, type UserDataValues } from "../render/user-data.js";
 
 const INSTANCE_TYPE_RE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
@@ -126,13 +126,12 @@ export async function resolveTfvars(
   catalog: Catalog,
   opts: { label: string; region: string; taskRunnerTypes: string[]; local: boolean; apiKeyParameter: string },
 ): Promise<TfvarsInput> {
-  const machine = machineArch();
   const instanceTypes: Record<Role, string[]> = {
     "task-runner": opts.taskRunnerTypes,
     orchestrator: [config.roles.orchestrator.instance_types[0]!],
   };
   const amis = ROLES.flatMap((role) =>
-    [...new Set(instanceTypes[role].map((t) => (opts.local ? machine : instanceArch(t))))].map((arch) => ({
+    [...new Set(instanceTypes[role].map((t) => targetArch(opts.local ? "local" : "aws", t)))].map((arch) => ({
       role,
       arch,
     })),
@@ -152,6 +151,25 @@ export async function resolveTfvars(
     images: Object.fromEntries(resolved.images),
     apiKeyParameter: opts.apiKeyParameter,
   };
+}
+
+/** `imgtool launch --emit tfvars`: the launch's ids (its label, task-runner types, target) as tfvars text. */
+export async function launchTfvars(
+  config: Config,
+  catalog: Catalog,
+  opts: LaunchOptions,
+  region: string,
+): Promise<string> {
+  return renderTfvars(
+    await resolveTfvars(config, catalog, {
+      label: opts.label,
+      region,
+      taskRunnerTypes: opts.instanceTypes,
+      local: opts.target === "local",
+      apiKeyParameter:
+        config.aws.api_key_parameter ?? `${config.aws.ssm_prefix}/secrets/orchestrator-api-key`,
+    }),
+  );
 }
 
 /** Validate the flags that shape the plan. */
@@ -319,7 +337,7 @@ export function buildPlan(input: {
     instanceCpus: number[][] | undefined,
     url: string | undefined,
   ): PlannedGroup => {
-    const arch = local ? machineArch() : instanceArch(instanceType);
+    const arch = targetArch(opts.target, instanceType);
     const ami = resolved.amis.get(amiKey(role, arch))!;
     const image = resolved.images.get(role)!;
     const values = userDataValues(config, opts, ctx, role, {

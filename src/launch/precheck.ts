@@ -7,7 +7,7 @@
 import { secretsUsed } from "../config/workload.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
-import { instanceArch, machineArch } from "../config/arch.js";
+import { targetArch } from "../config/arch.js";
 import { UsageError } from "../errors.js";
 import { checkUserDataSize, worstCaseSize } from "../render/user-data.js";
 import { checkRunId } from "./ids.js";
@@ -145,7 +145,7 @@ async function resolveAll(
 ): Promise<Resolved> {
   const { config, events } = deps;
   const catalog = await deps.catalog();
-  const archFor = (type: string): Arch => (opts.target === "local" ? machineArch() : instanceArch(type));
+  const archFor = (type: string): Arch => targetArch(opts.target, type);
   const amis: { role: Role; arch: Arch }[] = [];
   const images: Role[] = [];
   if (!reusing) {

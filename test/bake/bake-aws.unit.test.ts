@@ -19,7 +19,7 @@ import { recordingSink } from "../../src/events.js";
 import { makePackerRunner } from "../../src/packer/runner.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
-import { runCli } from "../support/cli.js";
+import { runMain } from "../support/cli.js";
 import { actorCredentials, actorPolicies } from "../support/iam-referee.js";
 
 const HOME = "us-east-1";
@@ -250,7 +250,7 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
     try {
       const file = path.join(dir, "imgtool.config.yaml");
       writeFileSync(file, configText);
-      const cli = await runCli([
+      const cli = await runMain([
         "render",
         "--target",
         "aws",

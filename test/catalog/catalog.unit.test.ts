@@ -1,91 +1,10 @@
-// The catalog's contract, run against both backends: SSM Parameter Store (through the real SDK client, over
-// HTTP, to the wire-level AWS stand-in) and the local SQLite database.
-import { after, before, describe, test } from "node:test";
+// The catalog's contract, run against both backends (test/catalog/backends.ts): SSM Parameter Store (through the
+// real SDK client, over HTTP, to the wire-level AWS stand-in) and the local SQLite database. The 100-version limit
+// (a hundred publishes per backend, seconds) is in catalog-limits.test.ts, outside the unit layer.
+import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { Catalog, versionName, type ArtifactMeta } from "../../src/catalog/catalog.js";
-import { SqliteStore } from "../../src/catalog/sqlite-store.js";
-import { SsmStore } from "../../src/catalog/ssm-store.js";
-import type { ParameterStore } from "../../src/catalog/store.js";
-import { makeAwsClients } from "../../src/aws/clients.js";
 import { FailureError, UsageError } from "../../src/errors.js";
-import { recordingSink } from "../../src/events.js";
-import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
-
-const REGION = "us-east-1";
-
-function meta(n: number, extra: Partial<ArtifactMeta> = {}): ArtifactMeta {
-  const hash = `${n.toString(16).padStart(8, "0")}aabbccdd`;
-  return {
-    version: versionName(new Date(Date.UTC(2026, 10, 29, 0, 0, n)), hash),
-    inputsHash: hash,
-    builtAt: "2026-11-29T00:00:00Z",
-    ...extra,
-  };
-}
-
-/** Wraps a store and counts getMany calls (one round trip each). */
-function counting(store: ParameterStore): ParameterStore & { getManyCalls: number } {
-  const c = Object.create(store) as ParameterStore & { getManyCalls: number };
-  c.getManyCalls = 0;
-  c.getMany = async (s: string[]) => {
-    c.getManyCalls++;
-    return store.getMany(s);
-  };
-  return c;
-}
-
-interface Backend {
-  name: string;
-  /** A fresh store (new prefix or file per call). */
-  store(): ParameterStore;
-  /** A valid artefact value for an AMI on this backend. */
-  ami(n: number): string;
-}
-
-let standin: AwsStandin;
-const tmp = mkdtempSync(path.join(tmpdir(), "imgtool-catalog-"));
-let dbCount = 0;
-
-const backends: Backend[] = [
-  {
-    name: "local SQLite",
-    store: () => new SqliteStore(path.join(tmp, `catalog-${++dbCount}.db`)),
-    ami: (n) => `sha256:${n.toString(16).padStart(64, "0")}`,
-  },
-  {
-    name: "SSM over HTTP (AWS stand-in)",
-    store: () =>
-      new SsmStore(
-        makeAwsClients({
-          region: REGION,
-          endpoint: standin.endpoint,
-          credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
-          retryBaseDelayMs: 5,
-          requestTimeoutMs: 2000,
-        }).ssm,
-      ),
-    ami: (n) => standin.addImage(REGION, { name: `bench-${n}` }).imageId,
-  },
-];
-
-before(async () => {
-  standin = await startAwsStandin();
-});
-after(async () => {
-  await standin.close();
-});
-
-let prefixCount = 0;
-const newCatalog = (store: ParameterStore, events = recordingSink()) =>
-  new Catalog({
-    store,
-    prefix: `/imgtool/t${++prefixCount}`,
-    events,
-    readBack: { attempts: 3, delayMs: 10 },
-  });
+import { backends, counting, meta, newCatalog, standin } from "./backends.js";
 
 for (const backend of backends) {
   describe(`catalog on ${backend.name}`, () => {
@@ -178,20 +97,6 @@ for (const backend of backends) {
       );
       assert.equal(store.getManyCalls, Math.ceil(25 / store.maxBatch));
       if (store.kind === "ssm") assert.equal(store.getManyCalls, 3);
-    });
-
-    test("100-version limit never blocks a publish: labels move off the oldest, and it says so", async () => {
-      const events = recordingSink();
-      const cat = newCatalog(backend.store(), events);
-      const k = { role: "orchestrator", kind: "image" as const };
-      for (let i = 0; i < 102; i++) await cat.publish(k, `img-${i}`, meta(1000 + i));
-      assert.equal((await cat.resolve([k])).found[0]!.value, "img-101");
-      const hist = await cat.history(k);
-      assert.equal(hist.length, 100);
-      assert.equal(hist[0]!.value, "img-2", "the two oldest versions were dropped");
-      const warns = events.events.filter((e) => e.type === "warn");
-      assert.ok(warns.length >= 2, "each drop of a labelled oldest version is reported");
-      assert.match(warns[0]!.message, /limit of 100 versions: removed labels \[v/);
     });
 
     test("two roles publishing at the same time", async () => {

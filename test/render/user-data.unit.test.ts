@@ -76,17 +76,23 @@ function values(
   extra = "",
   ctx = awsCtx,
 ) {
+  const v = userDataValues(config(extra), opts({ target: ctx === awsCtx ? "aws" : "local" }), ctx, role, {
+    version: "v20261129-000000-abcd",
+    image: IMAGE,
+    bakedImage: IMAGE,
+    workers: role === "task-runner" ? "auto" : 1,
+    ...(role === "task-runner" ? { orchestratorUrl: "http://10.0.0.5:8080" } : {}),
+  });
+  // A short settle window (the default is a second): the stand-in docker's workers never exit, so each boot
+  // would only wait it out. The window's loop (inspect until it ends, then the restart policy) is the same.
   return {
-    ...userDataValues(config(extra), opts({ target: ctx === awsCtx ? "aws" : "local" }), ctx, role, {
-      version: "v20261129-000000-abcd",
-      image: IMAGE,
-      bakedImage: IMAGE,
-      workers: role === "task-runner" ? "auto" : 1,
-      ...(role === "task-runner" ? { orchestratorUrl: "http://10.0.0.5:8080" } : {}),
-    }),
+    ...v,
+    workload: { ...v.workload, run: { ...v.workload.run, settle_seconds: SETTLE_SECONDS } },
     ...o,
   };
 }
+
+const SETTLE_SECONDS = 0.05;
 
 const tempDirs: string[] = [];
 const tempDir = (prefix: string) => {

@@ -69,3 +69,23 @@ export function startCli(
     done,
   };
 }
+
+/**
+ * Run the CLI in this process (src/cli/main.ts from source, no build needed): for the unit layer, which must
+ * test the code as it is now, not a dist/ built earlier. Same result shape as runCli.
+ */
+export async function runMain(args: string[]): Promise<CliResult> {
+  const { PassThrough } = await import("node:stream");
+  const { main } = await import("../../src/cli/main.js");
+  const collect = () => {
+    const s = new PassThrough();
+    const chunks: Buffer[] = [];
+    s.on("data", (c: Buffer) => chunks.push(c));
+    return { stream: s, text: () => Buffer.concat(chunks).toString("utf8") };
+  };
+  const stdout = collect();
+  const stderr = collect();
+  const code = await main(args, { stdout: stdout.stream, stderr: stderr.stream });
+  await new Promise((resolve) => setImmediate(resolve)); // let the streams hand over what was written
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}

@@ -11,7 +11,7 @@ import { parseConfig } from "../../src/config/load.js";
 import { parseWord } from "../../src/config/workload.js";
 import { healthCheckOf, httpHealthProbe, waitHealthy } from "../../src/launch/health.js";
 import type { PolicyDocument } from "../../src/iam/policies.js";
-import { runCli } from "../support/cli.js";
+import { runMain } from "../support/cli.js";
 
 const base = { baseDir: "/tmp/imgtool-workload" };
 const errorsOf = (yaml: string) => {
@@ -121,7 +121,7 @@ describe("iam-policy --for instance: exactly the declared secrets and the extra 
           "",
         ].join("\n"),
       );
-      const r = await runCli(["iam-policy", "--for", "instance", "--config", cfg]);
+      const r = await runMain(["iam-policy", "--for", "instance", "--config", cfg]);
       assert.equal(r.code, 0, r.stderr);
       const doc = JSON.parse(r.stdout) as PolicyDocument;
       const ssm = doc.Statement.filter((s) => s.Action.includes("ssm:GetParameter"));

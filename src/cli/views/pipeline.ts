@@ -1,0 +1,29 @@
+/** What `imgtool pipeline` shows a person: one row per role and stage, the smoke launch's times, the promotion. */
+import type { PipelineReport } from "../../pipeline/pipeline.js";
+import { table } from "../output.js";
+
+export function humanReport(r: PipelineReport): string {
+  return [
+    table(
+      ["ROLE", "STAGE", "STATUS", "VERSION", "SECONDS", "DETAIL"],
+      r.stages.map((s) => [
+        s.role,
+        s.stage,
+        s.status,
+        s.version ?? "-",
+        s.seconds.toFixed(1),
+        s.detail ?? "",
+      ]),
+    ),
+    r.smoke
+      ? `smoke launch boot-to-ready: ${
+          Object.entries(r.smoke.bootToReadySeconds)
+            .map(([id, s]) => `${id} ${s.toFixed(2)} s`)
+            .join(", ") || "-"
+        }`
+      : "",
+    r.promoted ? "stable now points at the new versions." : "stable unchanged.",
+  ]
+    .filter(Boolean)
+    .join("\n");
+}
