@@ -1,0 +1,115 @@
+/**
+ * Run records: every command that makes containers, volumes or temp files writes
+ * `<state>/runs/<id>/run.json` (pid, command, start time) when it starts and removes the whole run folder when
+ * it ends, cleanly or with a handled error. The run's temp files (Packer's PACKER_TMP_DIR, pre-load secrets)
+ * live in that folder, and what it makes on the engine carries the label `DOCKER_LABEL.owner` = the run id. A
+ * record whose process is gone belongs to a dead run (SIGKILL, a crash, a second Ctrl-C): what carries its id
+ * is a leftover (src/leftovers/leftovers.ts).
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+export interface RunRecord {
+  id: string;
+  pid: number;
+  /** The command line, for people reading doctor's report. */
+  command: string;
+  /** ISO time. */
+  started: string;
+}
+
+/** A run of this process: its id, its folder (for its temp files), and the end that removes its record. */
+export interface ActiveRun {
+  id: string;
+  dir: string;
+  /** Remove the record and the run's folder (the run ended and cleaned up after itself). */
+  end(): void;
+}
+
+/** A run folder whose process is gone. `record` is undefined when run.json is missing or unreadable. */
+export interface DeadRun {
+  id: string;
+  dir: string;
+  record: RunRecord | undefined;
+}
+
+/** Whether a process is alive: the one place that asks the OS (tests hand in their own). */
+export type PidCheck = (pid: number) => boolean;
+
+export const pidAlive: PidCheck = (pid) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+export const runsDir = (stateDir: string): string => path.join(stateDir, "runs");
+const RECORD = "run.json";
+
+/** A new run id: start time, pid and random hex, e.g. 20261203-041500-4242-3fa2 (a label value and a folder name). */
+export function newRunId(now: Date, pid: number, random = () => randomBytes(2).toString("hex")): string {
+  const iso = now.toISOString();
+  return `${iso.slice(0, 10).replace(/-/g, "")}-${iso.slice(11, 19).replace(/:/g, "")}-${pid}-${random()}`;
+}
+
+export function startRun(
+  stateDir: string,
+  opts: { command: string; pid?: number; now?: Date; id?: string },
+): ActiveRun {
+  const pid = opts.pid ?? process.pid;
+  const now = opts.now ?? new Date();
+  const id = opts.id ?? newRunId(now, pid);
+  const dir = path.join(runsDir(stateDir), id);
+  const record: RunRecord = { id, pid, command: opts.command, started: now.toISOString() };
+  // The folder appears whole, record inside, or not at all: a reader never sees a run without its record.
+  const tmp = path.join(runsDir(stateDir), `.${id}.tmp`);
+  mkdirSync(tmp, { recursive: true, mode: 0o700 });
+  writeFileSync(path.join(tmp, RECORD), `${JSON.stringify(record, null, 2)}\n`);
+  renameSync(tmp, dir);
+  return { id, dir, end: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+function readRecord(dir: string): RunRecord | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path.join(dir, RECORD), "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  try {
+    const r = JSON.parse(text) as Partial<RunRecord>;
+    if (typeof r.pid !== "number" || typeof r.id !== "string") return undefined;
+    return { id: r.id, pid: r.pid, command: String(r.command ?? ""), started: String(r.started ?? "") };
+  } catch (e) {
+    if (e instanceof SyntaxError) return undefined;
+    throw e;
+  }
+}
+
+/**
+ * The runs recorded in this state folder (and only this one) whose process is gone, oldest first. A folder
+ * without a readable record counts as dead (its record was damaged); one still being created is skipped.
+ */
+export function deadRuns(stateDir: string, alive: PidCheck = pidAlive): DeadRun[] {
+  let names: string[];
+  try {
+    names = readdirSync(runsDir(stateDir));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw e;
+  }
+  const dead: DeadRun[] = [];
+  for (const id of names.sort()) {
+    if (id.startsWith(".")) continue;
+    const dir = path.join(runsDir(stateDir), id);
+    const record = readRecord(dir);
+    if (record && alive(record.pid)) continue;
+    dead.push({ id, dir, record });
+  }
+  return dead;
+}
