@@ -6,6 +6,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { ActiveRun } from "../leftovers/runs.js";
 import type Docker from "dockerode";
 import { FailureError, UsageError } from "../errors.js";
 import type { BakeArtifact, BakeTargetOps } from "./bake.js";
@@ -26,8 +27,11 @@ import { ENGINE_LIB_MOUNT, engineLibDir, nestedEngineHostConfig } from "../docke
 export function makeTwinOps(opts: {
   docker: Docker;
   registry?: { endpoint: string; user: string; password: string };
+  /** The run that bakes: its id labels the pre-load container and volume, its folder holds the secret file. */
+  run?: Pick<ActiveRun, "id" | "dir">;
 }): TwinOps {
   const { docker } = opts;
+  const owner: Record<string, string> = opts.run ? { [DOCKER_LABEL.owner]: opts.run.id } : {};
   const ops: TwinOps = {
     target: "local",
     dataType: "text",
@@ -65,7 +69,8 @@ export function makeTwinOps(opts: {
       }
       return { artifacts, preloadVolume };
     },
-    async preload(twinImageId, imageRef, volume, labels) {
+    async preload(twinImageId, imageRef, volume, given) {
+      const labels = { ...given, ...owner };
       await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
       const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
@@ -73,7 +78,7 @@ export function makeTwinOps(opts: {
       // environment (which `docker inspect` shows) nor a command line.
       let secretDir: string | undefined;
       if (opts.registry) {
-        secretDir = await mkdtemp(path.join(tmpdir(), "imgtool-preload-"));
+        secretDir = await mkdtemp(path.join(opts.run?.dir ?? tmpdir(), "imgtool-preload-"));
         const file = path.join(secretDir, "registry-password");
         await writeFile(file, opts.registry.password, { mode: 0o600 });
         binds.push(`${file}:/run/secrets/imgtool-registry-password:ro`);
