@@ -1,11 +1,11 @@
 // imgtool doctor: against the real local stack that scripts/setup started, and against a stopped engine.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { runCli } from "../support/cli.js";
-import { projectPath } from "../../src/paths.js";
+import { ownStateDir } from "../support/twin-bake.js";
 import { runDoctor, type DoctorProbes } from "../../src/doctor/doctor.js";
 
 interface DoctorDoc {
@@ -25,9 +25,7 @@ const part = (doc: DoctorDoc, name: string) => {
  */
 function ownState(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "imgtool-doctor-ok-"));
-  mkdirSync(path.join(dir, "state"));
-  copyFileSync(projectPath(".imgtool", "stack.json"), path.join(dir, "state", "stack.json"));
-  writeFileSync(path.join(dir, "c.yaml"), `local:\n  state_dir: ${path.join(dir, "state")}\n`);
+  writeFileSync(path.join(dir, "c.yaml"), `local:\n  state_dir: ${ownStateDir(dir)}\n`);
   return path.join(dir, "c.yaml");
 }
 

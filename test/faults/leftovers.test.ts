@@ -5,60 +5,18 @@
 // removes it, and `doctor` is ok again with no labelled container or volume of the run left.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DOCKER_LABEL } from "../../src/config/tags.js";
-import { projectPath } from "../../src/paths.js";
-import { makeRubyBenchRepo } from "../support/fixtures/ruby-bench.js";
 import { runCli, startCli } from "../support/cli.js";
+import { dockerCli, ownStateDir, processesIn, twinBakeProject } from "../support/twin-bake.js";
 import { localEngine } from "../render/helpers.js";
 
 const engine = localEngine();
 const env = (engine as { env?: NodeJS.ProcessEnv }).env ?? {};
 
-function docker(args: string[]): { code: number; out: string } {
-  try {
-    return {
-      code: 0,
-      out: execFileSync("docker", args, {
-        env: { ...process.env, ...env },
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-      }),
-    };
-  } catch (e) {
-    return {
-      code: (e as { status?: number }).status ?? 1,
-      out: String((e as { stderr?: string }).stderr ?? ""),
-    };
-  }
-}
-
-/** Processes whose working directory is inside `dir` (Packer runs in the bake's folder). */
-function processesIn(dir: string): number[] {
-  const found: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readlinkSync(`/proc/${p}/cwd`).startsWith(dir)) found.push(Number(p));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return found;
-}
+const docker = dockerCli(env);
 
 interface DoctorDoc {
   ok: boolean;
@@ -90,24 +48,9 @@ describe(
 
     test("the killed run's container and folder are found, listed, removed; doctor is ok after", async () => {
       const pipeline = `faultkill${process.pid}`;
-      const stateDir = path.join(dir, "state");
-      mkdirSync(stateDir);
       // Its own state folder (knowing the real stack): dead runs elsewhere do not count, and none are left here.
-      copyFileSync(projectPath(".imgtool", "stack.json"), path.join(stateDir, "stack.json"));
-      const fixture = makeRubyBenchRepo({ parent: dir });
-      const cfg = path.join(dir, "imgtool.config.yaml");
-      writeFileSync(
-        cfg,
-        [
-          `pipeline: ${pipeline}`,
-          "roles:",
-          "  task-runner:",
-          '    ruby: { versions: ["3.1"] }',
-          `    ruby_bench: { repository: ${fixture.path}, ref: main }`,
-          "local:",
-          `  state_dir: ${stateDir}`,
-        ].join("\n"),
-      );
+      const stateDir = ownStateDir(dir);
+      const cfg = twinBakeProject({ parent: dir, pipeline, stateDir }).config;
       const cliEnv = { DOCKER_HOST: "" };
       const cli = startCli(["bake", "ami", "--force", "--role", "task-runner", "--config", cfg], {
         env: cliEnv,
