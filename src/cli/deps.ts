@@ -269,7 +269,8 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         async leftovers(dir) {
           const { findLeftovers, describeLeftovers } = await import("../leftovers/leftovers.js");
           try {
-            const found = await findLeftovers({ stateDir: dir, engine: await deps.engine() });
+            const engine = ctx.target === "local" ? await deps.engine() : undefined;
+            const found = await findLeftovers({ stateDir: dir, engine });
             return { runs: found.map(describeLeftovers) };
           } catch (e) {
             // An engine that does not answer (the engine line says why): the dead runs are still worth naming.

@@ -166,28 +166,6 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
       );
     }
 
-    if (input.stateDir && probes.leftovers) {
-      const l = await probes.leftovers(input.stateDir);
-      const unknown = l.engineProblem ? ` (containers and volumes unknown: ${l.engineProblem})` : "";
-      checks.push(
-        l.runs.length === 0
-          ? {
-              part: "leftovers",
-              ok: true,
-              version: null,
-              state: `none (no dead run in ${input.stateDir})`,
-              fix: null,
-            }
-          : {
-              part: "leftovers",
-              ok: false,
-              version: null,
-              state: `${l.runs.length} dead run(s)${unknown}: ${l.runs.join("; ")}`,
-              fix: input.pruneLeftoversCommand ?? "imgtool prune --leftovers",
-            },
-      );
-    }
-
     for (const image of input.baseImages) {
       if (!engineUp) {
         checks.push({
@@ -230,6 +208,27 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
         (e as { fix?: string }).fix ?? "Configure AWS credentials (aws configure, AWS_PROFILE, or SSO login)";
       checks.push({ part: "aws credentials", ok: false, version: null, state: message(e), fix });
     }
+  }
+  if (input.stateDir && probes.leftovers) {
+    const l = await probes.leftovers(input.stateDir);
+    const unknown = l.engineProblem ? ` (containers and volumes unknown: ${l.engineProblem})` : "";
+    checks.push(
+      l.runs.length === 0
+        ? {
+            part: "leftovers",
+            ok: true,
+            version: null,
+            state: `none (no dead run in ${input.stateDir})`,
+            fix: null,
+          }
+        : {
+            part: "leftovers",
+            ok: false,
+            version: null,
+            state: `${l.runs.length} dead run(s)${unknown}: ${l.runs.join("; ")}`,
+            fix: input.pruneLeftoversCommand ?? "imgtool prune --leftovers",
+          },
+    );
   }
   return checks;
 }

@@ -226,4 +226,16 @@ describe("doctor's leftovers line", () => {
     assert.equal(c?.state, "1 dead run(s): run r1 left container x, folder /state/runs/r1");
     assert.equal(c?.fix, "imgtool prune --leftovers");
   });
+
+  test("on aws too (the run folders hold Packer's temp files there)", async () => {
+    const checks = await runDoctor(
+      { ...input, target: "aws" },
+      probes(["run r2 left folder /state/runs/r2"]),
+    );
+    assert.equal(checks.find((x) => x.part === "leftovers")?.ok, false);
+    assert.equal(
+      checks.find((x) => x.part === "docker engine"),
+      undefined,
+    );
+  });
 });
