@@ -17,6 +17,8 @@ export interface RunRecord {
   command: string;
   /** ISO time. */
   started: string;
+  /** Which process had the pid (boot id and start tick, Linux): a pid given to a later process is not this run. */
+  pidStart?: string;
 }
 
 /** A run of this process: its id, its folder (for its temp files), and the end that removes its record. */
@@ -34,17 +36,38 @@ export interface DeadRun {
   record: RunRecord | undefined;
 }
 
-/** Whether a process is alive: the one place that asks the OS (tests hand in their own). */
-export type PidCheck = (pid: number) => boolean;
+/**
+ * Whether the run's process is alive: the one place that asks the OS (tests hand in their own). `pidStart`,
+ * when the record has it, must match too.
+ */
+export type PidCheck = (pid: number, pidStart?: string) => boolean;
 
-export const pidAlive: PidCheck = (pid) => {
+/** Which process has this pid: the boot id and its start tick (/proc), or undefined where there is no /proc. */
+export function processStart(pid: number): string | undefined {
+  let stat: string;
+  let boot: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch (e) {
+    if (["ENOENT", "ESRCH", "EACCES"].includes((e as NodeJS.ErrnoException).code ?? "")) return undefined;
+    throw e;
+  }
+  // Field 22 (starttime); the command name (field 2) may hold spaces and parentheses, so count from its end.
+  const start = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  return start ? `${boot}:${start}` : undefined;
+}
+
+export const pidAlive: PidCheck = (pid, pidStart) => {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it exists but belongs to someone else.
-    return (e as NodeJS.ErrnoException).code === "EPERM";
+    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
   }
+  if (pidStart === undefined) return true;
+  const now = processStart(pid);
+  return now === undefined || now === pidStart;
 };
 
 export const runsDir = (stateDir: string): string => path.join(stateDir, "runs");
@@ -58,13 +81,20 @@ export function newRunId(now: Date, pid: number, random = () => randomBytes(2).t
 
 export function startRun(
   stateDir: string,
-  opts: { command: string; pid?: number; now?: Date; id?: string },
+  opts: { command: string; pid?: number; pidStart?: string; now?: Date; id?: string },
 ): ActiveRun {
   const pid = opts.pid ?? process.pid;
   const now = opts.now ?? new Date();
   const id = opts.id ?? newRunId(now, pid);
   const dir = path.join(runsDir(stateDir), id);
-  const record: RunRecord = { id, pid, command: opts.command, started: now.toISOString() };
+  const pidStart = opts.pidStart ?? (pid === process.pid ? processStart(pid) : undefined);
+  const record: RunRecord = {
+    id,
+    pid,
+    command: opts.command,
+    started: now.toISOString(),
+    ...(pidStart ? { pidStart } : {}),
+  };
   // The folder appears whole, record inside, or not at all: a reader never sees a run without its record.
   const tmp = path.join(runsDir(stateDir), `.${id}.tmp`);
   mkdirSync(tmp, { recursive: true, mode: 0o700 });
@@ -84,7 +114,13 @@ function readRecord(dir: string): RunRecord | undefined {
   try {
     const r = JSON.parse(text) as Partial<RunRecord>;
     if (typeof r.pid !== "number" || typeof r.id !== "string") return undefined;
-    return { id: r.id, pid: r.pid, command: String(r.command ?? ""), started: String(r.started ?? "") };
+    return {
+      id: r.id,
+      pid: r.pid,
+      command: String(r.command ?? ""),
+      started: String(r.started ?? ""),
+      ...(typeof r.pidStart === "string" ? { pidStart: r.pidStart } : {}),
+    };
   } catch (e) {
     if (e instanceof SyntaxError) return undefined;
     throw e;
@@ -108,7 +144,7 @@ export function deadRuns(stateDir: string, alive: PidCheck = pidAlive): DeadRun[
     if (id.startsWith(".")) continue;
     const dir = path.join(runsDir(stateDir), id);
     const record = readRecord(dir);
-    if (record && alive(record.pid)) continue;
+    if (record && alive(record.pid, record.pidStart)) continue;
     dead.push({ id, dir, record });
   }
   return dead;

@@ -14,7 +14,7 @@ import {
   removeLeftovers,
   type LeftoverEngine,
 } from "../../src/leftovers/leftovers.js";
-import { deadRuns, newRunId, runsDir, startRun } from "../../src/leftovers/runs.js";
+import { deadRuns, newRunId, pidAlive, processStart, runsDir, startRun } from "../../src/leftovers/runs.js";
 import { runDoctor, type DoctorProbes } from "../../src/doctor/doctor.js";
 
 const state = () => mkdtempSync(path.join(tmpdir(), "imgtool-leftovers-unit-"));
@@ -104,6 +104,22 @@ describe("run records", () => {
       found.map((d) => [d.id, d.record]),
       [["20261203-000000-1-abcd", undefined]],
     );
+  });
+
+  test("a pid that a later process got is not the run's: the process start must match too", () => {
+    const dir = state();
+    const mine = processStart(process.pid);
+    assert.match(mine ?? "", /^[0-9a-f-]{36}:\d+$/, "boot id and start tick of this process");
+    const same = startRun(dir, { command: "imgtool bake ami", pid: process.pid });
+    const reused = startRun(dir, { command: "imgtool bake ami", pid: process.pid, pidStart: "other-boot:1" });
+    assert.deepEqual(
+      deadRuns(dir).map((d) => d.id),
+      [reused.id],
+    );
+    const record = JSON.parse(readFileSync(path.join(same.dir, "run.json"), "utf8")) as { pidStart?: string };
+    assert.equal(record.pidStart, mine);
+    assert.equal(pidAlive(process.pid, mine), true);
+    assert.equal(pidAlive(process.pid, "other-boot:1"), false);
   });
 
   test("run ids differ by pid and random part", () => {
