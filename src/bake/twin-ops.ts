@@ -27,7 +27,11 @@ import { ENGINE_LIB_MOUNT, engineLibDir, nestedEngineHostConfig } from "../docke
 export function makeTwinOps(opts: {
   docker: Docker;
   registry?: { endpoint: string; user: string; password: string };
-  /** The run that bakes: its id labels the pre-load container and volume, its folder holds the secret file. */
+  /**
+   * The run that bakes: its id labels the pre-load container (not the volume: once published it outlives the
+   * run, and a run killed later, say in a pipeline's smoke launch, must not make it a leftover); its folder
+   * holds the secret file.
+   */
   run?: Pick<ActiveRun, "id" | "dir">;
 }): TwinOps {
   const { docker } = opts;
@@ -69,8 +73,7 @@ export function makeTwinOps(opts: {
       }
       return { artifacts, preloadVolume };
     },
-    async preload(twinImageId, imageRef, volume, given) {
-      const labels = { ...given, ...owner };
+    async preload(twinImageId, imageRef, volume, labels) {
       await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
       const env = [`IMGTOOL_IMAGE=${imageRef}`];
       const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
@@ -92,7 +95,7 @@ export function makeTwinOps(opts: {
           Entrypoint: ["/bin/sh", `${ENGINE_LIB_MOUNT}/imgtool-preload`],
           Cmd: [],
           Env: env,
-          Labels: labels,
+          Labels: { ...labels, ...owner },
           HostConfig: nestedEngineHostConfig(volume, binds),
         });
         await container.start();
