@@ -144,7 +144,8 @@ export function makeContext(args: GlobalArgs, out: Output, overrides: DepsOverri
       return run;
     },
     endRun() {
-      run?.end();
+      const left = run?.end();
+      if (left) out.warn(`the run's folder could not be removed (${left}); remove it by hand`);
       run = undefined;
     },
     docker() {

@@ -25,8 +25,11 @@ export interface RunRecord {
 export interface ActiveRun {
   id: string;
   dir: string;
-  /** Remove the record and the run's folder (the run ended and cleaned up after itself). */
-  end(): void;
+  /**
+   * Remove the record, then the run's folder (the run ended and cleaned up after itself). Returns what could
+   * not be removed (files a container made that this user may not delete), or undefined.
+   */
+  end(): string | undefined;
 }
 
 /** A run folder whose process is gone. `record` is undefined when run.json is missing or unreadable. */
@@ -100,7 +103,18 @@ export function startRun(
   mkdirSync(tmp, { recursive: true, mode: 0o700 });
   writeFileSync(path.join(tmp, RECORD), `${JSON.stringify(record, null, 2)}\n`);
   renameSync(tmp, dir);
-  return { id, dir, end: () => rmSync(dir, { recursive: true, force: true }) };
+  const end = () => {
+    rmSync(path.join(dir, RECORD), { force: true });
+    try {
+      rmSync(dir, { recursive: true, force: true });
+      return undefined;
+    } catch (e) {
+      if (!["EACCES", "EPERM", "EBUSY", "ENOTEMPTY"].includes((e as NodeJS.ErrnoException).code ?? ""))
+        throw e;
+      return `${dir}: ${(e as Error).message}`;
+    }
+  };
+  return { id, dir, end };
 }
 
 function readRecord(dir: string): RunRecord | undefined {
