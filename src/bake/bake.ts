@@ -124,8 +124,10 @@ export interface BakeDeps {
   signal?: AbortSignal;
   /** `packer version` of the Packer that runs the build (decides the plugins file's place). */
   packerVersion?: string;
-  /** Extra environment for Packer (DOCKER_HOST on local, AWS_PROFILE on aws). */
+  /** Extra environment for Packer (DOCKER_HOST on local, AWS_PROFILE on aws; PACKER_TMP_DIR is created). */
   packerEnv?: NodeJS.ProcessEnv;
+  /** The run that bakes (src/leftovers/runs.ts): labels what Packer's builder makes, via the `run_id` variable. */
+  runId?: string;
 }
 
 export { InterruptedError };
@@ -180,6 +182,7 @@ export async function bakeRole(
     inputsHash,
     gitRevision,
     rubyBenchCommit,
+    ...(deps.runId ? { runId: deps.runId } : {}),
     ...ops.baseInputs(base, home),
     ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
     ...(imageRef
@@ -271,6 +274,7 @@ export async function bakeRole(
     dir,
   });
   const env: NodeJS.ProcessEnv = { ...deps.packerEnv };
+  if (env.PACKER_TMP_DIR) await mkdir(env.PACKER_TMP_DIR, { recursive: true });
   if (deps.registry) env.IMGTOOL_REGISTRY_PASSWORD = deps.registry.password;
   if (ops.packerInit) {
     const init = await deps.packer.run(rendered.initArgs, {

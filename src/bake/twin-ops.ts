@@ -6,6 +6,7 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { ActiveRun } from "../leftovers/runs.js";
 import type Docker from "dockerode";
 import { FailureError, InterruptedError, UsageError, stopSignalOf } from "../errors.js";
 import type { BakeArtifact, BakeTargetOps } from "./bake.js";
@@ -29,8 +30,11 @@ export function makeTwinOps(opts: {
   registry?: { endpoint: string; user: string; password: string };
   /** The run's interrupt (src/cli/context.ts): kills the pre-load at once and removes what the bake made. */
   signal?: AbortSignal;
+  /** The run that bakes: its id labels the pre-load container; its folder holds the secret file. */
+  run?: Pick<ActiveRun, "id" | "dir">;
 }): TwinOps {
   const { docker, signal } = opts;
+  const owner: Record<string, string> = opts.run ? { [DOCKER_LABEL.owner]: opts.run.id } : {};
   const ops: TwinOps = {
     target: "local",
     dataType: "text",
@@ -146,7 +150,7 @@ export function makeTwinOps(opts: {
     // environment (which `docker inspect` shows) nor a command line.
     let secretDir: string | undefined;
     if (opts.registry) {
-      secretDir = await mkdtemp(path.join(tmpdir(), "imgtool-preload-"));
+      secretDir = await mkdtemp(path.join(opts.run?.dir ?? tmpdir(), "imgtool-preload-"));
       const file = path.join(secretDir, "registry-password");
       await writeFile(file, opts.registry.password, { mode: 0o600 });
       binds.push(`${file}:/run/secrets/imgtool-registry-password:ro`);
@@ -170,7 +174,7 @@ export function makeTwinOps(opts: {
         Entrypoint: ["/bin/sh", `${ENGINE_LIB_MOUNT}/imgtool-preload`],
         Cmd: [],
         Env: env,
-        Labels: labels,
+        Labels: { ...labels, ...owner },
         HostConfig: nestedEngineHostConfig(volume, binds),
       });
       if (signal?.aborted) throw new Stopped();

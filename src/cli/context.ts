@@ -10,6 +10,8 @@ import type { Output } from "./output.js";
 import type { AwsClients } from "../aws/clients.js";
 import type { Catalog } from "../catalog/catalog.js";
 import { makeDeps, type Deps, type DepsOverrides } from "./deps.js";
+import { startRun, type ActiveRun } from "../leftovers/runs.js";
+import { deadRunsWarning } from "../leftovers/leftovers.js";
 
 export interface GlobalArgs {
   config?: string;
@@ -49,6 +51,13 @@ export interface Context {
   docker(): Promise<import("dockerode")>;
   /** The flows' dependencies, built by the composition root (src/cli/deps.ts); tests override them there. */
   deps: Deps;
+  /**
+   * This process's run record (src/leftovers/runs.ts), started on first ask by the factories that make
+   * containers, volumes or temp files; starting it warns when dead runs left things behind.
+   */
+  run(): ActiveRun;
+  /** Remove the run record, if one was started (main() calls it when the handler is done). */
+  endRun(): void;
 }
 
 /**
@@ -87,6 +96,7 @@ export function makeContext(args: GlobalArgs, out: Output, overrides: DepsOverri
   const clients = new Map<string, Promise<AwsClients>>();
   const catalogs = new Map<string, Promise<Catalog>>();
   let docker: Promise<import("dockerode")> | undefined;
+  let run: ActiveRun | undefined;
 
   const stop = interruptions(out);
   const home = homeRegion(config);
@@ -128,6 +138,21 @@ export function makeContext(args: GlobalArgs, out: Output, overrides: DepsOverri
         catalogs.set(key, p);
       }
       return p;
+    },
+    run() {
+      if (!run) {
+        const warning = deadRunsWarning(config.local.state_dir);
+        if (warning) out.event({ type: "warn", message: warning });
+        run = startRun(config.local.state_dir, {
+          command: ["imgtool", ...process.argv.slice(2)].join(" "),
+        });
+      }
+      return run;
+    },
+    endRun() {
+      const left = run?.end();
+      if (left) out.warn(`the run's folder could not be removed (${left}); remove it by hand`);
+      run = undefined;
     },
     docker() {
       docker ??= (async () => {

@@ -24,6 +24,7 @@ import type { PruneBackend } from "../prune/prune.js";
 import type { PushDeps } from "../push/push.js";
 import type { RegistryClient } from "../registry/client.js";
 import type { Context } from "./context.js";
+import { DOCKER_LABEL } from "../config/tags.js";
 
 export interface Deps {
   /** The Packer runner (its `version()` is what doctor shows, too). */
@@ -118,6 +119,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         gitRevision: () => projectRevision(),
         buildRoot: path.join(stateDir, "builds"),
         signal: ctx.signal,
+        runId: ctx.run().id,
       };
       if (ctx.target === "aws") {
         const { Ec2Images } = await import("../aws/ec2.js");
@@ -132,6 +134,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
         });
         bakeDeps.packerEnv = {
+          PACKER_TMP_DIR: path.join(ctx.run().dir, "packer"),
           AWS_REGION: ctx.homeRegion,
           ...(ctx.args.profile ? { AWS_PROFILE: ctx.args.profile } : {}),
         };
@@ -146,11 +149,11 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           password: registryPassword(stack),
         };
         bakeDeps.registry = registry;
-        bakeDeps.packerEnv = { DOCKER_HOST: dockerHost(stack) };
-        return {
-          ...bakeDeps,
-          ops: makeTwinOps({ docker: await ctx.docker(), registry, signal: ctx.signal }),
+        bakeDeps.packerEnv = {
+          DOCKER_HOST: dockerHost(stack),
+          PACKER_TMP_DIR: path.join(ctx.run().dir, "packer"),
         };
+        return { ...bakeDeps, ops: makeTwinOps({ docker: await ctx.docker(), registry, run: ctx.run(), signal: ctx.signal }) };
       }
     },
 
@@ -210,6 +213,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         docker: await ctx.docker(),
         registry: { user: stack.registry.user, passwordFile: stack.registry.passwordFile },
         events: ctx.out.event,
+        ownerLabels: { [DOCKER_LABEL.owner]: ctx.run().id },
       });
     },
 
@@ -336,6 +340,21 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           return { anonymous: anonymous.status, authenticated: authenticated.status, api: authenticated.api };
         },
         packerVersion: () => deps.packer().version(),
+        async leftovers(dir) {
+          const { findLeftovers, describeLeftovers } = await import("../leftovers/leftovers.js");
+          try {
+            const engine = ctx.target === "local" ? await deps.engine() : undefined;
+            const found = await findLeftovers({ stateDir: dir, engine });
+            return { runs: found.map(describeLeftovers) };
+          } catch (e) {
+            // An engine that does not answer (the engine line says why): the dead runs are still worth naming.
+            const found = await findLeftovers({ stateDir: dir, engine: undefined });
+            return {
+              runs: found.map(describeLeftovers),
+              engineProblem: (e as Error).message.split("\n")[0]!,
+            };
+          }
+        },
         async catalog(file) {
           const { existsSync } = await import("node:fs");
           const { CatalogDamagedError, SqliteStore } = await import("../catalog/sqlite-store.js");

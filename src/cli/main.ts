@@ -43,13 +43,17 @@ function run<A>(load: () => Promise<Handler<A>>) {
   return async (parsed: Record<string, unknown>) => {
     const argv = parsed as A & GlobalArgs;
     const out = makeOutput(argv);
+    let ctx: Context | undefined;
     try {
       const { makeContext } = await import("./context.js");
-      const ctx = makeContext(argv, out, current.deps);
+      ctx = makeContext(argv, out, current.deps);
       const handler = await load();
       state.exitCode = (await handler(ctx, argv)) ?? 0;
     } catch (e) {
       state.exitCode = out.error(e);
+    } finally {
+      // The handler is done and its cleanups ran: the run is no longer a candidate for leftovers.
+      ctx?.endRun();
     }
   };
 }
@@ -348,7 +352,14 @@ export function buildParser(argv: string[]): Argv {
             describe: "Versions to keep per role (labelled and in-use versions are kept too)",
           })
           .option("role", roleOption)
+          .option("leftovers", {
+            type: "boolean",
+            default: false,
+            describe:
+              "Instead: remove what dead runs left (labelled containers and volumes, run folders; see `imgtool doctor`)",
+          })
           .example("$0 prune --keep 3 --dry-run", "List what would go and why")
+          .example("$0 prune --leftovers --dry-run", "List what killed runs left behind")
           .example("$0 prune --target aws --keep 5", "Deregister old AMIs and delete their snapshots"),
       run(async () => (await import("./commands/prune.js")).pruneCommand),
     )

@@ -31,6 +31,11 @@ export const DOCKER_LABEL = {
   port: "imgtool.port",
   /** The image a pre-load volume holds. */
   image: "imgtool.image",
+  /**
+   * The run (process) that made a container or volume: its run record is `<state>/runs/<id>/run.json`. Found
+   * by `imgtool doctor` when that run died without cleaning up (src/leftovers/).
+   */
+  owner: "imgtool.owner",
 } as const;
 
 /** Labels inside images: the twin's and the pushed container images' own. */

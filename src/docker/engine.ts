@@ -107,6 +107,16 @@ export interface PushOutcome {
   bytesPushed: number;
 }
 
+/** A container or volume found by a label key. */
+export interface LabelledResource {
+  kind: "container" | "volume";
+  /** Container id, or the volume's name. */
+  id: string;
+  /** The container's name (without "/"), or the volume's name. */
+  name: string;
+  labels: Record<string, string>;
+}
+
 /** The engine calls imgtool's flows make. Tests may hand in another implementation. */
 export interface DockerEngine {
   /** The image, or undefined when the engine has none by that reference. */
@@ -135,6 +145,13 @@ export interface DockerEngine {
   pull(ref: string, opts?: { platform?: string; auth?: RegistryAuthConfig }): Promise<void>;
   /** Remove an image reference; a missing one is not an error. */
   removeImage(ref: string): Promise<void>;
+  /** Every container (running or not) and volume that carries the label key `label`, whatever its value. */
+  listLabelled(label: string): Promise<LabelledResource[]>;
+  /**
+   * Remove a container (forced, with its anonymous volumes) or a volume; false when it was already gone.
+   * Remove a run's containers before its volumes: a volume in use cannot go.
+   */
+  removeLabelled(r: LabelledResource): Promise<boolean>;
 }
 
 const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number }).statusCode;
@@ -257,6 +274,37 @@ export function dockerEngine(docker: Docker): DockerEngine {
         await docker.getImage(ref).remove({ noprune: false });
       } catch (e) {
         if (statusOf(e) === 404) return;
+        throw e;
+      }
+    },
+
+    async listLabelled(label) {
+      const filters = JSON.stringify({ label: [label] });
+      const containers = await docker.listContainers({ all: true, filters });
+      const volumes = (await docker.listVolumes({ filters })).Volumes ?? [];
+      return [
+        ...containers.map((c) => ({
+          kind: "container" as const,
+          id: c.Id,
+          name: (c.Names?.[0] ?? c.Id).replace(/^\//, ""),
+          labels: c.Labels ?? {},
+        })),
+        ...volumes.map((v) => ({
+          kind: "volume" as const,
+          id: v.Name,
+          name: v.Name,
+          labels: (v.Labels as Record<string, string> | null) ?? {},
+        })),
+      ];
+    },
+
+    async removeLabelled(r) {
+      try {
+        if (r.kind === "container") await docker.getContainer(r.id).remove({ force: true, v: true });
+        else await docker.getVolume(r.id).remove();
+        return true;
+      } catch (e) {
+        if (statusOf(e) === 404) return false;
         throw e;
       }
     },

@@ -27,6 +27,11 @@ export interface DoctorProbes {
   packerVersion(): Promise<string | null>;
   /** Caller identity; throws a UsageError naming the credential chain when there are no credentials. */
   awsIdentity(): Promise<{ account: string; arn: string }>;
+  /**
+   * Dead runs of the state folder and what each left (one line per run; src/leftovers/), or the reason the
+   * engine could not be asked (the runs' folders are listed anyway).
+   */
+  leftovers?(stateDir: string): Promise<{ runs: string[]; engineProblem?: string }>;
   /** Check the local catalog file: absent, ok, or what is wrong with it and how to restore it. */
   catalog?(
     file: string,
@@ -45,6 +50,10 @@ export interface DoctorInput {
   setupCommand: string;
   /** The local catalog's file (checked when the probes can). */
   catalogFile?: string;
+  /** The state folder whose run records are checked for dead runs (only this one). */
+  stateDir?: string;
+  /** The command that removes leftovers. */
+  pruneLeftoversCommand?: string;
 }
 
 const MIN_NODE_MAJOR = 20;
@@ -199,6 +208,27 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
         (e as { fix?: string }).fix ?? "Configure AWS credentials (aws configure, AWS_PROFILE, or SSO login)";
       checks.push({ part: "aws credentials", ok: false, version: null, state: message(e), fix });
     }
+  }
+  if (input.stateDir && probes.leftovers) {
+    const l = await probes.leftovers(input.stateDir);
+    const unknown = l.engineProblem ? ` (containers and volumes unknown: ${l.engineProblem})` : "";
+    checks.push(
+      l.runs.length === 0
+        ? {
+            part: "leftovers",
+            ok: true,
+            version: null,
+            state: `none (no dead run in ${input.stateDir})`,
+            fix: null,
+          }
+        : {
+            part: "leftovers",
+            ok: false,
+            version: null,
+            state: `${l.runs.length} dead run(s)${unknown}: ${l.runs.join("; ")}`,
+            fix: input.pruneLeftoversCommand ?? "imgtool prune --leftovers",
+          },
+    );
   }
   return checks;
 }

@@ -9,6 +9,7 @@ import type { Target } from "../config/schema.js";
 import { dockerHost, registryPassword, type LocalStack } from "../local/stack.js";
 import { loadVersions } from "../versions.js";
 import type { DoctorInput } from "./doctor.js";
+import { PRUNE_LEFTOVERS } from "../leftovers/leftovers.js";
 
 export function doctorInput(opts: {
   config: Config;
@@ -43,5 +44,7 @@ export function doctorInput(opts: {
     baseImages: [...bases],
     setupCommand: "scripts/setup",
     catalogFile: path.join(config.local.state_dir, "catalog.db"),
+    stateDir: config.local.state_dir,
+    pruneLeftoversCommand: PRUNE_LEFTOVERS,
   };
 }

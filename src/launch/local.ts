@@ -74,6 +74,8 @@ export interface LocalLaunchDeps {
   /** The local registry's user and the file holding its password (scripts/setup's stack record). */
   registry: { user: string; passwordFile: string };
   events: EventSink;
+  /** Labels naming the imgtool run that starts the instances (src/leftovers/runs.ts), on every container and volume. */
+  ownerLabels?: Record<string, string>;
   /** Where run folders (user-data, readiness marker) and the secret live. Default: config.local.state_dir. */
   stateDir?: string;
   /** This machine's CPUs. Default: read from sysfs. */
@@ -141,6 +143,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       [DOCKER_LABEL.version]: req.tags[TAG.version] ?? "",
       [DOCKER_LABEL.instanceType]: req.instanceType,
       ...(req.port !== undefined ? { [DOCKER_LABEL.port]: String(req.port) } : {}),
+      ...deps.ownerLabels,
     };
     if (await exists(docker.getContainer(name).inspect())) {
       throw new UsageError(

@@ -29,6 +29,8 @@ export interface BakeInputs {
   inputsHash: string;
   /** Via the variables file. */
   gitRevision: string;
+  /** The imgtool run that bakes (src/leftovers/runs.ts), via the variables file. @default "none" */
+  runId?: string;
   /** The resolved commit of the configured ruby-bench repository+ref (or the ref itself, for `imgtool render`). */
   rubyBenchCommit: string;
   /**
@@ -171,6 +173,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     ["inputs.version", inputs.version],
     ["inputs.inputsHash", inputs.inputsHash],
     ["inputs.gitRevision", inputs.gitRevision],
+    ["inputs.runId", inputs.runId ?? "none"],
   ] as const) {
     check(BUILD_VALUE_RE.test(v), what, v, "must be 1-128 of A-Z a-z 0-9 . _ + -");
   }
@@ -396,6 +399,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     version: inputs.version,
     inputsHash: inputs.inputsHash,
     gitRevision: inputs.gitRevision,
+    runId: inputs.runId ?? "none",
   });
 
   return {

@@ -3,7 +3,7 @@
 // rebakes.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { bakeRole, type BakeDeps } from "../../src/bake/bake.js";
@@ -18,8 +18,8 @@ import { dockerHost, registryPassword, requireStack } from "../../src/local/stac
 import { makePackerRunner } from "../../src/packer/runner.js";
 import { projectPath } from "../../src/paths.js";
 import { renderBake, writeRendered, type RenderedBake } from "../../src/render/packer.js";
-import { makeRubyBenchRepo } from "../support/fixtures/ruby-bench.js";
 import { runCli } from "../support/cli.js";
+import { twinBakeProject } from "../support/twin-bake.js";
 
 interface BakeJson {
   results: {
@@ -38,20 +38,7 @@ describe("bake ami on local (real Packer, real engine)", () => {
   const docker = connectDocker(dockerHost(stack, {}));
   const pipeline = `bake${process.pid}`;
   const dir = mkdtempSync(path.join(tmpdir(), "imgtool-bake-local-"));
-  const fixture = makeRubyBenchRepo({ parent: dir });
-  const cfg = path.join(dir, "imgtool.config.yaml");
-  writeFileSync(
-    cfg,
-    [
-      `pipeline: ${pipeline}`,
-      "roles:",
-      "  task-runner:",
-      '    ruby: { versions: ["3.1"] }',
-      `    ruby_bench: { repository: ${fixture.path}, ref: main }`,
-      "local:",
-      `  state_dir: ${stateDir}`,
-    ].join("\n"),
-  );
+  const { config: cfg, rubyBench: fixture } = twinBakeProject({ parent: dir, pipeline, stateDir });
   const built: string[] = [];
   let first: BakeJson["results"][number];
 

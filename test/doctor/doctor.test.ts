@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { runCli } from "../support/cli.js";
+import { ownStateDir } from "../support/twin-bake.js";
 import { runDoctor, type DoctorProbes } from "../../src/doctor/doctor.js";
 
 interface DoctorDoc {
@@ -18,9 +19,19 @@ const part = (doc: DoctorDoc, name: string) => {
   return c;
 };
 
+/**
+ * A state folder of its own that knows the real stack (its stack.json): runs other tests left in the shared
+ * state folder (a test killed mid-run leaves a dead run) must not turn these "all ok" checks red.
+ */
+function ownState(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "imgtool-doctor-ok-"));
+  writeFileSync(path.join(dir, "c.yaml"), `local:\n  state_dir: ${ownStateDir(dir)}\n`);
+  return path.join(dir, "c.yaml");
+}
+
 describe("doctor with the real local stack (started by scripts/setup)", () => {
   test("every part is ok, with versions", async () => {
-    const r = await runCli(["doctor", "--json"], { env: { DOCKER_HOST: "" } });
+    const r = await runCli(["doctor", "--json", "--config", ownState()], { env: { DOCKER_HOST: "" } });
     const doc = JSON.parse(r.stdout) as DoctorDoc;
     assert.equal(r.code, 0, `doctor failed:\n${r.stdout}\n${r.stderr}`);
     assert.equal(doc.ok, true);
@@ -28,10 +39,11 @@ describe("doctor with the real local stack (started by scripts/setup)", () => {
     assert.match(part(doc, "packer").version ?? "", /Packer v1\./);
     assert.match(part(doc, "registry").state, /htpasswd auth, user AWS/);
     assert.ok(doc.checks.some((c) => c.part.startsWith("base image imgtool/base:")));
+    assert.match(part(doc, "leftovers").state, /^none \(no dead run in .*imgtool-doctor-ok-/);
   });
 
   test("the human table has one line per part", async () => {
-    const r = await runCli(["doctor"], { env: { DOCKER_HOST: "" } });
+    const r = await runCli(["doctor", "--config", ownState()], { env: { DOCKER_HOST: "" } });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /^PART\s+VERSION\s+STATE\s+FIX$/m);
     assert.match(r.stdout, /^docker engine\s+\d+\.\d+\S*\s+ok/m);

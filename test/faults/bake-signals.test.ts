@@ -4,52 +4,21 @@
 // cleaned up, Packer's container and processes gone, no twin image, nothing in the catalog.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Catalog } from "../../src/catalog/catalog.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { projectPath } from "../../src/paths.js";
-import { makeRubyBenchRepo } from "../support/fixtures/ruby-bench.js";
 import { startCli } from "../support/cli.js";
+import { dockerCli, processesIn, twinBakeProject } from "../support/twin-bake.js";
 import { localEngine } from "../render/helpers.js";
 
 const engine = localEngine();
 const env = (engine as { env?: NodeJS.ProcessEnv }).env ?? {};
 const stateDir = projectPath(".imgtool");
 
-function docker(args: string[]): { code: number; out: string } {
-  try {
-    return {
-      code: 0,
-      out: execFileSync("docker", args, {
-        env: { ...process.env, ...env },
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-      }),
-    };
-  } catch (e) {
-    return {
-      code: (e as { status?: number }).status ?? 1,
-      out: String((e as { stderr?: string }).stderr ?? ""),
-    };
-  }
-}
-
-/** Processes whose working directory is inside `dir` (Packer runs in the bake's folder). */
-function processesIn(dir: string): number[] {
-  const found: number[] = [];
-  for (const p of readdirSync("/proc")) {
-    if (!/^\d+$/.test(p)) continue;
-    try {
-      if (readlinkSync(`/proc/${p}/cwd`).startsWith(dir)) found.push(Number(p));
-    } catch {
-      // gone, or not ours to read
-    }
-  }
-  return found;
-}
+const docker = dockerCli(env);
 
 describe("fault: a signal to imgtool during Packer", { skip: engine.skip ?? false }, () => {
   const images: string[] = [];
@@ -64,20 +33,7 @@ describe("fault: a signal to imgtool during Packer", { skip: engine.skip ?? fals
     test(`${sig} to the imgtool process: Packer stops and cleans up, exit ${code}, nothing left or published`, async () => {
       const pipeline = `fault${sig.toLowerCase()}${process.pid}`;
       const dir = mkdtempSync(path.join(tmpdir(), "imgtool-fault-bake-"));
-      const fixture = makeRubyBenchRepo({ parent: dir });
-      const cfg = path.join(dir, "imgtool.config.yaml");
-      writeFileSync(
-        cfg,
-        [
-          `pipeline: ${pipeline}`,
-          "roles:",
-          "  task-runner:",
-          '    ruby: { versions: ["3.1"] }',
-          `    ruby_bench: { repository: ${fixture.path}, ref: main }`,
-          "local:",
-          `  state_dir: ${stateDir}`,
-        ].join("\n"),
-      );
+      const cfg = twinBakeProject({ parent: dir, pipeline, stateDir }).config;
       const cli = startCli(["bake", "ami", "--force", "--role", "task-runner", "--config", cfg], {
         env: { DOCKER_HOST: "" },
       });

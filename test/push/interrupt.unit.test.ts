@@ -37,6 +37,8 @@ function fakeEngine(during: "build" | "push", interrupt: () => void) {
       repoDigests: [],
       labels: {},
     }),
+    listLabelled: async () => [],
+    removeLabelled: async () => false,
     async build(req: BuildRequest) {
       calls.push({ op: "build", signal: req.signal });
       if (during !== "build") return { imageId: `sha256:${"1".repeat(64)}`, steps: [] };

@@ -1,4 +1,7 @@
-/** `imgtool prune`: delete old AMIs/snapshots (aws) or twin images/volumes (local) beyond the newest N. */
+/**
+ * `imgtool prune`: delete old AMIs/snapshots (aws) or twin images/volumes (local) beyond the newest N; with
+ * `--leftovers`, instead remove what dead runs left (their labelled containers and volumes, their folders).
+ */
 import { UsageError } from "../../errors.js";
 import { prune } from "../../prune/prune.js";
 import type { Context, GlobalArgs } from "../context.js";
@@ -7,8 +10,9 @@ import { rolesOf } from "../roles.js";
 
 export async function pruneCommand(
   ctx: Context,
-  args: GlobalArgs & { keep: number; role: string },
+  args: GlobalArgs & { keep: number; role: string; leftovers?: boolean },
 ): Promise<number> {
+  if (args.leftovers) return pruneLeftovers(ctx);
   if (!Number.isInteger(args.keep) || args.keep < 1) {
     throw new UsageError(`--keep ${args.keep}: keep at least 1 version per role.`, { fix: "e.g. --keep 3" });
   }
@@ -43,6 +47,38 @@ export async function pruneCommand(
               d.action === "delete" ? (ctx.dryRun ? "would delete" : "deleted") : "keep",
               d.reason,
             ]),
+          ),
+  );
+  return 0;
+}
+
+async function pruneLeftovers(ctx: Context): Promise<number> {
+  const { findLeftovers, removeLeftovers } = await import("../../leftovers/leftovers.js");
+  const stateDir = ctx.config.local.state_dir;
+  const engine = ctx.target === "local" ? await ctx.deps.engine() : undefined;
+  const found = await findLeftovers({ stateDir, engine });
+  const done = await removeLeftovers(found, engine, { dryRun: ctx.dryRun, events: ctx.out.event });
+  ctx.out.result(
+    {
+      target: ctx.target,
+      dryRun: ctx.dryRun,
+      leftovers: found.map((l, i) => ({
+        runId: l.run.id,
+        pid: l.run.record?.pid ?? null,
+        command: l.run.record?.command ?? null,
+        started: l.run.record?.started ?? null,
+        containers: l.containers.map((c) => c.name),
+        volumes: l.volumes.map((v) => v.name),
+        dir: l.dir,
+        removed: ctx.dryRun ? [] : done[i]!.removed,
+      })),
+    },
+    () =>
+      found.length === 0
+        ? `No leftovers: no dead run in ${stateDir}.`
+        : table(
+            ["RUN", "ACTION", "WHAT"],
+            done.map((d) => [d.run, ctx.dryRun ? "would remove" : "removed", d.removed.join(", ")]),
           ),
   );
   return 0;

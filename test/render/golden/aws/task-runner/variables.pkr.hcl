@@ -16,3 +16,8 @@ variable "git_revision" {
   type        = string
   description = "Git revision of imgtool that rendered this bake."
 }
+
+variable "run_id" {
+  type        = string
+  description = "The imgtool run that bakes (its record is <state>/runs/<run_id>): labels what the builder makes."
+}

@@ -6,6 +6,9 @@ source "docker" "twin" {
   image  = "imgtool/base:bookworm"
   pull   = false
   commit = true
+  # Packer's default run command plus the run's owner label: a run killed mid-build leaves a container that
+  # `imgtool doctor` finds and `imgtool prune --leftovers` removes.
+  run_command = ["-d", "-i", "-t", "--label", "imgtool.owner=${var.run_id}", "--entrypoint=/bin/sh", "--", "{{.Image}}"]
   changes = [
     "ENTRYPOINT [\"/usr/local/sbin/imgtool-boot\"]",
     "CMD [\"sleep\", \"infinity\"]",
