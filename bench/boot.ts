@@ -157,9 +157,9 @@ async function main() {
   const fx = await makeLocalFixture();
   const repoDir = legacyRepository();
   const results: Record<string, Sample[]> = { baked: [], today: [], older: [] };
+  // The older flow builds FROM the Ruby base, pulled from the registry as a base image would be.
+  const base = `${fx.stack.registry.endpoint}/imgtool-launch-test-${fx.id}/ruby`;
   try {
-    // The older flow builds FROM the Ruby base, pulled from the registry as a base image would be.
-    const base = `${fx.stack.registry.endpoint}/imgtool-launch-test-${fx.id}/ruby`;
     await fx.docker.getImage("imgtool/ruby:bookworm").tag({ repo: base, tag: "bookworm" });
     await dockerEngine(fx.docker).push(base, "bookworm", {
       username: fx.stack.registry.user,
@@ -233,6 +233,11 @@ async function main() {
     }
     await terminateRun({ runId: `bench-orch-${fx.id}`, dryRun: false }, { backend, events: sink });
   } finally {
+    // The base's tag in the outer engine (the fixture's cleanup removes only the tags it made).
+    await fx.docker
+      .getImage(`${base}:bookworm`)
+      .remove()
+      .catch(() => undefined);
     await fx.cleanup();
     await rm(repoDir, { recursive: true, force: true });
   }

@@ -28,9 +28,11 @@ growpart: { mode: "off" }
 resize_rootfs: false
 # No boot loader in a container (and Amazon Linux 2023 has no grub-dpkg module).
 grub_dpkg: { enabled: false }
-# The minimal base has no locales and no SSH server: nothing to generate.
-locale: false
-ssh_genkeytypes: []
+# The minimal base has no SSH server: no host keys to generate (an empty set of given keys), and the locale
+# is the one that needs no generating. Both valid against cloud-init's schema: an invalid setting would put a
+# schema WARNING on every boot's console, among the words a failed boot is reported with.
+locale: C.UTF-8
+ssh_keys: {}
 CFG
 fi
 
@@ -38,5 +40,10 @@ fi
 version=$(cloud-init --version 2>&1) || die "cloud-init --version failed: $version"
 if [[ $IMGTOOL_TARGET == local ]]; then
   grep -qx 'datasource_list: \[NoCloud, None\]' "$TWIN_CFG" || die "$TWIN_CFG was not written"
+  # cloud-init's own schema judges the settings (a user-data file must start with #cloud-config; ours does not).
+  checked=$(mktemp)
+  { echo "#cloud-config"; cat "$TWIN_CFG"; } >"$checked"
+  schema=$(cloud-init schema --config-file "$checked" 2>&1) || die "$TWIN_CFG fails cloud-init's schema: $schema"
+  rm -f "$checked"
 fi
 log "ok: $version"

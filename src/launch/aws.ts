@@ -10,6 +10,7 @@ import { FailureError, UsageError, errorName } from "../errors.js";
 import type { EventSink } from "../events.js";
 import type { Ec2Instances } from "../aws/ec2-instances.js";
 import { clientToken, type Market } from "./ids.js";
+import { EC2_USER_DATA_TOO_LARGE, userDataRefused } from "./cloud-init.js";
 import type { BootContext, FoundInstance, GroupRequest, LaunchBackend, StartedInstance } from "./types.js";
 import { TAG } from "../config/tags.js";
 
@@ -191,7 +192,10 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
 /** Spot launches in an account without the Spot service-linked role, when the caller may not create it. */
 export const SPOT_ROLE_MISSING = "AuthFailure.ServiceLinkedRoleCreationNotPermitted";
 
-/** RunInstances refused for permissions: a user error that names the fix, not a capacity problem. */
+/**
+ * RunInstances refused for permissions, or for user-data over EC2's limit: a user error that names the fix, not
+ * a capacity problem.
+ */
 async function explainDenial<T>(market: Market, req: GroupRequest, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
@@ -203,6 +207,15 @@ async function explainDenial<T>(market: Market, req: GroupRequest, run: () => Pr
         fix:
           "Create it once per account: `aws iam create-service-linked-role --aws-service-name spot.amazonaws.com` " +
           "(or set aws.spot: false).",
+        cause: e,
+      });
+    }
+    if (name === EC2_USER_DATA_TOO_LARGE.code && /\buser data\b/i.test((e as Error).message)) {
+      throw userDataRefused({
+        what,
+        size: req.userData.bytes.length,
+        error: { code: name, message: (e as Error).message },
+        by: "EC2",
         cause: e,
       });
     }

@@ -23,6 +23,7 @@ import net from "node:net";
 import path from "node:path";
 import type Docker from "dockerode";
 import { ensureLocalSecrets, localSecretBinds, localSecretMount } from "./secret-files.js";
+import { cloudInitErrors, ec2UserDataRefusal, userDataRefused } from "./cloud-init.js";
 import type { Config } from "../config/load.js";
 import { FailureError, UsageError } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -197,20 +198,39 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     }
   };
 
-  /** cloud-init's warnings and errors from the whole console, then its last lines. */
-  const cloudInitReport = async (name: string): Promise<string> => {
-    let text: string;
+  /**
+   * Why cloud-init did not get the user-data to ready, in its own words: its result.json and status.json (in
+   * the instance's cloud-init data folder) and the WARNING/ERROR lines of its log, which the console carries;
+   * then imgtool-boot's own lines and the end of the console.
+   */
+  const cloudInitReport = async (name: string, runId: string): Promise<string> => {
+    const data = path.join(runDir(runId, name), "cloud-init");
+    let text = "";
     try {
       const buf = (await docker.getContainer(name).logs({ stdout: true, stderr: true })) as unknown as Buffer;
-      text = demux(buf);
-    } catch {
-      return "";
+      text = demux(buf).replace(/[^\x20-\x7e\n]/g, "");
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 404) throw e;
     }
-    const lines = text.split("\n").map((l) => l.replace(/[^\x20-\x7e]/g, ""));
-    const problems = lines.filter((l) => /\[(WARNING|ERROR|CRITICAL)\]|imgtool-boot:/.test(l));
-    return [...problems, "...", ...lines.filter((l) => !l.startsWith("ci-info:")).slice(-10)]
+    const words = cloudInitErrors({
+      result: await readText(path.join(data, "result.json")),
+      status: await readText(path.join(data, "status.json")),
+      log: text,
+    });
+    const lines = text.split("\n");
+    return [
+      words.length
+        ? `cloud-init's own words:\n${words.map((w) => `  ${w}`).join("\n")}`
+        : "cloud-init reported no error or warning (result.json, status.json, its log).",
+      ...lines.filter((l) => l.startsWith("imgtool-boot:")),
+      "The end of the console:",
+      ...lines
+        .filter((l) => !l.startsWith("ci-info:"))
+        .slice(-10)
+        .map((l) => `  ${l}`),
+    ]
       .join("\n")
-      .trim();
+      .trimEnd();
   };
 
   const removeOne = async (name: string, runId: string | undefined) => {
@@ -267,6 +287,16 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     machineCpus: () => (deps.cpus ?? (() => readCpuTopology("/")))(),
 
     async start(req, runId) {
+      // The instance stands in for EC2: RunInstances refuses user-data over its limit before any instance exists.
+      const refusal = ec2UserDataRefusal(req.userData.bytes.length);
+      if (refusal) {
+        throw userDataRefused({
+          what: `The launch of ${req.count} x ${req.instanceType} of ${req.role}`,
+          size: req.userData.bytes.length,
+          error: refusal,
+          by: "the local target, as EC2 does",
+        });
+      }
       const first = req.firstIndex ?? 0;
       const settled = await Promise.allSettled(
         Array.from({ length: req.count }, (_, i) => startOne(req, runId, first + i, req.instanceCpus?.[i])),
@@ -325,12 +355,11 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
         }
         // cloud-init's final stage is over and the user-data wrote no marker (looked at again: it may have just
         // now): cloud-init did not run it to the end. Its own words are in its result and on the console.
-        const result = await readJson(path.join(runDir(meta.runId, inst.id), "cloud-init", "result.json"));
-        if (result && !existsSync(path.join(dir, "ready")) && !existsSync(path.join(dir, "failed"))) {
+        const finished = existsSync(path.join(runDir(meta.runId, inst.id), "cloud-init", "result.json"));
+        if (finished && !existsSync(path.join(dir, "ready")) && !existsSync(path.join(dir, "failed"))) {
           throw new FailureError(
-            `The ${inst.role} instance ${inst.id}: cloud-init finished without the user-data reaching ready ` +
-              `(cloud-init's errors: ${JSON.stringify((result.v1 as { errors?: unknown } | undefined)?.errors ?? [])}). ` +
-              `cloud-init's warnings and the end of the console:\n${await cloudInitReport(inst.id)}`,
+            `The ${inst.role} instance ${inst.id}: cloud-init finished without the user-data reaching ready. ` +
+              (await cloudInitReport(inst.id, meta.runId)),
           );
         }
         if (Date.now() - lastInspect > 500) {
@@ -389,13 +418,18 @@ async function exists(p: Promise<unknown>): Promise<boolean> {
   }
 }
 
-async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
+async function readText(file: string): Promise<string | undefined> {
   try {
-    return JSON.parse(await readFile(file, "utf8")) as Record<string, unknown>;
+    return await readFile(file, "utf8");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw e;
   }
+}
+
+async function readJson(file: string): Promise<Record<string, unknown> | undefined> {
+  const text = await readText(file);
+  return text === undefined ? undefined : (JSON.parse(text) as Record<string, unknown>);
 }
 
 const round3 = (n: number) => Math.round(n * 1000) / 1000;

@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { UsageError, FailureError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
-import { awsBackend } from "../../src/launch/aws.js";
+import { awsBackend, launchTags } from "../../src/launch/aws.js";
+import type { GroupRequest } from "../../src/launch/types.js";
 import { Ec2Instances } from "../../src/aws/ec2-instances.js";
 import { clientToken } from "../../src/launch/ids.js";
 import { terminateRun } from "../../src/launch/terminate.js";
@@ -355,6 +356,42 @@ describe("launch on aws (AWS stand-in)", () => {
     const runner = runRequests(fx.standin).find((r) => r.params["InstanceType"] === "c7i.large")!;
     const bytes = Buffer.from(runner.params["UserData"]!, "base64").length;
     assert.ok(bytes <= USER_DATA_LIMIT && bytes > USER_DATA_LIMIT - 2_000, `${bytes} bytes`);
+  });
+
+  test("RunInstances refusing user-data over 16 KB (the AWS stand-in answers as EC2) is a usage error in EC2's words; exactly 16384 bytes start", async () => {
+    const config = awsConfig();
+    const backend = awsBackend({
+      config,
+      region: REGION,
+      ec2: async () => new Ec2Instances(fx.clients.ec2),
+      events: recordingSink(),
+    });
+    // Past imgtool's own check (which a launch runs first): the group as the backend is handed it.
+    const group = (size: number, runId: string): GroupRequest => {
+      const bytes = Buffer.alloc(size, "#");
+      return {
+        role: "task-runner",
+        instanceType: "c7i.large",
+        arch: "x86_64",
+        count: 1,
+        market: "on-demand",
+        imageId: fx.amis["task-runner"].x86_64,
+        preloadVolume: null,
+        userData: { role: "task-runner", text: bytes.toString(), bytes, compression: "none" },
+        tags: launchTags(config.pipeline, "task-runner", { ami: "v1", image: "v1" }, runId),
+      };
+    };
+    const err = await backend
+      .start(group(USER_DATA_LIMIT + 1, "ud-over"), "ud-over")
+      .catch((e: unknown) => e);
+    assert.ok(err instanceof UsageError, String(err));
+    assert.match(
+      err.message,
+      /^RunInstances for 1 x c7i\.large \(on-demand\) of task-runner was refused by EC2, with EC2's error InvalidParameterValue: User data is limited to 16384 bytes \(this user-data is 16385 bytes\)/,
+    );
+    assert.equal(runRequests(fx.standin).length, 1, "EC2 (the stand-in) was asked and refused");
+    const started = await backend.start(group(USER_DATA_LIMIT, "ud-limit"), "ud-limit");
+    assert.equal(started.length, 1);
   });
 
   test("gzip-compressed user-data (launch.user_data_compression) fits what the plain script does not", async () => {

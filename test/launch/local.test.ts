@@ -9,7 +9,8 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs
 import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { machineArch } from "../../src/config/arch.js";
-import { FailureError } from "../../src/errors.js";
+import { FailureError, UsageError } from "../../src/errors.js";
+import { logProblems } from "../../src/launch/cloud-init.js";
 import { demux, execIn, localBackend } from "../../src/launch/local.js";
 import type { GroupRequest, LaunchBackend } from "../../src/launch/types.js";
 import { runCli } from "../support/cli.js";
@@ -38,6 +39,8 @@ const RUN_A = `e2e-a-${process.pid}`;
 const RUN_B = `e2e-b-${process.pid}`;
 const RUN_M = `e2e-m-${process.pid}`;
 const RUN_U = `e2e-u-${process.pid}`;
+const RUN_S = `e2e-s-${process.pid}`;
+const RUN_X = `e2e-x-${process.pid}`;
 
 async function imgtool(args: string[]) {
   const r = await runCli([...args, "--config", fx.configFile], { timeoutMs: 900_000 });
@@ -95,6 +98,39 @@ function backend(): LaunchBackend {
   });
 }
 
+/** The task runner's rendered script (plain text) for a run, from the dry-run plan. */
+async function taskRunnerScript(runId: string): Promise<string> {
+  const plan = await imgtool([
+    "launch",
+    "--dry-run",
+    "--json",
+    "--run-id",
+    runId,
+    "--workers-per-instance",
+    "1",
+  ]);
+  assert.equal(plan.code, 0, plan.stderr);
+  return (JSON.parse(plan.stdout) as LaunchJson).plan!.taskRunners[0]!.userData.text;
+}
+
+/** The task runner's script and a MIME multipart user-data of its parts, with a boundary of our own. */
+function mimeOf(parts: { type: string; filename: string; body: string }[]): string {
+  return [
+    'Content-Type: multipart/mixed; boundary="==imgtool-test=="',
+    "MIME-Version: 1.0",
+    "",
+    ...parts.flatMap((p) => [
+      "--==imgtool-test==",
+      `Content-Type: ${p.type}; charset="us-ascii"`,
+      `Content-Disposition: attachment; filename="${p.filename}"`,
+      "",
+      p.body,
+    ]),
+    "--==imgtool-test==--",
+    "",
+  ].join("\n");
+}
+
 function taskRunnerRequest(bytes: Buffer, text: string): GroupRequest {
   return {
     role: "task-runner",
@@ -126,6 +162,8 @@ describe("launch on the local target (containers with their own engine, through 
     await imgtool(["terminate", "--run-id", RUN_B]).catch(() => undefined);
     await imgtool(["terminate", "--run-id", RUN_M]).catch(() => undefined);
     await imgtool(["terminate", "--run-id", RUN_U]).catch(() => undefined);
+    await imgtool(["terminate", "--run-id", RUN_S]).catch(() => undefined);
+    await imgtool(["terminate", "--run-id", RUN_X]).catch(() => undefined);
     await fx?.cleanup();
   });
 
@@ -189,7 +227,10 @@ describe("launch on the local target (containers with their own engine, through 
       assert.deepEqual([...seed.subarray(0, 2)], [0x1f, 0x8b], "the seed is gzipped");
       const log = await inInstance(inst.id, "cat /var/log/cloud-init.log");
       assert.match(log, /Running command \['\/var\/lib\/cloud\/instance\/scripts\/part-001'\]/);
-      assert.match(await consoleOf(inst.id), /Cloud-init v\. [\d.]+ running 'modules:final'/);
+      const bootConsole = await consoleOf(inst.id);
+      assert.match(bootConsole, /Cloud-init v\. [\d.]+ running 'modules:final'/);
+      // A clean boot: cloud-init said nothing at WARNING or above (the twin's own settings pass its schema).
+      assert.deepEqual(logProblems(bootConsole), [], `${inst.id}: cloud-init's warnings`);
     }
 
     // Pinned to different CPUs, as the workers themselves see it.
@@ -282,38 +323,21 @@ describe("launch on the local target (containers with their own engine, through 
   });
 
   test("a MIME multipart user-data (a #cloud-config part and our script) runs through cloud-init and reaches ready", async () => {
-    const plan = await imgtool([
-      "launch",
-      "--dry-run",
-      "--json",
-      "--run-id",
-      RUN_M,
-      "--workers-per-instance",
-      "1",
+    const script = await taskRunnerScript(RUN_M);
+    const mime = mimeOf([
+      {
+        type: "text/cloud-config",
+        filename: "cloud-config.yaml",
+        body: [
+          "#cloud-config",
+          "write_files:",
+          "  - path: /etc/imgtool-test/from-cloud-config",
+          '    content: "written by the cloud-config part\\n"',
+          "",
+        ].join("\n"),
+      },
+      { type: "text/x-shellscript", filename: "imgtool-user-data.sh", body: script },
     ]);
-    assert.equal(plan.code, 0, plan.stderr);
-    const script = (JSON.parse(plan.stdout) as LaunchJson).plan!.taskRunners[0]!.userData.text;
-    const mime = [
-      'Content-Type: multipart/mixed; boundary="==imgtool-test=="',
-      "MIME-Version: 1.0",
-      "",
-      "--==imgtool-test==",
-      'Content-Type: text/cloud-config; charset="us-ascii"',
-      'Content-Disposition: attachment; filename="cloud-config.yaml"',
-      "",
-      "#cloud-config",
-      "write_files:",
-      "  - path: /etc/imgtool-test/from-cloud-config",
-      '    content: "written by the cloud-config part\\n"',
-      "",
-      "--==imgtool-test==",
-      'Content-Type: text/x-shellscript; charset="us-ascii"',
-      'Content-Disposition: attachment; filename="imgtool-user-data.sh"',
-      "",
-      script,
-      "--==imgtool-test==--",
-      "",
-    ].join("\n");
     const b = backend();
     await b.prepare();
     const [inst] = await b.start(taskRunnerRequest(gzipSync(mime), mime), RUN_M);
@@ -336,9 +360,64 @@ describe("launch on the local target (containers with their own engine, through 
     await assert.rejects(b.waitReady!(inst!, 600_000), (e: unknown) => {
       assert.ok(e instanceof FailureError, String(e));
       assert.match(e.message, /cloud-init finished without the user-data reaching ready/);
-      assert.match(e.message, /Unhandled non-multipart \(text\/x-not-multipart\) userdata/);
+      assert.match(
+        e.message,
+        /cloud-init's own words:\n {2}__init__\.py\[WARNING\]: Unhandled non-multipart \(text\/x-not-multipart\) userdata/,
+      );
       return true;
     });
+    await b.terminate([inst!.id]);
+  });
+
+  test("a MIME part of type text/x-sh (not cloud-init's text/x-shellscript): cloud-init does not run it, and the launch fails with cloud-init's own words", async () => {
+    const script = await taskRunnerScript(RUN_X);
+    const mime = mimeOf([{ type: "text/x-sh", filename: "imgtool-user-data.sh", body: script }]);
+    const b = backend();
+    const [inst] = await b.start(taskRunnerRequest(Buffer.from(mime), mime), RUN_X);
+    await assert.rejects(b.waitReady!(inst!, 600_000), (e: unknown) => {
+      assert.ok(e instanceof FailureError, String(e));
+      assert.match(
+        e.message,
+        /cloud-init's own words:\n {2}__init__\.py\[WARNING\]: Unhandled unknown content-type \(text\/x-sh\) userdata/,
+      );
+      return true;
+    });
+    assert.doesNotMatch(await consoleOf(inst!.id), /imgtool-user-data\[task-runner\]/, "the script ran");
+    await b.terminate([inst!.id]);
+  });
+
+  test("user-data of exactly 16384 bytes boots through cloud-init to ready; 16385 bytes are refused with EC2's own error, before any container exists", async () => {
+    const script = await taskRunnerScript(RUN_S);
+    // The script, then one comment line that brings it to the size wanted.
+    const sized = (size: number) => {
+      const body = script.endsWith("\n") ? script : `${script}\n`;
+      const text = `${body}#${"x".repeat(size - Buffer.byteLength(body) - 2)}\n`;
+      assert.equal(Buffer.byteLength(text), size);
+      return text;
+    };
+    const b = backend();
+    const over = sized(16_385);
+    await assert.rejects(b.start(taskRunnerRequest(Buffer.from(over), over), RUN_S), (e: unknown) => {
+      assert.ok(e instanceof UsageError, String(e));
+      assert.match(e.message, /EC2's error InvalidParameterValue: User data is limited to 16384 bytes/);
+      return true;
+    });
+    const made = await fx.docker.listContainers({
+      all: true,
+      filters: { label: [`imgtool.run-id=${RUN_S}`] },
+    });
+    assert.equal(made.length, 0, "a container was made for refused user-data");
+
+    const limit = sized(16_384);
+    const [inst] = await b.start(taskRunnerRequest(Buffer.from(limit), limit), RUN_S);
+    const ready = await b.waitReady!(inst!, 600_000);
+    assert.equal(ready.workers.length, 1);
+    assert.equal(
+      readFileSync(path.join(fx.stateDir, "launch", RUN_S, inst!.id, "seed", "user-data")).length,
+      16_384,
+    );
+    const log = await inInstance(inst!.id, "cat /var/log/cloud-init.log");
+    assert.match(log, /Running command \['\/var\/lib\/cloud\/instance\/scripts\/part-001'\]/);
     await b.terminate([inst!.id]);
   });
 
