@@ -114,7 +114,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       };
       if (ctx.target === "aws") {
         const { Ec2Images } = await import("../aws/ec2.js");
-        const { makeAwsBakeOps } = await import("../bake/aws-ops.js");
+        const { makeAwsBakeOps, ecrPreloadLogin } = await import("../bake/aws-ops.js");
         const ops = makeAwsBakeOps({
           wait: {
             consecutive: config.aws.ami_wait.consecutive,
@@ -123,6 +123,12 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           config,
           events: ctx.out.event,
           ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
+        });
+        const { ecrApi } = await import("../aws/ecr.js");
+        bakeDeps.registryLogin = ecrPreloadLogin({
+          ecr: async (r) => ecrApi((await ctx.aws(r)).ecr),
+          homeRegion: ctx.homeRegion,
+          events: ctx.out.event,
         });
         bakeDeps.packerEnv = {
           AWS_REGION: ctx.homeRegion,
