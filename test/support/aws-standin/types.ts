@@ -18,6 +18,11 @@ export interface StandinOptions {
   copyPendingReads?: number;
   /** DescribeInstances answers (per region) that still show a new instance as `pending`. @default 1 */
   instancePendingReads?: number;
+  /**
+   * How long SSM's asynchronous validation of an `aws:ec2:image` value takes (by `now`): until then the new
+   * version is not readable; then it is kept if its AMI is `available`, else dropped. @default 0
+   */
+  imageValidationMs?: number;
   /** Clock used for timestamps, token expiry and deprecation checks. @default () => new Date() */
   now?: () => Date;
   /**
@@ -257,6 +262,8 @@ export interface SsmState {
   parameters: Map<string, SsmParameter>;
   /** `aws:ec2:image` writes that PutParameter accepted but the asynchronous validation dropped. */
   droppedWrites: SsmDroppedWrite[];
+  /** `aws:ec2:image` writes still being validated: readable (or dropped) from `at` (ms since the epoch). */
+  validating: { name: string; version: SsmParameterVersion; at: number }[];
 }
 
 // ---------------------------------------------------------------- ECR state
