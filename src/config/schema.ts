@@ -298,7 +298,9 @@ export const ConfigSchema = z
               .int()
               .min(1)
               .default(20)
-              .describe("Lifecycle policy: keep this many newest images per repository."),
+              .describe(
+                "Lifecycle policy: keep this many newest untagged images per repository (tagged versions, which the catalog points at, never expire).",
+              ),
           })
           .default({ repositories: {}, keep_images: 20 })
           .describe("ECR repositories."),

@@ -294,6 +294,15 @@ export interface EcrRepository {
 
 export interface EcrState {
   repositories: Map<string, EcrRepository>;
+  /**
+   * The registry's scanning configuration (PutRegistryScanningConfiguration; tests set it): rules whose
+   * wildcard filters pick repositories, with their frequency. A matching rule wins over the repository's own
+   * scanOnPush, as ECR's registry-level (and enhanced) scanning does.
+   */
+  registryScanning?: {
+    scanType: "BASIC" | "ENHANCED";
+    rules: { scanFrequency: "SCAN_ON_PUSH" | "CONTINUOUS_SCAN" | "MANUAL"; filters: string[] }[];
+  };
 }
 
 // ---------------------------------------------------------------- per region
