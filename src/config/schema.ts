@@ -336,6 +336,7 @@ export const ConfigSchema = z
             /^(\/[A-Za-z0-9_.-]+)+$/,
             msg("must be an SSM parameter name such as /imgtool/bench/secrets/orchestrator-api-key"),
           )
+          .refine((v) => v.split("/").length - 1 <= 15, msg("has too many levels: SSM allows at most 15"))
           .optional()
           .describe(
             "SSM SecureString holding the orchestrator's API key, read by the instances at boot through their " +

@@ -12,6 +12,7 @@ export interface ResolvedOptions {
   copyPendingReads: number;
   instancePendingReads: number;
   imageValidationMs: number;
+  ec2Limits?: NonNullable<StandinOptions["ec2Limits"]>;
   now: () => Date;
   iam?: StandinIam;
   describePageSize?: number;
@@ -25,6 +26,7 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     copyPendingReads: opts.copyPendingReads ?? 2,
     instancePendingReads: opts.instancePendingReads ?? 1,
     imageValidationMs: opts.imageValidationMs ?? 0,
+    ...(opts.ec2Limits ? { ec2Limits: opts.ec2Limits } : {}),
     now: opts.now ?? (() => new Date()),
     ...(opts.iam ? { iam: opts.iam } : {}),
     ...(opts.describePageSize !== undefined ? { describePageSize: opts.describePageSize } : {}),

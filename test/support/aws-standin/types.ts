@@ -23,6 +23,18 @@ export interface StandinOptions {
    * version is not readable; then it is kept if its AMI is `available`, else dropped. @default 0
    */
   imageValidationMs?: number;
+  /**
+   * EC2's limits for RunInstances, per region, as the account would meet them: `capacity` (at most this many
+   * live instances of a type, any market; past it: InsufficientInstanceCapacity, HTTP 500), `onDemandVcpuQuota` (vCPUs of
+   * running and pending on-demand instances; past it: VcpuLimitExceeded), `spotServiceLinkedRole: false` (the
+   * account has no AWSServiceRoleForEC2Spot and the caller may not create it: a spot request fails with
+   * AuthFailure.ServiceLinkedRoleCreationNotPermitted). @default no limits
+   */
+  ec2Limits?: {
+    capacity?: Record<string, number>;
+    onDemandVcpuQuota?: number;
+    spotServiceLinkedRole?: boolean;
+  };
   /** Clock used for timestamps, token expiry and deprecation checks. @default () => new Date() */
   now?: () => Date;
   /**
