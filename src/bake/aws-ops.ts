@@ -11,7 +11,8 @@ import type { Ec2Images, WaitOptions } from "../aws/ec2.js";
 import { TAG } from "../config/tags.js";
 import type { BakeArtifact, BakeTargetOps, RegistryLoginAccess } from "./bake.js";
 import type { EcrApi } from "../aws/ecr.js";
-import { RegistryLogin, ecrRegionOf, ecrTokenSource, type RegistryLoginOptions } from "../push/login.js";
+import { ecrRegionOf } from "../config/registry.js";
+import { RegistryLogin, ecrTokenSource, type RegistryLoginOptions } from "../push/login.js";
 
 /**
  * The aws bake's login for the pre-load pull inside the build instance (which has no instance profile and no

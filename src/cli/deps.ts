@@ -181,6 +181,9 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       const ecr = ecrApi((await ctx.aws()).ecr);
       return {
         ...common,
+        otherCatalogs: await Promise.all(
+          config.aws.regions.filter((r) => r !== ctx.region).map((r) => deps.catalog(r)),
+        ),
         docker: await deps.engine(),
         ecr,
         login: new RegistryLogin(ecrTokenSource(ecr), { events }),

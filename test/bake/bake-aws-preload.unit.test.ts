@@ -19,7 +19,7 @@ import { parseConfig } from "../../src/config/load.js";
 import type { ImgtoolEvent } from "../../src/events.js";
 import { policyFor } from "../../src/iam/policies.js";
 import { makePackerRunner } from "../../src/packer/runner.js";
-import { ecrRegionOf } from "../../src/push/login.js";
+import { ecrRegionOf } from "../../src/config/registry.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { startAuthRegistry, type AuthRegistry } from "../support/auth-registry.js";
