@@ -113,6 +113,21 @@ describe("launch on aws when EC2 says no (AWS stand-in with EC2 limits and the I
     assert.deepEqual(live(fx), []);
   });
 
+  test("the catalog's AMI no longer exists (InvalidAMIID.NotFound): exit 2 naming the AMI, nothing launched", async () => {
+    const fx = await fixture({});
+    const gone = fx.amis["task-runner"].x86_64;
+    fx.standin.state.region(REGION).ec2.images.delete(gone);
+    await assert.rejects(
+      launchOnStandin(fx, { runId: "gone-1" }),
+      (e: unknown) =>
+        e instanceof UsageError &&
+        e.message.includes(`AMI ${gone}`) &&
+        /is not found in us-east-1\. Nothing was launched/.test(e.message) &&
+        /bake again or roll back/.test(e.fix ?? ""),
+    );
+    assert.equal(runRequests(fx.standin).length, 0);
+  });
+
   test("ClientToken: the stand-in refuses more than 64 characters; a launch with the longest run id stays within", async () => {
     const fx = await fixture({});
     const longRun = `r${"x".repeat(30)}1`; // 32 characters: the longest run id
