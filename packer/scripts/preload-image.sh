@@ -56,7 +56,7 @@ retry 3 10 docker pull --quiet "$IMGTOOL_IMAGE_REF" >/dev/null || pull_rc=$?
 if [[ -n $logged_in ]]; then
   docker logout "$logged_in" >/dev/null 2>&1 || true
 fi
-rm -f /root/.docker/config.json
+rm -f "${DOCKER_CONFIG:-/root/.docker}/config.json"
 ((pull_rc == 0)) || die "docker pull $IMGTOOL_IMAGE_REF failed"
 
 # Self-check: the image is in the store under its digest.

@@ -15,6 +15,8 @@ import {
   type RunInstancesCommandInput,
 } from "@aws-sdk/client-ec2";
 
+import { errorName } from "../errors.js";
+
 type Ec2Like = Pick<EC2Client, "send">;
 
 export const LIVE_STATES = ["pending", "running", "stopping", "stopped"];
@@ -51,9 +53,25 @@ export class Ec2Instances {
     return out;
   }
 
-  /** The AMIs, in one call. */
+  /**
+   * The AMIs, in one call. EC2 answers InvalidAMIID.NotFound for the whole call when one of them does not exist
+   * (any more): then each is asked alone, and the ones that do not exist are left out (not found, not an error).
+   */
   async images(imageIds: string[]): Promise<Image[]> {
-    const r = await this.ec2.send(new DescribeImagesCommand({ ImageIds: [...new Set(imageIds)] }));
-    return r.Images ?? [];
+    const ids = [...new Set(imageIds)];
+    try {
+      return (await this.ec2.send(new DescribeImagesCommand({ ImageIds: ids }))).Images ?? [];
+    } catch (e) {
+      if (errorName(e) !== "InvalidAMIID.NotFound" || ids.length === 0) throw e;
+    }
+    const out: Image[] = [];
+    for (const id of ids) {
+      try {
+        out.push(...((await this.ec2.send(new DescribeImagesCommand({ ImageIds: [id] }))).Images ?? []));
+      } catch (e) {
+        if (errorName(e) !== "InvalidAMIID.NotFound") throw e;
+      }
+    }
+    return out;
   }
 }

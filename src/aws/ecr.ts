@@ -4,12 +4,15 @@
  * module lazily; flows import only its types.
  */
 import {
+  BatchGetRepositoryScanningConfigurationCommand,
   CreateRepositoryCommand,
   DescribeImagesCommand,
   DescribeRepositoriesCommand,
   GetAuthorizationTokenCommand,
   GetLifecyclePolicyCommand,
   PutLifecyclePolicyCommand,
+  type BatchGetRepositoryScanningConfigurationCommandInput,
+  type BatchGetRepositoryScanningConfigurationCommandOutput,
   type CreateRepositoryCommandInput,
   type CreateRepositoryCommandOutput,
   type DescribeImagesCommandInput,
@@ -34,6 +37,10 @@ export interface EcrApi {
   getAuthorizationToken(
     input: GetAuthorizationTokenCommandInput,
   ): Promise<GetAuthorizationTokenCommandOutput>;
+  /** The scanning in effect for repositories: the repository's own, or the registry's rules (basic or enhanced). */
+  batchGetRepositoryScanningConfiguration(
+    input: BatchGetRepositoryScanningConfigurationCommandInput,
+  ): Promise<BatchGetRepositoryScanningConfigurationCommandOutput>;
 }
 
 /** {@link EcrApi} over an SDK client (from src/aws/clients.ts). */
@@ -45,5 +52,7 @@ export function ecrApi(client: ECRClient): EcrApi {
     putLifecyclePolicy: (i) => client.send(new PutLifecyclePolicyCommand(i)),
     describeImages: (i) => client.send(new DescribeImagesCommand(i)),
     getAuthorizationToken: (i) => client.send(new GetAuthorizationTokenCommand(i)),
+    batchGetRepositoryScanningConfiguration: (i) =>
+      client.send(new BatchGetRepositoryScanningConfigurationCommand(i)),
   };
 }

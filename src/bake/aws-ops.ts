@@ -10,7 +10,37 @@ import type { EventSink } from "../events.js";
 import type { Ec2Images, WaitOptions } from "../aws/ec2.js";
 import { homeRegion } from "../config/regions.js";
 import { TAG } from "../config/tags.js";
-import type { BakeArtifact, BakeTargetOps } from "./bake.js";
+import type { BakeArtifact, BakeTargetOps, RegistryLoginAccess } from "./bake.js";
+import type { EcrApi } from "../aws/ecr.js";
+import { ecrRegionOf } from "../config/registry.js";
+import { RegistryLogin, ecrTokenSource, type RegistryLoginOptions } from "../push/login.js";
+
+/**
+ * The aws bake's login for the pre-load pull inside the build instance (which has no instance profile and no
+ * credential helper): an ECR token of the image's registry, in that registry's own region (home when the
+ * reference is not ECR's), asked with the bake's credentials when Packer is about to run and checked against
+ * the registry (GET /v2/) before Packer starts. The token pulls with the bake's rights (its policy's EcrPull).
+ */
+export function ecrPreloadLogin(opts: {
+  ecr: (region: string) => Promise<EcrApi>;
+  homeRegion: string;
+  events: EventSink;
+  /** How a fresh token is checked (default: GET /v2/ with it). */
+  verify?: RegistryLoginOptions["verify"];
+}): RegistryLoginAccess {
+  return {
+    id: "ecr:GetAuthorizationToken",
+    async credentials(imageRef) {
+      const ecr = await opts.ecr(ecrRegionOf(imageRef) ?? opts.homeRegion);
+      const login = new RegistryLogin(ecrTokenSource(ecr), {
+        events: opts.events,
+        ...(opts.verify ? { verify: opts.verify } : {}),
+      });
+      const token = await login.get();
+      return { endpoint: token.endpoint, user: token.username, password: token.password };
+    },
+  };
+}
 
 export function makeAwsBakeOps(opts: {
   config: Config;

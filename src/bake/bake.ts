@@ -118,7 +118,14 @@ export interface BakeDeps {
   resolveCommit: (role: Role, src: RubyBenchRepo) => Promise<string>;
   gitRevision: () => Promise<string>;
   /** Local registry credentials for pre-loading on the twin: passed to Packer through the environment. */
-  registry?: { endpoint: string; user: string; password: string };
+  registry?: RegistryCredentials;
+  /**
+   * aws: the login to the registry of the role's image for the provisioning step's pre-load pull, asked only
+   * when Packer is about to run (an ECR token from GetAuthorizationToken with the bake's own credentials, in
+   * the registry's region). Like {@link BakeDeps.registry}, the password reaches Packer only through its
+   * environment (the sensitive variable `registry_password`), never a file or a command line.
+   */
+  registryLogin?: RegistryLoginAccess;
   buildRoot: string;
   now?: () => Date;
   signal?: AbortSignal;
@@ -128,6 +135,19 @@ export interface BakeDeps {
   packerEnv?: NodeJS.ProcessEnv;
   /** The run that bakes (src/leftovers/runs.ts): labels what Packer's builder makes, via the `run_id` variable. */
   runId?: string;
+}
+
+export interface RegistryCredentials {
+  endpoint: string;
+  user: string;
+  password: string;
+}
+
+export interface RegistryLoginAccess {
+  /** Who logs in where, without the secret (part of the inputs hash): e.g. "ecr:GetAuthorizationToken". */
+  readonly id: string;
+  /** Credentials for the registry that holds `imageRef` (URI@sha256:...). */
+  credentials(imageRef: string): Promise<RegistryCredentials>;
 }
 
 export { InterruptedError };
@@ -177,7 +197,12 @@ export async function bakeRole(
       "no container image is published for this role yet: the bake skips the pre-load step and records that",
     );
 
-  const baseInputs = (version: string, inputsHash: string, gitRevision: string): BakeInputs => ({
+  const baseInputs = (
+    version: string,
+    inputsHash: string,
+    gitRevision: string,
+    registry: RegistryCredentials | undefined,
+  ): BakeInputs => ({
     version,
     inputsHash,
     gitRevision,
@@ -189,11 +214,11 @@ export async function bakeRole(
       ? {
           image: {
             ref: imageRef,
-            ...(deps.registry
+            ...(registry
               ? {
                   registry: {
-                    endpoint: deps.registry.endpoint,
-                    user: deps.registry.user,
+                    endpoint: registry.endpoint,
+                    user: registry.user,
                     passwordEnv: "IMGTOOL_REGISTRY_PASSWORD",
                   },
                 }
@@ -221,7 +246,9 @@ export async function bakeRole(
     { name: "image", content: imageRef ?? "none" },
     {
       name: "registry",
-      content: deps.registry ? `${deps.registry.user}@${deps.registry.endpoint}` : "none",
+      content: deps.registry
+        ? `${deps.registry.user}@${deps.registry.endpoint}`
+        : (deps.registryLogin?.id ?? "none"),
     },
     { name: "regions", content: regions.join(",") },
   ]);
@@ -263,7 +290,12 @@ export async function bakeRole(
   const now = (deps.now ?? (() => new Date()))();
   const version = versionName(now, inputsHash);
   const gitRevision = await deps.gitRevision();
-  const rendered = deps.render(config, role, target, baseInputs(version, inputsHash, gitRevision));
+  let registry = deps.registry;
+  if (!registry && imageRef && deps.registryLogin) {
+    emit("check", `logging in to the registry of ${imageRef} for the pre-load pull`);
+    registry = await deps.registryLogin.credentials(imageRef);
+  }
+  const rendered = deps.render(config, role, target, baseInputs(version, inputsHash, gitRevision, registry));
   const dir = path.join(deps.buildRoot, `${role}-${version}`);
   await mkdir(dir, { recursive: true });
   await deps.writeRendered(rendered, dir);
@@ -275,7 +307,7 @@ export async function bakeRole(
   });
   const env: NodeJS.ProcessEnv = { ...deps.packerEnv };
   if (env.PACKER_TMP_DIR) await mkdir(env.PACKER_TMP_DIR, { recursive: true });
-  if (deps.registry) env.IMGTOOL_REGISTRY_PASSWORD = deps.registry.password;
+  if (registry) env.IMGTOOL_REGISTRY_PASSWORD = registry.password;
   if (ops.packerInit) {
     const init = await deps.packer.run(rendered.initArgs, {
       cwd: dir,

@@ -65,8 +65,16 @@ export interface CatalogDeps {
   /** Path prefix, e.g. /imgtool/bench. */
   prefix: string;
   events?: EventSink;
-  /** How often, and how far apart, a publish reads its value back before it gives up. */
-  readBack?: { attempts: number; delayMs: number };
+  /**
+   * How a publish reads its value back before it gives up: at most `attempts` reads, the first wait `delayMs`,
+   * doubling after each miss, all waits together at most `maxWaitMs`. Why so long: SSM validates an
+   * `aws:ec2:image` value after PutParameter has answered, and the new version is not readable until that
+   * validation is done (AWS documents it as asynchronous and names no bound; a freshly registered AMI can take
+   * a while to be visible to it). A miss is therefore no failure until the whole wait has passed: only a value
+   * still missing after about 90 s counts as dropped. Local store: the first read finds it.
+   * @default { attempts: 10, delayMs: 1000, maxWaitMs: 90000 } (waits of 1, 2, 4, 8, 16, 32 and 27 s)
+   */
+  readBack?: { attempts: number; delayMs: number; maxWaitMs?: number };
   now?: () => Date;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -85,7 +93,7 @@ export class Catalog {
   readonly store: ParameterStore;
   readonly prefix: string;
   private readonly events: EventSink;
-  private readonly readBack: { attempts: number; delayMs: number };
+  private readonly readBack: { attempts: number; delayMs: number; maxWaitMs?: number };
   private readonly now: () => Date;
   private readonly sleep: (ms: number) => Promise<void>;
 
@@ -93,7 +101,7 @@ export class Catalog {
     this.store = deps.store;
     this.prefix = deps.prefix.replace(/\/+$/, "");
     this.events = deps.events ?? ignoreEvents;
-    this.readBack = deps.readBack ?? { attempts: 6, delayMs: 500 };
+    this.readBack = deps.readBack ?? { attempts: 10, delayMs: 1000, maxWaitMs: 90_000 };
     this.now = deps.now ?? (() => new Date());
     this.sleep = deps.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
@@ -210,12 +218,24 @@ export class Catalog {
     value: string,
     dataType: DataType,
   ): Promise<void> {
-    for (let i = 1; i <= this.readBack.attempts; i++) {
+    const { attempts, delayMs, maxWaitMs = Infinity } = this.readBack;
+    let waited = 0;
+    for (let i = 1; i <= attempts; i++) {
       const { found } = await this.call(name, "reading back", () =>
         this.store.getMany([`${name}:${version}`]),
       );
       if (found[0]?.value === value) return;
-      if (i < this.readBack.attempts) await this.sleep(this.readBack.delayMs);
+      const delay = Math.min(delayMs * 2 ** (i - 1), maxWaitMs - waited);
+      if (i === attempts || delay <= 0) break;
+      if (i === 1 && dataType === "aws:ec2:image") {
+        this.events({
+          type: "check",
+          role: key.role,
+          message: `${name}: waiting for SSM to validate ${value} (at most ${Math.round(Math.min(maxWaitMs, delayMs * (2 ** (attempts - 1) - 1)) / 1000)} s)`,
+        });
+      }
+      await this.sleep(delay);
+      waited += delay;
     }
     this.events({
       type: "fail",
@@ -225,7 +245,7 @@ export class Catalog {
     throw new FailureError(
       `${this.store.kind === "ssm" ? "SSM" : "The catalog"} did not keep ${value} at ${name} (version ${version})` +
         (dataType === "aws:ec2:image"
-          ? ": SSM validates aws:ec2:image values after answering and dropped this one"
+          ? `: SSM validates aws:ec2:image values after answering, and this one was still not readable after ${Math.round(waited / 1000)} s of waiting`
           : "") +
         ". Nothing was labelled: the catalog still points at the previous version.",
       {

@@ -123,7 +123,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       };
       if (ctx.target === "aws") {
         const { Ec2Images } = await import("../aws/ec2.js");
-        const { makeAwsBakeOps } = await import("../bake/aws-ops.js");
+        const { makeAwsBakeOps, ecrPreloadLogin } = await import("../bake/aws-ops.js");
         const ops = makeAwsBakeOps({
           wait: {
             consecutive: config.aws.ami_wait.consecutive,
@@ -132,6 +132,12 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           config,
           events: ctx.out.event,
           ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
+        });
+        const { ecrApi } = await import("../aws/ecr.js");
+        bakeDeps.registryLogin = ecrPreloadLogin({
+          ecr: async (r) => ecrApi((await ctx.aws(r)).ecr),
+          homeRegion: ctx.homeRegion,
+          events: ctx.out.event,
         });
         bakeDeps.packerEnv = {
           PACKER_TMP_DIR: path.join(ctx.run().dir, "packer"),
@@ -189,6 +195,9 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       const ecr = ecrApi((await ctx.aws()).ecr);
       return {
         ...common,
+        otherCatalogs: await Promise.all(
+          config.aws.regions.filter((r) => r !== ctx.region).map((r) => deps.catalog(r)),
+        ),
         docker: await deps.engine(),
         ecr,
         login: new RegistryLogin(ecrTokenSource(ecr), { events }),

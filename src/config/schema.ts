@@ -298,7 +298,9 @@ export const ConfigSchema = z
               .int()
               .min(1)
               .default(20)
-              .describe("Lifecycle policy: keep this many newest images per repository."),
+              .describe(
+                "Lifecycle policy: keep this many newest untagged images per repository (tagged versions, which the catalog points at, never expire).",
+              ),
           })
           .default({ repositories: {}, keep_images: 20 })
           .describe("ECR repositories."),
@@ -334,6 +336,7 @@ export const ConfigSchema = z
             /^(\/[A-Za-z0-9_.-]+)+$/,
             msg("must be an SSM parameter name such as /imgtool/bench/secrets/orchestrator-api-key"),
           )
+          .refine((v) => v.split("/").length - 1 <= 15, msg("has too many levels: SSM allows at most 15"))
           .optional()
           .describe(
             "SSM SecureString holding the orchestrator's API key, read by the instances at boot through their " +

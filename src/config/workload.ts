@@ -222,6 +222,7 @@ export const SecretsSchema = z
         aws_parameter: z
           .string()
           .regex(SSM_NAME_RE, msg("must be an SSM parameter name such as /imgtool/bench/secrets/api-key"))
+          .refine((v) => v.split("/").length - 1 <= 15, msg("has too many levels: SSM allows at most 15"))
           .optional()
           .describe("aws: the SSM SecureString holding it. Default: <ssm_prefix>/secrets/<name>."),
         local_file: z

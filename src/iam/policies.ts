@@ -192,6 +192,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Action: [
               "ecr:CreateRepository",
               "ecr:DescribeRepositories",
+              "ecr:BatchGetRepositoryScanningConfiguration",
               "ecr:DescribeImages",
               "ecr:BatchGetImage",
               "ecr:BatchCheckLayerAvailability",

@@ -193,8 +193,9 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
 export const SPOT_ROLE_MISSING = "AuthFailure.ServiceLinkedRoleCreationNotPermitted";
 
 /**
- * RunInstances refused for permissions, or for user-data over EC2's limit: a user error that names the fix, not
- * a capacity problem.
+ * RunInstances refused: for permissions or user-data over EC2's limit (user errors that name the fix, not
+ * capacity problems), or, on demand, for the account's vCPU quota or the zone's capacity (failures that name
+ * what to change). A spot request's capacity errors pass through: the caller falls back to on-demand.
  */
 async function explainDenial<T>(market: Market, req: GroupRequest, run: () => Promise<T>): Promise<T> {
   try {
@@ -225,6 +226,23 @@ async function explainDenial<T>(market: Market, req: GroupRequest, run: () => Pr
           "Attach the policy `imgtool iam-policy --for launch` prints to the role that launches (and set " +
           "aws.instance_role if the instance profile's role has another name); " +
           "`aws sts decode-authorization-message` explains an encoded message.",
+        cause: e,
+      });
+    }
+    if (name === "VcpuLimitExceeded") {
+      throw new FailureError(`${what} would pass the account's vCPU quota in this region (${name}).`, {
+        fix:
+          "Launch fewer or smaller instances (--task-runners, --instance-types), end runs that are still up " +
+          "(`imgtool terminate --run-id ID`), or ask for more: Service Quotas, EC2, 'Running On-Demand Standard " +
+          "instances' (`aws service-quotas request-service-quota-increase --service-code ec2 --quota-code L-1216C47A`).",
+        cause: e,
+      });
+    }
+    if (market === "on-demand" && (SPOT_CAPACITY_ERRORS as readonly string[]).includes(name ?? "")) {
+      throw new FailureError(`${what}: EC2 has no capacity for it right now (${name}).`, {
+        fix:
+          "Try again later, add other instance types (--instance-types a,b), or use a subnet in another " +
+          "Availability Zone (aws.subnet_id).",
         cause: e,
       });
     }

@@ -215,11 +215,17 @@ export async function start(
       abort.abort();
       const usage = failedGroups.find((f) => isImgtoolError(f.error) && f.error.exitCode === 2);
       if (usage) throw usage.error;
+      // The groups' own fixes (quota, capacity) stay with the error.
+      const fixes = [
+        ...new Set(
+          failedGroups.flatMap((f) => (isImgtoolError(f.error) && f.error.fix ? [f.error.fix] : [])),
+        ),
+      ];
       throw new FailureError(
         failedGroups
           .map((f) => `Starting ${f.group.count} x ${f.group.instanceType} failed: ${describe(f.error)}`)
           .join("\n"),
-        { cause: failedGroups[0]!.error },
+        { cause: failedGroups[0]!.error, ...(fixes.length ? { fix: fixes.join(" ") } : {}) },
       );
     }
     if (healthWait) {

@@ -1,6 +1,6 @@
 /**
  * ECR repositories for the aws target: found, or created with immutable tags, scan on push, encryption and
- * a lifecycle policy that keeps the newest N images; and the "is this tag already there" check, through
+ * a lifecycle policy that expires only untagged images; and the "is this tag already there" check, through
  * DescribeImages, so an unchanged image costs no registry login at all.
  */
 import { errorName } from "../errors.js";
@@ -8,18 +8,44 @@ import { ignoreEvents, type EventSink } from "../events.js";
 import type { EcrApi } from "../aws/ecr.js";
 import { TAG } from "../config/tags.js";
 
-/** The lifecycle policy imgtool puts on its repositories: expire all but the newest `keep` images. */
+/**
+ * The lifecycle policy imgtool puts on its repositories: expire untagged images beyond the newest `keep`, and
+ * nothing else. Every version imgtool pushes carries its (immutable) content tag, and the catalog's labels
+ * (`stable`, `latest`, a release) point at those tagged images by digest: a rule over tagged (or "any")
+ * images could expire the very image a label still references, so there is none. Old tagged versions go
+ * with `imgtool prune`, which knows what the labels reference.
+ */
 export function lifecyclePolicy(keep: number): string {
   return JSON.stringify({
     rules: [
       {
         rulePriority: 1,
-        description: `imgtool: keep the newest ${keep} images`,
-        selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: keep },
+        description: `imgtool: keep the newest ${keep} untagged images; tagged versions never expire`,
+        selection: { tagStatus: "untagged", countType: "imageCountMoreThan", countNumber: keep },
         action: { type: "expire" },
       },
     ],
   });
+}
+
+/** JSON values compared as values: key order and whitespace do not matter (ECR may re-format a policy). */
+export function sameJson(a: string, b: string): boolean {
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v)
+      ? v.map(canonical)
+      : v && typeof v === "object"
+        ? Object.fromEntries(
+            Object.keys(v)
+              .sort()
+              .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+          )
+        : v;
+  try {
+    return JSON.stringify(canonical(JSON.parse(a))) === JSON.stringify(canonical(JSON.parse(b)));
+  } catch (e) {
+    if (e instanceof SyntaxError) return false;
+    throw e;
+  }
 }
 
 export interface EcrRepository {
@@ -48,8 +74,18 @@ export async function ensureEcrRepository(
         message: `ECR repository ${opts.name} has ${repo.imageTagMutability} tags; imgtool creates IMMUTABLE ones, so a content tag can never be moved`,
       });
     }
-    if (repo && !repo.imageScanningConfiguration?.scanOnPush) {
-      events({ type: "warn", role: opts.role, message: `ECR repository ${opts.name} does not scan on push` });
+    if (repo) {
+      // The scanning in effect: the repository's own setting, or the registry's rules (basic or enhanced
+      // scanning), which the repository's deprecated scanOnPush field does not show.
+      const scan = (await ecr.batchGetRepositoryScanningConfiguration({ repositoryNames: [opts.name] }))
+        .scanningConfigurations?.[0];
+      if (!scan?.scanOnPush && (scan?.scanFrequency ?? "MANUAL") === "MANUAL") {
+        events({
+          type: "warn",
+          role: opts.role,
+          message: `ECR repository ${opts.name} is not scanned on push (neither its own setting nor a registry scanning rule)`,
+        });
+      }
     }
   } catch (e) {
     if (errorName(e) !== "RepositoryNotFoundException") throw e;
@@ -88,12 +124,12 @@ export async function ensureEcrRepository(
   } catch (e) {
     if (errorName(e) !== "LifecyclePolicyNotFoundException") throw e;
   }
-  if (current !== wanted) {
+  if (current === undefined || !sameJson(current, wanted)) {
     await ecr.putLifecyclePolicy({ repositoryName: opts.name, lifecyclePolicyText: wanted });
     events({
       type: "push",
       role: opts.role,
-      message: `set the lifecycle policy of ${opts.name}: keep the newest ${opts.keepImages} images`,
+      message: `set the lifecycle policy of ${opts.name}: expire untagged images beyond the newest ${opts.keepImages}; tagged versions never expire`,
     });
   }
   return { name: opts.name, uri, created };

@@ -87,6 +87,11 @@ export interface PushDeps {
   /** ECR (the aws target). */
   ecr?: EcrApi;
   catalog: Catalog;
+  /**
+   * aws: the catalogs of the other configured regions: the image reference is published there too, so that a
+   * launch in any region resolves it from its own catalog.
+   */
+  otherCatalogs?: Catalog[];
   rubyBench: RubyBenchSource;
   /** The registry API client for an endpoint. @default new RegistryClient(opts) */
   makeRegistryClient?: (opts: RegistryClientOptions) => RegistryClient;
@@ -221,6 +226,7 @@ class PushRun {
       target: req.target,
       ...(req.region ? { region: req.region } : {}),
       catalog: deps.catalog,
+      ...(deps.otherCatalogs ? { otherCatalogs: deps.otherCatalogs } : {}),
       now: this.now,
     });
   }

@@ -4,6 +4,7 @@
  * Pure: rendering and EC2's 16 KB check, nothing else.
  */
 import { gzipSync } from "node:zlib";
+import { ecrRegionOf } from "../config/registry.js";
 import type { Role, Target } from "../config/schema.js";
 import { UsageError } from "../errors.js";
 import { renderTemplate } from "./templates.js";
@@ -80,6 +81,9 @@ export function renderUserDataText(v: UserDataValues): string {
     registryPasswordFile: v.registry.passwordFile,
     secretSource: v.secret.source,
     region: v.region,
+    // An ECR token is good for its own region's registry only: the image's registry may be in another region
+    // than the instance (a launch with --region), so the login asks that region.
+    registryRegion: ecrRegionOf(v.image) ?? v.region,
     workers: String(v.workers),
     restartPolicy: v.restartPolicy,
     engineWaitSeconds: String(v.engineWaitSeconds),

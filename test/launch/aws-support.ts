@@ -14,7 +14,12 @@ import { Ec2Instances } from "../../src/aws/ec2-instances.js";
 import type { HealthProbe } from "../../src/launch/health.js";
 import { launch } from "../../src/launch/launch.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
-import { startAwsStandin, type AwsStandin, type RecordedRequest } from "../support/aws-standin/index.js";
+import {
+  startAwsStandin,
+  type AwsStandin,
+  type RecordedRequest,
+  type StandinOptions,
+} from "../support/aws-standin/index.js";
 import { actorCredentials, actorPolicies, SETUP_KEY } from "../support/iam-referee.js";
 
 export const REGION = "us-east-1";
@@ -36,9 +41,14 @@ export interface AwsFixture {
   close(): Promise<void>;
 }
 
-export async function awsFixture(clientOpts: { maxAttempts?: number; requestTimeoutMs?: number } = {}) {
+export async function awsFixture(
+  clientOpts: { maxAttempts?: number; requestTimeoutMs?: number } = {},
+  /** More stand-in options (EC2 limits, other policies). */
+  standinOpts: StandinOptions = {},
+) {
   const standin = await startAwsStandin({
     iam: { policies: actorPolicies(awsConfig()), setupKey: SETUP_KEY },
+    ...standinOpts,
   });
   const clientsAs = (actor: "launch" | "setup") =>
     makeAwsClients({

@@ -318,6 +318,31 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
     assert.equal(other.marker("ready")!.pulled, true);
   });
 
+  test("the ECR login asks the region of the image's registry, not the instance's (a launch with --region)", () => {
+    const sb = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: false });
+    const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+    const image = `${host}/bench/orchestrator@sha256:${"e".repeat(64)}`;
+    const v = values("orchestrator", {
+      image,
+      bakedImage: "older@sha256:" + "d".repeat(64),
+      region: "ap-south-1",
+    });
+    const r = sb.run(renderUserDataText({ ...v, registry: { ...v.registry, host } }));
+    assert.equal(r.status, 0, r.stderr);
+    const aws = readFileSync(path.join(sb.dir, "aws-calls"), "utf8").split("\0");
+    const login = aws.indexOf("get-login-password");
+    assert.ok(login > 0, aws.join(" "));
+    assert.deepEqual(aws.slice(login - 1, login + 3), ["ecr", "get-login-password", "--region", "eu-west-1"]);
+    assert.deepEqual(
+      sb.calls().find((c) => c[0] === "login"),
+      ["login", "--username", "AWS", "--password-stdin", host],
+    );
+    // The secret is still read in the instance's own region.
+    const ssm = aws.indexOf("get-parameter");
+    assert.equal(aws[aws.indexOf("--region", ssm)], "--region");
+    assert.equal(aws[aws.indexOf("--region", ssm) + 1], "ap-south-1");
+  });
+
   test("auto = one worker per physical core from the real topology (SMT siblings last), each pinned with --cpuset-cpus, restart policy and orchestrator URL", () => {
     // 4 CPUs: 0 and 2 are siblings, 1 and 3 are siblings (as on a 2-core, 4-thread instance).
     const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };

@@ -588,12 +588,24 @@ const deregisterImage: Ec2Handler = (ctx, p) => {
   return { return: true };
 };
 
+/** The request's ClientToken: EC2 takes at most 64 ASCII characters. */
+function clientTokenOf(p: QueryParams): string | undefined {
+  const token = p.get("ClientToken");
+  if (token !== undefined && token.length > 64) {
+    fail(
+      "InvalidParameterValue",
+      `Value (${token}) for parameter clientToken is invalid. Length exceeds maximum of 64 characters.`,
+    );
+  }
+  return token;
+}
+
 const copyImage: Ec2Handler = (ctx, p) => {
   const sourceRegion = p.require("SourceRegion");
   const sourceImageId = p.require("SourceImageId");
   const name = p.require("Name");
   checkImageName(name);
-  const token = p.get("ClientToken");
+  const token = clientTokenOf(p);
   const print = fingerprint(p);
   if (token !== undefined) {
     const seen = ctx.state.ec2.copyTokens.get(token);
@@ -798,9 +810,54 @@ function isBase64(s: string): boolean {
   return s.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(s);
 }
 
+/** vCPUs of an instance type, from its size (`large` 2, `xlarge` 4, `4xlarge` 16, `medium` 1; t* up to large 2). */
+function vcpusOf(instanceType: string): number {
+  const [family = "", size = ""] = instanceType.split(".");
+  if (family.startsWith("t") && ["nano", "micro", "small", "medium", "large"].includes(size)) return 2;
+  const fixed: Record<string, number> = { nano: 1, micro: 1, small: 1, medium: 1, large: 2, xlarge: 4 };
+  const m = /^(\d+)xlarge$/.exec(size);
+  return fixed[size] ?? (m ? Number(m[1]) * 4 : 96);
+}
+
+/** EC2's limits (options.ec2Limits): the Spot service-linked role, the on-demand vCPU quota, capacity. */
+function checkLimits(ctx: HandlerContext, instanceType: string, count: number, spot: boolean): void {
+  const limits = ctx.options.ec2Limits;
+  if (!limits) return;
+  if (spot && limits.spotServiceLinkedRole === false) {
+    fail(
+      "AuthFailure.ServiceLinkedRoleCreationNotPermitted",
+      "The provided credentials do not have permission to create the service-linked role for EC2 Spot Instances.",
+      403,
+    );
+  }
+  const live = [...ctx.state.ec2.instances.values()].filter((i) => ["pending", "running"].includes(i.state));
+  if (!spot && limits.onDemandVcpuQuota !== undefined) {
+    const used = live
+      .filter((i) => i.instanceLifecycle !== "spot")
+      .reduce((n, i) => n + vcpusOf(i.instanceType), 0);
+    if (used + count * vcpusOf(instanceType) > limits.onDemandVcpuQuota) {
+      fail(
+        "VcpuLimitExceeded",
+        `You have requested more vCPU capacity than your current vCPU limit of ${limits.onDemandVcpuQuota} allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit.`,
+      );
+    }
+  }
+  const capacity = limits.capacity?.[instanceType];
+  if (capacity !== undefined) {
+    const inUse = live.filter((i) => i.instanceType === instanceType).length;
+    if (inUse + count > capacity) {
+      fail(
+        "InsufficientInstanceCapacity",
+        `We currently do not have sufficient ${instanceType} capacity in the Availability Zone you requested (${ctx.region}a). Our system will be working on provisioning additional capacity. You can currently get ${instanceType} capacity by not specifying an Availability Zone in your request or choosing ${ctx.region}b, ${ctx.region}c.`,
+        500,
+      );
+    }
+  }
+}
+
 const runInstances: Ec2Handler = (ctx, p) => {
   const region = ctx.state;
-  const token = p.get("ClientToken");
+  const token = clientTokenOf(p);
   const print = fingerprint(p);
   if (token !== undefined) {
     const seen = region.ec2.runTokens.get(token);
@@ -944,6 +1001,7 @@ const runInstances: Ec2Handler = (ctx, p) => {
       encrypted: o.bool("Ebs.Encrypted") ?? false,
     });
   }
+  checkLimits(ctx, instanceType, maxCount, marketType === "spot");
   // Validation done: create.
   const now = ctx.now.toISOString();
   const reservationId = ctx.all.nextId("r");

@@ -542,7 +542,49 @@ const putImageScanningConfiguration: EcrHandler = (ctx, input) => {
   };
 };
 
+const batchGetRepositoryScanningConfiguration: EcrHandler = (ctx, input) => {
+  const names = optStringList(input, "repositoryNames") ?? [];
+  if (names.length < 1 || names.length > 25) {
+    invalid(
+      `Invalid parameter at 'repositoryNames' failed to satisfy constraint: 'Member must have length ${names.length < 1 ? "greater than or equal to 1" : "less than or equal to 25"}'`,
+    );
+  }
+  const wildcard = (f: string) =>
+    new RegExp(
+      `^${f
+        .split("*")
+        .map((x) => x.replace(/[.+?^$()|[\]\\{}]/g, "\\$&"))
+        .join(".*")}$`,
+    );
+  const scanningConfigurations: JsonObject[] = [];
+  const failures: JsonObject[] = [];
+  for (const name of names) {
+    const repo = ctx.state.ecr.repositories.get(name);
+    if (!repo) {
+      failures.push({
+        repositoryName: name,
+        failureCode: "REPOSITORY_NOT_FOUND",
+        failureReason: "REPOSITORY_NOT_FOUND",
+      });
+      continue;
+    }
+    const rule = ctx.state.ecr.registryScanning?.rules.find((r) =>
+      r.filters.some((f) => wildcard(f).test(name)),
+    );
+    const frequency = rule?.scanFrequency ?? (repo.scanOnPush ? "SCAN_ON_PUSH" : "MANUAL");
+    scanningConfigurations.push({
+      repositoryArn: repo.arn,
+      repositoryName: repo.name,
+      scanOnPush: frequency === "SCAN_ON_PUSH",
+      scanFrequency: frequency,
+      appliedScanFilters: rule ? rule.filters.map((f) => ({ filter: f, filterType: "WILDCARD" })) : [],
+    });
+  }
+  return { scanningConfigurations, failures };
+};
+
 export const ecrHandlers: Readonly<Record<string, EcrHandler>> = {
+  BatchGetRepositoryScanningConfiguration: batchGetRepositoryScanningConfiguration,
   GetAuthorizationToken: getAuthorizationToken,
   CreateRepository: createRepository,
   DescribeRepositories: describeRepositories,

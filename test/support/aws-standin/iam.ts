@@ -81,7 +81,10 @@ export function iamRequestsFor(call: CallToJudge): IamRequest[] {
     if (call.operation === "GetAuthorizationToken") return [{ action, resource: "*" }];
     const name = String(input["repositoryName"] ?? "");
     const resource = `arn:${part}:ecr:${region}:${accountId}:repository/${name}`;
-    if (call.operation === "DescribeRepositories") {
+    if (
+      call.operation === "DescribeRepositories" ||
+      call.operation === "BatchGetRepositoryScanningConfiguration"
+    ) {
       const names = (input["repositoryNames"] as string[] | undefined) ?? [];
       return names.length
         ? names.map((n) => ({ action, resource: `arn:${part}:ecr:${region}:${accountId}:repository/${n}` }))

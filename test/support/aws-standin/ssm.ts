@@ -267,26 +267,12 @@ const putParameter: SsmHandler = (ctx, input) => {
   }
   record.lastVersion += 1;
   const version = record.lastVersion;
-  // aws:ec2:image is validated asynchronously: success is answered, the write is dropped.
-  if (dataType === "aws:ec2:image") {
-    const image = ctx.state.ec2.images.get(value);
-    if (!image) {
-      ctx.state.ssm.droppedWrites.push({
-        name,
-        version,
-        value,
-        reason: `AMI ${value} does not exist in ${ctx.region}`,
-      });
-      return { Version: version, Tier: tier };
-    }
-  }
-  if (record.versions.length >= MAX_VERSIONS) record.versions.shift();
   if (tags?.length) {
     record.tags = tags.map((t): Tag => ({ Key: String(t["Key"] ?? ""), Value: String(t["Value"] ?? "") }));
   }
   const description = optString(input, "Description") ?? (overwrite ? prev?.description : undefined);
   const keyId = type === "SecureString" ? (optString(input, "KeyId") ?? DEFAULT_KEY) : undefined;
-  record.versions.push({
+  const made: SsmParameterVersion = {
     version,
     value,
     type,
@@ -298,9 +284,47 @@ const putParameter: SsmHandler = (ctx, input) => {
     labels: [],
     lastModifiedDate: ctx.now,
     lastModifiedUser: `arn:aws:iam::${ctx.options.accountId}:user/standin`,
-  });
+  };
+  // aws:ec2:image is validated asynchronously: success is answered at once; the version becomes readable once
+  // the validation has run (options.imageValidationMs later), and only if the AMI is then `available`.
+  if (dataType === "aws:ec2:image") {
+    ctx.state.ssm.validating.push({
+      version: made,
+      name,
+      at: ctx.now.getTime() + ctx.options.imageValidationMs,
+    });
+    settleValidations(ctx);
+  } else {
+    if (record.versions.length >= MAX_VERSIONS) record.versions.shift();
+    record.versions.push(made);
+  }
   return { Version: version, Tier: tier };
 };
+
+/** Finish the aws:ec2:image validations whose time has come: keep the version, or drop the write. */
+function settleValidations(ctx: HandlerContext): void {
+  const ssm = ctx.state.ssm;
+  const due = ssm.validating.filter((w) => w.at <= ctx.now.getTime());
+  ssm.validating = ssm.validating.filter((w) => w.at > ctx.now.getTime());
+  for (const { name, version } of due) {
+    const image = ctx.state.ec2.images.get(version.value);
+    const record = ssm.parameters.get(name);
+    if (!image || image.state !== "available" || !record) {
+      ssm.droppedWrites.push({
+        name,
+        version: version.version,
+        value: version.value,
+        reason: image
+          ? `AMI ${version.value} is ${image.state}, not available, in ${ctx.region}`
+          : `AMI ${version.value} does not exist in ${ctx.region}`,
+      });
+      continue;
+    }
+    if (record.versions.length >= MAX_VERSIONS) record.versions.shift();
+    record.versions.push(version);
+    record.versions.sort((a, b) => a.version - b.version);
+  }
+}
 
 const getParameter: SsmHandler = (ctx, input) => {
   const name = reqString(input, "Name");
@@ -476,7 +500,7 @@ const deleteParameter: SsmHandler = (ctx, input) => {
   return {};
 };
 
-export const ssmHandlers: Readonly<Record<string, SsmHandler>> = {
+const handlers: Readonly<Record<string, SsmHandler>> = {
   PutParameter: putParameter,
   GetParameter: getParameter,
   GetParameters: getParameters,
@@ -486,3 +510,14 @@ export const ssmHandlers: Readonly<Record<string, SsmHandler>> = {
   UnlabelParameterVersion: unlabelParameterVersion,
   DeleteParameter: deleteParameter,
 };
+
+/** Every operation first sees the aws:ec2:image validations that have finished by now. */
+export const ssmHandlers: Readonly<Record<string, SsmHandler>> = Object.fromEntries(
+  Object.entries(handlers).map(([op, h]): [string, SsmHandler] => [
+    op,
+    (ctx, input) => {
+      settleValidations(ctx);
+      return h(ctx, input);
+    },
+  ]),
+);

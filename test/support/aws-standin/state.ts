@@ -11,6 +11,8 @@ export interface ResolvedOptions {
   tokenTtlSeconds: number;
   copyPendingReads: number;
   instancePendingReads: number;
+  imageValidationMs: number;
+  ec2Limits?: NonNullable<StandinOptions["ec2Limits"]>;
   now: () => Date;
   iam?: StandinIam;
   describePageSize?: number;
@@ -23,6 +25,8 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     tokenTtlSeconds: opts.tokenTtlSeconds ?? 43_200,
     copyPendingReads: opts.copyPendingReads ?? 2,
     instancePendingReads: opts.instancePendingReads ?? 1,
+    imageValidationMs: opts.imageValidationMs ?? 0,
+    ...(opts.ec2Limits ? { ec2Limits: opts.ec2Limits } : {}),
     now: opts.now ?? (() => new Date()),
     ...(opts.iam ? { iam: opts.iam } : {}),
     ...(opts.describePageSize !== undefined ? { describePageSize: opts.describePageSize } : {}),
@@ -41,7 +45,7 @@ function emptyRegion(region: string): RegionState {
       runTokens: new Map(),
       copyTokens: new Map(),
     },
-    ssm: { parameters: new Map(), droppedWrites: [] },
+    ssm: { parameters: new Map(), droppedWrites: [], validating: [] },
     ecr: { repositories: new Map() },
   };
 }

@@ -18,6 +18,23 @@ export interface StandinOptions {
   copyPendingReads?: number;
   /** DescribeInstances answers (per region) that still show a new instance as `pending`. @default 1 */
   instancePendingReads?: number;
+  /**
+   * How long SSM's asynchronous validation of an `aws:ec2:image` value takes (by `now`): until then the new
+   * version is not readable; then it is kept if its AMI is `available`, else dropped. @default 0
+   */
+  imageValidationMs?: number;
+  /**
+   * EC2's limits for RunInstances, per region, as the account would meet them: `capacity` (at most this many
+   * live instances of a type, any market; past it: InsufficientInstanceCapacity, HTTP 500), `onDemandVcpuQuota` (vCPUs of
+   * running and pending on-demand instances; past it: VcpuLimitExceeded), `spotServiceLinkedRole: false` (the
+   * account has no AWSServiceRoleForEC2Spot and the caller may not create it: a spot request fails with
+   * AuthFailure.ServiceLinkedRoleCreationNotPermitted). @default no limits
+   */
+  ec2Limits?: {
+    capacity?: Record<string, number>;
+    onDemandVcpuQuota?: number;
+    spotServiceLinkedRole?: boolean;
+  };
   /** Clock used for timestamps, token expiry and deprecation checks. @default () => new Date() */
   now?: () => Date;
   /**
@@ -257,6 +274,8 @@ export interface SsmState {
   parameters: Map<string, SsmParameter>;
   /** `aws:ec2:image` writes that PutParameter accepted but the asynchronous validation dropped. */
   droppedWrites: SsmDroppedWrite[];
+  /** `aws:ec2:image` writes still being validated: readable (or dropped) from `at` (ms since the epoch). */
+  validating: { name: string; version: SsmParameterVersion; at: number }[];
 }
 
 // ---------------------------------------------------------------- ECR state
@@ -287,6 +306,15 @@ export interface EcrRepository {
 
 export interface EcrState {
   repositories: Map<string, EcrRepository>;
+  /**
+   * The registry's scanning configuration (PutRegistryScanningConfiguration; tests set it): rules whose
+   * wildcard filters pick repositories, with their frequency. A matching rule wins over the repository's own
+   * scanOnPush, as ECR's registry-level (and enhanced) scanning does.
+   */
+  registryScanning?: {
+    scanType: "BASIC" | "ENHANCED";
+    rules: { scanFrequency: "SCAN_ON_PUSH" | "CONTINUOUS_SCAN" | "MANUAL"; filters: string[] }[];
+  };
 }
 
 // ---------------------------------------------------------------- per region
