@@ -16,6 +16,7 @@ import type { DoctorProbes } from "../doctor/doctor.js";
 import { UsageError } from "../errors.js";
 import type { LaunchDeps } from "../launch/launch.js";
 import type { LaunchBackend } from "../launch/types.js";
+import type { RunOnInstance } from "../aws/run-command.js";
 import { readStack, type LocalStack } from "../local/stack.js";
 import { makePackerRunner, type PackerRunner } from "../packer/runner.js";
 import type { PruneBackend } from "../prune/prune.js";
@@ -47,6 +48,8 @@ export interface Deps {
   launchBackend(region?: string): Promise<LaunchBackend>;
   /** The launch flow's dependencies, in a region (default ctx.targetRegion). */
   launch(region?: string): Promise<LaunchDeps>;
+  /** aws: run a script on an instance through SSM Run Command (health and smoke checks), in a region. */
+  runOnInstance(region?: string): Promise<RunOnInstance>;
   pruneBackend(catalog: Catalog): Promise<PruneBackend>;
   /** What doctor asks: the same adapters as the flows. */
   doctorProbes(): DoctorProbes;
@@ -185,11 +188,13 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       if (ctx.target === "aws") {
         const { awsBackend } = await import("../launch/aws.js");
         const { Ec2Instances } = await import("../aws/ec2-instances.js");
+        const { SsmReadyRecords } = await import("../aws/ready-records.js");
         return awsBackend({
           config,
           region,
           ec2: async () => new Ec2Instances((await ctx.aws(region)).ec2),
           events: ctx.out.event,
+          records: { store: async () => new SsmReadyRecords((await ctx.aws(region)).ssm) },
         });
       }
       const { localBackend } = await import("../launch/local.js");
@@ -203,14 +208,22 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
     },
 
     async launch(region = ctx.targetRegion) {
-      const { httpHealthProbe } = await import("../launch/health.js");
+      const { httpHealthProbe, runCommandHealthProbe } = await import("../launch/health.js");
       return {
         config,
         backend: await deps.launchBackend(region),
         catalog: () => deps.catalog(ctx.target === "aws" ? region : undefined),
         events: ctx.out.event,
-        probe: httpHealthProbe(),
+        // aws: on the orchestrator itself, through SSM Run Command (no network path into the VPC is needed).
+        probe:
+          ctx.target === "aws" ? runCommandHealthProbe(await deps.runOnInstance(region)) : httpHealthProbe(),
       };
+    },
+
+    async runOnInstance(region = ctx.targetRegion) {
+      const { ssmRunOnInstance } = await import("../aws/run-command.js");
+      const clients = await ctx.aws(region);
+      return ssmRunOnInstance(clients.ssm);
     },
 
     async pruneBackend(catalog) {

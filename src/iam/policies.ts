@@ -6,6 +6,7 @@ import type { Config } from "../config/load.js";
 import { ROLES } from "../config/schema.js";
 import { TAG } from "../config/tags.js";
 
+import { recordStatements } from "./records-policy.js";
 import { workloadStatements } from "./workload-policy.js";
 
 export const ACTORS = ["bake", "push", "launch", "prune", "instance"] as const;
@@ -273,6 +274,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
                 },
               ]
             : []),
+          ...recordStatements("launch", config, arns),
         ],
       };
     }
@@ -295,6 +297,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: "*",
             Condition: { StringEquals: pipelineTag },
           },
+          ...recordStatements("prune", config, arns),
         ],
       };
     case "instance":
@@ -318,6 +321,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: "*",
             Condition: { StringLike: { "kms:ViaService": "ssm.*.amazonaws.com" } },
           },
+          ...recordStatements("instance", config, arns),
           ...workloadStatements(config),
         ],
       };

@@ -65,7 +65,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
       const { launch } = await import("../../launch/launch.js");
       const { terminateRun } = await import("../../launch/terminate.js");
       const { newRunId } = await import("../../launch/ids.js");
-      const { smokeLaunch } = await import("../../pipeline/smoke.js");
+      const { smokeLaunch, runCommandSmokeTask } = await import("../../pipeline/smoke.js");
       // The smoke launch runs where the bake published first: the home region (aws).
       const launchDeps = await ctx.deps.launch(regions[0]);
       const { backend } = launchDeps;
@@ -82,6 +82,8 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
             await terminateRun({ runId, dryRun: false }, { backend, events: ctx.out.event });
           },
           warn: (m) => ctx.out.warn(m),
+          // aws: the example task is queued from the orchestrator itself (SSM Run Command), not over the network.
+          ...(target === "aws" ? { task: runCommandSmokeTask(await ctx.deps.runOnInstance(regions[0])) } : {}),
         },
         `smoke-${newRunId()}`.slice(0, 32),
       );
