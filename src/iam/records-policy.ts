@@ -56,7 +56,9 @@ export function recordStatements(
           Sid: "RunShellScriptDocument",
           Effect: "Allow",
           Action: ["ssm:SendCommand"],
-          Resource: arns(`ssm:*::document/${RUN_SHELL_DOCUMENT}`),
+          // `*:*`: AWS-owned documents have no account in their ARN (`arn:aws:ssm:REGION::document/...`); `*` also
+          // matches the empty account.
+          Resource: arns(`ssm:*:*:document/${RUN_SHELL_DOCUMENT}`),
         },
         { Sid: "CommandResults", Effect: "Allow", Action: ["ssm:GetCommandInvocation"], Resource: "*" },
       ];

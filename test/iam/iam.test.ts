@@ -29,7 +29,7 @@ describe("iam-policy", () => {
         assert.equal(s.Effect, "Allow");
         for (const a of s.Action) assert.match(a, /^[a-z0-9-]+:[A-Za-z]+$/, `${a} is an IAM action`);
         for (const res of [s.Resource].flat()) {
-          if (res.includes(":ssm:"))
+          if (res.includes(":ssm:") && !res.endsWith(":*:document/AWS-RunShellScript"))
             assert.match(res, /parameter\/teams\/perf(\/|$)/, `${actor}: SSM scoped to the prefix`);
           if (res.includes(":ecr:"))
             assert.match(res, /repository\/(perf\/runner|nightly\/orchestrator)$/, `${actor}: ECR scoped`);
@@ -38,19 +38,37 @@ describe("iam-policy", () => {
     });
   }
 
-  test("the instance role can pull and read its own secret, nothing else", async () => {
+  test("the instance role can pull, read its own secret, publish its run record and serve Run Command, nothing else", async () => {
     const doc = JSON.parse(
       (await runCli(["iam-policy", "--for", "instance", "--config", cfg])).stdout,
     ) as PolicyDocument;
     const actions = doc.Statement.flatMap((s) => s.Action).sort();
     assert.deepEqual(actions, [
+      "ec2messages:AcknowledgeMessage",
+      "ec2messages:DeleteMessage",
+      "ec2messages:FailMessage",
+      "ec2messages:GetEndpoint",
+      "ec2messages:GetMessages",
+      "ec2messages:SendReply",
       "ecr:BatchCheckLayerAvailability",
       "ecr:BatchGetImage",
       "ecr:GetAuthorizationToken",
       "ecr:GetDownloadUrlForLayer",
       "kms:Decrypt",
       "ssm:GetParameter",
+      "ssm:PutParameter",
+      "ssm:UpdateInstanceInformation",
+      "ssmmessages:CreateControlChannel",
+      "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel",
+      "ssmmessages:OpenDataChannel",
     ]);
+    const put = doc.Statement.filter((s) => s.Action.includes("ssm:PutParameter"));
+    assert.deepEqual(
+      put.flatMap((s) => [s.Resource].flat()),
+      ["arn:aws:ssm:*:*:parameter/teams/perf/runs/*"],
+      "it writes nothing but run records",
+    );
   });
 
   test("terminate and prune deletions are limited to the pipeline's tagged resources", async () => {
