@@ -66,18 +66,28 @@ describe("Run Command (AWS stand-in)", () => {
   });
 
   test("another pipeline's instance: SendCommand is denied (AccessDeniedException), and nothing runs", async () => {
-    const { result } = await launchOnStandin(fx, { runId: "rc-3", taskRunners: 0, wait: false });
-    const id = result.orchestrator.id!;
-    const inst = instanceClients();
-    await bootInstances(fx.standin.state, REGION, inst.ssm);
-    fx.standin.state.region(REGION).ec2.instances.get(id)!.tags["imgtool:pipeline"] = "other";
-    const before = sentCommands(fx.standin.state, REGION).length;
-    setInstanceShell(fx.standin.state, REGION, async () => assert.fail("the script ran"));
-    await assert.rejects(
-      ssmRunOnInstance(fx.clients.ssm, { sleep: async () => {} })(id, ["true"], { timeoutSeconds: 30 }),
-      (e: Error) => e.name === "AccessDeniedException" && /ssm:SendCommand on resource: .*instance\//.test(e.message),
-    );
-    assert.equal(sentCommands(fx.standin.state, REGION).length, before);
-    inst.ssm.destroy();
+    // Its own stand-in: the denial is provoked on purpose, and stays out of the suite's IAM coverage check.
+    const deny = await awsFixture({ denialsExpected: true });
+    const inst = makeAwsClients({
+      region: REGION,
+      endpoint: deny.standin.endpoint,
+      credentials: actorCredentials("instance"),
+    });
+    try {
+      const { result } = await launchOnStandin(deny, { runId: "rc-3", taskRunners: 0, wait: false });
+      const id = result.orchestrator.id!;
+      await bootInstances(deny.standin.state, REGION, inst.ssm);
+      deny.standin.state.region(REGION).ec2.instances.get(id)!.tags["imgtool:pipeline"] = "other";
+      setInstanceShell(deny.standin.state, REGION, async () => assert.fail("the script ran"));
+      await assert.rejects(
+        ssmRunOnInstance(deny.clients.ssm, { sleep: async () => {} })(id, ["true"], { timeoutSeconds: 30 }),
+        (e: Error) =>
+          e.name === "AccessDeniedException" && /ssm:SendCommand on resource: .*instance\//.test(e.message),
+      );
+      assert.equal(sentCommands(deny.standin.state, REGION).length, 0);
+    } finally {
+      inst.ssm.destroy();
+      await deny.close();
+    }
   });
 });

@@ -36,9 +36,16 @@ export interface AwsFixture {
   close(): Promise<void>;
 }
 
-export async function awsFixture(clientOpts: { maxAttempts?: number; requestTimeoutMs?: number } = {}) {
+export async function awsFixture(
+  clientOpts: { maxAttempts?: number; requestTimeoutMs?: number; denialsExpected?: boolean } = {},
+) {
   const standin = await startAwsStandin({
-    iam: { policies: actorPolicies(awsConfig()), setupKey: SETUP_KEY },
+    iam: {
+      policies: actorPolicies(awsConfig()),
+      setupKey: SETUP_KEY,
+      // A test that provokes denials on purpose keeps them out of the suite's coverage check.
+      ...(clientOpts.denialsExpected ? { denialsExpected: true } : {}),
+    },
   });
   const clientsAs = (actor: "launch" | "setup") =>
     makeAwsClients({
