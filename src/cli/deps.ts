@@ -230,10 +230,23 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       if (ctx.target === "aws") {
         const { Ec2Images } = await import("../aws/ec2.js");
         const { awsPruneBackend } = await import("../prune/backends.js");
+        const { Ec2Instances } = await import("../aws/ec2-instances.js");
+        const { SsmReadyRecords } = await import("../aws/ready-records.js");
+        const { TAG } = await import("../config/tags.js");
         return awsPruneBackend({
           config,
           catalog,
           ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
+          runs: async (r) => {
+            const clients = await ctx.aws(r);
+            return {
+              store: new SsmReadyRecords(clients.ssm),
+              async liveRunIds() {
+                const live = await new Ec2Instances(clients.ec2).byTags({ [TAG.pipeline]: config.pipeline });
+                return new Set(live.map((i) => i.Tags?.find((t) => t.Key === TAG.runId)?.Value ?? ""));
+              },
+            };
+          },
         });
       }
       const { localPruneBackend } = await import("../prune/backends.js");

@@ -20,6 +20,9 @@ import { launch } from "../../src/launch/launch.js";
 import { terminateRun } from "../../src/launch/terminate.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
 import { runCommandSmokeTask, smokeLaunch } from "../../src/pipeline/smoke.js";
+import { Ec2Images } from "../../src/aws/ec2.js";
+import { awsPruneBackend } from "../../src/prune/backends.js";
+import { pruneRunRecords } from "../../src/prune/prune.js";
 import { bootInstances, sentCommands, type BootOutcome } from "../support/aws-standin/instances-ssm.js";
 import type { Ec2Instance } from "../support/aws-standin/types.js";
 import { actorCredentials } from "../support/iam-referee.js";
@@ -281,5 +284,46 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     );
     assert.equal(outcome.passed, false);
     assert.equal(outcome.detail, "the orchestrator refused the example task (HTTP 422)");
+  });
+
+  test("prune (as the prune actor) removes the records of runs with no instance left, and keeps a live run's", async () => {
+    await launchWithRecords({ runId: "ended-1", taskRunners: 1 });
+    await launchWithRecords({ runId: "live-1", taskRunners: 1 });
+    // Run ended-1's instances went away without `imgtool terminate` (a spot reclaim, a console click).
+    for (const i of fx.standin.state.region(REGION).ec2.instances.values())
+      if (i.tags["imgtool:run-id"] === "ended-1") i.state = "terminated";
+    const prune = makeAwsClients({
+      region: REGION,
+      endpoint: fx.standin.endpoint,
+      credentials: actorCredentials("prune"),
+      retryBaseDelayMs: 5,
+    });
+    open.push(async () => {
+      prune.ssm.destroy();
+      prune.ec2.destroy();
+    });
+    const config = awsConfig(`  regions: [${REGION}]\n`);
+    const backend = awsPruneBackend({
+      config,
+      catalog: fx.catalog,
+      ec2: async (r) => new Ec2Images(prune.ec2, r),
+      runs: async () => ({
+        store: new SsmReadyRecords(prune.ssm),
+        async liveRunIds() {
+          const live = await new Ec2Instances(prune.ec2).byTags({ "imgtool:pipeline": "bench" });
+          return new Set(live.map((i) => i.Tags?.find((t) => t.Key === "imgtool:run-id")?.Value ?? ""));
+        },
+      }),
+    });
+    const sink = recordingSink();
+    const planned = await pruneRunRecords(backend, { dryRun: true, events: sink });
+    assert.equal(planned.length, 2);
+    assert.equal(recordsOf("ended-1").length, 2, "a dry run removes nothing");
+    const removed = await pruneRunRecords(backend, { dryRun: false, events: sink });
+    assert.deepEqual(removed.sort(), planned.sort());
+    assert.deepEqual(recordsOf("ended-1"), []);
+    assert.equal(recordsOf("live-1").length, 2);
+    assert.ok(sink.events.some((e) => /removed 2 readiness record\(s\) of 1 ended run\(s\): ended-1/.test(e.message)));
+    assert.deepEqual(await pruneRunRecords(backend, { dryRun: false, events: sink }), [], "a re-run finds nothing");
   });
 });
