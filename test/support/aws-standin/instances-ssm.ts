@@ -46,13 +46,13 @@ interface RunCommandState {
   shell?: InstanceShell;
 }
 
-const byState = new WeakMap<StandinState, Map<string, RunCommandState>>();
+/** Per region's state object: a stand-in reset makes new ones, and with them a fresh Run Command state. */
+const byRegion = new WeakMap<RegionState, RunCommandState>();
 
 function stateOf(all: StandinState, region: string): RunCommandState {
-  let regions = byState.get(all);
-  if (!regions) byState.set(all, (regions = new Map()));
-  let s = regions.get(region);
-  if (!s) regions.set(region, (s = { managed: new Set(), booted: new Set(), invocations: new Map() }));
+  const key = all.region(region);
+  let s = byRegion.get(key);
+  if (!s) byRegion.set(key, (s = { managed: new Set(), booted: new Set(), invocations: new Map() }));
   return s;
 }
 
