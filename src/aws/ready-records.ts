@@ -4,11 +4,7 @@
  * parameters each), deleted in batches (DeleteParameters, 10 names per call). Typed with the SDK's own shapes;
  * the client comes from the one factory (src/aws/clients.ts). What a record says is the launch flow's business.
  */
-import {
-  DeleteParametersCommand,
-  GetParametersByPathCommand,
-  type SSMClient,
-} from "@aws-sdk/client-ssm";
+import { DeleteParametersCommand, GetParametersByPathCommand, type SSMClient } from "@aws-sdk/client-ssm";
 
 type SsmLike = Pick<SSMClient, "send">;
 

@@ -66,7 +66,9 @@ export function ssmRunOnInstance(
     const deadline = now() + (Math.max(30, timeoutSeconds) + timeoutSeconds + 30) * 1000;
     for (;;) {
       try {
-        const r = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }));
+        const r = await ssm.send(
+          new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId }),
+        );
         const status = r.Status ?? "Pending";
         if (TERMINAL.has(status)) {
           return {
@@ -81,7 +83,12 @@ export function ssmRunOnInstance(
         if (errorName(e) !== "InvocationDoesNotExist") throw e;
       }
       if (now() >= deadline) {
-        return { status: "TimedOut", exitCode: -1, stdout: "", stderr: `no end of command ${commandId} in time` };
+        return {
+          status: "TimedOut",
+          exitCode: -1,
+          stdout: "",
+          stderr: `no end of command ${commandId} in time`,
+        };
       }
       await sleep(pollMs);
     }

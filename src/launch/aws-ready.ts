@@ -23,7 +23,10 @@ interface RecordDoc {
 }
 
 /** The report a record makes, or the reason the instance failed (a failed record, or one nobody can read). */
-export function parseRecord(raw: RawRecord, role: Role): { ok: true; report: ReadyReport } | { ok: false; reason: string } {
+export function parseRecord(
+  raw: RawRecord,
+  role: Role,
+): { ok: true; report: ReadyReport } | { ok: false; reason: string } {
   let doc: RecordDoc;
   try {
     doc = JSON.parse(raw.value) as RecordDoc;
@@ -31,8 +34,15 @@ export function parseRecord(raw: RawRecord, role: Role): { ok: true; report: Rea
     return { ok: false, reason: `its record ${raw.name} is not JSON: ${raw.value.slice(0, 120)}` };
   }
   if (doc.status === "failed") return { ok: false, reason: String(doc.reason ?? "no reason given") };
-  if (doc.status !== "ready" || !Array.isArray(doc.workerCpus) || typeof doc.bootToReadySeconds !== "number") {
-    return { ok: false, reason: `its record ${raw.name} is neither ready nor failed: ${raw.value.slice(0, 120)}` };
+  if (
+    doc.status !== "ready" ||
+    !Array.isArray(doc.workerCpus) ||
+    typeof doc.bootToReadySeconds !== "number"
+  ) {
+    return {
+      ok: false,
+      reason: `its record ${raw.name} is neither ready nor failed: ${raw.value.slice(0, 120)}`,
+    };
   }
   return {
     ok: true,
@@ -74,9 +84,12 @@ export function runRecordWaiter(o: {
     const parsed = parseRecord(raw, w.inst.role);
     if (!parsed.ok) {
       w.reject(
-        new FailureError(`${w.inst.id} (${w.inst.role}, ${w.inst.instanceType}) failed to boot: ${parsed.reason}`, {
-          fix: `Its boot log: \`aws ec2 get-console-output --instance-id ${w.inst.id}\`.`,
-        }),
+        new FailureError(
+          `${w.inst.id} (${w.inst.role}, ${w.inst.instanceType}) failed to boot: ${parsed.reason}`,
+          {
+            fix: `Its boot log: \`aws ec2 get-console-output --instance-id ${w.inst.id}\`.`,
+          },
+        ),
       );
       return;
     }

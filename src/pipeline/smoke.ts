@@ -70,7 +70,11 @@ export async function smokeLaunch(
         detail: `the orchestrator did not become healthy (${url ?? "no address"})`,
       };
     }
-    const end = await task({ url, instanceId: result.orchestrator.id }, benchmark, deps.taskTimeoutMs ?? 120_000);
+    const end = await task(
+      { url, instanceId: result.orchestrator.id },
+      benchmark,
+      deps.taskTimeoutMs ?? 120_000,
+    );
     if ("refused" in end) {
       return {
         passed: false,
@@ -149,7 +153,8 @@ export function runCommandSmokeTask(run: RunOnInstance): SmokeTask {
     }
     const answer = smokeAnswerOf(r.stdout);
     if ("refused" in answer) return { refused: answer.refused };
-    if ("unreadable" in answer) throw new Error(`the smoke script's answer is unreadable: ${answer.unreadable}`);
+    if ("unreadable" in answer)
+      throw new Error(`the smoke script's answer is unreadable: ${answer.unreadable}`);
     return {
       ...(answer.task.status !== undefined ? { status: answer.task.status } : {}),
       ...(answer.task.result?.status !== undefined ? { resultStatus: answer.task.result.status } : {}),

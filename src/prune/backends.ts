@@ -107,7 +107,9 @@ export function awsPruneBackend(opts: {
               if (!records.length) continue;
               const live = await liveRunIds();
               // <root>/<run id>/<instance id>
-              const stale = records.filter((r) => !live.has(r.name.slice(root.length + 1).split("/")[0] ?? ""));
+              const stale = records.filter(
+                (r) => !live.has(r.name.slice(root.length + 1).split("/")[0] ?? ""),
+              );
               if (!dryRun && stale.length) await store.remove(stale.map((r) => r.name));
               out.push(...stale.map((r) => ({ region, name: r.name })));
             }

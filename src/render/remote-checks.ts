@@ -37,6 +37,7 @@ export function healthStatusOf(stdout: string): number | undefined {
 export function smokeScript(url: string, benchmark: string, timeoutSeconds: number): string[] {
   const base = shellWord(onInstance(url).replace(/\/$/, ""));
   return [
+    "# shellcheck disable=SC2016 # the values are literal single-quoted words: nothing in them expands",
     `base=${base}`,
     `tmp=$(mktemp)`,
     `code=$(curl -s --max-time 10 -o "$tmp" -w '%{http_code}' -X POST -H 'content-type: application/json' --data ${shellWord(JSON.stringify({ benchmark }))} "$base/tasks") || true`,
@@ -59,9 +60,7 @@ export function smokeScript(url: string, benchmark: string, timeoutSeconds: numb
 
 /** What a smoke script reported. */
 export type SmokeAnswer =
-  | { refused: number }
-  | { task: { status?: string; result?: { status?: string } } }
-  | { unreadable: string };
+  { refused: number } | { task: { status?: string; result?: { status?: string } } } | { unreadable: string };
 
 export function smokeAnswerOf(stdout: string): SmokeAnswer {
   const refused = new RegExp(`^${SMOKE_MARK} refused (\\d{3})$`, "m").exec(stdout);

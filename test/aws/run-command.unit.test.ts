@@ -19,7 +19,11 @@ after(async () => {
 });
 
 const instanceClients = () =>
-  makeAwsClients({ region: REGION, endpoint: fx.standin.endpoint, credentials: actorCredentials("instance") });
+  makeAwsClients({
+    region: REGION,
+    endpoint: fx.standin.endpoint,
+    credentials: actorCredentials("instance"),
+  });
 
 describe("Run Command (AWS stand-in)", () => {
   test("unreachable before the agent registers; then the script's output and exit code, polled past Pending", async () => {
@@ -37,7 +41,9 @@ describe("Run Command (AWS stand-in)", () => {
 
     const inst = instanceClients();
     await bootInstances(fx.standin.state, REGION, inst.ssm);
-    const ok = await run(id, ["printf 'imgtool %s\\n' \"$((40 + 2))\"", "echo oops >&2"], { timeoutSeconds: 30 });
+    const ok = await run(id, ["printf 'imgtool %s\\n' \"$((40 + 2))\"", "echo oops >&2"], {
+      timeoutSeconds: 30,
+    });
     assert.deepEqual(ok, { status: "Success", exitCode: 0, stdout: "imgtool 42\n", stderr: "oops\n" });
     assert.ok(polls >= 1, "GetCommandInvocation was asked again after InvocationDoesNotExist / Pending");
     const failed = await run(id, ["exit 3"], { timeoutSeconds: 30 });
@@ -60,7 +66,9 @@ describe("Run Command (AWS stand-in)", () => {
     delete ec2.instances.get(id)!.iamInstanceProfile;
     const inst = instanceClients();
     await bootInstances(fx.standin.state, REGION, inst.ssm);
-    const r = await ssmRunOnInstance(fx.clients.ssm, { sleep: async () => {} })(id, ["true"], { timeoutSeconds: 30 });
+    const r = await ssmRunOnInstance(fx.clients.ssm, { sleep: async () => {} })(id, ["true"], {
+      timeoutSeconds: 30,
+    });
     assert.equal(r.status, "Unreachable");
     inst.ssm.destroy();
   });

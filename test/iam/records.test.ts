@@ -42,7 +42,11 @@ describe("IAM referee: readiness records and Run Command", () => {
       "/teams/other/runs/run-1/i-0123456789abcdef0",
       "/imgtool/bench/runs/run-1/i-0123456789abcdef0",
     ]) {
-      assert.equal(await allowed("instance", { action: "ssm:PutParameter", resource: param(name) }), false, name);
+      assert.equal(
+        await allowed("instance", { action: "ssm:PutParameter", resource: param(name) }),
+        false,
+        name,
+      );
     }
     for (const action of ["ssm:DeleteParameters", "ssm:GetParametersByPath", "ssm:SendCommand"])
       assert.equal(await allowed("instance", { action, resource: param(RECORD) }), false, action);
@@ -61,7 +65,9 @@ describe("IAM referee: readiness records and Run Command", () => {
         context: tagged("nightly"),
       }),
     );
-    assert.ok(await allowed("launch", { action: "ssm:SendCommand", resource: document("AWS-RunShellScript") }));
+    assert.ok(
+      await allowed("launch", { action: "ssm:SendCommand", resource: document("AWS-RunShellScript") }),
+    );
     assert.ok(await allowed("launch", { action: "ssm:GetCommandInvocation", resource: "*" }));
     assert.equal(
       await allowed("launch", {
@@ -78,20 +84,35 @@ describe("IAM referee: readiness records and Run Command", () => {
       "an untagged instance",
     );
     for (const doc of ["AWS-RunPowerShellScript", "AWS-StartInteractiveCommand", "Custom-Admin"])
-      assert.equal(await allowed("launch", { action: "ssm:SendCommand", resource: document(doc) }), false, doc);
+      assert.equal(
+        await allowed("launch", { action: "ssm:SendCommand", resource: document(doc) }),
+        false,
+        doc,
+      );
   });
 
   for (const actor of ["launch", "prune"] as const) {
     test(`${actor}: reads and removes run records, never catalog entries or another prefix's records`, async () => {
-      assert.ok(await allowed(actor, { action: "ssm:GetParametersByPath", resource: param("/teams/perf/runs/run-1") }));
-      assert.ok(await allowed(actor, { action: "ssm:GetParametersByPath", resource: param("/teams/perf/runs") }));
+      assert.ok(
+        await allowed(actor, {
+          action: "ssm:GetParametersByPath",
+          resource: param("/teams/perf/runs/run-1"),
+        }),
+      );
+      assert.ok(
+        await allowed(actor, { action: "ssm:GetParametersByPath", resource: param("/teams/perf/runs") }),
+      );
       assert.ok(await allowed(actor, { action: "ssm:DeleteParameters", resource: param(RECORD) }));
       for (const name of [
         "/teams/perf/task-runner/image/x86_64",
         "/teams/perf/secrets/orchestrator-api-key",
         "/teams/other/runs/run-1/i-0123456789abcdef0",
       ]) {
-        assert.equal(await allowed(actor, { action: "ssm:DeleteParameters", resource: param(name) }), false, name);
+        assert.equal(
+          await allowed(actor, { action: "ssm:DeleteParameters", resource: param(name) }),
+          false,
+          name,
+        );
       }
     });
   }

@@ -62,11 +62,17 @@ beforeEach(async () => {
   });
   orch = await orchestratorPort((req, res) => {
     if (req.url === "/health") return json(res, 200, { status: "ok" });
-    if (req.method === "POST" && req.url === "/tasks") return json(res, 201, { id: "6f1c2d3e-task", status: "queued" });
-    if (req.url === "/tasks/6f1c2d3e-task") return json(res, 200, { id: "6f1c2d3e-task", status: "done", result: { status: "ok" } });
+    if (req.method === "POST" && req.url === "/tasks")
+      return json(res, 201, { id: "6f1c2d3e-task", status: "queued" });
+    if (req.url === "/tasks/6f1c2d3e-task")
+      return json(res, 200, { id: "6f1c2d3e-task", status: "done", result: { status: "ok" } });
     json(res, 404, {});
   });
-  open.push(() => fx.close(), async () => instance.ssm.destroy(), () => orch.close());
+  open.push(
+    () => fx.close(),
+    async () => instance.ssm.destroy(),
+    () => orch.close(),
+  );
 });
 afterEach(async () => {
   while (open.length) await open.pop()!();
@@ -128,7 +134,9 @@ async function launchWithRecords(
 }
 
 const recordsOf = (runId: string) =>
-  [...fx.standin.state.region(REGION).ssm.parameters.keys()].filter((n) => n.startsWith(`/imgtool/bench/runs/${runId}/`));
+  [...fx.standin.state.region(REGION).ssm.parameters.keys()].filter((n) =>
+    n.startsWith(`/imgtool/bench/runs/${runId}/`),
+  );
 
 describe("aws readiness through SSM records and Run Command (AWS stand-in)", () => {
   test("every instance ready from its record, read in one batch per poll; health through Run Command on 127.0.0.1; launchToReadySeconds", async () => {
@@ -189,7 +197,10 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
       (e: unknown) => e,
     );
     assert.ok(err instanceof FailureError, String(err));
-    assert.match(err.message, /^i-\S+ \(task-runner, c7i\.large\) failed to boot: worker task-runner-1 exited during the 5s settle window/);
+    assert.match(
+      err.message,
+      /^i-\S+ \(task-runner, c7i\.large\) failed to boot: worker task-runner-1 exited during the 5s settle window/,
+    );
     assert.match(err.fix ?? "", /aws ec2 get-console-output --instance-id i-/);
     assert.ok(
       [...fx.standin.state.region(REGION).ec2.instances.values()].every((i) => i.state === "shutting-down"),
@@ -200,7 +211,6 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
 
   test("an instance that publishes nothing fails the launch at its deadline, naming the record it waited for", async () => {
     const config = awsConfig(`launch:\n  orchestrator_port: ${orch.port}\n  ready_timeout_seconds: 30\n`);
-    let sleeps: number[] = [];
     const err = await launchWithRecords(
       { runId: "silent-1", taskRunners: 1 },
       { config, outcome: (i) => (i.tags["imgtool:role"] === "task-runner" ? "silent" : { ready: {} }) },
@@ -214,7 +224,7 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
       /^(i-\S+) \(task-runner, c7i\.large\) published no readiness record \(\/imgtool\/bench\/runs\/silent-1\/\1\) within 30 s\./,
     );
     assert.match(err.fix ?? "", /imgtool iam-policy --for instance/);
-    sleeps = (err as { sleeps?: number[] }).sleeps ?? [];
+    const sleeps = (err as { sleeps?: number[] }).sleeps ?? [];
     const polls = fx.standin.requests.filter((r) => r.operation === "GetParametersByPath").length;
     const waits = sleeps.filter((ms) => ms === 3000).length;
     assert.ok(polls - waits >= 1 && polls - waits <= 2, `${polls} reads, ${waits} waits: one read per poll`);
@@ -225,7 +235,10 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     const { result } = await launchWithRecords({ runId: "many-1", taskRunners: 12 });
     assert.equal(result.instances.filter((i) => i.state === "ready").length, 13);
     const gets = fx.standin.requests.filter((r) => r.operation === "GetParametersByPath");
-    assert.ok(gets.some((r) => (r.params as { NextToken?: string }).NextToken), "a second page was read");
+    assert.ok(
+      gets.some((r) => (r.params as { NextToken?: string }).NextToken),
+      "a second page was read",
+    );
     assert.equal(recordsOf("many-1").length, 13);
     // Another run's record stays.
     await launchWithRecords({ runId: "many-2", taskRunners: 0 });
@@ -323,7 +336,13 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     assert.deepEqual(removed.sort(), planned.sort());
     assert.deepEqual(recordsOf("ended-1"), []);
     assert.equal(recordsOf("live-1").length, 2);
-    assert.ok(sink.events.some((e) => /removed 2 readiness record\(s\) of 1 ended run\(s\): ended-1/.test(e.message)));
-    assert.deepEqual(await pruneRunRecords(backend, { dryRun: false, events: sink }), [], "a re-run finds nothing");
+    assert.ok(
+      sink.events.some((e) => /removed 2 readiness record\(s\) of 1 ended run\(s\): ended-1/.test(e.message)),
+    );
+    assert.deepEqual(
+      await pruneRunRecords(backend, { dryRun: false, events: sink }),
+      [],
+      "a re-run finds nothing",
+    );
   });
 });

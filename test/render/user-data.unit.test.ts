@@ -70,7 +70,8 @@ const localCtx: BootContext = {
 };
 const IMAGE = `127.0.0.1:5000/bench/task-runner@sha256:${"c".repeat(64)}`;
 const SANDBOX_INSTANCE = "i-0123456789abcdef0";
-const realCurl = spawnSync("bash", ["-c", "type -P curl"], { encoding: "utf8" }).stdout.trim() || "/usr/bin/curl";
+const realCurl =
+  spawnSync("bash", ["-c", "type -P curl"], { encoding: "utf8" }).stdout.trim() || "/usr/bin/curl";
 
 function values(
   role: "task-runner" | "orchestrator",

@@ -83,7 +83,9 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
           },
           warn: (m) => ctx.out.warn(m),
           // aws: the example task is queued from the orchestrator itself (SSM Run Command), not over the network.
-          ...(target === "aws" ? { task: runCommandSmokeTask(await ctx.deps.runOnInstance(regions[0])) } : {}),
+          ...(target === "aws"
+            ? { task: runCommandSmokeTask(await ctx.deps.runOnInstance(regions[0])) }
+            : {}),
         },
         `smoke-${newRunId()}`.slice(0, 32),
       );

@@ -62,7 +62,10 @@ export function setInstanceShell(all: StandinState, region: string, shell: Insta
 }
 
 /** The commands sent so far in a region, in order (for assertions). */
-export function sentCommands(all: StandinState, region: string): { instanceId: string; commands: string[] }[] {
+export function sentCommands(
+  all: StandinState,
+  region: string,
+): { instanceId: string; commands: string[] }[] {
   return [...stateOf(all, region).invocations.values()].map((i) => ({
     instanceId: i.instanceId,
     commands: (i as Invocation & { commands?: string[] }).commands ?? [],
@@ -83,7 +86,8 @@ const OUTPUT_LIMIT = 24_000;
 
 function sendCommand(ctx: HandlerContext, input: JsonObject): JsonObject {
   const documentName = reqString(input, "DocumentName");
-  if (!DOCUMENTS.has(documentName)) fail("InvalidDocument", `Document with name ${documentName} does not exist.`);
+  if (!DOCUMENTS.has(documentName))
+    fail("InvalidDocument", `Document with name ${documentName} does not exist.`);
   const ids = optStringList(input, "InstanceIds") ?? [];
   if (!ids.length) fail("ValidationException", "Either InstanceIds or Targets must be specified.");
   if (ids.length > 50) fail("ValidationException", "Member must have length less than or equal to 50");
@@ -94,7 +98,10 @@ function sendCommand(ctx: HandlerContext, input: JsonObject): JsonObject {
   const parameters = (input["Parameters"] ?? {}) as Record<string, unknown>;
   const commands = parameters["commands"];
   if (!Array.isArray(commands) || !commands.length || !commands.every((c) => typeof c === "string")) {
-    fail("InvalidParameters", "document AWS-RunShellScript requires the parameter commands (a list of strings).");
+    fail(
+      "InvalidParameters",
+      "document AWS-RunShellScript requires the parameter commands (a list of strings).",
+    );
   }
   for (const key of Object.keys(parameters)) {
     if (!["commands", "workingDirectory", "executionTimeout"].includes(key))
@@ -106,7 +113,10 @@ function sendCommand(ctx: HandlerContext, input: JsonObject): JsonObject {
     return !inst || inst.state !== "running" || !rc.managed.has(id);
   });
   if (invalid.length) {
-    fail("InvalidInstanceId", `Instances [[${invalid.join(", ")}]] not in a valid state for account ${ctx.options.accountId}`);
+    fail(
+      "InvalidInstanceId",
+      `Instances [[${invalid.join(", ")}]] not in a valid state for account ${ctx.options.accountId}`,
+    );
   }
   const commandId = randomUUID();
   const comment = typeof input["Comment"] === "string" ? input["Comment"] : "";
@@ -170,7 +180,10 @@ function getCommandInvocation(ctx: HandlerContext, input: JsonObject): JsonObjec
 function deleteParameters(ctx: HandlerContext, input: JsonObject): JsonObject {
   const names = optStringList(input, "Names") ?? [];
   if (names.length < 1 || names.length > 10) {
-    fail("ValidationException", "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10");
+    fail(
+      "ValidationException",
+      "1 validation error detected: Value at 'names' failed to satisfy constraint: Member must have length between 1 and 10",
+    );
   }
   const deleted: string[] = [];
   const invalid: string[] = [];
@@ -290,7 +303,9 @@ export async function bootInstances(
             registryLogin: false,
             workerCpus:
               what.ready.workerCpus ??
-              Array.from({ length: workers && /^\d+$/.test(workers) ? Number(workers) : 2 }, (_, i) => String(i)),
+              Array.from({ length: workers && /^\d+$/.test(workers) ? Number(workers) : 2 }, (_, i) =>
+                String(i),
+              ),
             bootToReadySeconds: what.ready.bootToReadySeconds ?? 0.75,
           };
     await instanceSsm.send(

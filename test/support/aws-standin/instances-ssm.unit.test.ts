@@ -65,7 +65,9 @@ describe("Run Command", () => {
     setInstanceShell(standin.state, REGION, () => new Promise((r) => (finish = r)));
     const sent = await send(id, { Parameters: { commands: ["work"], executionTimeout: ["60"] } });
     const get = () =>
-      clients().ssm.send(new GetCommandInvocationCommand({ CommandId: sent.Command!.CommandId!, InstanceId: id }));
+      clients().ssm.send(
+        new GetCommandInvocationCommand({ CommandId: sent.Command!.CommandId!, InstanceId: id }),
+      );
     await rejectsWith(get(), "InvocationDoesNotExist");
     assert.equal((await get()).Status, "Pending");
     assert.equal((await get()).Status, "InProgress");
