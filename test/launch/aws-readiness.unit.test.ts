@@ -133,6 +133,33 @@ async function launchWithRecords(
   }
 }
 
+/** A launch that must fail with a FailureError (which carries the events and the sleeps). */
+async function failedLaunch(opts: Partial<LaunchOptions>, more: Parameters<typeof wiring>[0]) {
+  const err = await launchWithRecords(opts, more).then(
+    () => assert.fail("the launch should fail"),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof FailureError, String(err));
+  return err as FailureError & { sleeps?: number[] };
+}
+
+/** The pipeline's smoke launch as `imgtool pipeline --target aws` wires it; the launcher makes no HTTP call. */
+function smokeOnStandin(runId: string) {
+  const w = wiring();
+  return smokeLaunch(
+    { target: "aws", instanceTypes: ["c7i.large"], spot: false, keepOnFailure: false },
+    {
+      launch: (o) => launch(o, w.deps),
+      terminate: async (id) => {
+        await terminateRun({ runId: id, dryRun: false }, { backend: w.backend, events: w.sink });
+      },
+      task: runCommandSmokeTask(w.run),
+      fetch: (() => assert.fail("no HTTP from the launcher")) as typeof fetch,
+    },
+    runId,
+  );
+}
+
 const recordsOf = (runId: string) =>
   [...fx.standin.state.region(REGION).ssm.parameters.keys()].filter((n) =>
     n.startsWith(`/imgtool/bench/runs/${runId}/`),
@@ -184,7 +211,7 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
   });
 
   test("a failed record fails the launch at once with the instance's reason; what started is terminated and the records removed", async () => {
-    const err = await launchWithRecords(
+    const err = await failedLaunch(
       { runId: "fail-1", taskRunners: 1 },
       {
         outcome: (i) =>
@@ -192,11 +219,7 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
             ? { failed: "worker task-runner-1 exited during the 5s settle window (exit code 1)" }
             : { ready: {} },
       },
-    ).then(
-      () => assert.fail("the launch should fail"),
-      (e: unknown) => e,
     );
-    assert.ok(err instanceof FailureError, String(err));
     assert.match(
       err.message,
       /^i-\S+ \(task-runner, c7i\.large\) failed to boot: worker task-runner-1 exited during the 5s settle window/,
@@ -211,20 +234,16 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
 
   test("an instance that publishes nothing fails the launch at its deadline, naming the record it waited for", async () => {
     const config = awsConfig(`launch:\n  orchestrator_port: ${orch.port}\n  ready_timeout_seconds: 30\n`);
-    const err = await launchWithRecords(
+    const err = await failedLaunch(
       { runId: "silent-1", taskRunners: 1 },
       { config, outcome: (i) => (i.tags["imgtool:role"] === "task-runner" ? "silent" : { ready: {} }) },
-    ).then(
-      () => assert.fail("the launch should fail"),
-      (e: unknown) => e,
     );
-    assert.ok(err instanceof FailureError, String(err));
     assert.match(
       err.message,
       /^(i-\S+) \(task-runner, c7i\.large\) published no readiness record \(\/imgtool\/bench\/runs\/silent-1\/\1\) within 30 s\./,
     );
     assert.match(err.fix ?? "", /imgtool iam-policy --for instance/);
-    const sleeps = (err as { sleeps?: number[] }).sleeps ?? [];
+    const sleeps = err.sleeps ?? [];
     const polls = fx.standin.requests.filter((r) => r.operation === "GetParametersByPath").length;
     const waits = sleeps.filter((ms) => ms === 3000).length;
     assert.ok(polls - waits >= 1 && polls - waits <= 2, `${polls} reads, ${waits} waits: one read per poll`);
@@ -256,19 +275,7 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
   });
 
   test("smoke check through Run Command: the example task is queued and awaited on the orchestrator, never over the network", async () => {
-    const w = wiring();
-    const outcome = await smokeLaunch(
-      { target: "aws", instanceTypes: ["c7i.large"], spot: false, keepOnFailure: false },
-      {
-        launch: (o) => launch(o, w.deps),
-        terminate: async (runId) => {
-          await terminateRun({ runId, dryRun: false }, { backend: w.backend, events: w.sink });
-        },
-        task: runCommandSmokeTask(w.run),
-        fetch: (() => assert.fail("no HTTP from the launcher")) as typeof fetch,
-      },
-      "smoke-test-1",
-    );
+    const outcome = await smokeOnStandin("smoke-test-1");
     assert.equal(outcome.detail, "example task fib done on a task runner");
     assert.equal(outcome.passed, true);
     assert.equal(Object.keys(outcome.bootToReadySeconds).length, 2);
@@ -283,18 +290,7 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
       req.url === "/health" ? json(res, 200, {}) : json(res, 422, { error: "benchmark must be a name" }),
     );
     open.push(() => orch.close());
-    const w = wiring();
-    const outcome = await smokeLaunch(
-      { target: "aws", instanceTypes: ["c7i.large"], spot: false, keepOnFailure: false },
-      {
-        launch: (o) => launch(o, w.deps),
-        terminate: async (runId) => {
-          await terminateRun({ runId, dryRun: false }, { backend: w.backend, events: w.sink });
-        },
-        task: runCommandSmokeTask(w.run),
-      },
-      "smoke-test-2",
-    );
+    const outcome = await smokeOnStandin("smoke-test-2");
     assert.equal(outcome.passed, false);
     assert.equal(outcome.detail, "the orchestrator refused the example task (HTTP 422)");
   });
