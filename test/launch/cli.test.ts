@@ -165,8 +165,6 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
     })();
     try {
       const r = await aws(["launch", "--json", "--run-id", "cli-wait-1", "--task-runners", "1"], waitConfig);
-      done = true;
-      await booting;
       assert.equal(r.code, 0, r.stderr);
       const doc = JSON.parse(r.stdout) as {
         orchestrator: { id: string; healthy: boolean };
@@ -193,6 +191,15 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
       const orchestrator = doc.instances.find((i) => i.id === doc.orchestrator.id)!;
       assert.ok(commands.every((c) => !c.commands.join("\n").includes(orchestrator.privateIp)));
       assert.ok(fx.standin.requests.some((q) => q.operation === "GetParametersByPath"));
+
+      // The human table has the aws column.
+      const human = await aws(["launch", "--run-id", "cli-wait-2", "--task-runners", "0"], waitConfig);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(human.stdout, /BOOT-TO-READY\s+LAUNCH-TO-READY/);
+      assert.match(human.stdout, /orchestrator\s+i-\S+ .* ready\s+0\.750 s\s+\d+\.\d{3} s/);
+      await aws(["terminate", "--run-id", "cli-wait-2"], waitConfig);
+      done = true;
+      await booting;
 
       const t = await aws(["terminate", "--run-id", "cli-wait-1", "--json"], waitConfig);
       assert.equal(t.code, 0, t.stderr);
