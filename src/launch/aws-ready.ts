@@ -15,6 +15,7 @@ export const RECORD_POLL_MS = 3_000;
 /** A record as the instance wrote it (see common.sh.hbs). */
 interface RecordDoc {
   status?: unknown;
+  role?: unknown;
   reason?: unknown;
   workerCpus?: unknown;
   bootToReadySeconds?: unknown;
@@ -32,6 +33,9 @@ export function parseRecord(
     doc = JSON.parse(raw.value) as RecordDoc;
   } catch {
     return { ok: false, reason: `its record ${raw.name} is not JSON: ${raw.value.slice(0, 120)}` };
+  }
+  if (doc.role !== role) {
+    return { ok: false, reason: `its record ${raw.name} names role ${String(doc.role)}, not ${role}` };
   }
   if (doc.status === "failed") return { ok: false, reason: String(doc.reason ?? "no reason given") };
   if (

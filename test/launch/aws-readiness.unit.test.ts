@@ -16,6 +16,7 @@ import { FailureError } from "../../src/errors.js";
 import { recordingSink, type ImgtoolEvent } from "../../src/events.js";
 import { awsBackend } from "../../src/launch/aws.js";
 import { runCommandHealthProbe } from "../../src/launch/health.js";
+import { parseRecord } from "../../src/launch/aws-ready.js";
 import { launch } from "../../src/launch/launch.js";
 import { terminateRun } from "../../src/launch/terminate.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
@@ -340,5 +341,49 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
       [],
       "a re-run finds nothing",
     );
+  });
+
+  test("a record is read strictly: ready with its workers, failed with its reason; anything else fails the instance", () => {
+    const raw = (value: unknown) => ({
+      name: "/imgtool/bench/runs/r-1/i-0123456789abcdef0",
+      key: "i-0123456789abcdef0",
+      value: typeof value === "string" ? value : JSON.stringify(value),
+    });
+    const ready = {
+      status: "ready",
+      role: "task-runner",
+      workerCpus: ["0", "2"],
+      bootToReadySeconds: 1.5,
+      pulled: true,
+    };
+    assert.deepEqual(parseRecord(raw(ready), "task-runner"), {
+      ok: true,
+      report: {
+        workers: [
+          { name: "task-runner-1", cpus: "0" },
+          { name: "task-runner-2", cpus: "2" },
+        ],
+        bootToReadySeconds: 1.5,
+        pulled: true,
+        registryLogin: false,
+      },
+    });
+    assert.deepEqual(
+      parseRecord(raw({ status: "failed", role: "orchestrator", reason: "no engine" }), "orchestrator"),
+      {
+        ok: false,
+        reason: "no engine",
+      },
+    );
+    for (const [value, pattern] of [
+      ["not json", /is not JSON/],
+      [{ ...ready, status: "booting" }, /neither ready nor failed/],
+      [{ ...ready, workerCpus: "0,2" }, /neither ready nor failed/],
+      [ready, /names role task-runner, not orchestrator/],
+    ] as const) {
+      const r = parseRecord(raw(value), value === ready ? "orchestrator" : "task-runner");
+      assert.equal(r.ok, false);
+      assert.match((r as { reason: string }).reason, pattern);
+    }
   });
 });
