@@ -17,6 +17,7 @@ import { targetArches } from "../config/arch.js";
 import { UsageError } from "../errors.js";
 import type { LaunchDeps } from "../launch/launch.js";
 import type { LaunchBackend } from "../launch/types.js";
+import type { RunOnInstance } from "../aws/run-command.js";
 import { readStack, type LocalStack } from "../local/stack.js";
 import { makePackerRunner, type PackerRunner } from "../packer/runner.js";
 import type { PipelineDeps } from "../pipeline/pipeline.js";
@@ -55,6 +56,8 @@ export interface Deps {
    * resolved; force: rebuild), a smoke launch in the home region, and the catalogs of every target region.
    */
   pipeline(opts: { force: boolean }): PipelineDeps;
+  /** aws: run a script on an instance through SSM Run Command (health and smoke checks), in a region. */
+  runOnInstance(region?: string): Promise<RunOnInstance>;
   pruneBackend(catalog: Catalog): Promise<PruneBackend>;
   /** What doctor asks: the same adapters as the flows. */
   doctorProbes(): DoctorProbes;
@@ -159,7 +162,10 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           DOCKER_HOST: dockerHost(stack),
           PACKER_TMP_DIR: path.join(ctx.run().dir, "packer"),
         };
-        return { ...bakeDeps, ops: makeTwinOps({ docker: await ctx.docker(), registry, run: ctx.run(), signal: ctx.signal }) };
+        return {
+          ...bakeDeps,
+          ops: makeTwinOps({ docker: await ctx.docker(), registry, run: ctx.run(), signal: ctx.signal }),
+        };
       }
     },
 
@@ -208,11 +214,13 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       if (ctx.target === "aws") {
         const { awsBackend } = await import("../launch/aws.js");
         const { Ec2Instances } = await import("../aws/ec2-instances.js");
+        const { SsmReadyRecords } = await import("../aws/ready-records.js");
         return awsBackend({
           config,
           region,
           ec2: async () => new Ec2Instances((await ctx.aws(region)).ec2),
           events: ctx.out.event,
+          records: { store: async () => new SsmReadyRecords((await ctx.aws(region)).ssm) },
         });
       }
       const { localBackend } = await import("../launch/local.js");
@@ -227,13 +235,15 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
     },
 
     async launch(region = ctx.targetRegion) {
-      const { httpHealthProbe } = await import("../launch/health.js");
+      const { httpHealthProbe, runCommandHealthProbe } = await import("../launch/health.js");
       return {
         config,
         backend: await deps.launchBackend(region),
         catalog: () => deps.catalog(ctx.target === "aws" ? region : undefined),
         events: ctx.out.event,
-        probe: httpHealthProbe(),
+        // aws: on the orchestrator itself, through SSM Run Command (no network path into the VPC is needed).
+        probe:
+          ctx.target === "aws" ? runCommandHealthProbe(await deps.runOnInstance(region)) : httpHealthProbe(),
         signal: ctx.signal,
       };
     },
@@ -271,7 +281,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           const { launch } = await import("../launch/launch.js");
           const { terminateRun } = await import("../launch/terminate.js");
           const { newRunId } = await import("../launch/ids.js");
-          const { smokeLaunch } = await import("../pipeline/smoke.js");
+          const { smokeLaunch, runCommandSmokeTask } = await import("../pipeline/smoke.js");
           // The smoke launch runs where the bake published first: the home region (aws).
           const launchDeps = await deps.launch(ctx.regions[0]);
           const { backend } = launchDeps;
@@ -288,6 +298,10 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
                 await terminateRun({ runId, dryRun: false }, { backend, events: ctx.out.event });
               },
               warn: (m) => ctx.out.warn(m),
+              // aws: the example task is queued from the orchestrator itself (SSM Run Command), not over the network.
+              ...(target === "aws"
+                ? { task: runCommandSmokeTask(await deps.runOnInstance(ctx.regions[0])) }
+                : {}),
             },
             `smoke-${newRunId()}`.slice(0, 32),
           );
@@ -303,14 +317,33 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
       };
     },
 
+    async runOnInstance(region = ctx.targetRegion) {
+      const { ssmRunOnInstance } = await import("../aws/run-command.js");
+      const clients = await ctx.aws(region);
+      return ssmRunOnInstance(clients.ssm);
+    },
+
     async pruneBackend(catalog) {
       if (ctx.target === "aws") {
         const { Ec2Images } = await import("../aws/ec2.js");
         const { awsPruneBackend } = await import("../prune/backends.js");
+        const { Ec2Instances } = await import("../aws/ec2-instances.js");
+        const { SsmReadyRecords } = await import("../aws/ready-records.js");
+        const { TAG } = await import("../config/tags.js");
         return awsPruneBackend({
           config,
           catalog,
           ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
+          runs: async (r) => {
+            const clients = await ctx.aws(r);
+            return {
+              store: new SsmReadyRecords(clients.ssm),
+              async liveRunIds() {
+                const live = await new Ec2Instances(clients.ec2).byTags({ [TAG.pipeline]: config.pipeline });
+                return new Set(live.map((i) => i.Tags?.find((t) => t.Key === TAG.runId)?.Value ?? ""));
+              },
+            };
+          },
         });
       }
       const { localPruneBackend } = await import("../prune/backends.js");

@@ -388,7 +388,7 @@ export const ConfigSchema = z
           .max(3600)
           .default(600)
           .describe(
-            "How long `imgtool launch` waits for the orchestrator's health (and, locally, every instance's readiness).",
+            "How long `imgtool launch` waits for the orchestrator's health and every instance's readiness (aws: the record it publishes in SSM).",
           ),
         worker_env: z
           .strictObject({

@@ -50,3 +50,12 @@ export const IMAGE_LABEL = {
 
 /** What every template gets besides its own context. */
 export const TEMPLATE_KEYS = { tag: TAG, label: DOCKER_LABEL, imageLabel: IMAGE_LABEL } as const;
+
+/**
+ * Where launched instances publish their readiness records (aws): one SSM parameter per instance,
+ * `<ssm_prefix>/runs/<run id>/<instance id>`, written by the instance role (which may write nothing else under the
+ * prefix), read by the launcher in batches (GetParametersByPath), removed by terminate and prune.
+ */
+export const runRecordsRoot = (ssmPrefix: string): string => `${ssmPrefix.replace(/\/$/, "")}/runs`;
+export const runRecordsPath = (ssmPrefix: string, runId: string): string =>
+  `${runRecordsRoot(ssmPrefix)}/${runId}`;

@@ -6,6 +6,7 @@ import type { Config } from "../config/load.js";
 import { ROLES } from "../config/schema.js";
 import { TAG } from "../config/tags.js";
 
+import { recordStatements } from "./records-policy.js";
 import { workloadStatements } from "./workload-policy.js";
 
 export const ACTORS = ["bake", "push", "launch", "prune", "instance"] as const;
@@ -274,6 +275,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
                 },
               ]
             : []),
+          ...recordStatements("launch", config, arns),
         ],
       };
     }
@@ -296,6 +298,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: "*",
             Condition: { StringEquals: pipelineTag },
           },
+          ...recordStatements("prune", config, arns),
         ],
       };
     case "instance":
@@ -319,6 +322,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: "*",
             Condition: { StringLike: { "kms:ViaService": "ssm.*.amazonaws.com" } },
           },
+          ...recordStatements("instance", config, arns),
           ...workloadStatements(config),
         ],
       };

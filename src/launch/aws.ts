@@ -12,7 +12,9 @@ import type { Ec2Instances } from "../aws/ec2-instances.js";
 import { clientToken, type Market } from "./ids.js";
 import { EC2_USER_DATA_TOO_LARGE, userDataRefused } from "./cloud-init.js";
 import type { BootContext, FoundInstance, GroupRequest, LaunchBackend, StartedInstance } from "./types.js";
-import { TAG } from "../config/tags.js";
+import { TAG, runRecordsPath } from "../config/tags.js";
+import type { ReadyRecordStore } from "../aws/ready-records.js";
+import { runRecordWaiter } from "./aws-ready.js";
 
 /** RunInstances errors that mean "no spot capacity for this request": fall back to on-demand. */
 export const SPOT_CAPACITY_ERRORS = [
@@ -32,12 +34,27 @@ export interface AwsLaunchDeps {
   events: EventSink;
   /** Allow a launch without aws.instance_profile (the instances could not read their secret). Tests only. */
   allowNoInstanceProfile?: boolean;
+  /**
+   * The instances' readiness records (SSM, made when first used): with it the launch waits for every instance's
+   * record and terminate removes a run's records; without it (tests of the EC2 calls alone) neither happens.
+   */
+  records?: {
+    store: () => Promise<ReadyRecordStore>;
+    /** @default 3000 */
+    intervalMs?: number;
+    sleep?: (ms: number) => Promise<void>;
+    now?: () => number;
+  };
 }
 
 export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
   const { config, events } = deps;
   const ec2 = deps.ec2;
   const rootDevices = new Map<string, string>();
+  const now = deps.records?.now ?? Date.now;
+  /** Per instance this backend started: its run and when RunInstances answered with it. */
+  const startedAt = new Map<string, { runId: string; at: number }>();
+  const waiters = new Map<string, ReturnType<typeof runRecordWaiter>>();
 
   const toStarted = (i: Instance, req: GroupRequest, market: Market): StartedInstance => ({
     id: i.InstanceId ?? "",
@@ -97,6 +114,8 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
           : {}),
       }),
     );
+    const at = now();
+    for (const i of instances) if (i.InstanceId) startedAt.set(i.InstanceId, { runId, at });
     if (instances.length !== req.count) {
       throw new FailureError(
         `RunInstances for ${req.count} x ${req.instanceType} answered with ${instances.length} instance(s).`,
@@ -172,6 +191,36 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
       if (ids.length) await (await ec2()).terminate(ids);
       return ids;
     },
+
+    ...(deps.records
+      ? {
+          async waitReady(inst: StartedInstance, timeoutMs: number) {
+            const records = deps.records!;
+            const started = startedAt.get(inst.id);
+            if (!started) throw new Error(`waitReady: ${inst.id} was not started by this launch`);
+            let waiter = waiters.get(started.runId);
+            if (!waiter) {
+              const store = await records.store();
+              waiter = runRecordWaiter({
+                store,
+                path: runRecordsPath(config.aws.ssm_prefix, started.runId),
+                timeoutSeconds: timeoutMs / 1000,
+                now,
+                ...(records.intervalMs !== undefined ? { intervalMs: records.intervalMs } : {}),
+                ...(records.sleep ? { sleep: records.sleep } : {}),
+              });
+              waiters.set(started.runId, waiter);
+            }
+            return waiter.wait(inst, started.at);
+          },
+
+          async forgetRun(runId: string) {
+            const store = await deps.records!.store();
+            const found = await store.list(runRecordsPath(config.aws.ssm_prefix, runId));
+            if (found.length) await store.remove(found.map((r) => r.name));
+          },
+        }
+      : {}),
 
     async find(filter) {
       const tags: Record<string, string> = { [TAG.pipeline]: config.pipeline };

@@ -3,9 +3,15 @@
  * answers or the time is up (seed items 7 and 8).
  */
 import http from "node:http";
+import type { RunOnInstance } from "../aws/run-command.js";
+import { healthScript, healthStatusOf } from "../render/remote-checks.js";
 
-/** One health check of the full URL: true when it answered `status` (default: any 2xx). Never throws. */
-export type HealthProbe = (url: string, status?: number) => Promise<boolean>;
+/**
+ * One health check of the full URL: true when it answered `status` (default: any 2xx). Never throws for an
+ * answer that is not (yet) healthy. `instanceId` is the orchestrator's: where the check runs (aws, through SSM
+ * Run Command) rather than over the network.
+ */
+export type HealthProbe = (url: string, status?: number, instanceId?: string) => Promise<boolean>;
 
 /**
  * The orchestrator's HTTP check (roles.orchestrator.run.health.http): its full URL on the orchestrator's host, at
@@ -76,4 +82,20 @@ export function httpHealthProbe(timeoutMs = 1_500): HealthProbe {
       req.on("timeout", () => req.destroy());
       req.on("error", () => resolve(false));
     });
+}
+
+/**
+ * aws: the health check run on the orchestrator instance itself through SSM Run Command (its port on 127.0.0.1),
+ * so that the launcher needs no path into the VPC. An instance the SSM agent does not manage yet (still booting)
+ * is not healthy yet.
+ */
+export function runCommandHealthProbe(run: RunOnInstance, timeoutSeconds = 30): HealthProbe {
+  return async (url, status, instanceId) => {
+    if (!instanceId) throw new Error("runCommandHealthProbe: the orchestrator's instance id is needed");
+    const r = await run(instanceId, healthScript(url), { timeoutSeconds, comment: `imgtool health ${url}` });
+    if (r.status !== "Success") return false;
+    const code = healthStatusOf(r.stdout);
+    if (code === undefined) return false;
+    return status !== undefined ? code === status : code >= 200 && code < 300;
+  };
 }

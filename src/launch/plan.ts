@@ -9,6 +9,7 @@ import type { Config } from "../config/load.js";
 import { ROLES, type Arch, type Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
 import { instanceArch, targetArch } from "../config/arch.js";
+import { runRecordsPath } from "../config/tags.js";
 import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
 import type { Market } from "./ids.js";
 import type { BootContext, FoundInstance, LaunchOptions, LaunchPlan, PlannedGroup } from "./types.js";
@@ -222,6 +223,7 @@ export function userDataValues(
     workers: v.workers,
     restartPolicy: config.launch.restart_policy,
     engineWaitSeconds: config.launch.engine_wait_seconds,
+    recordPrefix: opts.target === "aws" ? runRecordsPath(config.aws.ssm_prefix, opts.runId) : "",
     ...(role === "task-runner"
       ? { orchestratorUrl: v.orchestratorUrl ?? `http://255.255.255.255:${ctx.orchestratorPort}` }
       : { port: ctx.orchestratorPort }),

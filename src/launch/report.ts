@@ -67,6 +67,7 @@ export function launchedResult(
       workers: r ? r.workers : planned,
       bootToReadySeconds: r?.bootToReadySeconds ?? null,
       startToReadySeconds: r?.startToReadySeconds ?? null,
+      launchToReadySeconds: r?.launchToReadySeconds ?? null,
       pulled: r ? r.pulled : null,
       reused,
     };

@@ -98,6 +98,9 @@ export async function start(
                 (r.startToReadySeconds !== undefined
                   ? ` (${r.startToReadySeconds.toFixed(3)} s from its start)`
                   : "") +
+                (r.launchToReadySeconds !== undefined
+                  ? ` (${r.launchToReadySeconds.toFixed(1)} s from its RunInstances answer)`
+                  : "") +
                 `: ${r.workers.map((w) => `${w.name} on CPU ${w.cpus}`).join(", ")}` +
                 (r.pulled ? "; pulled its image" : "; no pull (baked image)"),
               data: { id: inst.id, ...r },
@@ -135,14 +138,17 @@ export async function start(
 
   let health: StartResultHealth = { healthy: false, checks: 0 };
   let url: string;
+  let orchestratorId: string;
   try {
     checkStop();
     if (plan.orchestrator.reuse) {
       url = plan.orchestrator.url;
+      orchestratorId = plan.orchestrator.instance.id;
     } else {
       const insts = await backend.start(request(plan.orchestrator.group), opts.runId);
       started.push(...insts);
       const orch = insts[0]!;
+      orchestratorId = orch.id;
       url = orchestratorUrl(orch.privateIp, ctx.orchestratorPort);
       events({
         type: "launch",
@@ -161,7 +167,7 @@ export async function start(
       opts.wait && check
         ? settle(
             waitHealthy(check.url, {
-              probe: (u) => deps.probe(u, check.status),
+              probe: (u) => deps.probe(u, check.status, orchestratorId),
               timeoutMs,
               ...(deps.healthIntervalMs !== undefined ? { intervalMs: deps.healthIntervalMs } : {}),
               ...(deps.sleep ? { sleep: deps.sleep } : {}),
@@ -332,6 +338,7 @@ async function cleanUp(
   });
   try {
     await deps.backend.terminate(ids);
+    await deps.backend.forgetRun?.(opts.runId);
     return { ids, action: "terminated" };
   } catch (te) {
     deps.events({

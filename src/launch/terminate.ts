@@ -21,6 +21,7 @@ export async function terminateRun(
     await deps.backend.find({ runId: opts.runId, ...(opts.role ? { role: opts.role } : {}) })
   ).filter((i) => !GONE.has(i.state));
   if (!found.length) {
+    if (!opts.dryRun) await deps.backend.forgetRun?.(opts.runId);
     deps.events({
       type: "skip",
       message: `nothing to terminate: no ${opts.role ?? ""}${opts.role ? " " : ""}instance of run ${opts.runId} is left`,
@@ -32,6 +33,8 @@ export async function terminateRun(
     return { runId: opts.runId, dryRun: true, instances: found };
   }
   await deps.backend.terminate(found.map((i) => i.id));
+  // aws: the run's readiness records go with its instances (prune removes those of runs ended otherwise).
+  await deps.backend.forgetRun?.(opts.runId);
   deps.events({
     type: "done",
     message: `terminated ${found.length} instance(s) of run ${opts.runId}: ${found.map((i) => i.id).join(", ")}`,

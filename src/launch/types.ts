@@ -101,6 +101,8 @@ export interface ReadyReport {
   bootToReadySeconds: number;
   /** From the instance's start (the engine's record) to its readiness marker. */
   startToReadySeconds?: number;
+  /** aws: from the RunInstances answer to the launcher seeing the ready record (at most one poll late). */
+  launchToReadySeconds?: number;
   pulled: boolean;
   registryLogin: boolean;
 }
@@ -131,10 +133,12 @@ export interface LaunchBackend {
   /** Instances of this pipeline that are not terminated, by role and/or run id. */
   find(filter: { role?: Role; runId?: string; running?: boolean }): Promise<FoundInstance[]>;
   /**
-   * local: wait for the instance's readiness marker (rejects once `signal` is aborted). aws: absent (the launcher
-   * cannot look inside).
+   * Wait for the instance's readiness: local, its marker; aws, the record it publishes in SSM (absent when the
+   * backend was given no record store). Rejects once `signal` is aborted.
    */
   waitReady?(instance: StartedInstance, timeoutMs: number, signal?: AbortSignal): Promise<ReadyReport>;
+  /** Remove what a run left besides its instances (aws: its readiness records). Idempotent. */
+  forgetRun?(runId: string): Promise<void>;
   /** local: this machine's CPUs, to size the instances. */
   machineCpus?(): CpuTopology;
   /** aws: check the AMIs before launching (exist, available, architecture) and learn their root devices. */
@@ -185,6 +189,8 @@ export interface InstanceReport {
   workers: { name: string; cpus: string | null }[];
   bootToReadySeconds: number | null;
   startToReadySeconds: number | null;
+  /** aws: from the RunInstances answer to the ready record; null where the target does not measure it. */
+  launchToReadySeconds: number | null;
   pulled: boolean | null;
   reused: boolean;
 }

@@ -5,11 +5,29 @@
 import { isImgtoolError } from "../errors.js";
 import type { LaunchOptions, LaunchResult } from "../launch/types.js";
 import type { SmokeOutcome } from "./pipeline.js";
+import type { RunOnInstance } from "../aws/run-command.js";
+import { smokeAnswerOf, smokeScript } from "../render/remote-checks.js";
+
+/** How the example task ended: refused by the orchestrator (its HTTP status), or the task's last state. */
+export type TaskEnd = { refused: number } | { status?: string; resultStatus?: string };
+
+/**
+ * Queue one example task at the orchestrator and wait (bounded) for it to end. Local: HTTP from here
+ * ({@link httpSmokeTask}); aws: a script run on the orchestrator through SSM Run Command
+ * ({@link runCommandSmokeTask}), since the runner has no path into the VPC.
+ */
+export type SmokeTask = (
+  orchestrator: { url: string; instanceId: string | null },
+  benchmark: string,
+  timeoutMs: number,
+) => Promise<TaskEnd>;
 
 export interface SmokeDeps {
   launch(opts: LaunchOptions): Promise<LaunchResult>;
   terminate(runId: string): Promise<void>;
-  /** HTTP to the orchestrator's example API. @default fetch */
+  /** How the example task is queued and awaited. @default httpSmokeTask(fetch) */
+  task?: SmokeTask;
+  /** HTTP to the orchestrator's example API (the default task). @default fetch */
   fetch?: typeof fetch;
   /** How long the example task may take. @default 120000 */
   taskTimeoutMs?: number;
@@ -26,7 +44,7 @@ export async function smokeLaunch(
   runId: string,
   benchmark = "fib",
 ): Promise<SmokeOutcome> {
-  const http = deps.fetch ?? fetch;
+  const task = deps.task ?? httpSmokeTask(deps.fetch ?? fetch);
   let result: LaunchResult | undefined;
   try {
     result = await deps.launch({
@@ -52,36 +70,25 @@ export async function smokeLaunch(
         detail: `the orchestrator did not become healthy (${url ?? "no address"})`,
       };
     }
-    const created = await http(`${url}/tasks`, {
-      signal: AbortSignal.timeout(10_000),
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ benchmark }),
-    });
-    if (created.status !== 201) {
+    const end = await task(
+      { url, instanceId: result.orchestrator.id },
+      benchmark,
+      deps.taskTimeoutMs ?? 120_000,
+    );
+    if ("refused" in end) {
       return {
         passed: false,
         bootToReadySeconds: boot,
-        detail: `the orchestrator refused the example task (HTTP ${created.status})`,
+        detail: `the orchestrator refused the example task (HTTP ${end.refused})`,
       };
     }
-    const id = String(((await created.json()) as { id: unknown }).id);
-    const deadline = Date.now() + (deps.taskTimeoutMs ?? 120_000);
-    let task: { status?: string; result?: { status?: string } } = {};
-    while (Date.now() < deadline) {
-      task = (await (
-        await http(`${url}/tasks/${id}`, { signal: AbortSignal.timeout(10_000) })
-      ).json()) as typeof task;
-      if (task.status === "done" || task.status === "failed") break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    const passed = task.status === "done" && task.result?.status === "ok";
+    const passed = end.status === "done" && end.resultStatus === "ok";
     return {
       passed,
       bootToReadySeconds: boot,
       detail: passed
         ? `example task ${benchmark} done on a task runner`
-        : `example task ${benchmark} ended ${task.status ?? "unfinished"}${task.result?.status ? ` (${task.result.status})` : ""}`,
+        : `example task ${benchmark} ended ${end.status ?? "unfinished"}${end.resultStatus ? ` (${end.resultStatus})` : ""}`,
     };
   } catch (e) {
     // A usage error (nothing published, a bad instance type) is the user's to fix, not a failed smoke test.
@@ -101,4 +108,56 @@ export async function smokeLaunch(
         ),
       );
   }
+}
+
+/** The example task over HTTP from this machine (local: the orchestrator is on this machine's network). */
+export function httpSmokeTask(http: typeof fetch): SmokeTask {
+  return async ({ url }, benchmark, timeoutMs) => {
+    const created = await http(`${url}/tasks`, {
+      signal: AbortSignal.timeout(10_000),
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ benchmark }),
+    });
+    if (created.status !== 201) return { refused: created.status };
+    const id = String(((await created.json()) as { id: unknown }).id);
+    const deadline = Date.now() + timeoutMs;
+    let task: { status?: string; result?: { status?: string } } = {};
+    while (Date.now() < deadline) {
+      task = (await (
+        await http(`${url}/tasks/${id}`, { signal: AbortSignal.timeout(10_000) })
+      ).json()) as typeof task;
+      if (task.status === "done" || task.status === "failed") break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return {
+      ...(task.status !== undefined ? { status: task.status } : {}),
+      ...(task.result?.status !== undefined ? { resultStatus: task.result.status } : {}),
+    };
+  };
+}
+
+/** aws: the example task queued and awaited by a script on the orchestrator, through SSM Run Command. */
+export function runCommandSmokeTask(run: RunOnInstance): SmokeTask {
+  return async ({ url, instanceId }, benchmark, timeoutMs) => {
+    if (!instanceId) throw new Error("the smoke check needs the orchestrator's instance id");
+    const seconds = Math.ceil(timeoutMs / 1000);
+    const r = await run(instanceId, smokeScript(url, benchmark, seconds), {
+      timeoutSeconds: seconds + 60,
+      comment: `imgtool smoke task ${benchmark}`,
+    });
+    if (r.status !== "Success") {
+      throw new Error(
+        `the smoke script on ${instanceId} ended ${r.status} (exit code ${r.exitCode}): ${(r.stderr || r.stdout).trim().slice(0, 200)}`,
+      );
+    }
+    const answer = smokeAnswerOf(r.stdout);
+    if ("refused" in answer) return { refused: answer.refused };
+    if ("unreadable" in answer)
+      throw new Error(`the smoke script's answer is unreadable: ${answer.unreadable}`);
+    return {
+      ...(answer.task.status !== undefined ? { status: answer.task.status } : {}),
+      ...(answer.task.result?.status !== undefined ? { resultStatus: answer.task.result.status } : {}),
+    };
+  };
 }

@@ -7,7 +7,8 @@ import type { Config } from "../config/load.js";
 import { ARCHES, type Role } from "../config/schema.js";
 import { errorName } from "../errors.js";
 import type { PruneBackend, PrunableVersion, PruneResource } from "./prune.js";
-import { DOCKER_LABEL, TAG } from "../config/tags.js";
+import { DOCKER_LABEL, TAG, runRecordsRoot } from "../config/tags.js";
+import type { ReadyRecordStore } from "../aws/ready-records.js";
 
 /** Versions that carry a channel label (latest, stable) in the catalog, for a role's AMIs. */
 async function labelledVersions(catalog: Catalog, role: Role): Promise<Map<string, string[]>> {
@@ -39,6 +40,8 @@ export function awsPruneBackend(opts: {
   ec2: (region: string) => Promise<Ec2Images>;
   catalog: Catalog;
   now?: () => Date;
+  /** A region's readiness records and the run ids of the pipeline's instances that are not terminated. */
+  runs?: (region: string) => Promise<{ store: ReadyRecordStore; liveRunIds(): Promise<Set<string>> }>;
 }): PruneBackend {
   const { config } = opts;
   const tagsOf = (role: Role) => ({ [TAG.pipeline]: config.pipeline, [TAG.role]: role });
@@ -93,6 +96,27 @@ export function awsPruneBackend(opts: {
       }
       return deleted;
     },
+    ...(opts.runs
+      ? {
+          async staleRunRecords(dryRun: boolean) {
+            const out: { region: string; name: string }[] = [];
+            const root = runRecordsRoot(config.aws.ssm_prefix);
+            for (const region of config.aws.regions) {
+              const { store, liveRunIds } = await opts.runs!(region);
+              const records = await store.listAll(root);
+              if (!records.length) continue;
+              const live = await liveRunIds();
+              // <root>/<run id>/<instance id>
+              const stale = records.filter(
+                (r) => !live.has(r.name.slice(root.length + 1).split("/")[0] ?? ""),
+              );
+              if (!dryRun && stale.length) await store.remove(stale.map((r) => r.name));
+              out.push(...stale.map((r) => ({ region, name: r.name })));
+            }
+            return out;
+          },
+        }
+      : {}),
     async deprecate(image) {
       if (image.kind !== "ami") return;
       // Set once, from the AMI's build time: a later prune must not push the deprecation forward.

@@ -32,6 +32,11 @@ export interface PruneBackend {
   remove(version: PrunableVersion): Promise<PruneResource[]>;
   /** Mark a kept, superseded image as deprecated (aws), where supported. */
   deprecate?(image: PruneResource): Promise<void>;
+  /**
+   * aws: the readiness records of runs that have no instance left (ended without `imgtool terminate`, or whose
+   * terminate failed midway), by region; removes them unless `dryRun`. Returns the parameter names.
+   */
+  staleRunRecords?(dryRun: boolean): Promise<{ region: string; name: string }[]>;
 }
 
 export interface PruneDecision {
@@ -121,4 +126,21 @@ export async function prune(
     }
   }
   return decisions;
+}
+
+/** aws: remove the readiness records of runs that have no instance left; the names removed (or that would be). */
+export async function pruneRunRecords(
+  backend: PruneBackend,
+  opts: { dryRun: boolean; events: EventSink },
+): Promise<string[]> {
+  if (!backend.staleRunRecords) return [];
+  const stale = await backend.staleRunRecords(opts.dryRun);
+  if (stale.length) {
+    const runs = [...new Set(stale.map((r) => r.name.split("/").slice(-2, -1)[0]))];
+    opts.events({
+      type: opts.dryRun ? "skip" : "done",
+      message: `${opts.dryRun ? "would remove" : "removed"} ${stale.length} readiness record(s) of ${runs.length} ended run(s): ${runs.join(", ")}`,
+    });
+  }
+  return stale.map((r) => `${r.region}:${r.name}`);
 }

@@ -34,6 +34,11 @@ export interface UserDataValues {
   workers: "auto" | number;
   restartPolicy: string;
   engineWaitSeconds: number;
+  /**
+   * aws: the SSM path the instance publishes its readiness record under (`<ssm_prefix>/runs/<run id>`, the record
+   * is `<path>/<instance id>`); local: "" (the launcher reads the marker).
+   */
+  recordPrefix: string;
   /** task-runner: the orchestrator's URL. */
   orchestratorUrl?: string;
   /** orchestrator: its port. */
@@ -87,6 +92,7 @@ export function renderUserDataText(v: UserDataValues): string {
     workers: String(v.workers),
     restartPolicy: v.restartPolicy,
     engineWaitSeconds: String(v.engineWaitSeconds),
+    recordPrefix: v.recordPrefix,
     workerEnv: Object.entries(v.workerEnv).map(([k, val]) => `${k}=${val}`),
     workload: renderWorkloadShell({ ...v.workload, role: v.role, target: v.target }),
     common: renderTemplate("user-data/common.sh.hbs", {}),

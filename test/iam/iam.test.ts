@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { runCli } from "../support/cli.js";
 import { ACTORS, type PolicyDocument } from "../../src/iam/policies.js";
+import { SSM_AGENT_ACTIONS } from "../../src/iam/records-policy.js";
 
 describe("iam-policy", () => {
   const dir = mkdtempSync(path.join(tmpdir(), "imgtool-iam-"));
@@ -29,7 +30,7 @@ describe("iam-policy", () => {
         assert.equal(s.Effect, "Allow");
         for (const a of s.Action) assert.match(a, /^[a-z0-9-]+:[A-Za-z]+$/, `${a} is an IAM action`);
         for (const res of [s.Resource].flat()) {
-          if (res.includes(":ssm:"))
+          if (res.includes(":ssm:") && !res.endsWith(":*:document/AWS-RunShellScript"))
             assert.match(res, /parameter\/teams\/perf(\/|$)/, `${actor}: SSM scoped to the prefix`);
           if (res.includes(":ecr:"))
             assert.match(res, /repository\/(perf\/runner|nightly\/orchestrator)$/, `${actor}: ECR scoped`);
@@ -38,19 +39,34 @@ describe("iam-policy", () => {
     });
   }
 
-  test("the instance role can pull and read its own secret, nothing else", async () => {
+  test("the instance role can pull, read its own secret, publish its run record and serve Run Command, nothing else", async () => {
     const doc = JSON.parse(
       (await runCli(["iam-policy", "--for", "instance", "--config", cfg])).stdout,
     ) as PolicyDocument;
     const actions = doc.Statement.flatMap((s) => s.Action).sort();
-    assert.deepEqual(actions, [
-      "ecr:BatchCheckLayerAvailability",
-      "ecr:BatchGetImage",
-      "ecr:GetAuthorizationToken",
-      "ecr:GetDownloadUrlForLayer",
-      "kms:Decrypt",
-      "ssm:GetParameter",
-    ]);
+    assert.deepEqual(
+      actions,
+      [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetAuthorizationToken",
+        "ecr:GetDownloadUrlForLayer",
+        "kms:Decrypt",
+        "ssm:GetParameter",
+        "ssm:PutParameter",
+        // The SSM agent's (Run Command's part of AmazonSSMManagedInstanceCore; no parameter reads).
+        ...SSM_AGENT_ACTIONS,
+      ].sort(),
+    );
+    assert.ok(
+      SSM_AGENT_ACTIONS.every((a) => /^(ssm:UpdateInstanceInformation|ssmmessages:|ec2messages:)/.test(a)),
+    );
+    const put = doc.Statement.filter((s) => s.Action.includes("ssm:PutParameter"));
+    assert.deepEqual(
+      put.flatMap((s) => [s.Resource].flat()),
+      ["arn:aws:ssm:*:*:parameter/teams/perf/runs/*"],
+      "it writes nothing but run records",
+    );
   });
 
   test("terminate and prune deletions are limited to the pipeline's tagged resources", async () => {

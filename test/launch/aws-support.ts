@@ -42,12 +42,17 @@ export interface AwsFixture {
 }
 
 export async function awsFixture(
-  clientOpts: { maxAttempts?: number; requestTimeoutMs?: number } = {},
+  clientOpts: { maxAttempts?: number; requestTimeoutMs?: number; denialsExpected?: boolean } = {},
   /** More stand-in options (EC2 limits, other policies). */
   standinOpts: StandinOptions = {},
 ) {
   const standin = await startAwsStandin({
-    iam: { policies: actorPolicies(awsConfig()), setupKey: SETUP_KEY },
+    iam: {
+      policies: actorPolicies(awsConfig()),
+      setupKey: SETUP_KEY,
+      // A test that provokes denials on purpose keeps them out of the suite's coverage check.
+      ...(clientOpts.denialsExpected ? { denialsExpected: true } : {}),
+    },
     ...standinOpts,
   });
   const clientsAs = (actor: "launch" | "setup") =>

@@ -6,8 +6,12 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { makeAwsClients } from "../../src/aws/clients.js";
 import { runCli } from "../support/cli.js";
-import { ACTOR_KEYS } from "../support/iam-referee.js";
+import { bootInstances, sentCommands } from "../support/aws-standin/instances-ssm.js";
+import { ACTOR_KEYS, actorCredentials } from "../support/iam-referee.js";
 import { IMAGES, REGION, SECRET, awsFixture, runRequests, type AwsFixture } from "./aws-support.js";
 
 let fx: AwsFixture;
@@ -28,8 +32,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const aws = (args: string[]) =>
-  runCli([...args, "--target", "aws", "--config", config], {
+const aws = (args: string[], configFile = config) =>
+  runCli([...args, "--target", "aws", "--config", configFile], {
     env: {
       AWS_ENDPOINT_URL: fx.standin.endpoint,
       AWS_ACCESS_KEY_ID: ACTOR_KEYS.launch,
@@ -127,5 +131,90 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
     const term = await aws(["terminate"]);
     assert.equal(term.code, 2);
     assert.match(term.stderr, /Missing required argument: run-id/);
+  });
+
+  test("launch --json waits as from a hosted runner: readiness from the instances' SSM records, health through Run Command", async () => {
+    // The orchestrator's port, on this machine's loopback: where the stand-in's Run Command scripts (run by sh
+    // here, standing for the instance) reach it. The CLI itself reaches no instance address.
+    const health: string[] = [];
+    const server = http.createServer((req, res) => {
+      health.push(`${req.method} ${req.url}`);
+      res.writeHead(200, { "content-type": "application/json" }).end('{"status":"ok"}');
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as AddressInfo).port;
+    const waitConfig = path.join(dir, "wait.yaml");
+    writeFileSync(
+      waitConfig,
+      `local:\n  state_dir: ${path.join(dir, "state")}\naws:\n  regions: [${REGION}]\n  instance_profile: imgtool-instances\n` +
+        `launch:\n  orchestrator_port: ${port}\n  ready_timeout_seconds: 60\n`,
+    );
+    const instance = makeAwsClients({
+      region: REGION,
+      endpoint: fx.standin.endpoint,
+      credentials: actorCredentials("instance"),
+    });
+    // The instances boot while the CLI waits: polled, bounded by the launch's own deadline.
+    let done = false;
+    const booting = (async () => {
+      const deadline = Date.now() + 90_000;
+      while (!done && Date.now() < deadline) {
+        await bootInstances(fx.standin.state, REGION, instance.ssm);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      const r = await aws(["launch", "--json", "--run-id", "cli-wait-1", "--task-runners", "1"], waitConfig);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = JSON.parse(r.stdout) as {
+        orchestrator: { id: string; healthy: boolean };
+        instances: {
+          id: string;
+          state: string;
+          privateIp: string;
+          bootToReadySeconds: number;
+          launchToReadySeconds: number;
+        }[];
+      };
+      assert.equal(doc.orchestrator.healthy, true);
+      assert.equal(doc.instances.length, 2);
+      for (const i of doc.instances) {
+        assert.equal(i.state, "ready");
+        assert.equal(i.bootToReadySeconds, 0.75);
+        assert.equal(typeof i.launchToReadySeconds, "number");
+      }
+      assert.ok(health.includes("GET /health"));
+      const commands = sentCommands(fx.standin.state, REGION).filter(
+        (c) => c.instanceId === doc.orchestrator.id,
+      );
+      assert.ok(commands.length >= 1);
+      const orchestrator = doc.instances.find((i) => i.id === doc.orchestrator.id)!;
+      assert.ok(commands.every((c) => !c.commands.join("\n").includes(orchestrator.privateIp)));
+      assert.ok(fx.standin.requests.some((q) => q.operation === "GetParametersByPath"));
+
+      // The human table has the aws column.
+      const human = await aws(["launch", "--run-id", "cli-wait-2", "--task-runners", "0"], waitConfig);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(human.stdout, /BOOT-TO-READY\s+LAUNCH-TO-READY/);
+      assert.match(human.stdout, /orchestrator\s+i-\S+ .* ready\s+0\.750 s\s+\d+\.\d{3} s/);
+      await aws(["terminate", "--run-id", "cli-wait-2"], waitConfig);
+      done = true;
+      await booting;
+
+      const t = await aws(["terminate", "--run-id", "cli-wait-1", "--json"], waitConfig);
+      assert.equal(t.code, 0, t.stderr);
+      assert.deepEqual(
+        [...fx.standin.state.region(REGION).ssm.parameters.keys()].filter((n) =>
+          n.includes("/runs/cli-wait-1/"),
+        ),
+        [],
+        "terminate removed the run's records",
+      );
+    } finally {
+      done = true;
+      await booting;
+      instance.ssm.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });

@@ -69,6 +69,9 @@ const localCtx: BootContext = {
   orchestratorHost: "127.0.0.1",
 };
 const IMAGE = `127.0.0.1:5000/bench/task-runner@sha256:${"c".repeat(64)}`;
+const SANDBOX_INSTANCE = "i-0123456789abcdef0";
+const realCurl =
+  spawnSync("bash", ["-c", "type -P curl"], { encoding: "utf8" }).stdout.trim() || "/usr/bin/curl";
 
 function values(
   role: "task-runner" | "orchestrator",
@@ -161,6 +164,18 @@ printf '%s\\0' "$@" >>${JSON.stringify(dir)}/aws-calls
 case "$1 $2" in
   "ssm get-parameter") cat ${JSON.stringify(path.join(dir, "secret"))} ;;
   "ecr get-login-password") cat ${JSON.stringify(path.join(dir, "registry-password"))} ;;
+esac
+`,
+    { mode: 0o755 },
+  );
+  // Stand-in for IMDSv2 (the instance id, for the readiness record's name); anything else goes to the real curl.
+  writeFileSync(
+    path.join(bin, "curl"),
+    `#!/bin/bash
+case "$*" in
+  *latest/api/token*) echo imds-token ;;
+  *meta-data/instance-id*) echo ${SANDBOX_INSTANCE} ;;
+  *) exec ${JSON.stringify(realCurl)} "$@" ;;
 esac
 `,
     { mode: 0o755 },
@@ -421,5 +436,75 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
       /^imgtool-user-data\[task-runner\]: ready: 2 worker\(s\) running on CPU\(s\) 0 1 in \d+\.\d{3} s from the first line of user-data$/,
     );
     assert.equal(typeof sb.marker("ready")!.bootToReadySeconds, "number");
+  });
+
+  /** The `aws ssm put-parameter` calls (argv) the script made. */
+  const putCalls = (dir: string): string[][] => {
+    const f = path.join(dir, "aws-calls");
+    if (!existsSync(f)) return [];
+    const words = readFileSync(f, "utf8").split("\0").slice(0, -1);
+    const calls: string[][] = [];
+    for (let i = 0; i < words.length; i++) {
+      if (words[i] === "ssm" && words[i + 1] === "put-parameter") {
+        const end = words.findIndex((w, j) => j > i + 1 && w === "ssm");
+        calls.push(words.slice(i, end === -1 ? undefined : end));
+      }
+    }
+    return calls;
+  };
+  const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
+
+  test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", () => {
+    const sb = sandbox({ cpus: "0-3", siblings: { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" }, baked: true });
+    const r = sb.run(renderUserDataText(values("task-runner")));
+    assert.equal(r.status, 0, r.stderr);
+    const puts = putCalls(sb.dir);
+    assert.equal(puts.length, 1);
+    const put = puts[0]!;
+    assert.equal(flag(put, "--name"), `/imgtool/bench/runs/ud-1/${SANDBOX_INSTANCE}`);
+    assert.equal(flag(put, "--region"), "us-east-1");
+    assert.equal(flag(put, "--type"), "String");
+    assert.ok(put.includes("--overwrite"));
+    const record = JSON.parse(flag(put, "--value")!) as Record<string, unknown>;
+    const marker = sb.marker("ready")!;
+    assert.equal(record.status, "ready");
+    assert.equal(record.role, "task-runner");
+    assert.equal(record.runId, "ud-1");
+    assert.deepEqual(record.workerCpus, ["0", "1"], "one worker per physical core");
+    assert.deepEqual(
+      (marker.workers as { cpus: string }[]).map((w) => w.cpus),
+      record.workerCpus,
+      "the marker's workers, in order",
+    );
+    assert.equal(record.bootToReadySeconds, marker.bootToReadySeconds);
+    assert.equal(record.pulled, false);
+  });
+
+  test("aws: a failed boot publishes a failed record with the reason (shortened for SSM's 4 KB), the marker keeps it all", () => {
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+    const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+    assert.notEqual(r.status, 0);
+    const puts = putCalls(sb.dir);
+    assert.equal(puts.length, 1);
+    const record = JSON.parse(flag(puts[0]!, "--value")!) as Record<string, unknown>;
+    assert.equal(record.status, "failed");
+    assert.match(String(record.reason), /3 workers asked for, but this instance has 2 CPU\(s\)/);
+
+    const long = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true, engineAnswers: false });
+    long.run(renderUserDataText(values("orchestrator", { engineWaitSeconds: 1, version: "v".repeat(5000) })));
+    const value = flag(putCalls(long.dir)[0]!, "--value")!;
+    assert.ok(Buffer.byteLength(value) <= 4096, `${Buffer.byteLength(value)} bytes`);
+    assert.match(String((JSON.parse(value) as { reason: string }).reason), /did not answer within 1s/);
+  });
+
+  test("local: no record is published (the launcher reads the marker)", () => {
+    assert.equal(values("task-runner", {}, "", localCtx).recordPrefix, "");
+    assert.match(renderUserDataText(values("orchestrator", {}, "", localCtx)), /^RECORD_PREFIX=''$/m);
+    // The script with an empty prefix (as local renders it) publishes nothing.
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+    const r = sb.run(renderUserDataText(values("task-runner", { recordPrefix: "" })));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(putCalls(sb.dir).length, 0);
+    assert.equal(sb.marker("ready")!.status, "ready");
   });
 });

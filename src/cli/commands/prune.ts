@@ -3,7 +3,7 @@
  * `--leftovers`, instead remove what dead runs left (their labelled containers and volumes, their folders).
  */
 import { UsageError } from "../../errors.js";
-import { prune } from "../../prune/prune.js";
+import { prune, pruneRunRecords } from "../../prune/prune.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
 import { rolesOf } from "../roles.js";
@@ -23,6 +23,7 @@ export async function pruneCommand(
     dryRun: ctx.dryRun,
     events: ctx.out.event,
   });
+  const runRecords = await pruneRunRecords(backend, { dryRun: ctx.dryRun, events: ctx.out.event });
   ctx.out.result(
     {
       target: ctx.target,
@@ -35,9 +36,10 @@ export async function pruneCommand(
         resources: d.images,
         deleted: d.deleted ?? [],
       })),
+      ...(ctx.target === "aws" ? { runRecords } : {}),
     },
     () =>
-      decisions.length === 0
+      (decisions.length === 0
         ? "Nothing to prune: no baked versions found."
         : table(
             ["ROLE", "VERSION", "ACTION", "WHY"],
@@ -47,7 +49,10 @@ export async function pruneCommand(
               d.action === "delete" ? (ctx.dryRun ? "would delete" : "deleted") : "keep",
               d.reason,
             ]),
-          ),
+          )) +
+      (runRecords.length
+        ? `\n${ctx.dryRun ? "Would remove" : "Removed"} ${runRecords.length} readiness record(s) of ended runs.`
+        : ""),
   );
   return 0;
 }

@@ -16,6 +16,8 @@ export function humanResult(r: LaunchResult): string {
       : "one per physical core, pinned at boot",
     i.reused ? "kept" : i.state,
     secs(i.bootToReadySeconds),
+    // aws: from the RunInstances answer to the instance's ready record.
+    ...(r.target === "aws" ? [secs(i.launchToReadySeconds)] : []),
   ]);
   const head = `Run ${r.runId} on ${r.target}: orchestrator ${r.orchestrator.url ?? "-"}${
     r.orchestrator.healthy === null
@@ -26,7 +28,13 @@ export function humanResult(r: LaunchResult): string {
   }`;
   return [
     head,
-    table(["ROLE", "ID", "TYPE", "MARKET", "ADDRESS", "WORKERS", "STATE", "BOOT-TO-READY"], rows),
+    table(
+      [
+        ...["ROLE", "ID", "TYPE", "MARKET", "ADDRESS", "WORKERS", "STATE", "BOOT-TO-READY"],
+        ...(r.target === "aws" ? ["LAUNCH-TO-READY"] : []),
+      ],
+      rows,
+    ),
     `End it with: imgtool terminate --run-id ${r.runId}${r.target === "aws" ? " --target aws" : ""}`,
   ].join("\n");
 }

@@ -11,6 +11,7 @@ import { appendFileSync } from "node:fs";
 import type { PolicyDocument } from "../../../src/iam/policies.js";
 import { actorOfKey, evaluate, type IamRequest } from "../iam-referee.js";
 import { ServiceError } from "./errors.js";
+import { runCommandIamRequests } from "./instances-ssm.js";
 import { QueryParams, type JsonObject } from "./params.js";
 import type { RegionState, Service } from "./types.js";
 
@@ -66,6 +67,8 @@ export function iamRequestsFor(call: CallToJudge): IamRequest[] {
   if (call.service === "sts") return []; // GetCallerIdentity needs no permission, and cannot be denied
   if (call.service === "ssm") {
     const input = call.params as JsonObject;
+    const runCommand = runCommandIamRequests(call.operation, input, region, accountId, part, state);
+    if (runCommand) return runCommand;
     const arn = (name: string) =>
       `arn:${part}:ssm:${region}:${accountId}:parameter/${name.replace(/^\//, "")}`;
     const names =

@@ -14,7 +14,11 @@ import { ServiceError } from "./errors.js";
 import type { FaultRegistry } from "./faults.js";
 import { QueryParams } from "./params.js";
 import type { JsonObject } from "./params.js";
-import { ssmHandlers } from "./ssm.js";
+import { runCommandHandlers } from "./instances-ssm.js";
+import { ssmHandlers as parameterHandlers, type SsmHandler } from "./ssm.js";
+
+/** SSM: Parameter Store, and what the instances see of it (Run Command, DeleteParameters). */
+const ssmHandlers: Readonly<Record<string, SsmHandler>> = { ...parameterHandlers, ...runCommandHandlers };
 import type { HandlerContext, ResolvedOptions, StandinState } from "./state.js";
 import { stsHandlers } from "./sts.js";
 import type { FaultSpec, RecordedRequest, Service } from "./types.js";

@@ -1,0 +1,160 @@
+/**
+ * Readiness on aws without a network path to the instances: each instance publishes a record (templates/user-data,
+ * `publish_record`) at `<ssm_prefix>/runs/<run id>/<instance id>`; the launcher reads the run's path in batches
+ * (one GetParametersByPath poll, every page, serves every instance of the run) until each instance has its
+ * record or its deadline passes. A `failed` record fails that instance at once, with its reason.
+ */
+import type { RawRecord, ReadyRecordStore } from "../aws/ready-records.js";
+import type { Role } from "../config/schema.js";
+import { FailureError } from "../errors.js";
+import type { ReadyReport, StartedInstance } from "./types.js";
+
+/** @default 3000: GetParametersByPath allows 40 calls per second per account; a poll every 3 s is gentle. */
+export const RECORD_POLL_MS = 3_000;
+
+/** A record as the instance wrote it (see common.sh.hbs). */
+interface RecordDoc {
+  status?: unknown;
+  role?: unknown;
+  reason?: unknown;
+  workerCpus?: unknown;
+  bootToReadySeconds?: unknown;
+  pulled?: unknown;
+  registryLogin?: unknown;
+}
+
+/** The report a record makes, or the reason the instance failed (a failed record, or one nobody can read). */
+export function parseRecord(
+  raw: RawRecord,
+  role: Role,
+): { ok: true; report: ReadyReport } | { ok: false; reason: string } {
+  let doc: RecordDoc;
+  try {
+    doc = JSON.parse(raw.value) as RecordDoc;
+  } catch {
+    return { ok: false, reason: `its record ${raw.name} is not JSON: ${raw.value.slice(0, 120)}` };
+  }
+  if (doc.role !== role) {
+    return { ok: false, reason: `its record ${raw.name} names role ${String(doc.role)}, not ${role}` };
+  }
+  if (doc.status === "failed") return { ok: false, reason: String(doc.reason ?? "no reason given") };
+  if (
+    doc.status !== "ready" ||
+    !Array.isArray(doc.workerCpus) ||
+    typeof doc.bootToReadySeconds !== "number"
+  ) {
+    return {
+      ok: false,
+      reason: `its record ${raw.name} is neither ready nor failed: ${raw.value.slice(0, 120)}`,
+    };
+  }
+  return {
+    ok: true,
+    report: {
+      workers: doc.workerCpus.map((cpus, i) => ({ name: `${role}-${i + 1}`, cpus: String(cpus) })),
+      bootToReadySeconds: doc.bootToReadySeconds,
+      pulled: doc.pulled === true,
+      registryLogin: doc.registryLogin === true,
+    },
+  };
+}
+
+interface Waiter {
+  inst: StartedInstance;
+  deadline: number;
+  /** When RunInstances answered with this instance (the launcher's clock). */
+  answeredAt: number;
+  resolve(r: ReadyReport): void;
+  reject(e: unknown): void;
+}
+
+/** Waits for the records of one run: one poll loop, however many instances wait. */
+export function runRecordWaiter(o: {
+  store: ReadyRecordStore;
+  /** `<ssm_prefix>/runs/<run id>` */
+  path: string;
+  timeoutSeconds: number;
+  intervalMs?: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}) {
+  const now = o.now ?? Date.now;
+  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const interval = o.intervalMs ?? RECORD_POLL_MS;
+  const waiters = new Map<string, Waiter>();
+  let polling = false;
+
+  const settle = (w: Waiter, raw: RawRecord, at: number) => {
+    const parsed = parseRecord(raw, w.inst.role);
+    if (!parsed.ok) {
+      w.reject(
+        new FailureError(
+          `${w.inst.id} (${w.inst.role}, ${w.inst.instanceType}) failed to boot: ${parsed.reason}`,
+          {
+            fix: `Its boot log: \`aws ec2 get-console-output --instance-id ${w.inst.id}\`.`,
+          },
+        ),
+      );
+      return;
+    }
+    w.resolve({ ...parsed.report, launchToReadySeconds: Math.max(0, (at - w.answeredAt) / 1000) });
+  };
+
+  const poll = async () => {
+    for (;;) {
+      if (!waiters.size) {
+        polling = false;
+        return;
+      }
+      let records: RawRecord[];
+      try {
+        records = await o.store.list(o.path);
+      } catch (e) {
+        for (const w of waiters.values()) w.reject(e);
+        waiters.clear();
+        continue;
+      }
+      const at = now();
+      const byId = new Map(records.map((r) => [r.key, r]));
+      for (const [id, w] of waiters) {
+        const raw = byId.get(id);
+        if (raw) {
+          waiters.delete(id);
+          settle(w, raw, at);
+        } else if (at >= w.deadline) {
+          waiters.delete(id);
+          w.reject(
+            new FailureError(
+              `${id} (${w.inst.role}, ${w.inst.instanceType}) published no readiness record (${o.path}/${id}) within ${o.timeoutSeconds} s.`,
+              {
+                fix:
+                  `Its boot log: \`aws ec2 get-console-output --instance-id ${id}\`; the instance role needs the ` +
+                  "policy `imgtool iam-policy --for instance` to write its record.",
+              },
+            ),
+          );
+        }
+      }
+      if (waiters.size) await sleep(interval);
+    }
+  };
+
+  return {
+    /** Resolves with the instance's report once its record says ready; rejects on failed or at the deadline. */
+    wait(inst: StartedInstance, answeredAt: number): Promise<ReadyReport> {
+      return new Promise<ReadyReport>((resolve, reject) => {
+        waiters.set(inst.id, {
+          inst,
+          answeredAt,
+          deadline: now() + o.timeoutSeconds * 1000,
+          resolve,
+          reject,
+        });
+        if (!polling) {
+          polling = true;
+          void poll();
+        }
+      });
+    },
+  };
+}
