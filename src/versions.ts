@@ -22,6 +22,12 @@ const VersionsSchema = z.object({
     ruby_build_url: z.string(),
   }),
   docker: z.object({ dnf_package: z.string(), apt_package: z.string() }),
+  compose: z.object({
+    apt_package: z.string(),
+    version: z.string(),
+    url: z.string(),
+    sha256: z.object({ x86_64: z.string(), arm64: z.string() }),
+  }),
   ruby_bench: z.object({ repository: z.string(), ref: z.string() }),
   aws_base: z.record(Arch, z.object({ owner: z.string(), name: z.string() })),
   local_bases: z.record(

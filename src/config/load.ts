@@ -184,6 +184,8 @@ function normalise(
     }),
   ) as Record<Role, ParsedConfig["roles"][Role]["run"]>;
   for (const role of ROLES) checkRun(`roles.${role}.run`, role, runs[role], parsed.secrets, errors);
+  if (parsed.roles["task-runner"].stack)
+    errors.push("roles.task-runner.stack: only the orchestrator may be a Compose stack; remove this key");
   const ssmPrefix = parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`;
   const stateDir = path.resolve(baseDir, parsed.local.state_dir);
   const secrets = Object.fromEntries(
@@ -213,6 +215,7 @@ function normalise(
           ruby_bench: rubyBenchSource(r.ruby_bench, baseDir),
           app: { ...r.app, context: path.resolve(baseDir, r.app.context) },
           run: runs[role],
+          ...(r.stack ? { stack: { ...r.stack, file: path.resolve(baseDir, r.stack.file) } } : {}),
         },
       ];
     }),

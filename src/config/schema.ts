@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { loadVersions } from "../versions.js";
 import { runSchema, SecretsSchema } from "./workload.js";
+import { StackSchema } from "./stack.js";
 
 const versions = loadVersions();
 
@@ -219,6 +220,7 @@ function roleSchema(role: Role) {
     run: runSchema({
       health: isRunner ? {} : { http: { path: "/health" } },
     }),
+    stack: StackSchema.optional(),
   });
 }
 
