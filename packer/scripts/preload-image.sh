@@ -49,9 +49,13 @@ if [[ -n ${IMGTOOL_REGISTRY_ENDPOINT:-} && -n ${IMGTOOL_REGISTRY_USER:-} ]]; the
   unset password
   logged_in=$IMGTOOL_REGISTRY_ENDPOINT
 fi
-log "pulling $IMGTOOL_IMAGE_REF"
+# A Compose stack's other images (IMGTOOL_STACK_IMAGES, by digest) are pre-loaded beside the role's own.
+words "${IMGTOOL_STACK_IMAGES:-}"
 pull_rc=0
-retry 3 10 docker pull --quiet "$IMGTOOL_IMAGE_REF" >/dev/null || pull_rc=$?
+for ref in "$IMGTOOL_IMAGE_REF" "${WORDS[@]}"; do
+  log "pulling $ref"
+  retry 3 10 docker pull --quiet "$ref" >/dev/null || pull_rc=$?
+done
 # No credentials stay on the image.
 if [[ -n $logged_in ]]; then
   docker logout "$logged_in" >/dev/null 2>&1 || true

@@ -36,6 +36,7 @@ import {
   type RenderedBake,
 } from "../render/packer.js";
 import { TAG } from "../config/tags.js";
+import { bakeStack } from "./stack-images.js";
 
 export interface BakeArtifact {
   region: string;
@@ -94,6 +95,8 @@ export interface FinishingBake {
   tags: Record<string, string>;
   /** The role's published image, to pre-load; absent when none is published yet. */
   imageRef: string | undefined;
+  /** A Compose stack's other images (by digest), pre-loaded with the role's. */
+  stackImages?: string[];
   /** A "build" event of the role's bake. */
   emit: (message: string) => void;
 }
@@ -196,6 +199,14 @@ export async function bakeRole(
       "warn",
       "no container image is published for this role yet: the bake skips the pre-load step and records that",
     );
+  const stack = await bakeStack({
+    stack: rc.stack,
+    target,
+    imageRef,
+    settleSeconds: rc.run.settle_seconds,
+    ...(deps.registry ? { localRegistry: deps.registry } : {}),
+    ...(deps.registryLogin ? { login: (ref: string) => deps.registryLogin!.credentials(ref) } : {}),
+  });
 
   const baseInputs = (
     version: string,
@@ -210,6 +221,7 @@ export async function bakeRole(
     ...(deps.runId ? { runId: deps.runId } : {}),
     ...ops.baseInputs(base, home),
     ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
+    ...(stack ? { stack } : {}),
     ...(imageRef
       ? {
           image: {
@@ -251,6 +263,7 @@ export async function bakeRole(
         : (deps.registryLogin?.id ?? "none"),
     },
     { name: "regions", content: regions.join(",") },
+    ...(stack ? [{ name: "stack", content: JSON.stringify(stack) }] : []),
   ]);
 
   // 2. Check before work: is there an artefact for this hash in every region and architecture?
@@ -376,6 +389,7 @@ export async function bakeRole(
     regions,
     tags,
     imageRef,
+    ...(stack ? { stackImages: stack.images.slice(1) } : {}),
     emit: (message) => emit("build", message),
   });
 

@@ -53,7 +53,7 @@ export function makeTwinOps(opts: {
       }
     },
     baseInputs: (base) => ({ base: Object.values(base)[0]! }),
-    async finish(made, { config, role, version, imageRef, emit }) {
+    async finish(made, { config, role, version, imageRef, stackImages, emit }) {
       const artifacts: BakeArtifact[] = [];
       const repo = `imgtool-twin/${config.pipeline}-${role}`;
       const cleanup: Cleanup = { removed: [], failed: [] };
@@ -73,7 +73,7 @@ export function makeTwinOps(opts: {
         }
         if (imageRef) {
           preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
-          emit(`pre-loading ${imageRef} into volume ${preloadVolume}`);
+          emit(`pre-loading ${[imageRef, ...(stackImages ?? [])].join(", ")} into volume ${preloadVolume}`);
           preloading = true;
           await runPreload(
             made[0]!.id,
@@ -85,6 +85,7 @@ export function makeTwinOps(opts: {
               [DOCKER_LABEL.version]: version,
             },
             cleanup,
+            stackImages,
           );
           preloading = false;
         }
@@ -141,10 +142,12 @@ export function makeTwinOps(opts: {
     volume: string,
     labels: Record<string, string>,
     cleanup: Cleanup,
+    /** A Compose stack's other images, pulled into the same store. */
+    extra: string[] = [],
   ): Promise<void> {
     if (signal?.aborted) throw new Stopped();
     await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
-    const env = [`IMGTOOL_IMAGE=${imageRef}`];
+    const env = [`IMGTOOL_IMAGE=${[imageRef, ...extra].join(" ")}`];
     const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
     // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
     // environment (which `docker inspect` shows) nor a command line.

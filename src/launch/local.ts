@@ -345,6 +345,9 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
             ...(startedAt !== undefined ? { startToReadySeconds: round3((mtime - startedAt) / 1000) } : {}),
             pulled: ready.pulled === true,
             registryLogin: ready.registryLogin === true,
+            ...(ready.stackReadySeconds !== undefined
+              ? { stackReadySeconds: Number(ready.stackReadySeconds), stack: ready.stack as string[] }
+              : {}),
           };
         }
         const failed = await readJson(path.join(dir, "failed"));

@@ -68,6 +68,8 @@ export function launchedResult(
       bootToReadySeconds: r?.bootToReadySeconds ?? null,
       startToReadySeconds: r?.startToReadySeconds ?? null,
       launchToReadySeconds: r?.launchToReadySeconds ?? null,
+      ...(r?.stackReadySeconds !== undefined ? { stackReadySeconds: r.stackReadySeconds } : {}),
+      ...(r?.stack ? { stack: r.stack } : {}),
       pulled: r ? r.pulled : null,
       reused,
     };

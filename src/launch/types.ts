@@ -103,6 +103,10 @@ export interface ReadyReport {
   startToReadySeconds?: number;
   /** aws: from the RunInstances answer to the launcher seeing the ready record (at most one poll late). */
   launchToReadySeconds?: number;
+  /** A stack role: from `compose up` to every waited-for service ready, as the instance measured it. */
+  stackReadySeconds?: number;
+  /** A stack role: the services it waited for. */
+  stack?: string[];
   pulled: boolean;
   registryLogin: boolean;
 }
@@ -191,6 +195,10 @@ export interface InstanceReport {
   startToReadySeconds: number | null;
   /** aws: from the RunInstances answer to the ready record; null where the target does not measure it. */
   launchToReadySeconds: number | null;
+  /** A stack role's services: from `compose up` to ready (null: no stack). */
+  stackReadySeconds?: number | null;
+  /** A stack role's services that the boot waited for. */
+  stack?: string[];
   pulled: boolean | null;
   reused: boolean;
 }

@@ -21,6 +21,22 @@ import { UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
 import { renderTemplate } from "./templates.js";
 import { IMAGE_LABEL } from "../config/tags.js";
+import type { BakedStack } from "../config/stack.js";
+
+/** install-stack.sh's inputs (and preload-image.sh's extra images on aws): empty when the role is no stack. */
+function stackEnv(stack: BakedStack | undefined): Record<string, string> {
+  const c = loadVersions().compose;
+  return {
+    IMGTOOL_STACK_COMPOSE_B64: stack ? Buffer.from(stack.compose).toString("base64") : "",
+    IMGTOOL_STACK_WAIT_FOR: stack ? stack.waitFor.join(" ") : "",
+    IMGTOOL_STACK_SETTLE_MS: stack ? String(stack.settleMs) : "",
+    IMGTOOL_STACK_IMAGES: stack ? stack.images.slice(1).join(" ") : "",
+    IMGTOOL_COMPOSE_PACKAGE_APT: c.apt_package,
+    IMGTOOL_COMPOSE_URL: c.url,
+    IMGTOOL_COMPOSE_SHA256_X86_64: c.sha256.x86_64,
+    IMGTOOL_COMPOSE_SHA256_ARM64: c.sha256.arm64,
+  };
+}
 
 export interface BakeInputs {
   /** Version name, e.g. v20261129-171500-1a2b3c4d (goes to names and tags, via the variables file). */
@@ -39,6 +55,8 @@ export interface BakeInputs {
    * when Packer runs (it never enters a file).
    */
   image?: { ref: string; registry?: { endpoint: string; user: string; passwordEnv: string } };
+  /** The role's Compose stack, resolved (src/bake/stack-images.ts); absent when the role is not a stack. */
+  stack?: BakedStack;
   /**
    * aws: the resolved base AMI id; several architectures: one id per architecture, comma-separated in the
    * order x86_64, arm64 (or use {@link BakeInputs.bases}). local: the base image digest or reference.
@@ -107,6 +125,7 @@ export const STEPS = [
   "update-os",
   "install-packages",
   "install-docker",
+  "install-stack",
   "configure-cloud-init",
   "install-ruby",
   "install-ruby-bench",
@@ -335,6 +354,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     IMGTOOL_RUBY_BENCH_REF: rc.ruby_bench.ref,
     IMGTOOL_RUBY_BENCH_COMMIT: inputs.rubyBenchCommit,
     IMGTOOL_IMAGE_REF: inputs.image?.ref ?? "",
+    ...stackEnv(inputs.stack),
     IMGTOOL_REGISTRY_ENDPOINT: inputs.image?.registry?.endpoint ?? "",
     IMGTOOL_REGISTRY_USER: inputs.image?.registry?.user ?? "",
     IMGTOOL_CPU_GOVERNOR: rc.cpu.governor,

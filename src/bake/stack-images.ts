@@ -1,0 +1,202 @@
+/**
+ * A stack role's images at bake time (issue 9, section 2): read the user's compose.yaml, point its app services
+ * at the role's image and every other service's image at the stack's registry, resolve each to a digest, and
+ * render the compose file the instance starts (every image by digest: nothing is pulled at boot). The images
+ * are then pre-loaded into the twin's store (local) or the AMI (aws) with the role's own.
+ */
+import { readFile } from "node:fs/promises";
+import { parseDocument, isMap, type Document } from "yaml";
+import type { BakedStack, StackConfig } from "../config/stack.js";
+import type { Target } from "../config/schema.js";
+import { FailureError, UsageError } from "../errors.js";
+import { RegistryClient, registryHost } from "../registry/client.js";
+
+/** How the rendered compose file names the role's own image: set by the user-data to the image it runs. */
+export const APP_IMAGE_VAR = "${IMGTOOL_IMAGE}";
+
+/** A third-party image's place in the stack's registry: `postgres:15` -> repo library/postgres, tag 15. */
+export function stackImageRef(image: string): { repo: string; reference: string } {
+  let rest = image;
+  let reference = "latest";
+  const at = rest.indexOf("@");
+  if (at >= 0) {
+    reference = rest.slice(at + 1);
+    rest = rest.slice(0, at);
+  } else {
+    const colon = rest.lastIndexOf(":");
+    if (colon > rest.lastIndexOf("/")) {
+      reference = rest.slice(colon + 1);
+      rest = rest.slice(0, colon);
+    }
+  }
+  const parts = rest.split("/");
+  // A first part with a dot or a port (or localhost) is a registry host: the stack's registry replaces it.
+  if (parts.length > 1 && /[.:]|^localhost$/.test(parts[0]!)) parts.shift();
+  if (parts.length === 1) parts.unshift("library");
+  return { repo: parts.join("/"), reference };
+}
+
+/**
+ * The compose file as the instance runs it (pure): app services on {@link APP_IMAGE_VAR} with no build, every
+ * other service's image replaced by `digests.get(its image)`. Throws a UsageError naming the service.
+ */
+export function renderStack(
+  composeText: string,
+  stack: Pick<StackConfig, "app_services" | "wait_for" | "file">,
+  digests: Map<string, string>,
+): { compose: string; waitFor: string[] } {
+  const doc = parseCompose(composeText, stack.file);
+  const services = doc.get("services") as { items: { key: { value: string } }[] } | undefined;
+  const names = services && isMap(services) ? services.items.map((i) => String(i.key.value)) : [];
+  const at = `roles.orchestrator.stack`;
+  for (const s of [...stack.app_services, ...(stack.wait_for ?? [])]) {
+    if (!names.includes(s))
+      throw new UsageError(
+        `${at}: names the service ${JSON.stringify(s)}, which ${stack.file} does not have (services: ${names.join(", ") || "none"}).`,
+      );
+  }
+  for (const name of names) {
+    if (stack.app_services.includes(name)) {
+      doc.deleteIn(["services", name, "build"]);
+      doc.setIn(["services", name, "image"], APP_IMAGE_VAR);
+      continue;
+    }
+    const image = doc.getIn(["services", name, "image"]);
+    if (typeof image !== "string" || !image) {
+      throw new UsageError(
+        `${stack.file}: services.${name} has no image; a stack service runs a published image (list it in ${at}.app_services if it is built from the role's app).`,
+      );
+    }
+    const pinned = digests.get(image);
+    if (!pinned) throw new Error(`internal: no digest resolved for ${image}`);
+    doc.deleteIn(["services", name, "build"]);
+    doc.setIn(["services", name, "image"], pinned);
+  }
+  return { compose: doc.toString(), waitFor: stack.wait_for ?? names };
+}
+
+/** The third-party images of a compose file (every non-app service's `image`). */
+export function thirdPartyImages(composeText: string, stack: Pick<StackConfig, "app_services" | "file">) {
+  const doc = parseCompose(composeText, stack.file);
+  const out = new Set<string>();
+  const services = doc.get("services");
+  if (!isMap(services)) return [];
+  for (const item of services.items) {
+    const name = String((item.key as { value: unknown }).value);
+    if (stack.app_services.includes(name)) continue;
+    const image = doc.getIn(["services", name, "image"]);
+    if (typeof image === "string" && image) out.add(image);
+  }
+  return [...out];
+}
+
+function parseCompose(text: string, file: string): Document {
+  const doc = parseDocument(text);
+  if (doc.errors.length)
+    throw new UsageError(`${file} is not valid YAML: ${doc.errors[0]!.message.split("\n")[0]}`);
+  if (!isMap(doc.get("services")))
+    throw new UsageError(`${file} has no services: a Compose file lists its services under services:`);
+  return doc;
+}
+
+export interface ResolveStackOptions {
+  stack: StackConfig;
+  target: Target;
+  /** The role's published image (URI@sha256:...): the app services run it. */
+  appImage: string;
+  /** run.settle_seconds of the role. */
+  settleSeconds: number;
+  /** The registry third-party images come from (host[:port][/path]) and its login. */
+  registry: { endpoint: string; user: string; password: string };
+  fetch?: typeof fetch;
+}
+
+/** Read the compose file, resolve every third-party image to a digest in the stack's registry, render. */
+export async function resolveStack(o: ResolveStackOptions): Promise<BakedStack> {
+  let text: string;
+  try {
+    text = await readFile(o.stack.file, "utf8");
+  } catch (e) {
+    throw new UsageError(
+      `roles.orchestrator.stack.file: cannot read ${o.stack.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}).`,
+      { fix: "Give the path of your compose.yaml, relative to the config file." },
+    );
+  }
+  const host = registryHost(o.registry.endpoint);
+  const prefix = o.registry.endpoint
+    .replace(/^[a-z]+:\/\//i, "")
+    .slice(host.length)
+    .replace(/^\/+|\/+$/g, "");
+  const client = new RegistryClient({
+    endpoint: `${o.target === "local" ? "http" : "https"}://${host}`,
+    credentials: () => Promise.resolve({ username: o.registry.user, password: o.registry.password }),
+    ...(o.fetch ? { fetch: o.fetch } : {}),
+  });
+  const digests = new Map<string, string>();
+  for (const image of thirdPartyImages(text, o.stack)) {
+    const { repo: bare, reference } = stackImageRef(image);
+    const repo = prefix ? `${prefix}/${bare}` : bare;
+    const found = await client.headManifest(repo, reference);
+    if (!found) {
+      throw new FailureError(
+        `The stack image ${image} is not in the stack's registry: ${host}/${repo}:${reference} was not found.`,
+        {
+          fix:
+            o.target === "local"
+              ? "scripts/setup (scripts/build-stack-images) puts library/postgres:15 there; push other images to that repository."
+              : "Push the image to that repository (or set roles.orchestrator.stack.registry.aws to a pull-through cache).",
+        },
+      );
+    }
+    digests.set(image, `${host}/${repo}@${found.digest}`);
+  }
+  const { compose, waitFor } = renderStack(text, o.stack, digests);
+  return {
+    compose,
+    images: [o.appImage, ...new Set(digests.values())],
+    waitFor,
+    settleMs: Math.round(o.settleSeconds * 1000),
+  };
+}
+
+/**
+ * The bake's stack step: undefined when the role is no stack. The registry of third-party images: the config's
+ * (stack.registry.<target>), else the project's local registry (local) or the role image's registry (aws).
+ */
+export async function bakeStack(o: {
+  stack: StackConfig | undefined;
+  target: Target;
+  imageRef: string | undefined;
+  settleSeconds: number;
+  /** local: the local registry's login. */
+  localRegistry?: { endpoint: string; user: string; password: string };
+  /** aws: a login to the registry of an image. */
+  login?: (imageRef: string) => Promise<{ endpoint: string; user: string; password: string }>;
+}): Promise<BakedStack | undefined> {
+  if (!o.stack) return undefined;
+  if (!o.imageRef) {
+    throw new UsageError(
+      "roles.orchestrator.stack: the stack's app services run the role's image, and none is published yet.",
+      { fix: "Run `imgtool push image --role orchestrator` first (imgtool pipeline does), then bake." },
+    );
+  }
+  const configured = o.stack.registry[o.target];
+  let registry: { endpoint: string; user: string; password: string } | undefined;
+  if (o.target === "local") {
+    registry = o.localRegistry && {
+      ...o.localRegistry,
+      endpoint: configured ?? o.localRegistry.endpoint,
+    };
+  } else if (o.login) {
+    const creds = await o.login(o.imageRef);
+    registry = { ...creds, endpoint: configured ?? registryHost(o.imageRef) };
+  }
+  if (!registry) throw new Error("internal: no registry login for the stack's images");
+  return resolveStack({
+    stack: o.stack,
+    target: o.target,
+    appImage: o.imageRef,
+    settleSeconds: o.settleSeconds,
+    registry,
+  });
+}

@@ -1,0 +1,66 @@
+// The stack's images at bake time, pure: where a third-party image lives in the stack's registry, and the compose
+// file the instance runs (app services on the role's image, others by digest, no build).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parse } from "yaml";
+import { APP_IMAGE_VAR, renderStack, stackImageRef, thirdPartyImages } from "../../src/bake/stack-images.js";
+import { UsageError } from "../../src/errors.js";
+
+const D = `sha256:${"a".repeat(64)}`;
+const COMPOSE = `services:
+  db:
+    image: postgres:15
+    volumes: [pgdata:/var/lib/postgresql/data]
+  web:
+    build: .
+    image: myapp:dev
+    ports: ["\${PORT}:3000"]
+  jobs:
+    build: .
+    command: ["bin/jobs"]
+volumes:
+  pgdata: {}
+`;
+const stack = { file: "compose.yaml", app_services: ["web", "jobs"], wait_for: ["db", "web"] };
+
+test("a third-party image's repository and reference in the stack's registry", () => {
+  assert.deepEqual(stackImageRef("postgres:15"), { repo: "library/postgres", reference: "15" });
+  assert.deepEqual(stackImageRef("postgres"), { repo: "library/postgres", reference: "latest" });
+  assert.deepEqual(stackImageRef("bitnami/redis:7.2"), { repo: "bitnami/redis", reference: "7.2" });
+  assert.deepEqual(stackImageRef("ghcr.io/acme/db:1"), { repo: "acme/db", reference: "1" });
+  assert.deepEqual(stackImageRef("localhost:5000/pg@" + D), { repo: "library/pg", reference: D });
+});
+
+test("the rendered compose file runs app services on the role's image and others by digest, with no build", () => {
+  assert.deepEqual(thirdPartyImages(COMPOSE, stack), ["postgres:15"]);
+  const pinned = `127.0.0.1:5000/library/postgres@${D}`;
+  const r = renderStack(COMPOSE, stack, new Map([["postgres:15", pinned]]));
+  const doc = parse(r.compose) as { services: Record<string, Record<string, unknown>>; volumes: unknown };
+  assert.equal(doc.services.db!.image, pinned);
+  assert.equal(doc.services.web!.image, APP_IMAGE_VAR);
+  assert.equal(doc.services.jobs!.image, APP_IMAGE_VAR);
+  assert.equal(doc.services.web!.build, undefined);
+  assert.deepEqual(doc.services.web!.ports, ["${PORT}:3000"]);
+  assert.deepEqual(doc.volumes, { pgdata: {} });
+  assert.deepEqual(r.waitFor, ["db", "web"]);
+  assert.deepEqual(
+    renderStack(COMPOSE, { ...stack, wait_for: undefined }, new Map([["postgres:15", pinned]])).waitFor,
+    ["db", "web", "jobs"],
+  );
+});
+
+test("config errors name the service", () => {
+  const noImage = `services:\n  cache:\n    build: ./cache\n  web:\n    build: .\n`;
+  assert.throws(
+    () => renderStack(noImage, { file: "compose.yaml", app_services: ["web"] }, new Map()),
+    (e: Error) => e instanceof UsageError && /services\.cache has no image/.test(e.message),
+  );
+  assert.throws(
+    () => renderStack(COMPOSE, { ...stack, wait_for: ["worker"] }, new Map()),
+    (e: Error) => e instanceof UsageError && /"worker", which compose.yaml does not have/.test(e.message),
+  );
+  assert.throws(
+    () => renderStack("nope: 1\n", stack, new Map()),
+    (e: Error) => e instanceof UsageError && /has no services/.test(e.message),
+  );
+});
