@@ -11,6 +11,7 @@
 import path from "node:path";
 import type { BakeDeps } from "../bake/bake.js";
 import type { Catalog } from "../catalog/catalog.js";
+import type { LeaseKeeper } from "../catalog/lease.js";
 import type { DockerEngine } from "../docker/engine.js";
 import type { DoctorProbes } from "../doctor/doctor.js";
 import { targetArches } from "../config/arch.js";
@@ -70,6 +71,35 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
   const stateDir = config.local.state_dir;
   let packer: PackerRunner | undefined;
 
+  /**
+   * The publish leases of the pipeline (src/catalog/lease.ts), in the catalog (aws: the home region's SSM):
+   * held by this run, waited for up to --wait-lease seconds (default: fail at once, naming the holder).
+   */
+  let leases: Promise<LeaseKeeper> | undefined;
+  const leaseKeeper = (): Promise<LeaseKeeper> =>
+    (leases ??= (async () => {
+      const { Leases } = await import("../catalog/lease.js");
+      const { pidAlive, processStart } = await import("../leftovers/runs.js");
+      const wait = (ctx.args as { "wait-lease"?: number })["wait-lease"] ?? 0;
+      if (!(wait >= 0))
+        throw new UsageError(`--wait-lease ${wait} is negative.`, { fix: "Give 0 or more seconds." });
+      const catalog = await deps.catalog(ctx.target === "aws" ? ctx.homeRegion : undefined);
+      return new Leases({
+        store: catalog.store,
+        prefix: catalog.prefix,
+        identity: {
+          pidStart: processStart(process.pid),
+          run: ctx.run().id,
+          command: ["imgtool", ...process.argv.slice(2)].join(" "),
+        },
+        waitSeconds: wait,
+        alive: pidAlive,
+        events: ctx.out.event,
+        signal: ctx.signal,
+      });
+    })());
+  const lease: LeaseKeeper = { hold: async (name, work) => (await leaseKeeper()).hold(name, work) };
+
   const requireLocalStack = async () => {
     const { requireStack } = await import("../local/stack.js");
     return requireStack(stateDir);
@@ -123,6 +153,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         buildRoot: path.join(stateDir, "builds"),
         signal: ctx.signal,
         runId: ctx.run().id,
+        lease,
       };
       if (ctx.target === "aws") {
         const { Ec2Images } = await import("../aws/ec2.js");
@@ -180,6 +211,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         exec,
         rubyBench: gitRubyBench({ cacheDir: path.join(stateDir, "cache", "ruby-bench"), exec }),
         signal: ctx.signal,
+        lease,
       };
       if (ctx.target === "local") {
         const stack = await requireLocalStack();
@@ -314,6 +346,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         ],
         events: ctx.out.event,
         signal: ctx.signal,
+        lease,
       };
     },
 

@@ -90,6 +90,13 @@ function numberOption(flag: string, example: string) {
   };
 }
 
+/** Publishing commands: how long to wait for another run's publish lease (src/catalog/lease.ts). */
+const waitLeaseOption = {
+  ...numberOption("wait-lease", "--wait-lease 600"),
+  default: 0,
+  describe: "Seconds to wait when another run holds the publish lease (default: fail at once, naming it)",
+};
+
 /** The first word that is not an option: the command the user typed. */
 function typedCommand(argv: string[]): string | undefined {
   return argv.find((a) => !a.startsWith("-"));
@@ -170,6 +177,7 @@ export function buildParser(argv: string[]): Argv {
             yy
               .option("role", roleOption)
               .option("force", { type: "boolean", default: false, describe: "Bake even when up to date" })
+              .option("wait-lease", waitLeaseOption)
               .example("$0 bake ami", "Bake both roles' local twins")
               .example(
                 "$0 bake ami --target aws --role task-runner --json",
@@ -187,6 +195,7 @@ export function buildParser(argv: string[]): Argv {
           (yy) =>
             yy
               .option("role", roleOption)
+              .option("wait-lease", waitLeaseOption)
               .example("$0 push image", "Build and push both roles to the local registry")
               .example("$0 push image --target aws --role orchestrator", "Push one role to ECR")
               .example("$0 push image --dry-run --json", "Say what would be built, as JSON; change nothing"),
@@ -288,6 +297,7 @@ export function buildParser(argv: string[]): Argv {
             describe: "Bake even when the inputs are unchanged",
           })
           .option("out", { type: "string", describe: "Folder for summary.md and the version manifests" })
+          .option("wait-lease", waitLeaseOption)
           .example("$0 pipeline", "The whole pipeline on the local target")
           .example("$0 pipeline --target aws --json --out nightly-out", "The nightly rebake"),
       run(async () => (await import("./commands/pipeline.js")).pipelineCommand),

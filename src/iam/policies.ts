@@ -107,6 +107,14 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
     Action: ["ssm:PutParameter", "ssm:LabelParameterVersion", "ssm:UnlabelParameterVersion"],
     Resource: params,
   };
+  // Publish leases (src/catalog/lease.ts): created with PutParameter (Overwrite=false) and read like the
+  // catalog; deleted when released or taken over, and nothing else under the prefix is ever deleted.
+  const leases: Statement = {
+    Sid: "PublishLeases",
+    Effect: "Allow",
+    Action: ["ssm:DeleteParameter"],
+    Resource: arns(`ssm:*:*:parameter/${prefix}/leases/*`),
+  };
   const ecrToken: Statement = {
     Sid: "EcrToken",
     Effect: "Allow",
@@ -175,6 +183,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           },
           catalogRead,
           catalogWrite,
+          leases,
           // The bake hands the build instance a registry token for its pre-load pull: the token pulls with the
           // bake's own permissions.
           ecrToken,
@@ -210,6 +219,7 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           },
           catalogRead,
           catalogWrite,
+          leases,
         ],
       };
     case "launch": {
