@@ -238,7 +238,8 @@ export class Leases implements LeaseKeeper {
     const started = this.now().getTime();
     let delay = 500;
     let announced = false;
-    for (let attempt = 1; ; attempt++) {
+    let freed = 0;
+    for (;;) {
       const me = this.mine();
       const got = await this.tryAcquire(name, me);
       if (got === true) {
@@ -250,8 +251,13 @@ export class Leases implements LeaseKeeper {
         return me;
       }
       // Free again by now (released between our create and our read): try again at once.
-      if (got === undefined && attempt < 10) continue;
-      if (got === undefined) throw new FailureError(`The lease ${name} came and went ${attempt} times in a row.`);
+      if (got === undefined) {
+        if (++freed < 10) continue;
+        throw new FailureError(`The lease ${name} came and went ${freed} times in a row.`, {
+          fix: "Many runs are taking this lease at once: run again.",
+        });
+      }
+      freed = 0;
       const waited = this.now().getTime() - started;
       if (waited >= this.waitMs) {
         throw new LeaseHeldError(name, got, {
