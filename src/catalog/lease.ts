@@ -93,9 +93,7 @@ export class LeaseHeldError extends FailureError {
         fix:
           "Let that run finish and run again (a re-run reuses what it published), or pass --wait-lease SECONDS to wait for it. " +
           `If that run is dead, its lease is taken over once it expires (at once when its process on ${holder.host} is gone and this run is on the same host)` +
-          (opts.store === "ssm"
-            ? `; to free it sooner: \`aws ssm delete-parameter --name ${lease}\`.`
-            : "."),
+          (opts.store === "ssm" ? `; to free it sooner: \`aws ssm delete-parameter --name ${lease}\`.` : "."),
       },
     );
     this.lease = lease;
@@ -346,6 +344,10 @@ export class Leases implements LeaseKeeper {
 }
 
 /** Run `work` holding the lease `name` when there is a keeper (flows whose tests hand in none run it bare). */
-export function holding<T>(keeper: LeaseKeeper | undefined, name: string, work: () => Promise<T>): Promise<T> {
+export function holding<T>(
+  keeper: LeaseKeeper | undefined,
+  name: string,
+  work: () => Promise<T>,
+): Promise<T> {
   return keeper ? keeper.hold(name, work) : work();
 }

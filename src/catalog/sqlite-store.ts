@@ -258,7 +258,9 @@ export class SqliteStore implements ParameterStore {
           )
           .run(name);
         this.db
-          .prepare("INSERT INTO versions (name, version, value, data_type, modified_at) VALUES (?, 1, ?, ?, ?)")
+          .prepare(
+            "INSERT INTO versions (name, version, value, data_type, modified_at) VALUES (?, 1, ?, ?, ?)",
+          )
           .run(name, value, "text", new Date().toISOString());
       })
       .immediate();

@@ -46,7 +46,13 @@ export class SsmStore implements ParameterStore {
   async create(name: string, value: string): Promise<void> {
     // Overwrite=false: SSM refuses with ParameterAlreadyExists when the name exists (atomic on its side).
     await this.ssm.send(
-      new PutParameterCommand({ Name: name, Value: value, Type: "String", DataType: "text", Overwrite: false }),
+      new PutParameterCommand({
+        Name: name,
+        Value: value,
+        Type: "String",
+        DataType: "text",
+        Overwrite: false,
+      }),
     );
   }
 

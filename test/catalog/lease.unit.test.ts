@@ -42,7 +42,12 @@ function leases(store: ParameterStore, prefix: string, who: string, extra: Parti
   return new Leases({
     store,
     prefix,
-    identity: { host: `host-${who}`, pid: 1000 + who.length, run: `run-${who}`, command: `imgtool push image (${who})` },
+    identity: {
+      host: `host-${who}`,
+      pid: 1000 + who.length,
+      run: `run-${who}`,
+      command: `imgtool push image (${who})`,
+    },
     ttlSeconds: 600,
     sleep: async () => {},
     ...extra,
@@ -68,10 +73,17 @@ for (const backend of backends) {
       assert.equal(err.holder.token, held.token);
       const name = `${prefix}/leases/task-runner-image`;
       assert.equal(err.lease, name);
-      for (const part of [name, "`imgtool push image (a)`", "run run-a", "pid 1001 on host-a", "2026-12-03T10:10:00.000Z"])
+      for (const part of [
+        name,
+        "`imgtool push image (a)`",
+        "run run-a",
+        "pid 1001 on host-a",
+        "2026-12-03T10:10:00.000Z",
+      ])
         assert.ok(err.message.includes(part), `${part} in: ${err.message}`);
       assert.match(err.fix ?? "", /--wait-lease SECONDS/);
-      if (store.kind === "ssm") assert.match(err.fix ?? "", new RegExp(`aws ssm delete-parameter --name ${name}`));
+      if (store.kind === "ssm")
+        assert.match(err.fix ?? "", new RegExp(`aws ssm delete-parameter --name ${name}`));
 
       // Another lease of the same pipeline is independent.
       await b.release("orchestrator-image", await b.acquire("orchestrator-image"));
@@ -109,7 +121,11 @@ for (const backend of backends) {
       c.advance(31);
       const taken = await b.acquire("pipeline");
       assert.equal((await b.holder("pipeline"))?.token, taken.token);
-      assert.ok(events.events.some((e) => e.type === "warn" && /took over the lease .* it expired at/.test(e.message)));
+      assert.ok(
+        events.events.some(
+          (e) => e.type === "warn" && /took over the lease .* it expired at/.test(e.message),
+        ),
+      );
       await a.release("pipeline", old);
       assert.equal((await b.holder("pipeline"))?.token, taken.token, "the old holder removed the new lease");
       assert.ok(events.events.some((e) => e.type === "warn" && /no longer this run's/.test(e.message)));
@@ -153,12 +169,17 @@ for (const backend of backends) {
       const dead = new Set([1004]);
       const alive = (pid: number) => !dead.has(pid);
       const here = (who: string) =>
-        leases(store, prefix, who, { identity: { host: "ci-1", pid: 1000 + who.length, run: `run-${who}`, command: who }, alive });
+        leases(store, prefix, who, {
+          identity: { host: "ci-1", pid: 1000 + who.length, run: `run-${who}`, command: who },
+          alive,
+        });
       await here("gone").acquire("orchestrator-ami");
       const taken = await here("next").acquire("orchestrator-ami");
       assert.equal((await here("x").holder("orchestrator-ami"))?.token, taken.token);
       // The same dead pid, but on another host: not ours to judge.
-      const other = leases(store, prefix, "gone", { identity: { host: "ci-2", pid: 1004, run: "r", command: "c" } });
+      const other = leases(store, prefix, "gone", {
+        identity: { host: "ci-2", pid: 1004, run: "r", command: "c" },
+      });
       await other.acquire("task-runner-ami");
       await assert.rejects(here("next").acquire("task-runner-ami"), LeaseHeldError);
     });
@@ -183,10 +204,21 @@ for (const backend of backends) {
       const got = await b.acquire("pipeline");
       assert.equal(sleeps, 3);
       assert.equal((await b.holder("pipeline"))?.token, got.token);
-      assert.ok(events.events.some((e) => /waiting for the lease .* held by `imgtool push image \(a\)`/.test(e.message)));
+      assert.ok(
+        events.events.some((e) =>
+          /waiting for the lease .* held by `imgtool push image \(a\)`/.test(e.message),
+        ),
+      );
       // A wait that runs out fails naming the holder and how long it waited.
-      const d = leases(store, prefix, "d", { now: c.now, waitSeconds: 5, sleep: async (ms) => void c.advance(ms / 1000) });
-      await assert.rejects(d.acquire("pipeline"), (e: unknown) => e instanceof LeaseHeldError && /Waited 5 s/.test(e.message));
+      const d = leases(store, prefix, "d", {
+        now: c.now,
+        waitSeconds: 5,
+        sleep: async (ms) => void c.advance(ms / 1000),
+      });
+      await assert.rejects(
+        d.acquire("pipeline"),
+        (e: unknown) => e instanceof LeaseHeldError && /Waited 5 s/.test(e.message),
+      );
     });
 
     test("a value that is not a lease is a clear error naming the parameter, never taken over", async () => {
@@ -204,7 +236,10 @@ for (const backend of backends) {
     test("the store's create refuses an existing name with SSM's error name", async () => {
       const { store, prefix } = fresh();
       await store.create(`${prefix}/x`, "1");
-      await assert.rejects(store.create(`${prefix}/x`, "2"), (e: unknown) => (e as Error).name === "ParameterAlreadyExists");
+      await assert.rejects(
+        store.create(`${prefix}/x`, "2"),
+        (e: unknown) => (e as Error).name === "ParameterAlreadyExists",
+      );
       const { found } = await store.getMany([`${prefix}/x`]);
       assert.equal(found[0]?.value, "1");
     });
@@ -221,7 +256,9 @@ for (const backend of backends) {
         cat.publish(key, second, m),
         (e: unknown) =>
           e instanceof FailureError &&
-          e.message.includes(`version ${m.version} is already published as ${first}; refusing to publish ${second}`),
+          e.message.includes(
+            `version ${m.version} is already published as ${first}; refusing to publish ${second}`,
+          ),
       );
       const { found } = await cat.resolve([key]);
       assert.equal(found[0]?.value, first);

@@ -48,7 +48,9 @@ function smallProject(): TempProject {
   const ctx = mkdtempSync(path.join(tmpdir(), "imgtool-concurrent-"));
   writeFileSync(path.join(ctx, "Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n");
   writeFileSync(path.join(ctx, "a.txt"), `${Date.now()} ${randomBytes(8).toString("hex")}\n`);
-  return tempProject(`roles:\n  orchestrator:\n    app:\n      context: ${ctx}\n      dockerfile: Dockerfile\n`);
+  return tempProject(
+    `roles:\n  orchestrator:\n    app:\n      context: ${ctx}\n      dockerfile: Dockerfile\n`,
+  );
 }
 
 async function history(p: TempProject) {
@@ -192,7 +194,12 @@ describe("fault: two concurrent bakes of one change (aws path: AWS stand-in + re
       lease: new Leases({
         store,
         prefix: "/imgtool/bench",
-        identity: { host: "ci-1", pid: 4000 + who.length, run: `run-${who}`, command: `imgtool bake ami (${who})` },
+        identity: {
+          host: "ci-1",
+          pid: 4000 + who.length,
+          run: `run-${who}`,
+          command: `imgtool bake ami (${who})`,
+        },
         waitSeconds: wait,
         sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 50))),
       }),
@@ -206,7 +213,10 @@ describe("fault: two concurrent bakes of one change (aws path: AWS stand-in + re
       architecture: "x86_64",
       creationDate: new Date(Date.UTC(2026, 10, 3)).toISOString(),
     });
-    const built = s.addImage(HOME, { name: `built-${randomBytes(3).toString("hex")}`, architecture: "x86_64" });
+    const built = s.addImage(HOME, {
+      name: `built-${randomBytes(3).toString("hex")}`,
+      architecture: "x86_64",
+    });
     const tmp = mkdtempSync(path.join(tmpdir(), "imgtool-concurrent-bake-"));
     writeFileSync(path.join(tmp, "packer.log"), "");
     const builds = () =>
@@ -262,7 +272,10 @@ describe("fault: two concurrent bakes of one change (aws path: AWS stand-in + re
       [[done!.version, built]],
     );
     // Released: the next bake takes the lease and finds the bake up to date.
-    const [again] = await bake(["task-runner"], bakeDeps(s, tmp, built, "c", makePackerRunner(FAKE_PACKER)).deps);
+    const [again] = await bake(
+      ["task-runner"],
+      bakeDeps(s, tmp, built, "c", makePackerRunner(FAKE_PACKER)).deps,
+    );
     assert.equal(again!.status, "up-to-date");
     assert.equal(again!.version, done!.version);
   });
@@ -281,6 +294,13 @@ describe("fault: two concurrent bakes of one change (aws path: AWS stand-in + re
     assert.equal(builds(), 1, "one Packer build");
     const h = await deps[0]!.catalog.history({ role: "task-runner", kind: "ami", arch: "x86_64" });
     assert.equal(h.length, 1, JSON.stringify(h));
-    assert.equal(await new Leases({ store: deps[0]!.catalog.store, prefix: "/imgtool/bench", identity: { run: "x", command: "x" } }).holder("task-runner-ami"), undefined);
+    assert.equal(
+      await new Leases({
+        store: deps[0]!.catalog.store,
+        prefix: "/imgtool/bench",
+        identity: { run: "x", command: "x" },
+      }).holder("task-runner-ami"),
+      undefined,
+    );
   });
 });

@@ -15,7 +15,9 @@ import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.j
 import { actorPolicies, PIPELINE_KEY } from "../support/iam-referee.js";
 
 const REGION = "us-east-1";
-const config = parseConfig("pipeline: nightly\naws:\n  ssm_prefix: /teams/nightly\n", { baseDir: "/" }).config!;
+const config = parseConfig("pipeline: nightly\naws:\n  ssm_prefix: /teams/nightly\n", {
+  baseDir: "/",
+}).config!;
 const PREFIX = config.aws.ssm_prefix;
 const KEY = { role: "task-runner", kind: "ami" as const, arch: "x86_64" };
 
@@ -82,7 +84,12 @@ function pipeline(who: string, order: string[], opts: { gate?: Promise<void>; wa
     lease: new Leases({
       store,
       prefix: PREFIX,
-      identity: { host: "runner-1", pid: 7000 + who.length, run: `run-${who}`, command: `imgtool pipeline (${who})` },
+      identity: {
+        host: "runner-1",
+        pid: 7000 + who.length,
+        run: `run-${who}`,
+        command: `imgtool pipeline (${who})`,
+      },
       waitSeconds: opts.wait ?? 0,
       sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 20))),
     }),
@@ -90,7 +97,8 @@ function pipeline(who: string, order: string[], opts: { gate?: Promise<void>; wa
   return { deps, cat, inPush, store };
 }
 
-const stable = async (cat: Catalog) => (await cat.resolve([KEY], { label: "stable", meta: true })).found[0]?.meta?.version;
+const stable = async (cat: Catalog) =>
+  (await cat.resolve([KEY], { label: "stable", meta: true })).found[0]?.meta?.version;
 
 describe("two pipelines on one prefix (SSM stand-in)", () => {
   test("the second fails at once naming the first; nothing of it runs; after the first ends it runs whole", async () => {
@@ -122,7 +130,12 @@ describe("two pipelines on one prefix (SSM stand-in)", () => {
     assert.equal(second.promoted, true);
     assert.deepEqual(order, ["a:push", "a:bake", "a:smoke", "b:push", "b:bake", "b:smoke"]);
     assert.notEqual(await stable(b.cat), aVersion);
-    assert.equal(await new Leases({ store: b.store, prefix: PREFIX, identity: { run: "x", command: "x" } }).holder("pipeline"), undefined);
+    assert.equal(
+      await new Leases({ store: b.store, prefix: PREFIX, identity: { run: "x", command: "x" } }).holder(
+        "pipeline",
+      ),
+      undefined,
+    );
   });
 
   test("started together with --wait-lease: one runs whole, then the other; stable is the last one's", async () => {
