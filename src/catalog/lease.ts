@@ -84,8 +84,14 @@ export interface LeasesDeps {
 export class LeaseHeldError extends FailureError {
   readonly lease: string;
   readonly holder: LeaseHolder;
-  constructor(lease: string, holder: LeaseHolder, opts: { store: ParameterStore["kind"]; waited: number }) {
-    const expires = `it expires at ${holder.expires}`;
+  constructor(
+    lease: string,
+    holder: LeaseHolder,
+    opts: { store: ParameterStore["kind"]; waited: number; marker?: string },
+  ) {
+    const expires = opts.marker
+      ? `it expired at ${holder.expires} and another run is taking it over (${opts.marker})`
+      : `it expires at ${holder.expires}`;
     super(
       `Another run is publishing: the lease ${lease} is held by \`${holder.command}\` (run ${holder.run}, pid ${holder.pid} on ${holder.host}, since ${holder.started}); ${expires}.` +
         (opts.waited > 0 ? ` Waited ${opts.waited} s for it.` : ""),
@@ -93,7 +99,9 @@ export class LeaseHeldError extends FailureError {
         fix:
           "Let that run finish and run again (a re-run reuses what it published), or pass --wait-lease SECONDS to wait for it. " +
           `If that run is dead, its lease is taken over once it expires (at once when its process on ${holder.host} is gone and this run is on the same host)` +
-          (opts.store === "ssm" ? `; to free it sooner: \`aws ssm delete-parameter --name ${lease}\`.` : "."),
+          (opts.store === "ssm"
+            ? `; to free it sooner: \`aws ssm delete-parameter --name ${lease}\`${opts.marker ? ` (and ${opts.marker}, if no run is taking it over)` : ""}.`
+            : "."),
       },
     );
     this.lease = lease;
@@ -142,6 +150,8 @@ export class Leases implements LeaseKeeper {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly newToken: () => string;
   private storeP: Promise<ParameterStore> | undefined;
+  /** Tokens of stale leases whose takeover marker another run holds (for the error's words). */
+  private readonly marker = new Set<string>();
 
   constructor(private readonly deps: LeasesDeps) {
     this.prefix = deps.prefix.replace(/\/+$/, "");
@@ -261,6 +271,7 @@ export class Leases implements LeaseKeeper {
         throw new LeaseHeldError(name, got, {
           store: (await this.store()).kind,
           waited: Math.round(waited / 1000),
+          ...(this.marker.has(got.token) ? { marker: `${name}/takeover-${got.token}` } : {}),
         });
       }
       if (!announced) {
@@ -293,7 +304,10 @@ export class Leases implements LeaseKeeper {
 
     // Take over: first the marker (one taker only), then check, delete and create.
     const marker = `${name}/takeover-${current.token}`;
-    if (!(await this.create(marker, JSON.stringify(me)))) return current;
+    if (!(await this.create(marker, JSON.stringify(me)))) {
+      this.marker.add(current.token);
+      return current;
+    }
     try {
       const again = (await (await this.store()).getMany([name])).found[0];
       if (!again) return undefined;

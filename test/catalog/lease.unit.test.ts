@@ -221,6 +221,27 @@ for (const backend of backends) {
       );
     });
 
+    test("a takeover in progress (its marker exists) is not taken over twice; the error names the marker", async () => {
+      const { store, prefix } = fresh();
+      const c = clock();
+      const old = await leases(store, prefix, "a", { now: c.now }).acquire("pipeline");
+      c.advance(3600);
+      // Another run's marker for this stale lease (it is taking over now, or was killed while doing it).
+      const marker = `${prefix}/leases/pipeline/takeover-${old.token}`;
+      await store.create(marker, "{}");
+      const err = await leases(store, prefix, "b", { now: c.now })
+        .acquire("pipeline")
+        .then(
+          () => assert.fail("taken over twice"),
+          (e: unknown) => e,
+        );
+      assert.ok(err instanceof LeaseHeldError, String(err));
+      assert.ok(err.message.includes(`another run is taking it over (${marker})`), err.message);
+      if (store.kind === "ssm")
+        assert.ok((err.fix ?? "").includes(`(and ${marker}, if no run is taking it over)`));
+      assert.equal((await leases(store, prefix, "x").holder("pipeline"))?.token, old.token);
+    });
+
     test("a value that is not a lease is a clear error naming the parameter, never taken over", async () => {
       const { store, prefix } = fresh();
       await store.create(`${prefix}/leases/pipeline`, "not json");
