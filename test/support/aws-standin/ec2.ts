@@ -48,6 +48,18 @@ function getImage(region: RegionState, id: string): Ec2Image {
   return img;
 }
 
+/** An AMI that is not deregistered (a deregistered one lingers in DescribeImages, but uses nothing). */
+function registered(img: Ec2Image): boolean {
+  return img.state !== "deregistered";
+}
+
+/** The image, which must still be registered: a lingering deregistered one is "no longer available". */
+function getRegisteredImage(region: RegionState, id: string): Ec2Image {
+  const img = getImage(region, id);
+  if (!registered(img)) fail("InvalidAMIID.Unavailable", `The image id '[${id}]' is no longer available`);
+  return img;
+}
+
 function tagList(tags: Record<string, string>): XmlValue {
   const entries = Object.entries(tags);
   return entries.length ? entries.map(([key, value]) => ({ key, value })) : undefined;
@@ -186,7 +198,7 @@ function checkImageName(name: string): void {
 
 function checkUniqueName(region: RegionState, name: string, ownerId: string): void {
   for (const img of region.ec2.images.values()) {
-    if (img.name === name && img.ownerId === ownerId) {
+    if (img.name === name && img.ownerId === ownerId && registered(img)) {
       fail("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${img.imageId}`);
     }
   }
@@ -487,6 +499,12 @@ const describeImages: Ec2Handler = (ctx, p) => {
     ctx.options.describePageSize,
   );
   const body: XmlObject = { imagesSet: page.map(renderImage), nextToken };
+  // Deregistered AMIs linger for a number of reads, then are gone.
+  for (const img of [...region.ec2.images.values()]) {
+    if (img.state !== "deregistered") continue;
+    img.pendingReads -= 1;
+    if (img.pendingReads <= 0) region.ec2.images.delete(img.imageId);
+  }
   // CopyImage results become available after a number of reads.
   for (const img of region.ec2.images.values()) {
     if (img.state !== "pending") continue;
@@ -569,16 +587,19 @@ const registerImage: Ec2Handler = (ctx, p) => {
 };
 
 const deregisterImage: Ec2Handler = (ctx, p) => {
-  const img = getImage(ctx.state, p.require("ImageId"));
+  const img = getRegisteredImage(ctx.state, p.require("ImageId"));
   if (img.ownerId !== ctx.options.accountId) fail("AuthFailure", `Not authorized for image:${img.imageId}`);
-  ctx.state.ec2.images.delete(img.imageId);
+  // It lingers in DescribeImages as `deregistered` for a while (options.deregisteredReads), then is gone.
+  img.state = "deregistered";
+  img.pendingReads = ctx.options.deregisteredReads;
+  if (img.pendingReads <= 0) ctx.state.ec2.images.delete(img.imageId);
   if (p.bool("DeleteAssociatedSnapshots")) {
     const results = img.blockDeviceMappings
       .map((m) => m.snapshotId)
       .filter((s): s is string => s !== undefined)
       .map((snapshotId) => {
-        const inUse = [...ctx.state.ec2.images.values()].some((other) =>
-          other.blockDeviceMappings.some((m) => m.snapshotId === snapshotId),
+        const inUse = [...ctx.state.ec2.images.values()].some(
+          (other) => registered(other) && other.blockDeviceMappings.some((m) => m.snapshotId === snapshotId),
         );
         if (!inUse) ctx.state.ec2.snapshots.delete(snapshotId);
         return { snapshotId, returnCode: inUse ? "error-snapshot-in-use" : "success" };
@@ -680,7 +701,7 @@ const copyImage: Ec2Handler = (ctx, p) => {
 };
 
 const enableImageDeprecation: Ec2Handler = (ctx, p) => {
-  const img = getImage(ctx.state, p.require("ImageId"));
+  const img = getRegisteredImage(ctx.state, p.require("ImageId"));
   if (img.ownerId !== ctx.options.accountId) fail("AuthFailure", `Not authorized for image:${img.imageId}`);
   const at = roundToMinute(parseTime(p.require("DeprecateAt"), "DeprecateAt"));
   if (at.getTime() < roundToMinute(ctx.now).getTime()) {
@@ -701,7 +722,7 @@ const createTags: Ec2Handler = (ctx, p) => {
   const tags = queryTags(p);
   const targets = resources.map((id) => {
     const ec2 = ctx.state.ec2;
-    if (id.startsWith("ami-")) return getImage(ctx.state, id).tags;
+    if (id.startsWith("ami-")) return getRegisteredImage(ctx.state, id).tags;
     if (id.startsWith("snap-")) {
       const snap = ec2.snapshots.get(id);
       if (!snap) fail("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
@@ -796,8 +817,8 @@ const deleteSnapshot: Ec2Handler = (ctx, p) => {
   const id = p.require("SnapshotId");
   const snap = ctx.state.ec2.snapshots.get(id);
   if (!snap) fail("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
-  const user = [...ctx.state.ec2.images.values()].find((img) =>
-    img.blockDeviceMappings.some((m) => m.snapshotId === id),
+  const user = [...ctx.state.ec2.images.values()].find(
+    (img) => registered(img) && img.blockDeviceMappings.some((m) => m.snapshotId === id),
   );
   if (user) fail("InvalidSnapshot.InUse", `The snapshot ${id} is currently in use by ${user.imageId}`);
   ctx.state.ec2.snapshots.delete(id);

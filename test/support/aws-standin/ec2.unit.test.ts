@@ -182,7 +182,18 @@ describe("EC2 images and snapshots", () => {
     );
     const dereg = await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
     assert.equal(dereg.Return, true);
+    // A recently deregistered AMI lingers, by id and in listings, as `deregistered` (two reads by default),
+    // uses its snapshots no more, can be neither deregistered again nor launched; then it is gone.
+    await rejectsWith(
+      ec2.send(new DeregisterImageCommand({ ImageId: imageId })),
+      "InvalidAMIID.Unavailable",
+    );
+    const byId = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
+    assert.equal(byId.Images?.[0]?.State, "deregistered");
+    const listed = await ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));
+    assert.equal(listed.Images?.find((i) => i.ImageId === imageId)?.State, "deregistered");
     await rejectsWith(ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })), "InvalidAMIID.NotFound");
+    standin.addImage(REGION, { name: "in-use" }); // the name is free again
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
     assert.equal(standin.state.region(REGION).ec2.snapshots.has(snapshotId), false);
     await rejectsWith(

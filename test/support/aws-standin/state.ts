@@ -11,6 +11,7 @@ export interface ResolvedOptions {
   tokenTtlSeconds: number;
   copyPendingReads: number;
   instancePendingReads: number;
+  deregisteredReads: number;
   imageValidationMs: number;
   ec2Limits?: NonNullable<StandinOptions["ec2Limits"]>;
   now: () => Date;
@@ -25,6 +26,7 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     tokenTtlSeconds: opts.tokenTtlSeconds ?? 43_200,
     copyPendingReads: opts.copyPendingReads ?? 2,
     instancePendingReads: opts.instancePendingReads ?? 1,
+    deregisteredReads: opts.deregisteredReads ?? 2,
     imageValidationMs: opts.imageValidationMs ?? 0,
     ...(opts.ec2Limits ? { ec2Limits: opts.ec2Limits } : {}),
     now: opts.now ?? (() => new Date()),

@@ -19,6 +19,11 @@ export interface StandinOptions {
   /** DescribeInstances answers (per region) that still show a new instance as `pending`. @default 1 */
   instancePendingReads?: number;
   /**
+   * DescribeImages answers (per region) that still show a deregistered AMI, in state `deregistered`, before it
+   * is gone (InvalidAMIID.NotFound): EC2 shows recently deregistered images "for a short interval". @default 2
+   */
+  deregisteredReads?: number;
+  /**
    * How long SSM's asynchronous validation of an `aws:ec2:image` value takes (by `now`): until then the new
    * version is not readable; then it is kept if its AMI is `available`, else dropped. @default 0
    */
@@ -138,7 +143,7 @@ export interface Ec2Image {
   deprecationTime?: string;
   sourceImageId?: string;
   sourceImageRegion?: string;
-  /** DescribeImages answers left that show this image as pending (CopyImage). */
+  /** DescribeImages answers left that show this image as pending (CopyImage), or as deregistered. */
   pendingReads: number;
 }
 
