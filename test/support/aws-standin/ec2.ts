@@ -352,6 +352,30 @@ function renderState(state: InstanceStateName): XmlObject {
   return { code: STATE_CODES[state], name: state };
 }
 
+const USER_SHUTDOWN = {
+  code: "Client.UserInitiatedShutdown",
+  message: "Client.UserInitiatedShutdown: User initiated shutdown",
+};
+
+/** What EC2 says of an instance it could not start because its volume's KMS key was refused. */
+export const KMS_LAUNCH_FAILURE = {
+  code: "Client.InternalError",
+  message: "Client.InternalError: Client error on launch",
+};
+
+/**
+ * EC2 gives up on an instance it accepted but cannot start (its launchFailure): it goes to shutting-down (then
+ * terminated) with that state reason, and its volumes go.
+ */
+export function endFailedLaunch(region: RegionState, inst: Ec2Instance, final = false): void {
+  if (!inst.launchFailure) return;
+  inst.state = final ? "terminated" : "shutting-down";
+  inst.pendingReads = final ? 0 : 1;
+  inst.stateReason = inst.launchFailure;
+  inst.stateTransitionReason = inst.launchFailure.message;
+  for (const b of inst.blockDeviceMappings) region.ec2.volumes.delete(b.volumeId);
+}
+
 function renderInstance(inst: Ec2Instance): XmlObject {
   return {
     instanceId: inst.instanceId,
@@ -373,10 +397,7 @@ function renderInstance(inst: Ec2Instance): XmlObject {
     groupSet: inst.securityGroupIds.map((groupId) => ({ groupId, groupName: groupId })),
     stateReason:
       inst.state === "terminated" || inst.state === "shutting-down"
-        ? {
-            code: "Client.UserInitiatedShutdown",
-            message: "Client.UserInitiatedShutdown: User initiated shutdown",
-          }
+        ? (inst.stateReason ?? USER_SHUTDOWN)
         : undefined,
     architecture: inst.architecture,
     rootDeviceType: "ebs",
@@ -1023,6 +1044,9 @@ const runInstances: Ec2Handler = (ctx, p) => {
     });
   }
   checkLimits(ctx, instanceType, maxCount, marketType === "spot");
+  // EBS encryption by default with a customer-managed key: every new volume is encrypted with it.
+  const defaultKey = ctx.options.ec2Limits?.ebsDefaultKmsKeyArn;
+  if (defaultKey) for (const d of devices) d.encrypted = true;
   // Validation done: create.
   const now = ctx.now.toISOString();
   const reservationId = ctx.all.nextId("r");
@@ -1045,6 +1069,7 @@ const runInstances: Ec2Handler = (ctx, p) => {
         deviceName: d.deviceName,
         deleteOnTermination: d.deleteOnTermination,
         encrypted: d.encrypted,
+        ...(d.encrypted && defaultKey ? { kmsKeyId: defaultKey } : {}),
         tags: { ...(tagSpecs.get("volume") ?? {}) },
       });
       return {
@@ -1090,8 +1115,13 @@ const runInstances: Ec2Handler = (ctx, p) => {
         : {}),
       ...(marketType === "capacity-block" ? { instanceLifecycle: "capacity-block" as const } : {}),
       launchParams: { ...p.flat },
+      // EC2 accepts the launch, then cannot create the encrypted volume with the caller's permissions.
+      ...(ctx.ebsKeyRefusal !== undefined ? { launchFailure: KMS_LAUNCH_FAILURE } : {}),
     };
-    if (inst.pendingReads <= 0) inst.state = "running";
+    if (inst.pendingReads <= 0) {
+      if (inst.launchFailure) endFailedLaunch(region, inst, true);
+      else inst.state = "running";
+    }
     region.ec2.instances.set(instanceId, inst);
     instanceIds.push(instanceId);
   }
@@ -1201,7 +1231,8 @@ const describeInstances: Ec2Handler = (ctx, p) => {
     inst.pendingReads -= 1;
     if (inst.pendingReads <= 0) {
       inst.pendingReads = 0;
-      inst.state = inst.state === "pending" ? "running" : "terminated";
+      if (inst.state === "pending" && inst.launchFailure) endFailedLaunch(region, inst);
+      else inst.state = inst.state === "pending" ? "running" : "terminated";
     }
   }
   return body;
@@ -1218,6 +1249,7 @@ const terminateInstances: Ec2Handler = (ctx, p) => {
     const previous = inst.state;
     if (previous !== "terminated" && previous !== "shutting-down") {
       inst.state = "shutting-down";
+      inst.stateReason = USER_SHUTDOWN;
       inst.pendingReads = 1;
       inst.stateTransitionReason = `User initiated (${ctx.now.toISOString().replace("T", " ").slice(0, 19)} GMT)`;
       for (const b of inst.blockDeviceMappings) {

@@ -184,10 +184,7 @@ describe("EC2 images and snapshots", () => {
     assert.equal(dereg.Return, true);
     // A recently deregistered AMI lingers, by id and in listings, as `deregistered` (two reads by default),
     // uses its snapshots no more, can be neither deregistered again nor launched; then it is gone.
-    await rejectsWith(
-      ec2.send(new DeregisterImageCommand({ ImageId: imageId })),
-      "InvalidAMIID.Unavailable",
-    );
+    await rejectsWith(ec2.send(new DeregisterImageCommand({ ImageId: imageId })), "InvalidAMIID.Unavailable");
     const byId = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
     assert.equal(byId.Images?.[0]?.State, "deregistered");
     const listed = await ec2.send(new DescribeImagesCommand({ Owners: ["self"] }));

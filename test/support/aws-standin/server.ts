@@ -9,7 +9,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ec2Handlers } from "./ec2.js";
 import { ecrHandlers } from "./ecr.js";
-import { authorize } from "./iam.js";
+import { authorize, ebsKeyRefusal } from "./iam.js";
 import { ServiceError } from "./errors.js";
 import type { FaultRegistry } from "./faults.js";
 import { QueryParams } from "./params.js";
@@ -226,7 +226,7 @@ function route(headers: Record<string, string>, body: string): Route {
 }
 
 /** Run the operation against the state; any error becomes the service's error answer. */
-function perform(deps: ServerDeps, r: Route): Answer {
+function perform(deps: ServerDeps, r: Route, ebsKeyRefusal?: string): Answer {
   if (r.problem) return errorAnswer(r.service, r.problem.code, r.problem.message, r.problem.status);
   const ctx: HandlerContext = {
     region: r.region,
@@ -234,6 +234,7 @@ function perform(deps: ServerDeps, r: Route): Answer {
     all: deps.state,
     options: deps.options,
     now: deps.options.now(),
+    ...(ebsKeyRefusal !== undefined ? { ebsKeyRefusal } : {}),
   };
   try {
     switch (r.service) {
@@ -356,9 +357,20 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       });
       if (refusal) return send(errorAnswer(r.service, refusal.code, refusal.message, refusal.status));
     }
+    // EC2 uses the account's default EBS key (a customer-managed one) with the caller's permissions.
+    const keyArn = deps.options.ec2Limits?.ebsDefaultKmsKeyArn;
+    const keyRefusal =
+      judged && !r.problem && keyArn && r.service === "ec2" && r.operation === "RunInstances"
+        ? await ebsKeyRefusal(
+            iam,
+            { region: r.region, accessKeyId, accountId: deps.options.accountId },
+            keyArn,
+            deps.options.ec2Limits?.ebsDefaultKmsKeyPolicy,
+          )
+        : undefined;
     const fault = r.problem ? undefined : deps.faults.match(r.service, r.operation);
-    if (!fault) return send(perform(deps, r));
-    const applied = fault.applyFirst ? perform(deps, r) : undefined;
+    if (!fault) return send(perform(deps, r, keyRefusal));
+    const applied = fault.applyFirst ? perform(deps, r, keyRefusal) : undefined;
     switch (fault.kind) {
       case "drop":
         req.socket.destroy();
@@ -366,7 +378,7 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       case "slow":
         later(fault.delayMs ?? 10_000, () => {
           if (gone) return; // the client gave up: without applyFirst, nothing happened
-          send(applied ?? perform(deps, r));
+          send(applied ?? perform(deps, r, keyRefusal));
         });
         return;
       default:

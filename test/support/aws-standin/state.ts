@@ -99,4 +99,6 @@ export interface HandlerContext {
   all: StandinState;
   options: ResolvedOptions;
   now: Date;
+  /** RunInstances: why EC2 could not use the account's default EBS key with the caller's permissions, if so. */
+  ebsKeyRefusal?: string;
 }
