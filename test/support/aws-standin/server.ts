@@ -20,7 +20,7 @@ import { ssmHandlers as parameterHandlers, type SsmHandler } from "./ssm.js";
 /** SSM: Parameter Store, and what the instances see of it (Run Command, DeleteParameters). */
 const ssmHandlers: Readonly<Record<string, SsmHandler>> = { ...parameterHandlers, ...runCommandHandlers };
 import type { HandlerContext, ResolvedOptions, StandinState } from "./state.js";
-import { stsHandlers } from "./sts.js";
+import { stsHandlers, type Sessions } from "./sts.js";
 import type { FaultSpec, RecordedRequest, Service } from "./types.js";
 import { renderXml } from "./xml.js";
 import type { XmlObject } from "./xml.js";
@@ -53,6 +53,7 @@ export interface ServerDeps {
   options: ResolvedOptions;
   faults: FaultRegistry;
   requests: RecordedRequest[];
+  sessions: Sessions;
 }
 
 // ---------------------------------------------------------------- rendering
@@ -345,6 +346,14 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       timers.add(t);
     };
 
+    // Session credentials expire: every service refuses them afterwards, before any policy is looked at.
+    const expired = deps.sessions.refusal(
+      r.service,
+      accessKeyId,
+      headers["x-amz-security-token"],
+      deps.options.now(),
+    );
+    if (expired) return send(errorAnswer(r.service, expired.code, expired.message, expired.status));
     if (judged && !r.problem) {
       const refusal = await authorize(iam, {
         service: r.service,
