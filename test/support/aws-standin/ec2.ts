@@ -29,8 +29,6 @@ const STATE_CODES: Record<InstanceStateName, number> = {
   stopped: 80,
 };
 
-const ARCHITECTURES = ["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"];
-
 // ---------------------------------------------------------------- helpers
 
 function idFormat(id: string, prefix: string): boolean {
@@ -543,68 +541,6 @@ const describeImages: Ec2Handler = (ctx, p) => {
     }
   }
   return body;
-};
-
-const registerImage: Ec2Handler = (ctx, p) => {
-  const name = p.require("Name");
-  checkImageName(name);
-  if (p.get("ImageLocation"))
-    fail("InvalidParameterValue", "The AWS stand-in only registers EBS-backed images");
-  const architecture = p.get("Architecture") ?? "x86_64";
-  if (!ARCHITECTURES.includes(architecture)) {
-    fail("InvalidParameterValue", `Value (${architecture}) for parameter architecture is invalid.`);
-  }
-  const mappings: Ec2BlockDeviceMapping[] = p.structs("BlockDeviceMapping").map((m) => {
-    const deviceName = m.require("DeviceName");
-    const snapshotId = m.get("Ebs.SnapshotId");
-    if (snapshotId !== undefined && !ctx.state.ec2.snapshots.has(snapshotId)) {
-      fail("InvalidSnapshot.NotFound", `The snapshot '${snapshotId}' does not exist.`);
-    }
-    return {
-      deviceName,
-      ...(snapshotId !== undefined ? { snapshotId } : {}),
-      ...(m.int("Ebs.VolumeSize") !== undefined ? { volumeSize: m.int("Ebs.VolumeSize") } : {}),
-      volumeType: m.get("Ebs.VolumeType") ?? "gp3",
-      deleteOnTermination: m.bool("Ebs.DeleteOnTermination") ?? true,
-      ...(m.bool("Ebs.Encrypted") !== undefined ? { encrypted: m.bool("Ebs.Encrypted") } : {}),
-      ...(m.get("NoDevice") !== undefined ? { noDevice: true } : {}),
-      ...(m.get("VirtualName") !== undefined ? { virtualName: m.get("VirtualName") } : {}),
-    };
-  });
-  if (!mappings.some((m) => m.snapshotId)) {
-    fail(
-      "InvalidBlockDeviceMapping",
-      "The request must contain a block device mapping with an EBS snapshot id",
-    );
-  }
-  const region = ctx.state;
-  checkUniqueName(region, name, ctx.options.accountId);
-  const tagSpecs = tagSpecifications(p, ["image", "snapshot"]);
-  const optional = (key: string): string | undefined => p.get(key);
-  const { imageId } = seedImage(ctx.all, ctx.options, ctx.region, {
-    name,
-    architecture,
-    blockDeviceMappings: mappings,
-    tags: { ...(tagSpecs.get("image") ?? {}) },
-    ...(p.get("RootDeviceName") ? { rootDeviceName: p.get("RootDeviceName") } : {}),
-    ...(optional("Description") !== undefined ? { description: optional("Description") } : {}),
-    ...(optional("VirtualizationType") !== undefined
-      ? { virtualizationType: optional("VirtualizationType") }
-      : {}),
-    ...(p.bool("EnaSupport") !== undefined ? { enaSupport: p.bool("EnaSupport") } : {}),
-    ...(optional("BootMode") !== undefined ? { bootMode: optional("BootMode") } : {}),
-    ...(optional("ImdsSupport") !== undefined ? { imdsSupport: optional("ImdsSupport") } : {}),
-    ...(optional("TpmSupport") !== undefined ? { tpmSupport: optional("TpmSupport") } : {}),
-    ...(optional("SriovNetSupport") !== undefined ? { sriovNetSupport: optional("SriovNetSupport") } : {}),
-  });
-  const snapTags = tagSpecs.get("snapshot");
-  if (snapTags) {
-    for (const m of mappings) {
-      const snap = m.snapshotId ? region.ec2.snapshots.get(m.snapshotId) : undefined;
-      if (snap) Object.assign(snap.tags, snapTags);
-    }
-  }
-  return { imageId };
 };
 
 const deregisterImage: Ec2Handler = (ctx, p) => {
@@ -1263,7 +1199,6 @@ const terminateInstances: Ec2Handler = (ctx, p) => {
 
 export const ec2Handlers: Readonly<Record<string, Ec2Handler>> = {
   DescribeImages: describeImages,
-  RegisterImage: registerImage,
   DeregisterImage: deregisterImage,
   CopyImage: copyImage,
   EnableImageDeprecation: enableImageDeprecation,

@@ -167,13 +167,6 @@ export function iamRequestsFor(call: CallToJudge): IamRequest[] {
         ...createTagsAtCreate(specs, (type) => (type === "image" ? imageArn("*") : snapshotArn("*"))),
       ];
     }
-    case "RegisterImage": {
-      const specs = tagSpecs();
-      return [
-        { action, resource: imageArn("*"), context: tagContext("RequestTag", specs.get("image") ?? {}) },
-        ...createTagsAtCreate(specs, (type) => (type === "image" ? imageArn("*") : snapshotArn("*"))),
-      ];
-    }
     case "RunInstances": {
       const specs = tagSpecs();
       const spot = p.get("InstanceMarketOptions.MarketType") === "spot";
