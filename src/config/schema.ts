@@ -368,9 +368,9 @@ export const ConfigSchema = z
           .describe("Docker restart policy of every worker container."),
         user_data_compression: z
           .enum(["none", "gzip"])
-          .default("none")
+          .default("gzip")
           .describe(
-            "gzip the user-data (cloud-init unpacks it) when the rendered script nears EC2's 16 KB limit.",
+            "gzip the user-data (cloud-init unpacks it); EC2's 16 KB limit counts the bytes sent (the gzip), before base64. `none` sends the plain script, e.g. to read it in the console.",
           ),
         engine_wait_seconds: z
           .number()
@@ -415,7 +415,7 @@ export const ConfigSchema = z
       .default({
         orchestrator_port: 8080,
         restart_policy: "unless-stopped",
-        user_data_compression: "none",
+        user_data_compression: "gzip",
         engine_wait_seconds: 60,
         ready_timeout_seconds: 600,
         worker_env: { "task-runner": {}, orchestrator: {} },

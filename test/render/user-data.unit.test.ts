@@ -5,6 +5,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
@@ -16,6 +17,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { gunzipSync } from "node:zlib";
 import { parseConfig } from "../../src/config/load.js";
 import { UsageError } from "../../src/errors.js";
 import { orderCpus, parseCpuList, workerCpus } from "../../src/launch/cpus.js";
@@ -26,6 +28,7 @@ import {
   checkUserDataSize,
   renderUserData,
   renderUserDataText,
+  worstCaseSize,
   type UserDataValues,
 } from "../../src/render/user-data.js";
 
@@ -261,6 +264,51 @@ describe("user-data: rendering", () => {
     const gz = renderUserData(values("task-runner"), "gzip");
     assert.deepEqual([...gz.bytes.subarray(0, 2)], [0x1f, 0x8b]);
     assert.ok(gz.bytes.length < gz.text.length / 2);
+  });
+});
+
+describe("user-data: the bound checked before any API call", () => {
+  // Real digests are random hex: values drawn the same way (a seeded SHA-256 chain, so the test is repeatable),
+  // as long as the catalog allows, for every value the bound stands in for.
+  const randomHex = (n: number, seed: string) => {
+    let out = "";
+    for (let i = 0; out.length < n; i++) out += createHash("sha256").update(`${seed}/${i}`).digest("hex");
+    return out.slice(0, n);
+  };
+  for (const compression of ["gzip", "none"] as const) {
+    test(`${compression}: worstCaseSize is never beaten by the longest real values (random digests, 250-character registry, 100-character version)`, () => {
+      for (const role of ["task-runner", "orchestrator"] as const) {
+        const v = values(role);
+        const bound = worstCaseSize(v, compression);
+        for (let k = 0; k < 200; k++) {
+          const host = `${randomHex(250, `host-${k}`)}.io`;
+          const image = `${host}/x@sha256:${randomHex(64, `image-${k}`)}`;
+          const baked = `${randomHex(250, `baked-host-${k}`)}.io/x@sha256:${randomHex(64, `baked-${k}`)}`;
+          const real = renderUserData(
+            {
+              ...v,
+              version: `v${randomHex(99, `version-${k}`)}`,
+              image,
+              bakedImage: baked,
+              registry: { ...v.registry, host },
+            },
+            compression,
+          );
+          assert.ok(real.bytes.length <= bound, `${role}: ${real.bytes.length} bytes sent, bound ${bound}`);
+        }
+      }
+    });
+  }
+
+  test("gzip is the default, both targets: the bytes sent are the gzip of the script", () => {
+    for (const ctx of [awsCtx, localCtx]) {
+      const c = config();
+      assert.equal(c.launch.user_data_compression, "gzip");
+      const v = values("task-runner", {}, "", ctx);
+      const ud = renderUserData(v, c.launch.user_data_compression);
+      assert.deepEqual([...ud.bytes.subarray(0, 2)], [0x1f, 0x8b]);
+      assert.equal(gunzipSync(ud.bytes).toString("utf8"), ud.text);
+    }
   });
 });
 
