@@ -209,11 +209,23 @@ function roleSchema(role: Role) {
           .boolean()
           .default(isRunner)
           .describe("Turn off noisy timers and services (package auto-updates, log rotation timers)."),
+        isolate: z
+          .boolean()
+          .refine(
+            (v) => isRunner || !v,
+            msg("only task runners' CPUs are isolated: set it to false or leave it out"),
+          )
+          .default(isRunner)
+          .describe(
+            "Task runners only. aws: bake kernel arguments that keep the OS, its interrupts and the engine off every CPU " +
+              "but the first (isolcpus, nohz_full, rcu_nocbs, irqaffinity) into the AMI; a Docker twin records it as not allowed.",
+          ),
       })
       .default({
         governor: isRunner ? "performance" : "unchanged",
         turbo: isRunner ? "off" : "unchanged",
         quiet_services: isRunner,
+        isolate: isRunner,
       })
       .describe("Benchmark-quiet CPU settings, each recorded in the version manifest."),
     run: runSchema({
