@@ -40,6 +40,23 @@ export function formatCpuList(cpus: readonly number[]): string {
   return parts.join(",");
 }
 
+/**
+ * A worker's CPU as the user-data read it at boot (`cpu_state` in templates/user-data/common.sh.hbs): in the
+ * ready record, in the worker's `imgtool.cpu` label and its IMGTOOL_CPU_STATE, so a benchmark result ties to it.
+ */
+export interface WorkerCpuState {
+  cpu: number;
+  /** Its SMT sibling(s), a CPU list; null without SMT. */
+  sibling: string | null;
+  /** No other worker is pinned to the sibling (null without one). */
+  siblingIdle: boolean | null;
+  /** Listed in /sys/devices/system/cpu/isolated (isolcpus). */
+  isolated: boolean;
+  /** scaling_governor, or "unknown" where there is no cpufreq. */
+  governor: string;
+  turbo: "on" | "off" | "unknown";
+}
+
 export interface CpuTopology {
   /** CPUs the instance (or this process) may use. */
   allowed: number[];

@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { parseConfig } from "../../src/config/load.js";
+import { DOCKER_LABEL } from "../../src/config/tags.js";
 import { UsageError } from "../../src/errors.js";
 import { orderCpus, parseCpuList, workerCpus } from "../../src/launch/cpus.js";
 import { userDataValues } from "../../src/launch/plan.js";
@@ -124,6 +125,10 @@ function sandbox(opts: {
   siblings: Record<number, string>;
   baked: boolean;
   engineAnswers?: boolean;
+  /** More files of the fake sysfs, relative to sys/devices/system/cpu. */
+  cpuFiles?: Record<string, string>;
+  /** The record imgtool-cpu-setup left at boot (/run/imgtool/cpu.json), if any. */
+  cpuSetup?: string;
 }) {
   const dir = tempDir("imgtool-ud-run-");
   const bin = path.join(dir, "bin");
@@ -134,6 +139,14 @@ function sandbox(opts: {
   for (const [cpu, sib] of Object.entries(opts.siblings)) {
     mkdirSync(path.join(sys, `devices/system/cpu/cpu${cpu}/topology`), { recursive: true });
     writeFileSync(path.join(sys, `devices/system/cpu/cpu${cpu}/topology/thread_siblings_list`), `${sib}\n`);
+  }
+  for (const [f, content] of Object.entries(opts.cpuFiles ?? {})) {
+    mkdirSync(path.dirname(path.join(sys, "devices/system/cpu", f)), { recursive: true });
+    writeFileSync(path.join(sys, "devices/system/cpu", f), content);
+  }
+  if (opts.cpuSetup !== undefined) {
+    mkdirSync(path.join(dir, "marker"));
+    writeFileSync(path.join(dir, "marker", "cpu.json"), opts.cpuSetup);
   }
   writeFileSync(path.join(dir, "status"), `Name:\tbash\nCpus_allowed_list:\t${opts.cpus}\n`);
   writeFileSync(path.join(dir, "secret"), SECRET);
@@ -428,10 +441,16 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
       assert.ok(envOf(argv).includes(`IMGTOOL_VERSION=${version}`), argv.join(" "));
       assert.equal(argv[argv.indexOf(`imgtool.version=${version}`) - 1], "--label");
     }
-    assert.deepEqual(sb.marker("ready")!.workers, [
-      { name: "task-runner-1", cpus: "0" },
-      { name: "task-runner-2", cpus: "1" },
-    ]);
+    assert.deepEqual(
+      (sb.marker("ready")!.workers as { name: string; cpus: string }[]).map(({ name, cpus }) => ({
+        name,
+        cpus,
+      })),
+      [
+        { name: "task-runner-1", cpus: "0" },
+        { name: "task-runner-2", cpus: "1" },
+      ],
+    );
     // The TypeScript planner picks the same CPUs for the same topology.
     const topo = {
       allowed: parseCpuList("0-3"),
@@ -450,6 +469,77 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
         .sort(),
       ["0", "1", "2"],
     );
+  });
+
+  test("each worker carries its own CPU's state (sibling and whether it is idle, isolated, governor, turbo) in its label, environment and the ready record", () => {
+    // 2 cores with SMT (0/2 and 1/3); the kernel isolates 1-3; CPU 0 is still on powersave; turbo is off.
+    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+    const cpuFiles = {
+      isolated: "1-3\n",
+      "cpu0/cpufreq/scaling_governor": "powersave\n",
+      "cpu1/cpufreq/scaling_governor": "performance\n",
+      "cpu2/cpufreq/scaling_governor": "performance\n",
+      "intel_pstate/no_turbo": "1\n",
+    };
+    const setupRecord = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
+    const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles, cpuSetup: setupRecord });
+    const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+    assert.equal(r.status, 0, r.stderr);
+    const state = (
+      cpu: number,
+      sibling: string,
+      siblingIdle: boolean,
+      isolated: boolean,
+      governor: string,
+    ) => ({
+      cpu,
+      sibling,
+      siblingIdle,
+      isolated,
+      governor,
+      turbo: "off",
+    });
+    const expected = {
+      "0": state(0, "2", false, false, "powersave"),
+      "1": state(1, "3", true, true, "performance"),
+      "2": state(2, "0", false, true, "performance"),
+    };
+    const ready = sb.marker("ready")!;
+    const workers = ready.workers as { name: string; cpus: string; cpu: unknown }[];
+    assert.deepEqual(
+      workers.map((w) => [w.cpus, w.cpu]),
+      Object.entries(expected),
+    );
+    // The boot's per-setting record rides along, as it was.
+    assert.deepEqual(ready.cpuSetup, JSON.parse(setupRecord));
+    for (const argv of sb.calls().filter((c) => c[0] === "run")) {
+      const cpu = argv[argv.indexOf("--cpuset-cpus") + 1]! as keyof typeof expected;
+      const label = argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!;
+      assert.equal(argv[argv.indexOf(label) - 1], "--label");
+      assert.deepEqual(JSON.parse(label.slice(DOCKER_LABEL.cpuState.length + 1)), expected[cpu]);
+      const env = envOf(argv).find((e) => e.startsWith("IMGTOOL_CPU_STATE="))!;
+      assert.deepEqual(JSON.parse(env.slice("IMGTOOL_CPU_STATE=".length)), expected[cpu]);
+    }
+
+    // auto (one per core): both siblings are left idle. No SMT, no cpufreq, no isolation: said so, not guessed.
+    const auto = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles });
+    assert.equal(auto.run(renderUserDataText(values("task-runner"))).status, 0);
+    const autoWorkers = auto.marker("ready")!.workers as { cpu: { siblingIdle: boolean } }[];
+    assert.deepEqual(
+      autoWorkers.map((w) => w.cpu.siblingIdle),
+      [true, true],
+    );
+    assert.equal(auto.marker("ready")!.cpuSetup, null);
+    const plain = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
+    assert.equal(plain.run(renderUserDataText(values("task-runner"))).status, 0);
+    assert.deepEqual((plain.marker("ready")!.workers as { cpu: unknown }[])[0]!.cpu, {
+      cpu: 0,
+      sibling: null,
+      siblingIdle: null,
+      isolated: false,
+      governor: "unknown",
+      turbo: "unknown",
+    });
   });
 
   test("more workers than CPUs: the boot fails with a marker that says why, and starts nothing", () => {
