@@ -50,8 +50,10 @@ printf '%s\n' "GOVERNOR=$IMGTOOL_CPU_GOVERNOR" "TURBO=$IMGTOOL_CPU_TURBO" "QUIET
   "KERNEL_ARGS=$IMGTOOL_CPU_KERNEL_ARGS" "KERNEL_ARGS_STATUS=$kernel_status" "KERNEL_ARGS_DETAIL=$kernel_detail" \
   >"$IMGTOOL_STATE_DIR/cpu.conf"
 install -D -m 0644 "$IMGTOOL_LIB_DIR/core.sh" /usr/local/lib/imgtool/core.sh
-install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-cpu-setup" /usr/local/lib/imgtool/imgtool-cpu-setup
-ln -sfn /usr/local/lib/imgtool/imgtool-cpu-setup /usr/local/sbin/imgtool-cpu-setup
+for tool in imgtool-cpu-setup imgtool-cpu-state; do
+  install -D -m 0755 "$IMGTOOL_LIB_DIR/$tool" "/usr/local/lib/imgtool/$tool"
+  ln -sfn "/usr/local/lib/imgtool/$tool" "/usr/local/sbin/$tool"
+done
 boot="imgtool-boot (Docker twin)"
 if has_systemctl; then
   cat >/etc/systemd/system/imgtool-cpu.service <<'UNIT'
@@ -106,8 +108,10 @@ cpu_json+=", \"boot_record\": \"/run/imgtool/cpu.json\", \"at_bake\": $(cat "$ba
 state_write cpu.json "$cpu_json"
 rm -f "$bake_record"
 
-# Self-check: the boot step is installed, the record exists, and every noisy unit that exists is masked.
+# Self-check: the boot step and the per-worker reader are installed, the record exists, and every noisy unit that
+# exists is masked.
 [[ -x /usr/local/sbin/imgtool-cpu-setup ]] || die "/usr/local/sbin/imgtool-cpu-setup is missing"
+/usr/local/sbin/imgtool-cpu-state 0 0 >/dev/null || die "/usr/local/sbin/imgtool-cpu-state does not run"
 if has_systemctl; then
   [[ $(systemctl is-enabled imgtool-cpu.service 2>/dev/null) == enabled ]] || die "imgtool-cpu.service is not enabled"
   if [[ $IMGTOOL_CPU_QUIET_SERVICES == true ]]; then

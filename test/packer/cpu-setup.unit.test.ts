@@ -194,3 +194,47 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
     }
   });
 });
+
+describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", () => {
+  const STATE = projectPath("packer", "scripts", "lib", "imgtool-cpu-state");
+  const state = (root: string, ...args: string[]) =>
+    run(["bash", STATE, ...args], { env: { IMGTOOL_SYSFS: path.join(root, "sys") } });
+
+  test("SMT sibling busy or idle, isolation, governor and boost as the fake sysfs says", () => {
+    const root = tree({
+      files: {
+        [`${CPU}/cpu5/topology/thread_siblings_list`]: "1,5\n",
+        [gov(5)]: "performance\n",
+        [`${CPU}/isolated`]: "2-7\n",
+        [`${CPU}/cpufreq/boost`]: "1\n",
+      },
+    });
+    const idle = state(root, "5", "5", "6");
+    assert.equal(idle.code, 0, idle.out);
+    assert.deepEqual(JSON.parse(idle.stdout), {
+      cpu: 5,
+      sibling: "1",
+      siblingIdle: true,
+      isolated: true,
+      governor: "performance",
+      turbo: "on",
+    });
+    const busy = JSON.parse(state(root, "5", "1", "5").stdout) as { siblingIdle: boolean };
+    assert.equal(busy.siblingIdle, false);
+    const bare = JSON.parse(state(root, "1", "1").stdout) as Record<string, unknown>;
+    assert.deepEqual(bare, {
+      cpu: 1,
+      sibling: null,
+      siblingIdle: null,
+      isolated: false,
+      governor: "unknown",
+      turbo: "on",
+    });
+  });
+
+  test("a CPU that is not a number is a usage error (exit 2)", () => {
+    const r = state(tree({}), "x");
+    assert.equal(r.code, 2);
+    assert.match(r.out, /usage: imgtool-cpu-state CPU/);
+  });
+});

@@ -13,6 +13,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,8 +21,9 @@ import path from "node:path";
 import { gunzipSync } from "node:zlib";
 import { parseConfig } from "../../src/config/load.js";
 import { DOCKER_LABEL } from "../../src/config/tags.js";
+import { projectPath } from "../../src/paths.js";
 import { UsageError } from "../../src/errors.js";
-import { orderCpus, parseCpuList, workerCpus } from "../../src/launch/cpus.js";
+import { orderCpus, parseCpuList, readCpuTopology, workerCpus } from "../../src/launch/cpus.js";
 import { userDataValues } from "../../src/launch/plan.js";
 import type { BootContext, LaunchOptions } from "../../src/launch/types.js";
 import {
@@ -134,6 +136,11 @@ function sandbox(opts: {
   const bin = path.join(dir, "bin");
   const sys = path.join(dir, "sys");
   mkdirSync(bin);
+  // The real reader of a worker's CPU, baked into the image beside imgtool-cpu-setup.
+  symlinkSync(
+    projectPath("packer", "scripts", "lib", "imgtool-cpu-state"),
+    path.join(bin, "imgtool-cpu-state"),
+  );
   mkdirSync(path.join(sys, "devices/system/cpu"), { recursive: true });
   writeFileSync(path.join(sys, "devices/system/cpu/online"), `${opts.cpus}\n`);
   for (const [cpu, sib] of Object.entries(opts.siblings)) {
@@ -472,19 +479,15 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
   });
 
   test("each worker carries its own CPU's state (sibling and whether it is idle, isolated, governor, turbo) in its label, environment and the ready record", () => {
-    // 2 cores with SMT (0/2 and 1/3); the kernel isolates 1-3; CPU 0 is still on powersave; turbo is off.
+    // 2 cores with SMT (0/2 and 1/3); CPUs 0 and 3 are still on powersave; turbo is off.
     const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
     const cpuFiles = {
-      isolated: "1-3\n",
       "cpu0/cpufreq/scaling_governor": "powersave\n",
       "cpu1/cpufreq/scaling_governor": "performance\n",
       "cpu2/cpufreq/scaling_governor": "performance\n",
+      "cpu3/cpufreq/scaling_governor": "powersave\n",
       "intel_pstate/no_turbo": "1\n",
     };
-    const setupRecord = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
-    const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles, cpuSetup: setupRecord });
-    const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
-    assert.equal(r.status, 0, r.stderr);
     const state = (
       cpu: number,
       sibling: string,
@@ -499,37 +502,62 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
       governor,
       turbo: "off",
     });
-    const expected = {
-      "0": state(0, "2", false, false, "powersave"),
-      "1": state(1, "3", true, true, "performance"),
-      "2": state(2, "0", false, true, "performance"),
+    /** Boot 3 workers; each one's state in the ready record, its label and its environment, by pinned CPU. */
+    const boot = (files: Record<string, string>, cpuSetup?: string) => {
+      const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles: files, cpuSetup });
+      const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+      assert.equal(r.status, 0, r.stderr);
+      const ready = sb.marker("ready")!;
+      const fromRecord = Object.fromEntries(
+        (ready.workers as { cpus: string; cpu: unknown }[]).map((w) => [w.cpus, w.cpu]),
+      );
+      for (const argv of sb.calls().filter((c) => c[0] === "run")) {
+        const cpu = argv[argv.indexOf("--cpuset-cpus") + 1]!;
+        const label = argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!;
+        assert.equal(argv[argv.indexOf(label) - 1], "--label");
+        assert.deepEqual(JSON.parse(label.slice(DOCKER_LABEL.cpuState.length + 1)), fromRecord[cpu]);
+        const env = envOf(argv).find((e) => e.startsWith("IMGTOOL_CPU_STATE="))!;
+        assert.deepEqual(JSON.parse(env.slice("IMGTOOL_CPU_STATE=".length)), fromRecord[cpu]);
+      }
+      return { ready, states: fromRecord, sb };
     };
-    const ready = sb.marker("ready")!;
-    const workers = ready.workers as { name: string; cpus: string; cpu: unknown }[];
-    assert.deepEqual(
-      workers.map((w) => [w.cpus, w.cpu]),
-      Object.entries(expected),
-    );
-    // The boot's per-setting record rides along, as it was.
-    assert.deepEqual(ready.cpuSetup, JSON.parse(setupRecord));
-    for (const argv of sb.calls().filter((c) => c[0] === "run")) {
-      const cpu = argv[argv.indexOf("--cpuset-cpus") + 1]! as keyof typeof expected;
-      const label = argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!;
-      assert.equal(argv[argv.indexOf(label) - 1], "--label");
-      assert.deepEqual(JSON.parse(label.slice(DOCKER_LABEL.cpuState.length + 1)), expected[cpu]);
-      const env = envOf(argv).find((e) => e.startsWith("IMGTOOL_CPU_STATE="))!;
-      assert.deepEqual(JSON.parse(env.slice("IMGTOOL_CPU_STATE=".length)), expected[cpu]);
-    }
 
-    // auto (one per core): both siblings are left idle. No SMT, no cpufreq, no isolation: said so, not guessed.
-    const auto = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles });
+    // No isolation: CPUs 0, 1 and 2 (cores first); 0 and 2 are each other's busy sibling, 3 is left idle.
+    const setupRecord = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
+    const plainBoot = boot(cpuFiles, setupRecord);
+    assert.deepEqual(plainBoot.states, {
+      "0": state(0, "2", false, false, "powersave"),
+      "1": state(1, "3", true, false, "performance"),
+      "2": state(2, "0", false, false, "performance"),
+    });
+    // The boot's per-setting record rides along, as it was.
+    assert.deepEqual(plainBoot.ready.cpuSetup, JSON.parse(setupRecord));
+
+    // The kernel isolates 1-3: the workers go there, CPU 0 is left to the system (and is CPU 2's idle sibling).
+    const isolatedBoot = boot({ ...cpuFiles, isolated: "1-3\n" });
+    assert.deepEqual(isolatedBoot.states, {
+      "1": state(1, "3", false, true, "performance"),
+      "2": state(2, "0", true, true, "performance"),
+      "3": state(3, "1", false, true, "powersave"),
+    });
+    assert.equal(isolatedBoot.ready.cpuSetup, null);
+    // auto with isolation: one per core among the isolated CPUs, and the TypeScript planner reads the same.
+    const auto = sandbox({
+      cpus: "0-3",
+      siblings,
+      baked: true,
+      cpuFiles: { ...cpuFiles, isolated: "1-3\n" },
+    });
     assert.equal(auto.run(renderUserDataText(values("task-runner"))).status, 0);
-    const autoWorkers = auto.marker("ready")!.workers as { cpu: { siblingIdle: boolean } }[];
     assert.deepEqual(
-      autoWorkers.map((w) => w.cpu.siblingIdle),
-      [true, true],
+      (auto.marker("ready")!.workers as { cpus: string }[]).map((w) => w.cpus),
+      ["1", "2"],
     );
-    assert.equal(auto.marker("ready")!.cpuSetup, null);
+    mkdirSync(path.join(auto.dir, "proc/self"), { recursive: true });
+    writeFileSync(path.join(auto.dir, "proc/self/status"), "Cpus_allowed_list:\t0-3\n");
+    assert.deepEqual(workerCpus(orderCpus(readCpuTopology(auto.dir)), "auto"), [1, 2]);
+
+    // No SMT, no cpufreq, no isolation: said so, not guessed.
     const plain = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
     assert.equal(plain.run(renderUserDataText(values("task-runner"))).status, 0);
     assert.deepEqual((plain.marker("ready")!.workers as { cpu: unknown }[])[0]!.cpu, {
