@@ -171,13 +171,17 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
     assert.equal(record.kernel_args.status, "failed");
     assert.match(record.kernel_args.detail, /lacks: nohz_full=1-N rcu_nocbs=1-N irqaffinity=0$/);
 
-    // An interrupt that takes the write but keeps its old CPU list.
+    // An interrupt that takes the write but keeps its old CPU list; a kernel that took the arguments but isolates
+    // nothing.
     const irq = tree({
       files: { "proc/cmdline": ARGS, "proc/irq/default_smp_affinity": "3\n" },
       links: { "proc/irq/9/smp_affinity_list": "/dev/null" },
     });
     const r2 = setup(irq, ALL).record;
     assert.equal(r2.irq_affinity.status, "failed");
+    // Every argument is in the command line, yet nothing is isolated: read back, so failed.
+    assert.equal(r2.kernel_args.status, "failed");
+    assert.match(r2.kernel_args.detail, /the kernel isolates no CPU/);
     assert.match(r2.irq_affinity.detail, /1 of 1 interrupt\(s\) accepted CPU 0 but read back/);
   });
 
