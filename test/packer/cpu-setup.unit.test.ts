@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { projectPath } from "../../src/paths.js";
+import { workerCpuStates } from "../../src/launch/cpu-record.js";
 import { run, tempDir } from "../render/helpers.js";
 
 const SCRIPT = projectPath("packer", "scripts", "lib", "imgtool-cpu-setup");
@@ -234,6 +235,60 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
       governor: "unknown",
       turbo: "on",
     });
+  });
+
+  test("--record: every worker's CPU in the compact form the SSM ready record carries, read back by the launcher; 192 workers fit", () => {
+    const root = tree({
+      files: {
+        [`${CPU}/cpu1/topology/thread_siblings_list`]: "1,5\n",
+        [`${CPU}/cpu5/topology/thread_siblings_list`]: "1,5\n",
+        [`${CPU}/cpu2/topology/thread_siblings_list`]: "2,6\n",
+        [gov(1)]: "performance\n",
+        [gov(2)]: "powersave\n",
+        [`${CPU}/isolated`]: "1-3\n",
+        [`${CPU}/intel_pstate/no_turbo`]: "1\n",
+      },
+    });
+    const workers = ["1", "2", "3", "5"];
+    const r = state(root, "--record", ...workers);
+    assert.equal(r.code, 0, r.out);
+    const record = JSON.parse(r.stdout) as unknown;
+    assert.deepEqual(record, {
+      siblings: "5 6 - 1",
+      siblingIdle: "2",
+      isolated: "1-3",
+      governors: { performance: "1", powersave: "2", unknown: "3,5" },
+      turbo: "off",
+    });
+    // The launcher's reading is what the one-CPU form says, worker by worker.
+    assert.deepEqual(
+      workerCpuStates(workers, record),
+      workers.map((w) => JSON.parse(state(root, w, ...workers).stdout) as unknown),
+    );
+
+    // 192 workers on 384 CPUs with SMT: the record's CPU part stays small (the record's budget is SSM's 4 KB,
+    // with the 192 workerCpus ~1.3 KB of it).
+    const files: Record<string, string> = {};
+    for (let c = 0; c < 384; c++) {
+      files[`${CPU}/cpu${c}/topology/thread_siblings_list`] = `${c % 192},${(c % 192) + 192}\n`;
+      files[gov(c)] = "performance\n";
+    }
+    const big = tree({ files });
+    const many = Array.from({ length: 192 }, (_, c) => String(c));
+    const out = state(big, "--record", ...many);
+    assert.equal(out.code, 0, out.out);
+    assert.ok(Buffer.byteLength(out.stdout) <= 1_200, `${Buffer.byteLength(out.stdout)} bytes`);
+    const states = workerCpuStates(many, JSON.parse(out.stdout))!;
+    assert.equal(states.length, 192);
+    assert.deepEqual(states[191], {
+      cpu: 191,
+      sibling: "383",
+      siblingIdle: true,
+      isolated: false,
+      governor: "performance",
+      turbo: "unknown",
+    });
+    assert.equal(state(big, "--record").code, 2, "no worker: usage error");
   });
 
   test("a CPU that is not a number is a usage error (exit 2)", () => {

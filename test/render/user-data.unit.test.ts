@@ -24,6 +24,7 @@ import { DOCKER_LABEL } from "../../src/config/tags.js";
 import { projectPath } from "../../src/paths.js";
 import { UsageError } from "../../src/errors.js";
 import { orderCpus, parseCpuList, readCpuTopology, workerCpus } from "../../src/launch/cpus.js";
+import { parseRecord } from "../../src/launch/aws-ready.js";
 import { userDataValues } from "../../src/launch/plan.js";
 import type { BootContext, LaunchOptions } from "../../src/launch/types.js";
 import {
@@ -644,6 +645,84 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
     );
     assert.equal(record.bootToReadySeconds, marker.bootToReadySeconds);
     assert.equal(record.pulled, false);
+  });
+
+  test("aws: the SSM record carries every worker's CPU state (compact) and the boot's CPU record; the launcher reads back what the marker, the labels and the environment say", () => {
+    // 2 cores with SMT (0/2 and 1/3), the kernel isolates 1-3, CPU 0 on powersave, the rest performance, turbo off.
+    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+    const cpuFiles = {
+      isolated: "1-3\n",
+      "cpu1/cpufreq/scaling_governor": "powersave\n",
+      "cpu2/cpufreq/scaling_governor": "performance\n",
+      "cpu3/cpufreq/scaling_governor": "performance\n",
+      "intel_pstate/no_turbo": "1\n",
+    };
+    const setup = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
+    for (const workers of [3, "auto"] as const) {
+      const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles, cpuSetup: setup });
+      const r = sb.run(renderUserDataText(values("task-runner", { workers })));
+      assert.equal(r.status, 0, r.stderr);
+      const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+      const record = JSON.parse(raw) as Record<string, unknown>;
+      assert.deepEqual(record.cpuSetup, JSON.parse(setup));
+      const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+      assert.ok(parsed.ok);
+      const fromMarker = (sb.marker("ready")!.workers as { cpu: unknown }[]).map((w) => w.cpu);
+      assert.deepEqual(
+        parsed.report.workers.map((w) => w.cpu),
+        fromMarker,
+      );
+      const fromLabels = sb
+        .calls()
+        .filter((c) => c[0] === "run")
+        .map((argv) =>
+          JSON.parse(argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!.split("=")[1]!),
+        );
+      assert.deepEqual(
+        fromLabels.sort((a: { cpu: number }, b: { cpu: number }) => a.cpu - b.cpu),
+        [...fromMarker].sort((a, b) => (a as { cpu: number }).cpu - (b as { cpu: number }).cpu),
+      );
+    }
+    // Isolated CPUs only (1-3): 3 workers on 1, 3, 2 (cores first); auto is one per core among them: 1, 2.
+    const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles });
+    assert.equal(sb.run(renderUserDataText(values("task-runner", { workers: 3 }))).status, 0);
+    const parsed = parseRecord(
+      { name: "/x", key: "x", value: flag(putCalls(sb.dir)[0]!, "--value")! },
+      "task-runner",
+    );
+    assert.ok(parsed.ok);
+    assert.deepEqual(
+      parsed.report.workers.map((w) => w.cpu),
+      [
+        { cpu: 1, sibling: "3", siblingIdle: false, isolated: true, governor: "powersave", turbo: "off" },
+        { cpu: 2, sibling: "0", siblingIdle: true, isolated: true, governor: "performance", turbo: "off" },
+        { cpu: 3, sibling: "1", siblingIdle: false, isolated: true, governor: "performance", turbo: "off" },
+      ],
+    );
+  });
+
+  test("aws: a boot record too long for SSM's 4 KB gives way in the SSM record (the marker keeps it); the workers' CPUs stay", () => {
+    const longSetup = `{"services": {"status": "failed", "detail": "${"could not mask x.timer ".repeat(200)}"}}`;
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, cpuSetup: longSetup });
+    const r = sb.run(renderUserDataText(values("task-runner")));
+    assert.equal(r.status, 0, r.stderr);
+    const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+    assert.ok(Buffer.byteLength(raw) <= 4096, `${Buffer.byteLength(raw)} bytes`);
+    assert.equal((JSON.parse(raw) as Record<string, unknown>).cpuSetup, null);
+    assert.deepEqual(sb.marker("ready")!.cpuSetup, JSON.parse(longSetup));
+    const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+    assert.ok(parsed.ok);
+    assert.deepEqual(
+      parsed.report.workers.map((w) => w.cpu),
+      [0, 1].map((cpu) => ({
+        cpu,
+        sibling: null,
+        siblingIdle: null,
+        isolated: false,
+        governor: "unknown",
+        turbo: "unknown",
+      })),
+    );
   });
 
   test("aws: a failed boot publishes a failed record with the reason (shortened for SSM's 4 KB), the marker keeps it all", () => {
