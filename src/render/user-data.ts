@@ -99,7 +99,7 @@ export function renderUserDataText(v: UserDataValues): string {
     recordPrefix: v.recordPrefix,
     workerEnv: Object.entries(v.workerEnv).map(([k, val]) => `${k}=${val}`),
     workload: renderWorkloadShell({ ...v.workload, role: v.role, target: v.target }),
-    common: renderTemplate("user-data/common.sh.hbs", {}),
+    common: withoutComments(renderTemplate("user-data/common.sh.hbs", {})),
   };
   if (v.role === "task-runner") {
     if (v.orchestratorUrl === undefined) throw new Error("task-runner user-data needs the orchestrator URL");
@@ -107,6 +107,19 @@ export function renderUserDataText(v: UserDataValues): string {
   }
   if (v.port === undefined) throw new Error("orchestrator user-data needs its port");
   return renderTemplate("user-data/orchestrator.sh.hbs", { ...base, port: String(v.port) });
+}
+
+/**
+ * The shared functions without their comment lines (shellcheck directives stay): about 3 KB of EC2's 16 KB, and
+ * safe to drop there only, since that part holds no value of the config (rendered from the template alone). The
+ * comments stay in templates/user-data/common.sh.hbs, which the script's header names.
+ */
+function withoutComments(text: string): string {
+  const lines = text.split("\n").filter((l) => !/^\s*#(?!\s*shellcheck )/.test(l));
+  return [
+    "# The boot steps every role shares: templates/user-data/common.sh.hbs, with its comments.",
+    ...lines,
+  ].join("\n");
 }
 
 export function encodeUserData(text: string, compression: Compression): Buffer {
