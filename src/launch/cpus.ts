@@ -42,7 +42,7 @@ export function formatCpuList(cpus: readonly number[]): string {
 }
 
 /**
- * A worker's CPU as the user-data read it at boot (`cpu_state` in templates/user-data/common.sh.hbs): in the
+ * A worker's CPU as the user-data read it at boot (the baked packer/scripts/lib/imgtool-cpu-state): in the
  * ready record, in the worker's `imgtool.cpu` label and its IMGTOOL_CPU_STATE, so a benchmark result ties to it.
  */
 export interface WorkerCpuState {
