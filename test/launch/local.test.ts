@@ -284,23 +284,25 @@ describe("launch on the local target (containers with their own engine, through 
       const env = await inInstance(runner.id, `docker exec ${w.name} printenv IMGTOOL_CPU_STATE`);
       assert.deepEqual(JSON.parse(env), expected, `${w.name}'s IMGTOOL_CPU_STATE`);
     }
-    // The boot's own record, setting by setting: what a twin can and cannot do.
+    // The boot's own record, setting by setting, in the ready marker too. This fixture's twin is the orchestrator's
+    // bake (one bake for both roles), which asks for no CPU setting: each is recorded unchanged, nothing written.
+    // (A task runner's twin, asked for them, gets not-allowed/applied: test/packer/twin-build.test.ts.)
     const setup = JSON.parse(await inInstance(runner.id, "cat /run/imgtool/cpu.json")) as Record<
       string,
       { status: string }
     >;
-    assert.deepEqual(
-      Object.fromEntries(
-        ["governor", "turbo", "services", "kernel_args", "irq_affinity"].map((k) => [k, setup[k]?.status]),
-      ),
-      {
-        governor: "not-allowed",
-        turbo: "not-allowed",
-        services: "applied",
-        kernel_args: "not-allowed",
-        irq_affinity: "not-allowed",
-      },
+    const statuses = Object.fromEntries(
+      ["governor", "turbo", "services", "kernel_args", "irq_affinity"].map((k) => [k, setup[k]?.status]),
     );
+    assert.deepEqual(statuses, {
+      governor: "unchanged",
+      turbo: "unchanged",
+      services: "unchanged",
+      kernel_args: "unchanged",
+      irq_affinity: "unchanged",
+    });
+    const marker = JSON.parse(await inInstance(runner.id, "cat /run/imgtool/ready")) as { cpuSetup: unknown };
+    assert.deepEqual(marker.cpuSetup, setup);
 
     // One example task, queued at the orchestrator, claimed and run by a worker, reported back.
     const created = await http("POST", `${doc.orchestrator.url}/tasks`, { benchmark: "fib" });
