@@ -7,6 +7,7 @@
 import type { RawRecord, ReadyRecordStore } from "../aws/ready-records.js";
 import type { Role } from "../config/schema.js";
 import { FailureError } from "../errors.js";
+import { workerCpuStates } from "./cpu-record.js";
 import type { ReadyReport, StartedInstance } from "./types.js";
 
 /** @default 3000: GetParametersByPath allows 40 calls per second per account; a poll every 3 s is gentle. */
@@ -18,6 +19,8 @@ interface RecordDoc {
   role?: unknown;
   reason?: unknown;
   workerCpus?: unknown;
+  /** The workers' CPU state, compact (see cpu-record.ts). */
+  cpu?: unknown;
   bootToReadySeconds?: unknown;
   pulled?: unknown;
   registryLogin?: unknown;
@@ -48,10 +51,14 @@ export function parseRecord(
       reason: `its record ${raw.name} is neither ready nor failed: ${raw.value.slice(0, 120)}`,
     };
   }
+  const states = workerCpuStates(doc.workerCpus.map(String), doc.cpu);
   return {
     ok: true,
     report: {
-      workers: doc.workerCpus.map((cpus, i) => ({ name: `${role}-${i + 1}`, cpus: String(cpus) })),
+      workers: doc.workerCpus.map((cpus, i) => {
+        const cpu = states?.[i];
+        return { name: `${role}-${i + 1}`, cpus: String(cpus), ...(cpu ? { cpu } : {}) };
+      }),
       bootToReadySeconds: doc.bootToReadySeconds,
       pulled: doc.pulled === true,
       registryLogin: doc.registryLogin === true,
