@@ -6,7 +6,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import type { EventSink } from "../events.js";
-import type { CpuTopology } from "./cpus.js";
+import type { CpuTopology, WorkerCpuState } from "./cpus.js";
 import type { HealthProbe } from "./health.js";
 import type { Market } from "./ids.js";
 import type { UserData } from "../render/user-data.js";
@@ -96,7 +96,8 @@ export interface StartedInstance {
 
 /** What an instance reported when it became ready (local: its /run/imgtool/ready). */
 export interface ReadyReport {
-  workers: { name: string; cpus: string }[];
+  /** Each worker with its pinned CPU and that CPU's state at boot. */
+  workers: { name: string; cpus: string; cpu?: WorkerCpuState }[];
   /** From the first line of user-data to all workers running, as the instance measured it. */
   bootToReadySeconds: number;
   /** From the instance's start (the engine's record) to its readiness marker. */
@@ -186,7 +187,7 @@ export interface InstanceReport {
   privateIp: string;
   state: string;
   /** Workers as the instance reported them (local), or as planned (aws: pinned at boot). */
-  workers: { name: string; cpus: string | null }[];
+  workers: { name: string; cpus: string | null; cpu?: WorkerCpuState }[];
   bootToReadySeconds: number | null;
   startToReadySeconds: number | null;
   /** aws: from the RunInstances answer to the ready record; null where the target does not measure it. */

@@ -66,7 +66,10 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
       new RegExp(`orchestrator\\s+1\\s+t3\\.medium\\s+x86_64\\s+on-demand\\s+${fx.amis.orchestrator.x86_64}`),
     );
     assert.match(r.stdout, /auto: one per physical core, read at boot/);
-    assert.match(r.stdout, /----- user-data of task-runner \(c7g\.large\): \d+ bytes -----\n#!\/bin\/bash/);
+    assert.match(
+      r.stdout,
+      /----- user-data of task-runner \(c7g\.large\): \d+ bytes gzip-compressed -----\n#!\/bin\/bash/,
+    );
     assert.equal(fx.standin.requests.filter((q) => q.service === "ec2").length, 0);
     assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET));
   });
