@@ -18,6 +18,7 @@ import {
   type BuildStep,
   type LayerProgress,
 } from "./progress.js";
+import { reproduceImage, type ReproduceOptions, type Reproduced } from "./reproducible.js";
 
 /** dockerode for `unix:///path/docker.sock` or `tcp://host:port`. */
 export function connectDocker(host: string, opts: { timeoutMs?: number } = {}): Docker {
@@ -152,6 +153,12 @@ export interface DockerEngine {
    * Remove a run's containers before its volumes: a volume in use cannot go.
    */
   removeLabelled(r: LabelledResource): Promise<boolean>;
+  /**
+   * Rewrite a built image so that the same inputs give the same image ID (src/docker/reproducible.ts): file
+   * times of the layers added on `opts.base` clamped to the epoch, the config's times the epoch, `opts.tag` moved
+   * to it. Absent: the engine cannot (the build stays as the builder made it).
+   */
+  reproduce?(imageId: string, opts: ReproduceOptions): Promise<Reproduced>;
 }
 
 const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number }).statusCode;
@@ -297,6 +304,8 @@ export function dockerEngine(docker: Docker): DockerEngine {
         })),
       ];
     },
+
+    reproduce: (imageId, opts) => reproduceImage(docker, imageId, opts),
 
     async removeLabelled(r) {
       try {
