@@ -70,6 +70,13 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
   const stateDir = config.local.state_dir;
   let packer: PackerRunner | undefined;
 
+  const localImageProbe = async () => {
+    const stack = await requireLocalStack();
+    const { registryPassword } = await import("../local/stack.js");
+    const { registryImageProbe } = await import("../launch/image-check.js");
+    const credentials = { username: stack.registry.user, password: registryPassword(stack) };
+    return registryImageProbe((host) => deps.registry({ endpoint: `http://${host}`, credentials }));
+  };
   const requireLocalStack = async () => {
     const { requireStack } = await import("../local/stack.js");
     return requireStack(stateDir);
@@ -245,6 +252,8 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         probe:
           ctx.target === "aws" ? runCommandHealthProbe(await deps.runOnInstance(region)) : httpHealthProbe(),
         signal: ctx.signal,
+        // local: images the instances would pull are asked for at the local registry before anything starts.
+        ...(ctx.target === "local" ? { imageProbe: await localImageProbe() } : {}),
       };
     },
 
