@@ -392,10 +392,11 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         },
         packerVersion: () => deps.packer().version(),
         async leftovers(dir) {
-          const { findLeftovers, describeLeftovers } = await import("../leftovers/leftovers.js");
+          const { findLeftovers, describeLeftovers, publishedIn } = await import("../leftovers/leftovers.js");
           try {
             const engine = ctx.target === "local" ? await deps.engine() : undefined;
-            const found = await findLeftovers({ stateDir: dir, engine });
+            const published = engine ? publishedIn(() => deps.catalog(), config.pipeline) : undefined;
+            const found = await findLeftovers({ stateDir: dir, engine, ...(published ? { published } : {}) });
             return { runs: found.map(describeLeftovers) };
           } catch (e) {
             // An engine that does not answer (the engine line says why): the dead runs are still worth naming.
