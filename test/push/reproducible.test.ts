@@ -89,28 +89,22 @@ describe("reproducible builds of the rendered Dockerfile (real engine)", () => {
 
   test("without SOURCE_DATE_EPOCH, the epoch is the context's git commit time", async () => {
     const p = tempProject();
-    const builder = new ImageBuilder({
-      config: p.config,
-      docker: engine,
-      rubyBench: gitRubyBench({ cacheDir: path.join(p.stateDir, "rb"), exec }),
-      exec,
-      emit: roleEmitter(recordingSink()),
-      env: {},
-    });
+    const builder = (env: NodeJS.ProcessEnv) =>
+      new ImageBuilder({
+        config: p.config,
+        docker: engine,
+        rubyBench: gitRubyBench({ cacheDir: path.join(p.stateDir, "rb"), exec }),
+        exec,
+        emit: roleEmitter(recordingSink()),
+        env,
+      });
     const dir = p.config.roles.orchestrator.app.context;
     const commit = Number(
       execFileSync("git", ["-C", dir, "log", "-1", "--format=%ct"], { encoding: "utf8" }),
     );
     assert.ok(commit > 0);
-    assert.equal(await builder.sourceDateEpoch(dir), commit);
-    const bad = new ImageBuilder({
-      config: p.config,
-      docker: engine,
-      rubyBench: gitRubyBench({ cacheDir: path.join(p.stateDir, "rb"), exec }),
-      exec,
-      emit: roleEmitter(recordingSink()),
-      env: { SOURCE_DATE_EPOCH: "yesterday" },
-    });
+    assert.equal(await builder({}).sourceDateEpoch(dir), commit);
+    const bad = builder({ SOURCE_DATE_EPOCH: "yesterday" });
     await assert.rejects(bad.sourceDateEpoch(dir), /SOURCE_DATE_EPOCH "yesterday" is not a number/);
   });
 });
