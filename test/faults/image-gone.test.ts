@@ -12,6 +12,8 @@ import { Catalog } from "../../src/catalog/catalog.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { machineArch } from "../../src/config/arch.js";
 import { tarStream } from "../../src/docker/tar.js";
+import { registryImageProbe } from "../../src/launch/image-check.js";
+import { RegistryClient } from "../../src/registry/client.js";
 import { runCli } from "../support/cli.js";
 import { docker, engine, password, registryAuth, stack, tempProject } from "../push/support.js";
 
@@ -64,10 +66,18 @@ describe("fault: a launch whose image is gone from the registry", () => {
     });
     store.close();
 
-    // The fault: the registry no longer has it.
-    assert.equal((await manifest(repo, digest, "HEAD")).status, 200, "the pushed image is in the registry");
+    // The fault: the registry no longer has it (asked as the launch asks: src/cli/deps.ts's probe).
+    const probe = registryImageProbe(
+      async (host) =>
+        new RegistryClient({
+          endpoint: `http://${host}`,
+          credentials: async () => ({ username: stack.registry.user, password }),
+        }),
+    );
+    assert.equal(await probe(image), true, "the pushed image is in the registry");
     assert.equal((await manifest(repo, digest, "DELETE")).status, 202);
     assert.equal((await manifest(repo, digest, "HEAD")).status, 404, "the image is gone from the registry");
+    assert.equal(await probe(image), false, "the probe still finds it");
 
     const runId = `gone-${p.pipeline}`;
     const r = await runCli([
