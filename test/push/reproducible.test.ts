@@ -78,6 +78,19 @@ describe("reproducible builds of the rendered Dockerfile (real engine)", () => {
     ]);
     const [user, ...times] = ran.trim().split("\n");
     assert.equal(user, "app");
+    // No "last changed" day in the app user's shadow entry: useradd's today would differ on another day.
+    const shadow = await dockerCli([
+      "run",
+      "--rm",
+      "--user",
+      "0",
+      "--entrypoint",
+      "grep",
+      ref("a"),
+      "^app:",
+      "/etc/shadow",
+    ]);
+    assert.match(shadow.trim(), /^app:!::/);
     for (const x of times) assert.ok(Number(x) <= EPOCH, `a file time after the epoch: ${x}`);
     for (const e of events.events.filter((e) => / reproducible as /.test(e.message))) t.diagnostic(e.message);
     assert.ok(
