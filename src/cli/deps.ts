@@ -187,6 +187,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         exec,
         rubyBench: gitRubyBench({ cacheDir: path.join(stateDir, "cache", "ruby-bench"), exec }),
         signal: ctx.signal,
+        tempDir: () => ctx.run().dir,
       };
       if (ctx.target === "local") {
         const stack = await requireLocalStack();

@@ -7,8 +7,8 @@
  * containers go. The base's layers are not touched, not copied and not loaded again: `docker load` skips a layer
  * the engine has (by chain ID), so the archive it gets holds only the config and the rewritten layers.
  *
- * The cost is one `docker save` of the image (the engine writes every layer, the base's too; imgtool reads
- * them once, keeps only the added ones) and a load of the added layers.
+ * The cost is one `docker save` of the image (the engine writes every layer, the base's too; imgtool reads past
+ * the base's root layer, and hashes and clamps the others into the run's folder) and a load of the added layers.
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -209,10 +209,20 @@ interface Rewritten {
   file: string;
   /** Headers whose time was clamped. */
   clamped: number;
+  /** The root layer, read past (the base's): no hash, no file. */
+  skipped?: boolean;
 }
 
-/** Read `docker save` of one image: every layer is hashed, and clamped into a file under `dir`. */
-async function readSave(stream: NodeJS.ReadableStream, epoch: number, dir: string): Promise<SavedImage> {
+/**
+ * Read `docker save` of one image: every layer is hashed, and clamped into a file under `dir`; with `skipRoot`,
+ * the root layer (its v1 `json`, which comes before it, names no parent) is only read past: it is the base's.
+ */
+async function readSave(
+  stream: NodeJS.ReadableStream,
+  epoch: number,
+  dir: string,
+  skipRoot: boolean,
+): Promise<SavedImage> {
   const r = new ExactReader(stream);
   const files = new Map<string, Buffer>();
   const rewritten = new Map<string, Rewritten>();
@@ -227,7 +237,20 @@ async function readSave(stream: NodeJS.ReadableStream, epoch: number, dir: strin
     const size = readNumber(h, 124, 12);
     const type = String.fromCharCode(h[156]!);
     if (type === "0" || type === "\0") {
-      if (name.endsWith("/layer.tar")) {
+      const v1 = files.get(name.replace(/layer\.tar$/, "json"));
+      const root =
+        skipRoot &&
+        name.endsWith("/layer.tar") &&
+        v1 !== undefined &&
+        (JSON.parse(v1.toString("utf8")) as { parent?: string }).parent === undefined;
+      if (root) {
+        for (let left = size; left > 0;) {
+          const chunk = await r.readSome(left);
+          if (!chunk.length) throw new Error(`docker save: the archive ends inside ${name}`);
+          left -= chunk.length;
+        }
+        rewritten.set(name, { diffId: "", clampedId: "", file: "", clamped: 0, skipped: true });
+      } else if (name.endsWith("/layer.tar")) {
         const raw = createHash("sha256");
         const clamped = createHash("sha256");
         const clamp = new TarClamp(epoch);
@@ -276,6 +299,8 @@ export interface ReproduceOptions {
   base: string;
   /** The name the rewritten image gets (the build's tag moves to it). */
   tag: string;
+  /** Where the layers are kept while the image is rewritten (the run's folder). @default os.tmpdir() */
+  tempDir?: string;
 }
 
 export interface Reproduced {
@@ -295,12 +320,13 @@ export async function reproduceImage(
   const baseInfo = await docker.getImage(opts.base).inspect();
   const baseLayers = baseInfo.RootFS?.Layers?.length ?? 0;
   const baseHistory = (await docker.getImage(opts.base).history()).length;
-  const dir = await mkdtemp(path.join(tmpdir(), "imgtool-reproduce-"));
+  const dir = await mkdtemp(path.join(opts.tempDir ?? tmpdir(), "imgtool-reproduce-"));
   try {
     const saved = await readSave(
       (await docker.getImage(imageId).get()) as NodeJS.ReadableStream,
       opts.epoch,
       dir,
+      baseLayers > 0,
     );
     const cfg = JSON.parse(saved.config.toString("utf8")) as {
       created?: string;
@@ -320,8 +346,9 @@ export async function reproduceImage(
       const p = `layers/${i}.tar`;
       layerPaths.push(p);
       const r = saved.rewritten.get(saved.layers[i]!);
-      if (!r || r.diffId !== diffId) throw new Error(`docker save: layer ${i} is not ${diffId}`);
+      if (!r) throw new Error(`docker save: layer ${i} (${diffId}) is not in the archive`);
       if (i < baseLayers) continue;
+      if (r.skipped || r.diffId !== diffId) throw new Error(`docker save: layer ${i} is not ${diffId}`);
       diffIds[i] = r.clampedId;
       clamped += r.clamped;
       entries.push({ path: p, type: "file", mode: 0o644, content: () => readFile(r.file) });

@@ -30,6 +30,8 @@ export interface BuilderDeps {
   signal?: AbortSignal;
   /** Where SOURCE_DATE_EPOCH is read. @default process.env */
   env?: NodeJS.ProcessEnv;
+  /** The run's folder, for the temp files of the reproducible rewrite (asked only then). @default os.tmpdir() */
+  tempDir?: () => string;
 }
 
 /** What a build adds to the role's result. */
@@ -176,7 +178,10 @@ export class ImageBuilder {
     opts: { epoch: number; base: string; tag: string },
   ): Promise<BuildOutcome> {
     const started = Date.now();
-    const r = await this.deps.docker.reproduce!(built.imageId, opts);
+    const r = await this.deps.docker.reproduce!(built.imageId, {
+      ...opts,
+      ...(this.deps.tempDir ? { tempDir: this.deps.tempDir() } : {}),
+    });
     this.deps.emit(
       i.role,
       "debug",

@@ -5,6 +5,8 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import type { DockerEngine } from "../../src/docker/engine.js";
 import { recordingSink } from "../../src/events.js";
@@ -39,6 +41,9 @@ describe("reproducible builds of the rendered Dockerfile (real engine)", () => {
       },
     };
     const events = recordingSink();
+    // The run's folder: the rewrite keeps its temp files there and leaves nothing behind.
+    const runDir = mkdtempSync(path.join(tmpdir(), "imgtool-repro-run-"));
+    let asked = 0;
     const builder = new ImageBuilder({
       config: p.config,
       docker: noCache,
@@ -46,6 +51,10 @@ describe("reproducible builds of the rendered Dockerfile (real engine)", () => {
       exec,
       emit: roleEmitter(events),
       env: { SOURCE_DATE_EPOCH: String(EPOCH) },
+      tempDir: () => {
+        asked++;
+        return runDir;
+      },
     });
     const tally = { steps: { total: 0, cached: 0 } };
     const ref = (n: string) => `imgtool-repro/${p.pipeline}:${n}`;
@@ -58,6 +67,8 @@ describe("reproducible builds of the rendered Dockerfile (real engine)", () => {
     assert.equal(built.length, 2);
     assert.notEqual(built[0], built[1], "the classic builder alone gave the same ID twice");
     assert.equal(a, b, "two builds of the same inputs gave two image IDs");
+    assert.equal(asked, 2, "the rewrite did not use the run's folder");
+    assert.deepEqual(readdirSync(runDir), [], "the rewrite left temp files in the run's folder");
 
     const info = await docker.getImage(ref("b")).inspect();
     assert.equal(info.Id, a, "the tag names the reproducible image");
