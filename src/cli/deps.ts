@@ -100,6 +100,13 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
     })());
   const lease: LeaseKeeper = { hold: async (name, work) => (await leaseKeeper()).hold(name, work) };
 
+  const localImageProbe = async () => {
+    const stack = await requireLocalStack();
+    const { registryPassword } = await import("../local/stack.js");
+    const { registryImageProbe } = await import("../launch/image-check.js");
+    const credentials = { username: stack.registry.user, password: registryPassword(stack) };
+    return registryImageProbe((host) => deps.registry({ endpoint: `http://${host}`, credentials }));
+  };
   const requireLocalStack = async () => {
     const { requireStack } = await import("../local/stack.js");
     return requireStack(stateDir);
@@ -212,6 +219,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         rubyBench: gitRubyBench({ cacheDir: path.join(stateDir, "cache", "ruby-bench"), exec }),
         signal: ctx.signal,
         lease,
+        tempDir: () => ctx.run().dir,
       };
       if (ctx.target === "local") {
         const stack = await requireLocalStack();
@@ -277,6 +285,8 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         probe:
           ctx.target === "aws" ? runCommandHealthProbe(await deps.runOnInstance(region)) : httpHealthProbe(),
         signal: ctx.signal,
+        // local: images the instances would pull are asked for at the local registry before anything starts.
+        ...(ctx.target === "local" ? { imageProbe: await localImageProbe() } : {}),
       };
     },
 
@@ -431,10 +441,11 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         },
         packerVersion: () => deps.packer().version(),
         async leftovers(dir) {
-          const { findLeftovers, describeLeftovers } = await import("../leftovers/leftovers.js");
+          const { findLeftovers, describeLeftovers, publishedIn } = await import("../leftovers/leftovers.js");
           try {
             const engine = ctx.target === "local" ? await deps.engine() : undefined;
-            const found = await findLeftovers({ stateDir: dir, engine });
+            const published = engine ? publishedIn(() => deps.catalog(), config.pipeline) : undefined;
+            const found = await findLeftovers({ stateDir: dir, engine, ...(published ? { published } : {}) });
             return { runs: found.map(describeLeftovers) };
           } catch (e) {
             // An engine that does not answer (the engine line says why): the dead runs are still worth naming.

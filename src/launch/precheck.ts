@@ -2,7 +2,7 @@
  * The launch's checks before work: every role's user-data against EC2's 16 KB limit (at its largest) before any
  * API call; a running orchestrator to keep (`reuseOrchestrator`); every id resolved in one batched catalog call;
  * the API key's SSM parameter present; the plan, its exact user-data checked against the limit again; the AMIs
- * (or twins) present. Nothing missing, nothing too big, nothing started.
+ * (or twins) present; every image an instance would pull present in its registry. Nothing missing, nothing too big, nothing started.
  */
 import { secretsUsed } from "../config/workload.js";
 import type { Config } from "../config/load.js";
@@ -11,6 +11,7 @@ import { targetArch } from "../config/arch.js";
 import { UsageError } from "../errors.js";
 import { checkUserDataSize, worstCaseSize } from "../render/user-data.js";
 import { checkRunId } from "./ids.js";
+import { checkPulls } from "./image-check.js";
 import {
   buildPlan,
   checkOptions,
@@ -111,6 +112,15 @@ export async function precheck(
   for (const g of groupsOf(plan)) checkUserDataSize(g.role, g.userData.bytes.length, { compression });
   if (!opts.dryRun && backend.checkImages) {
     await backend.checkImages([...new Set(groupsOf(plan).map((g) => g.imageId))]);
+  }
+  if (!opts.dryRun && deps.imageProbe) {
+    const needs = groupsOf(plan).map((g) => ({
+      role: g.role,
+      image: g.image,
+      version: g.imageVersion,
+      bakedImage: g.bakedImage,
+    }));
+    await checkPulls(needs, deps.imageProbe, { label: opts.label, events });
   }
   return { ctx, plan };
 }

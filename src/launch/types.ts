@@ -8,6 +8,7 @@ import type { Arch, Role, Target } from "../config/schema.js";
 import type { EventSink } from "../events.js";
 import type { CpuTopology, WorkerCpuState } from "./cpus.js";
 import type { HealthProbe } from "./health.js";
+import type { ImageProbe } from "./image-check.js";
 import type { Market } from "./ids.js";
 import type { UserData } from "../render/user-data.js";
 
@@ -19,6 +20,8 @@ export interface LaunchDeps {
   catalog: () => Promise<Catalog>;
   events: EventSink;
   probe: HealthProbe;
+  /** Asks the registry whether an image exists (./image-check.ts); absent: images to pull are not checked. */
+  imageProbe?: ImageProbe;
   /** @default 2000 */
   healthIntervalMs?: number;
   sleep?: (ms: number) => Promise<void>;

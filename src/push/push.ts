@@ -99,6 +99,8 @@ export interface PushDeps {
   /** Child processes (the context's git revision). @default src/exec.ts */
   exec?: Exec;
   events?: EventSink;
+  /** The run's folder (src/leftovers/runs.ts), for a build's temp files; asked only when one is made. */
+  tempDir?: () => string;
   now?: () => Date;
   /** Where imgtool's templates' companions (docker/<role>/bin) are. @default the project root */
   projectDir?: string;
@@ -216,6 +218,7 @@ class PushRun {
       exec: deps.exec ?? realExec,
       emit: this.emit,
       ...(deps.signal ? { signal: deps.signal } : {}),
+      ...(deps.tempDir ? { tempDir: deps.tempDir } : {}),
     });
     this.uploader = new Uploader({
       config: req.config,
