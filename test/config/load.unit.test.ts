@@ -137,7 +137,7 @@ describe("config: errors name the path, the value and what is allowed", () => {
       'roles.orchestrator.ruby.method: "rvm" is not allowed: must be one of distro, ruby-build, tarball',
     ]);
     assert.deepEqual(errorsOf("roles:\n  task-runner:\n    workers_per_instance: many\n"), [
-      'roles.task-runner.workers_per_instance: "many" is not allowed; use "auto" or a whole number from 1 to 192',
+      'roles.task-runner.workers_per_instance: "many" is not allowed; use "auto", "calibrated" or a whole number from 1 to 192',
     ]);
   });
 
