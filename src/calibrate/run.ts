@@ -6,6 +6,7 @@
  * run. The scripts run on the instance through `runScript` (local: exec in the local instance; aws: SSM Run
  * Command). The flow never prints: it emits events.
  */
+import type { RunOnInstance } from "../aws/run-command.js";
 import type { Catalog } from "../catalog/catalog.js";
 import type { CalibrationConfig } from "../config/calibration.js";
 import { FailureError, UsageError } from "../errors.js";
@@ -37,6 +38,17 @@ export type RunScript = (
   script: string[],
   timeoutSeconds: number,
 ) => Promise<ScriptOutcome>;
+
+/** aws: the scripts run through SSM Run Command (`AWS-RunShellScript`), as the health and smoke checks do. */
+export function runCommandScript(run: RunOnInstance): RunScript {
+  return async (id, script, timeoutSeconds) => {
+    const r = await run(id, script, { timeoutSeconds, comment: "imgtool calibrate" });
+    if (r.status === "Unreachable") {
+      return { exitCode: -1, stdout: "", stderr: `SSM Run Command cannot reach ${id} (${r.stderr})` };
+    }
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+  };
+}
 
 export interface CalibrateOptions {
   target: "local" | "aws";

@@ -99,14 +99,8 @@ export async function calibrateCommand(ctx: Context, args: GlobalArgs & Calibrat
 /** Where the calibration's scripts run: exec in the local instance, or SSM Run Command on the aws instance. */
 async function scriptRunner(ctx: Context) {
   if (ctx.target === "aws") {
-    const run = await ctx.deps.runOnInstance();
-    return async (id: string, script: string[], timeoutSeconds: number) => {
-      const r = await run(id, script, { timeoutSeconds, comment: "imgtool calibrate" });
-      if (r.status === "Unreachable") {
-        return { exitCode: -1, stdout: "", stderr: `SSM Run Command cannot reach ${id} (${r.stderr})` };
-      }
-      return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
-    };
+    const { runCommandScript } = await import("../../calibrate/run.js");
+    return runCommandScript(await ctx.deps.runOnInstance());
   }
   const { execIn } = await import("../../launch/local.js");
   const docker = await ctx.docker();
