@@ -9,7 +9,7 @@
 import type { RunOnInstance } from "../aws/run-command.js";
 import type { Catalog } from "../catalog/catalog.js";
 import type { CalibrationConfig } from "../config/calibration.js";
-import { FailureError, UsageError } from "../errors.js";
+import { FailureError, InterruptedError, UsageError, stopSignalOf } from "../errors.js";
 import type { EventSink } from "../events.js";
 import type { InstanceReport, LaunchOptions, LaunchResult } from "../launch/types.js";
 import {
@@ -75,6 +75,8 @@ export interface CalibrateDeps {
   catalog(): Promise<Catalog>;
   events: EventSink;
   now?: () => Date;
+  /** The run's interrupt: no further layout starts, and the run is ended. */
+  signal?: AbortSignal;
 }
 
 export interface CalibrateResult {
@@ -191,6 +193,13 @@ async function calibrateInstance(
   const samples: Sample[] = [];
   for (const benchmark of o.benchmarks) {
     for (const layout of layouts) {
+      if (deps.signal?.aborted) {
+        const sig = stopSignalOf(deps.signal);
+        throw new InterruptedError(
+          `The calibration of ${inst.instanceType} was interrupted (${sig}): its run is ended.`,
+          sig,
+        );
+      }
       deps.events({
         type: "progress",
         role: "task-runner",

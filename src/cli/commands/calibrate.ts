@@ -77,6 +77,7 @@ export async function calibrateCommand(ctx: Context, args: GlobalArgs & Calibrat
       runScript,
       catalog: () => ctx.deps.catalog(),
       events: ctx.out.event,
+      signal: ctx.signal,
     },
   );
   const charts: string[] = [];
