@@ -228,7 +228,8 @@ export function buildParser(argv: string[]): Argv {
           })
           .option("workers-per-instance", {
             type: "string",
-            describe: "Workers per task runner: auto (one per physical core) or N (default: the config's)",
+            describe:
+              "Workers per task runner: auto (one per physical core), calibrated (what `imgtool calibrate` recorded) or N (default: the config's)",
           })
           .option("reuse-orchestrator", {
             type: "boolean",
@@ -265,6 +266,50 @@ export function buildParser(argv: string[]): Argv {
           .example("$0 launch --reuse-orchestrator --json", "Only new task runners, JSON result")
           .example("$0 launch --target aws --emit tfvars --out imgtool.auto.tfvars", "Ids for Terraform"),
       run(async () => (await import("./commands/launch.js")).launchCommand),
+    )
+    .command(
+      "calibrate",
+      "Measure how many workers an instance type runs without losing accuracy, and record it with the version",
+      (y) =>
+        y
+          .option("role", {
+            choices: ["task-runner"],
+            default: "task-runner",
+            describe: "The role to calibrate",
+          })
+          .option("instance-types", {
+            type: "string",
+            describe:
+              "Instance types, comma-separated, one instance each (default: the first of roles.task-runner.instance_types)",
+          })
+          .option("workers", {
+            type: "string",
+            describe:
+              "Worker counts, e.g. 1,2,4 (default: calibration.workers, else 1, 2, 4, ... up to the physical cores)",
+          })
+          .option("benchmarks", {
+            type: "string",
+            describe: "ruby-bench benchmarks, comma-separated (default: calibration.benchmarks)",
+          })
+          .option("repetitions", {
+            ...numberOption("repetitions", "--repetitions 5"),
+            describe: "Runs per benchmark and layout (default: calibration.repetitions)",
+          })
+          .option("channel", {
+            type: "string",
+            describe: "Catalog label to launch (default: stable, else latest)",
+          })
+          .option("run-id", { type: "string", describe: "Run id of the calibration's instances" })
+          .option("out", {
+            type: "string",
+            describe: "Folder for an SVG chart and the JSON report per instance type",
+          })
+          .example("$0 calibrate --workers 1,2 --benchmarks fib --out calibration/", "The local target")
+          .example(
+            "$0 calibrate --target aws --instance-types c7i.xlarge,c7g.xlarge --json",
+            "One instance per type",
+          ),
+      run(async () => (await import("./commands/calibrate.js")).calibrateCommand),
     )
     .command(
       "terminate",

@@ -131,7 +131,10 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
     ];
   }
   if (issue.code === "invalid_union" && issue.path.at(-1) === "workers_per_instance") {
-    return [`${where}: ${show(input)} is not allowed; use "auto" or a whole number from 1 to 192`];
+    const calibrated = issue.path.includes("task-runner") ? ', "calibrated"' : "";
+    return [
+      `${where}: ${show(input)} is not allowed; use "auto"${calibrated} or a whole number from 1 to 192`,
+    ];
   }
   return [`${where}: ${show(input)} is not allowed: ${issue.message}`];
 }

@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { loadVersions } from "../versions.js";
 import { runSchema, SecretsSchema } from "./workload.js";
+import { CalibrationSchema, calibratedWorkers } from "./calibration.js";
 import { SmokeSchema } from "./smoke.js";
 
 const versions = loadVersions();
@@ -141,9 +142,12 @@ function roleSchema(role: Role) {
       .union([
         z.literal("auto"),
         z.number().int(msg("must be a whole number")).min(1, msg("must be at least 1")).max(192),
+        ...(isRunner ? [calibratedWorkers] : []),
       ])
       .default(defaults.workers)
-      .describe("Worker containers per instance: auto (one per physical CPU) or a number."),
+      .describe(
+        `Worker containers per instance: auto (one per physical CPU) or a number${isRunner ? "; calibrated: what `imgtool calibrate` recorded for the version and instance type" : ""}.`,
+      ),
     app: z
       .strictObject({
         context: z
@@ -454,6 +458,7 @@ export const ConfigSchema = z
       })
       .default({ registry_port: 5000, state_dir: ".imgtool" })
       .describe("The local target."),
+    calibration: CalibrationSchema,
   })
   .describe("imgtool configuration");
 

@@ -282,6 +282,13 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
               ]
             : []),
           ...recordStatements("launch", config, arns),
+          {
+            // `imgtool calibrate` records its result next to the version it measured.
+            Sid: "CalibrationRecords",
+            Effect: "Allow",
+            Action: ["ssm:PutParameter", "ssm:LabelParameterVersion"],
+            Resource: arns(`ssm:*:*:parameter/${prefix}/calibration/*`),
+          },
         ],
       };
     }

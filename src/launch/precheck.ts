@@ -9,6 +9,7 @@ import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
 import { targetArch } from "../config/arch.js";
 import { UsageError } from "../errors.js";
+import { fixedWorkers } from "../config/calibration.js";
 import { checkUserDataSize, worstCaseSize } from "../render/user-data.js";
 import { checkRunId } from "./ids.js";
 import { checkPulls } from "./image-check.js";
@@ -44,7 +45,9 @@ export async function precheck(
       image: PLACEHOLDER_IMAGE,
       bakedImage: null,
       workers:
-        role === "task-runner" ? opts.workersPerInstance : config.roles.orchestrator.workers_per_instance,
+        role === "task-runner"
+          ? opts.workersPerInstance
+          : fixedWorkers(config.roles.orchestrator.workers_per_instance),
     });
     checkUserDataSize(role, worstCaseSize(values, compression), { compression, bound: true });
   }

@@ -44,6 +44,8 @@ export interface LaunchOptions {
   spot: boolean;
   /** Worker containers per task-runner instance. */
   workersPerInstance: "auto" | number;
+  /** Workers per instance of some types (`workers_per_instance: calibrated`), instead of `workersPerInstance`. */
+  workersByType?: Record<string, number>;
   /** Keep a running orchestrator of the same pipeline and launch only task runners. */
   reuseOrchestrator: boolean;
   /** Leave what this launch started running when something fails. */

@@ -124,7 +124,10 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
   test("bad flags are usage errors (exit 2) that name the flag", async () => {
     const w = await aws(["launch", "--workers-per-instance", "0"]);
     assert.equal(w.code, 2);
-    assert.match(w.stderr, /--workers-per-instance "0": use auto or a whole number from 1 to 192/);
+    assert.match(
+      w.stderr,
+      /--workers-per-instance "0": use auto, calibrated or a whole number from 1 to 192/,
+    );
     const id = await aws(["launch", "--run-id", "Bad_Run"]);
     assert.equal(id.code, 2);
     assert.match(id.stderr, /--run-id "Bad_Run" is not a run id/);
