@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # configure-cpu.sh: benchmark-quiet settings for task runners, each switchable from the config and each recorded,
-# also where the platform does not allow it: performance CPU governor and turbo/boost off at every boot, and
-# noisy timers and services (package auto-updates, log rotation) off. Why: less noise in benchmark results.
+# also where the platform does not allow it: performance CPU governor and turbo/boost off at every boot, noisy
+# timers and services (package auto-updates, log rotation) off, and (aws) kernel arguments that keep the OS and
+# interrupts off the workers' CPUs. Why: less noise in benchmark results.
 set -o errexit -o nounset -o pipefail
 # shellcheck source=lib/common.sh
 . "${IMGTOOL_COMMON:-$(dirname "${BASH_SOURCE[0]}")/lib/common.sh}"
 
-require_var IMGTOOL_CPU_GOVERNOR IMGTOOL_CPU_TURBO IMGTOOL_CPU_QUIET_SERVICES
+require_var IMGTOOL_CPU_GOVERNOR IMGTOOL_CPU_TURBO IMGTOOL_CPU_QUIET_SERVICES IMGTOOL_TARGET
+require_set IMGTOOL_CPU_KERNEL_ARGS
 case $IMGTOOL_CPU_GOVERNOR in performance | unchanged) ;; *) die "IMGTOOL_CPU_GOVERNOR=$IMGTOOL_CPU_GOVERNOR: must be performance or unchanged" ;; esac
 case $IMGTOOL_CPU_TURBO in off | unchanged) ;; *) die "IMGTOOL_CPU_TURBO=$IMGTOOL_CPU_TURBO: must be off or unchanged" ;; esac
 case $IMGTOOL_CPU_QUIET_SERVICES in true | false) ;; *) die "IMGTOOL_CPU_QUIET_SERVICES=$IMGTOOL_CPU_QUIET_SERVICES: must be true or false" ;; esac
@@ -17,15 +19,46 @@ NOISY_UNITS=(apt-daily.timer apt-daily-upgrade.timer unattended-upgrades.service
   motd-news.timer)
 NOISY_CRON=(/etc/cron.daily/apt-compat /etc/cron.daily/logrotate /etc/cron.daily/man-db /etc/cron.weekly/man-db)
 
-# 1. Governor and turbo: applied at every boot by imgtool-cpu-setup (these settings do not survive a reboot).
+# 1. Kernel arguments (task runners on aws): isolate every CPU but the first from the scheduler, the tick and RCU
+# callbacks, interrupts on CPU 0. In the boot entries of the AMI; read back from the running kernel at each boot.
+kernel_status=unchanged
+kernel_detail="not asked for"
+if [[ -n $IMGTOOL_CPU_KERNEL_ARGS ]]; then
+  if [[ $IMGTOOL_TARGET != aws ]]; then
+    kernel_status=not-allowed
+    kernel_detail="a Docker twin shares its host's kernel: its kernel arguments are not the image's to set"
+  elif command -v grubby >/dev/null 2>&1; then
+    grubby --update-kernel=ALL --args="$IMGTOOL_CPU_KERNEL_ARGS" || die "grubby --update-kernel=ALL --args=\"$IMGTOOL_CPU_KERNEL_ARGS\" failed"
+    entry=$(grubby --info=DEFAULT) || die "grubby --info=DEFAULT failed"
+    for arg in $IMGTOOL_CPU_KERNEL_ARGS; do
+      [[ $entry == *"$arg"* ]] || die "the default boot entry lacks $arg after grubby added it: $entry"
+    done
+    kernel_status=applied
+    kernel_detail="in every boot entry (grubby)"
+  else
+    kernel_status=not-allowed
+    kernel_detail="no grubby on this OS (Amazon Linux 2023 has it): the boot entries were not changed"
+  fi
+fi
+
+# 2. Governor, turbo, masks and interrupts: applied at every boot by imgtool-cpu-setup (they do not survive a
+# reboot), from this file. imgtool-cpu-setup sources core.sh, installed beside it.
 mkdir -p "$IMGTOOL_STATE_DIR"
-printf 'GOVERNOR=%s\nTURBO=%s\n' "$IMGTOOL_CPU_GOVERNOR" "$IMGTOOL_CPU_TURBO" >"$IMGTOOL_STATE_DIR/cpu.conf"
-install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-cpu-setup" /usr/local/sbin/imgtool-cpu-setup
+quiet_units=""
+[[ $IMGTOOL_CPU_QUIET_SERVICES != true ]] || quiet_units="${NOISY_UNITS[*]}"
+printf '%s\n' "GOVERNOR=$IMGTOOL_CPU_GOVERNOR" "TURBO=$IMGTOOL_CPU_TURBO" "QUIET_UNITS=$quiet_units" \
+  "KERNEL_ARGS=$IMGTOOL_CPU_KERNEL_ARGS" "KERNEL_ARGS_STATUS=$kernel_status" "KERNEL_ARGS_DETAIL=$kernel_detail" \
+  >"$IMGTOOL_STATE_DIR/cpu.conf"
+install -D -m 0644 "$IMGTOOL_LIB_DIR/core.sh" /usr/local/lib/imgtool/core.sh
+for tool in imgtool-cpu-setup imgtool-cpu-state; do
+  install -D -m 0755 "$IMGTOOL_LIB_DIR/$tool" "/usr/local/lib/imgtool/$tool"
+  ln -sfn "/usr/local/lib/imgtool/$tool" "/usr/local/sbin/$tool"
+done
 boot="imgtool-boot (Docker twin)"
 if has_systemctl; then
   cat >/etc/systemd/system/imgtool-cpu.service <<'UNIT'
 [Unit]
-Description=imgtool: benchmark-quiet CPU settings (governor, turbo), recorded in /run/imgtool/cpu.json
+Description=imgtool: benchmark-quiet CPU settings (governor, turbo, masks, interrupts), recorded in /run/imgtool/cpu.json
 Before=docker.service
 
 [Service]
@@ -43,7 +76,7 @@ fi
 bake_record=$(mktemp)
 IMGTOOL_CPU_CONF=$IMGTOOL_STATE_DIR/cpu.conf IMGTOOL_CPU_RECORD=$bake_record /usr/local/sbin/imgtool-cpu-setup
 
-# 2. Noisy timers and services.
+# 3. Noisy timers and services.
 units_json=""
 add_unit() { units_json+="${units_json:+, }$(json_str "$1"): $(json_str "$2")"; }
 if [[ $IMGTOOL_CPU_QUIET_SERVICES == true ]]; then
@@ -70,12 +103,15 @@ fi
 
 cpu_json="{\"governor\": $(json_str "$IMGTOOL_CPU_GOVERNOR"), \"turbo\": $(json_str "$IMGTOOL_CPU_TURBO")"
 cpu_json+=", \"quiet_services\": $IMGTOOL_CPU_QUIET_SERVICES, \"applied_at_boot_by\": $(json_str "$boot")"
+cpu_json+=", \"kernel_args\": {\"wanted\": $(json_str "$IMGTOOL_CPU_KERNEL_ARGS"), \"status\": $(json_str "$kernel_status"), \"detail\": $(json_str "$kernel_detail")}"
 cpu_json+=", \"boot_record\": \"/run/imgtool/cpu.json\", \"at_bake\": $(cat "$bake_record"), \"services\": {$units_json}}"
 state_write cpu.json "$cpu_json"
 rm -f "$bake_record"
 
-# Self-check: the boot step is installed, the record exists, and every noisy unit that exists is masked.
+# Self-check: the boot step and the per-worker reader are installed, the record exists, and every noisy unit that
+# exists is masked.
 [[ -x /usr/local/sbin/imgtool-cpu-setup ]] || die "/usr/local/sbin/imgtool-cpu-setup is missing"
+/usr/local/sbin/imgtool-cpu-state 0 0 >/dev/null || die "/usr/local/sbin/imgtool-cpu-state does not run"
 if has_systemctl; then
   [[ $(systemctl is-enabled imgtool-cpu.service 2>/dev/null) == enabled ]] || die "imgtool-cpu.service is not enabled"
   if [[ $IMGTOOL_CPU_QUIET_SERVICES == true ]]; then
@@ -86,4 +122,4 @@ if has_systemctl; then
   fi
 fi
 grep -q '"governor"' "$IMGTOOL_STATE_DIR/cpu.json" || die "$IMGTOOL_STATE_DIR/cpu.json was not written"
-log "ok: governor=$IMGTOOL_CPU_GOVERNOR turbo=$IMGTOOL_CPU_TURBO quiet_services=$IMGTOOL_CPU_QUIET_SERVICES (applied at boot by $boot; record: $IMGTOOL_STATE_DIR/cpu.json)"
+log "ok: governor=$IMGTOOL_CPU_GOVERNOR turbo=$IMGTOOL_CPU_TURBO quiet_services=$IMGTOOL_CPU_QUIET_SERVICES kernel_args=$kernel_status (applied at boot by $boot; record: $IMGTOOL_STATE_DIR/cpu.json)"

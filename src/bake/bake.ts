@@ -16,6 +16,7 @@
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Catalog } from "../catalog/catalog.js";
+import { holding, type LeaseKeeper } from "../catalog/lease.js";
 import { versionName } from "../catalog/catalog.js";
 import type { DataType } from "../catalog/store.js";
 import type { Config } from "../config/load.js";
@@ -138,6 +139,8 @@ export interface BakeDeps {
   packerEnv?: NodeJS.ProcessEnv;
   /** The run that bakes (src/leftovers/runs.ts): labels what Packer's builder makes, via the `run_id` variable. */
   runId?: string;
+  /** The publish lease of the pipeline's roles (src/catalog/lease.ts); none: no lease is taken. */
+  lease?: LeaseKeeper;
 }
 
 export interface RegistryCredentials {
@@ -452,7 +455,10 @@ export async function bake(
   deps: BakeDeps,
   opts: { force?: boolean; abortReason?: () => "SIGINT" | "SIGTERM" } = {},
 ): Promise<BakeResult[]> {
-  const settled = await Promise.allSettled(roles.map((r) => bakeRole(r, deps, opts)));
+  // One publisher per pipeline and role: each role's check, bake and publish run under its lease.
+  const settled = await Promise.allSettled(
+    roles.map((r) => holding(deps.lease, `${r}-ami`, () => bakeRole(r, deps, opts))),
+  );
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failed) throw failed.reason;
   return settled.map((s) => (s as PromiseFulfilledResult<BakeResult>).value);

@@ -146,7 +146,11 @@ export function makeTwinOps(opts: {
     extra: string[] = [],
   ): Promise<void> {
     if (signal?.aborted) throw new Stopped();
-    await docker.createVolume({ Name: volume, Labels: { ...labels, [DOCKER_LABEL.image]: imageRef } });
+    // The run's owner label too: a run killed mid-pre-load leaves a volume `imgtool doctor` finds.
+    await docker.createVolume({
+      Name: volume,
+      Labels: { ...labels, ...owner, [DOCKER_LABEL.image]: imageRef },
+    });
     const env = [`IMGTOOL_IMAGE=${[imageRef, ...extra].join(" ")}`];
     const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
     // The password reaches `docker login` on stdin from a read-only mounted file: never the container's

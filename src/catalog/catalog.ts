@@ -141,6 +141,7 @@ export class Catalog {
       );
     }
     const labels = [meta.version, ...(opts.labels ?? []), LATEST];
+    await this.oneValuePerVersion(name, meta.version, value);
     const metaValue = JSON.stringify({ ...meta, value });
     const metaVersion = await this.putWithRoom(key, this.metaName(key), metaValue, "text");
     const version = await this.putWithRoom(key, name, value, dataType);
@@ -154,6 +155,22 @@ export class Catalog {
       data: { name, value, version: meta.version, parameterVersion: version },
     });
     return { key, name, value, parameterVersion: version, modifiedAt: this.now(), meta: { ...meta, value } };
+  }
+
+  /**
+   * One version name, one value: a version name that is already published with another value (a second
+   * publisher of the same version, e.g. two bakes in the same second) is refused before anything is written.
+   */
+  private async oneValuePerVersion(name: string, version: string, value: string): Promise<void> {
+    const { found } = await this.call(name, "reading", () => this.store.getMany([`${name}:${version}`]));
+    const other = found[0]?.value;
+    if (other === undefined || other === value) return;
+    throw new FailureError(
+      `${name}: version ${version} is already published as ${other}; refusing to publish ${value} under the same version name. Nothing was written.`,
+      {
+        fix: "Another run published this version meanwhile (publishers of one pipeline and role take a lease: is another imgtool of an older release running?). Run again: the new run reuses what is published, or builds under a new version name.",
+      },
+    );
   }
 
   /**

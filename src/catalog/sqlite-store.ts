@@ -12,6 +12,7 @@ import { closeSync, linkSync, mkdirSync, openSync, readSync, renameSync, rmSync,
 import path from "node:path";
 import { FailureError } from "../errors.js";
 import {
+  ALREADY_EXISTS_ERROR,
   MAX_LABELS_PER_VERSION,
   MAX_VERSIONS,
   VERSION_LIMIT_ERROR,
@@ -243,6 +244,26 @@ export class SqliteStore implements ParameterStore {
       return version;
     });
     return tx.immediate();
+  }
+
+  async create(name: string, value: string): Promise<void> {
+    this.backup();
+    this.db
+      .transaction(() => {
+        if (this.db.prepare("SELECT 1 FROM versions WHERE name = ?").get(name))
+          throw named(ALREADY_EXISTS_ERROR, `${name} already exists`);
+        this.db
+          .prepare(
+            "INSERT INTO counters (name, last_version) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET last_version = 1",
+          )
+          .run(name);
+        this.db
+          .prepare(
+            "INSERT INTO versions (name, version, value, data_type, modified_at) VALUES (?, 1, ?, ?, ?)",
+          )
+          .run(name, value, "text", new Date().toISOString());
+      })
+      .immediate();
   }
 
   async label(name: string, version: number, labels: string[]): Promise<{ invalid: string[] }> {

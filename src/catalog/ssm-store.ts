@@ -43,6 +43,19 @@ export class SsmStore implements ParameterStore {
     return r.Version;
   }
 
+  async create(name: string, value: string): Promise<void> {
+    // Overwrite=false: SSM refuses with ParameterAlreadyExists when the name exists (atomic on its side).
+    await this.ssm.send(
+      new PutParameterCommand({
+        Name: name,
+        Value: value,
+        Type: "String",
+        DataType: "text",
+        Overwrite: false,
+      }),
+    );
+  }
+
   async label(name: string, version: number, labels: string[]): Promise<{ invalid: string[] }> {
     const r = await this.ssm.send(
       new LabelParameterVersionCommand({ Name: name, ParameterVersion: version, Labels: labels }),

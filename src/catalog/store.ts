@@ -32,6 +32,11 @@ export interface ParameterStore {
    * its oldest version carries a label.
    */
   put(name: string, value: string, opts: { dataType: DataType; description?: string }): Promise<number>;
+  /**
+   * Create a text parameter only when no parameter of that name exists (SSM's `Overwrite=false`), atomically:
+   * of two creators, exactly one succeeds; the other gets an error named `ParameterAlreadyExists`.
+   */
+  create(name: string, value: string): Promise<void>;
   /** Attach labels to a version (moving them from wherever they were). Returns the labels refused. */
   label(name: string, version: number, labels: string[]): Promise<{ invalid: string[] }>;
   unlabel(name: string, version: number, labels: string[]): Promise<void>;
@@ -46,6 +51,9 @@ export interface ParameterStore {
 
 /** Error name both stores use when the oldest of 100 versions carries a label (SSM's own name). */
 export const VERSION_LIMIT_ERROR = "ParameterMaxVersionLimitExceeded";
+
+/** Error name both stores use when `create` finds the parameter there (SSM's own name). */
+export const ALREADY_EXISTS_ERROR = "ParameterAlreadyExists";
 
 export const MAX_VERSIONS = 100;
 export const MAX_LABELS_PER_VERSION = 10;

@@ -11,6 +11,7 @@
 import path from "node:path";
 import type { BakeDeps } from "../bake/bake.js";
 import type { Catalog } from "../catalog/catalog.js";
+import type { LeaseKeeper } from "../catalog/lease.js";
 import type { DockerEngine } from "../docker/engine.js";
 import type { DoctorProbes } from "../doctor/doctor.js";
 import { targetArches } from "../config/arch.js";
@@ -70,6 +71,42 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
   const stateDir = config.local.state_dir;
   let packer: PackerRunner | undefined;
 
+  /**
+   * The publish leases of the pipeline (src/catalog/lease.ts), in the catalog (aws: the home region's SSM):
+   * held by this run, waited for up to --wait-lease seconds (default: fail at once, naming the holder).
+   */
+  let leases: Promise<LeaseKeeper> | undefined;
+  const leaseKeeper = (): Promise<LeaseKeeper> =>
+    (leases ??= (async () => {
+      const { Leases } = await import("../catalog/lease.js");
+      const { pidAlive, processStart } = await import("../leftovers/runs.js");
+      const wait = (ctx.args as { "wait-lease"?: number })["wait-lease"] ?? 0;
+      if (!(wait >= 0))
+        throw new UsageError(`--wait-lease ${wait} is negative.`, { fix: "Give 0 or more seconds." });
+      const catalog = await deps.catalog(ctx.target === "aws" ? ctx.homeRegion : undefined);
+      return new Leases({
+        store: catalog.store,
+        prefix: catalog.prefix,
+        identity: {
+          pidStart: processStart(process.pid),
+          run: ctx.run().id,
+          command: ["imgtool", ...process.argv.slice(2)].join(" "),
+        },
+        waitSeconds: wait,
+        alive: pidAlive,
+        events: ctx.out.event,
+        signal: ctx.signal,
+      });
+    })());
+  const lease: LeaseKeeper = { hold: async (name, work) => (await leaseKeeper()).hold(name, work) };
+
+  const localImageProbe = async () => {
+    const stack = await requireLocalStack();
+    const { registryPassword } = await import("../local/stack.js");
+    const { registryImageProbe } = await import("../launch/image-check.js");
+    const credentials = { username: stack.registry.user, password: registryPassword(stack) };
+    return registryImageProbe((host) => deps.registry({ endpoint: `http://${host}`, credentials }));
+  };
   const requireLocalStack = async () => {
     const { requireStack } = await import("../local/stack.js");
     return requireStack(stateDir);
@@ -123,6 +160,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         buildRoot: path.join(stateDir, "builds"),
         signal: ctx.signal,
         runId: ctx.run().id,
+        lease,
       };
       if (ctx.target === "aws") {
         const { Ec2Images } = await import("../aws/ec2.js");
@@ -180,6 +218,8 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         exec,
         rubyBench: gitRubyBench({ cacheDir: path.join(stateDir, "cache", "ruby-bench"), exec }),
         signal: ctx.signal,
+        lease,
+        tempDir: () => ctx.run().dir,
       };
       if (ctx.target === "local") {
         const stack = await requireLocalStack();
@@ -245,6 +285,8 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         probe:
           ctx.target === "aws" ? runCommandHealthProbe(await deps.runOnInstance(region)) : httpHealthProbe(),
         signal: ctx.signal,
+        // local: images the instances would pull are asked for at the local registry before anything starts.
+        ...(ctx.target === "local" ? { imageProbe: await localImageProbe() } : {}),
       };
     },
 
@@ -298,10 +340,25 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
                 await terminateRun({ runId, dryRun: false }, { backend, events: ctx.out.event });
               },
               warn: (m) => ctx.out.warn(m),
-              // aws: the example task is queued from the orchestrator itself (SSM Run Command), not over the network.
-              ...(target === "aws"
-                ? { task: runCommandSmokeTask(await deps.runOnInstance(ctx.regions[0])) }
-                : {}),
+              taskTimeoutMs: config.smoke.timeout_seconds * 1000,
+              // The user's smoke script, on the orchestrator instance (aws: Run Command; local: inside the local
+              // instance); else the example task, queued from the orchestrator itself on aws (no network path).
+              ...(config.smoke.script
+                ? {
+                    task: await (async () => {
+                      const { readSmokeScript, userSmokeTask } = await import("../pipeline/smoke-check.js");
+                      const { localRunOnInstance } = await import("../launch/local-run.js");
+                      const run =
+                        target === "aws"
+                          ? await deps.runOnInstance(ctx.regions[0])
+                          : localRunOnInstance(await ctx.docker());
+                      const script = await readSmokeScript(config.smoke.script!);
+                      return userSmokeTask(config, target, ctx.regions[0]!, run, script);
+                    })(),
+                  }
+                : target === "aws"
+                  ? { task: runCommandSmokeTask(await deps.runOnInstance(ctx.regions[0])) }
+                  : {}),
             },
             `smoke-${newRunId()}`.slice(0, 32),
           );
@@ -314,6 +371,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         ],
         events: ctx.out.event,
         signal: ctx.signal,
+        lease,
       };
     },
 
@@ -383,10 +441,11 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         },
         packerVersion: () => deps.packer().version(),
         async leftovers(dir) {
-          const { findLeftovers, describeLeftovers } = await import("../leftovers/leftovers.js");
+          const { findLeftovers, describeLeftovers, publishedIn } = await import("../leftovers/leftovers.js");
           try {
             const engine = ctx.target === "local" ? await deps.engine() : undefined;
-            const found = await findLeftovers({ stateDir: dir, engine });
+            const published = engine ? publishedIn(() => deps.catalog(), config.pipeline) : undefined;
+            const found = await findLeftovers({ stateDir: dir, engine, ...(published ? { published } : {}) });
             return { runs: found.map(describeLeftovers) };
           } catch (e) {
             // An engine that does not answer (the engine line says why): the dead runs are still worth naming.

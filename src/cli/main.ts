@@ -90,6 +90,13 @@ function numberOption(flag: string, example: string) {
   };
 }
 
+/** Publishing commands: how long to wait for another run's publish lease (src/catalog/lease.ts). */
+const waitLeaseOption = {
+  ...numberOption("wait-lease", "--wait-lease 600"),
+  default: 0,
+  describe: "Seconds to wait when another run holds the publish lease (default: fail at once, naming it)",
+};
+
 /** The first word that is not an option: the command the user typed. */
 function typedCommand(argv: string[]): string | undefined {
   return argv.find((a) => !a.startsWith("-"));
@@ -170,6 +177,7 @@ export function buildParser(argv: string[]): Argv {
             yy
               .option("role", roleOption)
               .option("force", { type: "boolean", default: false, describe: "Bake even when up to date" })
+              .option("wait-lease", waitLeaseOption)
               .example("$0 bake ami", "Bake both roles' local twins")
               .example(
                 "$0 bake ami --target aws --role task-runner --json",
@@ -187,6 +195,7 @@ export function buildParser(argv: string[]): Argv {
           (yy) =>
             yy
               .option("role", roleOption)
+              .option("wait-lease", waitLeaseOption)
               .example("$0 push image", "Build and push both roles to the local registry")
               .example("$0 push image --target aws --role orchestrator", "Push one role to ECR")
               .example("$0 push image --dry-run --json", "Say what would be built, as JSON; change nothing"),
@@ -219,7 +228,8 @@ export function buildParser(argv: string[]): Argv {
           })
           .option("workers-per-instance", {
             type: "string",
-            describe: "Workers per task runner: auto (one per physical core) or N (default: the config's)",
+            describe:
+              "Workers per task runner: auto (one per physical core), calibrated (what `imgtool calibrate` recorded) or N (default: the config's)",
           })
           .option("reuse-orchestrator", {
             type: "boolean",
@@ -258,6 +268,50 @@ export function buildParser(argv: string[]): Argv {
       run(async () => (await import("./commands/launch.js")).launchCommand),
     )
     .command(
+      "calibrate",
+      "Measure how many workers an instance type runs without losing accuracy, and record it with the version",
+      (y) =>
+        y
+          .option("role", {
+            choices: ["task-runner"],
+            default: "task-runner",
+            describe: "The role to calibrate",
+          })
+          .option("instance-types", {
+            type: "string",
+            describe:
+              "Instance types, comma-separated, one instance each (default: the first of roles.task-runner.instance_types)",
+          })
+          .option("workers", {
+            type: "string",
+            describe:
+              "Worker counts, e.g. 1,2,4 (default: calibration.workers, else 1, 2, 4, ... up to the physical cores)",
+          })
+          .option("benchmarks", {
+            type: "string",
+            describe: "ruby-bench benchmarks, comma-separated (default: calibration.benchmarks)",
+          })
+          .option("repetitions", {
+            ...numberOption("repetitions", "--repetitions 5"),
+            describe: "Runs per benchmark and layout (default: calibration.repetitions)",
+          })
+          .option("channel", {
+            type: "string",
+            describe: "Catalog label to launch (default: stable, else latest)",
+          })
+          .option("run-id", { type: "string", describe: "Run id of the calibration's instances" })
+          .option("out", {
+            type: "string",
+            describe: "Folder for an SVG chart and the JSON report per instance type",
+          })
+          .example("$0 calibrate --workers 1,2 --benchmarks fib --out calibration/", "The local target")
+          .example(
+            "$0 calibrate --target aws --instance-types c7i.xlarge,c7g.xlarge --json",
+            "One instance per type",
+          ),
+      run(async () => (await import("./commands/calibrate.js")).calibrateCommand),
+    )
+    .command(
       "terminate",
       "Terminate the instances of a launch run (found by tag)",
       (y) =>
@@ -288,6 +342,7 @@ export function buildParser(argv: string[]): Argv {
             describe: "Bake even when the inputs are unchanged",
           })
           .option("out", { type: "string", describe: "Folder for summary.md and the version manifests" })
+          .option("wait-lease", waitLeaseOption)
           .example("$0 pipeline", "The whole pipeline on the local target")
           .example("$0 pipeline --target aws --json --out nightly-out", "The nightly rebake"),
       run(async () => (await import("./commands/pipeline.js")).pipelineCommand),

@@ -29,10 +29,13 @@ export async function versionRecord(catalog: Catalog, version: string) {
 }
 
 export async function showVersion(ctx: Context, version: string): Promise<number> {
-  const records = await versionRecord(await ctx.deps.catalog(), version);
-  ctx.out.result({ version, artifacts: records }, () =>
-    records
-      .map((r) =>
+  const catalog = await ctx.deps.catalog();
+  const records = await versionRecord(catalog, version);
+  const { calibrationsOf } = await import("../calibrate/records.js");
+  const calibrations = await calibrationsOf(catalog, version);
+  ctx.out.result({ version, artifacts: records, calibrations }, () =>
+    [
+      ...records.map((r) =>
         [
           `${r.name} (${version})`,
           `  value:       ${r.value}`,
@@ -42,8 +45,13 @@ export async function showVersion(ctx: Context, version: string): Promise<number
           `  git:         ${r.gitRevision ?? "-"}   built: ${r.builtAt ?? "-"}`,
           `  manifest:    ${r.manifest ? JSON.stringify(r.manifest, null, 2).replace(/\n/g, "\n  ") : "-"}`,
         ].join("\n"),
-      )
-      .join("\n\n"),
+      ),
+      ...calibrations.map(
+        (c) =>
+          `calibration ${c.instanceType} (${c.target}, ${c.calibratedAt}): ${c.recommendedWorkers} worker(s) per instance; ` +
+          `within max slowdown ${c.thresholds.maxSlowdown}x and max CV ${c.thresholds.maxCv}: ${c.within.join(", ") || "none"}`,
+      ),
+    ].join("\n\n"),
   );
   return 0;
 }

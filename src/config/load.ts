@@ -11,6 +11,7 @@ import type { z } from "zod";
 import { ConfigError, UsageError } from "../errors.js";
 import { ConfigSchema, ROLES, type ParsedConfig, type Role } from "./schema.js";
 import { checkRun, defaultEnv } from "./workload.js";
+import { checkSmoke } from "./smoke.js";
 
 /** A declared secret, where it lives on each target (resolved). */
 export interface SecretLocation {
@@ -130,7 +131,10 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
     ];
   }
   if (issue.code === "invalid_union" && issue.path.at(-1) === "workers_per_instance") {
-    return [`${where}: ${show(input)} is not allowed; use "auto" or a whole number from 1 to 192`];
+    const calibrated = issue.path.includes("task-runner") ? ', "calibrated"' : "";
+    return [
+      `${where}: ${show(input)} is not allowed; use "auto"${calibrated} or a whole number from 1 to 192`,
+    ];
   }
   return [`${where}: ${show(input)} is not allowed: ${issue.message}`];
 }
@@ -186,6 +190,7 @@ function normalise(
   for (const role of ROLES) checkRun(`roles.${role}.run`, role, runs[role], parsed.secrets, errors);
   if (parsed.roles["task-runner"].stack)
     errors.push("roles.task-runner.stack: only the orchestrator may be a Compose stack; remove this key");
+  checkSmoke(parsed.smoke, parsed.secrets, errors);
   const ssmPrefix = parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`;
   const stateDir = path.resolve(baseDir, parsed.local.state_dir);
   const secrets = Object.fromEntries(
@@ -225,6 +230,11 @@ function normalise(
     ...parsed,
     roles,
     secrets,
+    // The smoke script's path, made absolute against the config's folder (read when the pipeline starts).
+    smoke: {
+      ...parsed.smoke,
+      ...(parsed.smoke.script ? { script: path.resolve(baseDir, parsed.smoke.script) } : {}),
+    },
     aws: {
       ...parsed.aws,
       ssm_prefix: ssmPrefix,

@@ -8,6 +8,8 @@ import { z } from "zod";
 import { loadVersions } from "../versions.js";
 import { runSchema, SecretsSchema } from "./workload.js";
 import { StackSchema } from "./stack.js";
+import { CalibrationSchema, calibratedWorkers } from "./calibration.js";
+import { SmokeSchema } from "./smoke.js";
 
 const versions = loadVersions();
 
@@ -141,9 +143,12 @@ function roleSchema(role: Role) {
       .union([
         z.literal("auto"),
         z.number().int(msg("must be a whole number")).min(1, msg("must be at least 1")).max(192),
+        ...(isRunner ? [calibratedWorkers] : []),
       ])
       .default(defaults.workers)
-      .describe("Worker containers per instance: auto (one per physical CPU) or a number."),
+      .describe(
+        `Worker containers per instance: auto (one per physical CPU) or a number${isRunner ? "; calibrated: what `imgtool calibrate` recorded for the version and instance type" : ""}.`,
+      ),
     app: z
       .strictObject({
         context: z
@@ -210,11 +215,23 @@ function roleSchema(role: Role) {
           .boolean()
           .default(isRunner)
           .describe("Turn off noisy timers and services (package auto-updates, log rotation timers)."),
+        isolate: z
+          .boolean()
+          .refine(
+            (v) => isRunner || !v,
+            msg("only task runners' CPUs are isolated: set it to false or leave it out"),
+          )
+          .default(isRunner)
+          .describe(
+            "Task runners only. aws: bake kernel arguments that keep the OS, its interrupts and the engine off every CPU " +
+              "but the first (isolcpus, nohz_full, rcu_nocbs, irqaffinity) into the AMI; a Docker twin records it as not allowed.",
+          ),
       })
       .default({
         governor: isRunner ? "performance" : "unchanged",
         turbo: isRunner ? "off" : "unchanged",
         quiet_services: isRunner,
+        isolate: isRunner,
       })
       .describe("Benchmark-quiet CPU settings, each recorded in the version manifest."),
     run: runSchema({
@@ -241,6 +258,7 @@ export const ConfigSchema = z
       .default({ "task-runner": roleDefaults("task-runner"), orchestrator: roleDefaults("orchestrator") })
       .describe("The two roles, task-runner and orchestrator."),
     secrets: SecretsSchema,
+    smoke: SmokeSchema,
     aws: z
       .strictObject({
         regions: z
@@ -370,9 +388,9 @@ export const ConfigSchema = z
           .describe("Docker restart policy of every worker container."),
         user_data_compression: z
           .enum(["none", "gzip"])
-          .default("none")
+          .default("gzip")
           .describe(
-            "gzip the user-data (cloud-init unpacks it) when the rendered script nears EC2's 16 KB limit.",
+            "gzip the user-data (cloud-init unpacks it); EC2's 16 KB limit counts the bytes sent (the gzip), before base64. `none` sends the plain script, e.g. to read it in the console.",
           ),
         engine_wait_seconds: z
           .number()
@@ -417,7 +435,7 @@ export const ConfigSchema = z
       .default({
         orchestrator_port: 8080,
         restart_policy: "unless-stopped",
-        user_data_compression: "none",
+        user_data_compression: "gzip",
         engine_wait_seconds: 60,
         ready_timeout_seconds: 600,
         worker_env: { "task-runner": {}, orchestrator: {} },
@@ -442,6 +460,7 @@ export const ConfigSchema = z
       })
       .default({ registry_port: 5000, state_dir: ".imgtool" })
       .describe("The local target."),
+    calibration: CalibrationSchema,
   })
   .describe("imgtool configuration");
 

@@ -29,6 +29,8 @@ export const DOCKER_LABEL = {
   version: "imgtool.version",
   instanceType: "imgtool.instance-type",
   port: "imgtool.port",
+  /** A worker's CPU state (JSON: cpu, sibling, siblingIdle, isolated, governor, turbo), set by the user-data. */
+  cpuState: "imgtool.cpu",
   /** The image a pre-load volume holds. */
   image: "imgtool.image",
   /**

@@ -18,6 +18,7 @@ import {
   type BuildStep,
   type LayerProgress,
 } from "./progress.js";
+import { reproduceImage, type ReproduceOptions, type Reproduced } from "./reproducible.js";
 
 /** dockerode for `unix:///path/docker.sock` or `tcp://host:port`. */
 export function connectDocker(host: string, opts: { timeoutMs?: number } = {}): Docker {
@@ -107,12 +108,12 @@ export interface PushOutcome {
   bytesPushed: number;
 }
 
-/** A container or volume found by a label key. */
+/** A container, image or volume found by a label key. */
 export interface LabelledResource {
-  kind: "container" | "volume";
-  /** Container id, or the volume's name. */
+  kind: "container" | "volume" | "image";
+  /** Container id, image id, or the volume's name. */
   id: string;
-  /** The container's name (without "/"), or the volume's name. */
+  /** The container's name (without "/"), the image's first tag (else its short id), or the volume's name. */
   name: string;
   labels: Record<string, string>;
 }
@@ -145,13 +146,20 @@ export interface DockerEngine {
   pull(ref: string, opts?: { platform?: string; auth?: RegistryAuthConfig }): Promise<void>;
   /** Remove an image reference; a missing one is not an error. */
   removeImage(ref: string): Promise<void>;
-  /** Every container (running or not) and volume that carries the label key `label`, whatever its value. */
+  /** Every container (running or not), image and volume that carries the label key `label`, whatever its value. */
   listLabelled(label: string): Promise<LabelledResource[]>;
   /**
-   * Remove a container (forced, with its anonymous volumes) or a volume; false when it was already gone.
+   * Remove a container (forced, with its anonymous volumes), an image (forced: every tag) or a volume; false
+   * when it was already gone.
    * Remove a run's containers before its volumes: a volume in use cannot go.
    */
   removeLabelled(r: LabelledResource): Promise<boolean>;
+  /**
+   * Rewrite a built image so that the same inputs give the same image ID (src/docker/reproducible.ts): file
+   * times of the layers added on `opts.base` clamped to the epoch, the config's times the epoch, `opts.tag` moved
+   * to it. Absent: the engine cannot (the build stays as the builder made it).
+   */
+  reproduce?(imageId: string, opts: ReproduceOptions): Promise<Reproduced>;
 }
 
 const statusOf = (e: unknown): number | undefined => (e as { statusCode?: number }).statusCode;
@@ -282,12 +290,19 @@ export function dockerEngine(docker: Docker): DockerEngine {
       const filters = JSON.stringify({ label: [label] });
       const containers = await docker.listContainers({ all: true, filters });
       const volumes = (await docker.listVolumes({ filters })).Volumes ?? [];
+      const images = await docker.listImages({ filters });
       return [
         ...containers.map((c) => ({
           kind: "container" as const,
           id: c.Id,
           name: (c.Names?.[0] ?? c.Id).replace(/^\//, ""),
           labels: c.Labels ?? {},
+        })),
+        ...images.map((i) => ({
+          kind: "image" as const,
+          id: i.Id,
+          name: i.RepoTags?.find((t) => t !== "<none>:<none>") ?? i.Id.replace(/^sha256:/, "").slice(0, 12),
+          labels: i.Labels ?? {},
         })),
         ...volumes.map((v) => ({
           kind: "volume" as const,
@@ -298,9 +313,12 @@ export function dockerEngine(docker: Docker): DockerEngine {
       ];
     },
 
+    reproduce: (imageId, opts) => reproduceImage(docker, imageId, opts),
+
     async removeLabelled(r) {
       try {
         if (r.kind === "container") await docker.getContainer(r.id).remove({ force: true, v: true });
+        else if (r.kind === "image") await docker.getImage(r.id).remove({ force: true });
         else await docker.getVolume(r.id).remove();
         return true;
       } catch (e) {

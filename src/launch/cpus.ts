@@ -4,8 +4,9 @@
  * (templates/user-data/common.sh.hbs, `instance_cpus`), which reads the instance it runs on. Never guessed from
  * an instance-type name.
  *
- * The rule: a CPU is "primary" when it is the lowest CPU of its core (its SMT siblings) among the CPUs the
- * instance may use; primaries come first, in CPU order, then the remaining siblings, in CPU order.
+ * The rule: the instance may use its allowed and online CPUs, only the isolated ones (isolcpus) when the kernel
+ * isolates some of them. A CPU is "primary" when it is the lowest CPU of its core (its SMT siblings) among the CPUs
+ * the instance may use; primaries come first, in CPU order, then the remaining siblings, in CPU order.
  * `auto` workers = one per primary (one per physical core); a number N takes the first N of the order.
  */
 import { readFileSync } from "node:fs";
@@ -38,6 +39,23 @@ export function formatCpuList(cpus: readonly number[]): string {
     i = j + 1;
   }
   return parts.join(",");
+}
+
+/**
+ * A worker's CPU as the user-data read it at boot (the baked packer/scripts/lib/imgtool-cpu-state): in the
+ * ready record, in the worker's `imgtool.cpu` label and its IMGTOOL_CPU_STATE, so a benchmark result ties to it.
+ */
+export interface WorkerCpuState {
+  cpu: number;
+  /** Its SMT sibling(s), a CPU list; null without SMT. */
+  sibling: string | null;
+  /** No other worker is pinned to the sibling (null without one). */
+  siblingIdle: boolean | null;
+  /** Listed in /sys/devices/system/cpu/isolated (isolcpus). */
+  isolated: boolean;
+  /** scaling_governor, or "unknown" where there is no cpufreq. */
+  governor: string;
+  turbo: "on" | "off" | "unknown";
 }
 
 export interface CpuTopology {
@@ -90,6 +108,15 @@ export function readCpuTopology(root = "/"): CpuTopology {
   })();
   let allowed = line ? parseCpuList(line[1]!) : (online ?? [0]);
   if (online) allowed = allowed.filter((c) => online.includes(c));
+  // CPUs the kernel isolates (isolcpus) are the workers'; the others are the system's.
+  const isolated = (() => {
+    try {
+      return parseCpuList(readFileSync(path.join(root, "sys/devices/system/cpu/isolated"), "utf8"));
+    } catch {
+      return [];
+    }
+  })().filter((c) => allowed.includes(c));
+  if (isolated.length > 0) allowed = isolated;
   const siblings = new Map<number, number[]>();
   for (const cpu of allowed) {
     try {

@@ -340,7 +340,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
           const mtime = (await stat(path.join(dir, "ready"))).mtimeMs;
           const startedAt = dockerTimeMs(info.State.StartedAt);
           return {
-            workers: (ready.workers as { name: string; cpus: string }[]) ?? [],
+            workers: (ready.workers as ReadyReport["workers"]) ?? [],
             bootToReadySeconds: Number(ready.bootToReadySeconds),
             ...(startedAt !== undefined ? { startToReadySeconds: round3((mtime - startedAt) / 1000) } : {}),
             pulled: ready.pulled === true,

@@ -8,6 +8,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import { ROLES, type Arch, type Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
+import { fixedWorkers } from "../config/calibration.js";
 import { instanceArch, targetArch } from "../config/arch.js";
 import { runRecordsPath } from "../config/tags.js";
 import { formatCpuList, orderCpus, workerCpus, type CpuTopology } from "./cpus.js";
@@ -314,7 +315,7 @@ export function buildPlan(input: {
   const { config, opts, ctx, resolved } = input;
   const warnings: string[] = [];
   const orchType = config.roles.orchestrator.instance_types[0]!;
-  const orchWorkers = config.roles.orchestrator.workers_per_instance;
+  const orchWorkers = fixedWorkers(config.roles.orchestrator.workers_per_instance);
   const local = opts.target === "local";
 
   let cpus: ReturnType<typeof allocateLocalCpus> | undefined;
@@ -405,7 +406,7 @@ export function buildPlan(input: {
             t,
             opts.taskRunners,
             opts.spot && !local ? "spot" : "on-demand",
-            opts.workersPerInstance,
+            opts.workersByType?.[t] ?? opts.workersPerInstance,
             instanceCpus,
             url ?? PENDING_ORCHESTRATOR_URL,
           );

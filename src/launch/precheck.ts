@@ -2,15 +2,17 @@
  * The launch's checks before work: every role's user-data against EC2's 16 KB limit (at its largest) before any
  * API call; a running orchestrator to keep (`reuseOrchestrator`); every id resolved in one batched catalog call;
  * the API key's SSM parameter present; the plan, its exact user-data checked against the limit again; the AMIs
- * (or twins) present. Nothing missing, nothing too big, nothing started.
+ * (or twins) present; every image an instance would pull present in its registry. Nothing missing, nothing too big, nothing started.
  */
 import { secretsUsed } from "../config/workload.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
 import { targetArch } from "../config/arch.js";
 import { UsageError } from "../errors.js";
+import { fixedWorkers } from "../config/calibration.js";
 import { checkUserDataSize, worstCaseSize } from "../render/user-data.js";
 import { checkRunId } from "./ids.js";
+import { checkPulls } from "./image-check.js";
 import {
   buildPlan,
   checkOptions,
@@ -43,7 +45,9 @@ export async function precheck(
       image: PLACEHOLDER_IMAGE,
       bakedImage: null,
       workers:
-        role === "task-runner" ? opts.workersPerInstance : config.roles.orchestrator.workers_per_instance,
+        role === "task-runner"
+          ? opts.workersPerInstance
+          : fixedWorkers(config.roles.orchestrator.workers_per_instance),
     });
     checkUserDataSize(role, worstCaseSize(values, compression), { compression, bound: true });
   }
@@ -111,6 +115,15 @@ export async function precheck(
   for (const g of groupsOf(plan)) checkUserDataSize(g.role, g.userData.bytes.length, { compression });
   if (!opts.dryRun && backend.checkImages) {
     await backend.checkImages([...new Set(groupsOf(plan).map((g) => g.imageId))]);
+  }
+  if (!opts.dryRun && deps.imageProbe) {
+    const needs = groupsOf(plan).map((g) => ({
+      role: g.role,
+      image: g.image,
+      version: g.imageVersion,
+      bakedImage: g.bakedImage,
+    }));
+    await checkPulls(needs, deps.imageProbe, { label: opts.label, events });
   }
   return { ctx, plan };
 }

@@ -6,8 +6,9 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import type { EventSink } from "../events.js";
-import type { CpuTopology } from "./cpus.js";
+import type { CpuTopology, WorkerCpuState } from "./cpus.js";
 import type { HealthProbe } from "./health.js";
+import type { ImageProbe } from "./image-check.js";
 import type { Market } from "./ids.js";
 import type { UserData } from "../render/user-data.js";
 
@@ -19,6 +20,8 @@ export interface LaunchDeps {
   catalog: () => Promise<Catalog>;
   events: EventSink;
   probe: HealthProbe;
+  /** Asks the registry whether an image exists (./image-check.ts); absent: images to pull are not checked. */
+  imageProbe?: ImageProbe;
   /** @default 2000 */
   healthIntervalMs?: number;
   sleep?: (ms: number) => Promise<void>;
@@ -41,6 +44,8 @@ export interface LaunchOptions {
   spot: boolean;
   /** Worker containers per task-runner instance. */
   workersPerInstance: "auto" | number;
+  /** Workers per instance of some types (`workers_per_instance: calibrated`), instead of `workersPerInstance`. */
+  workersByType?: Record<string, number>;
   /** Keep a running orchestrator of the same pipeline and launch only task runners. */
   reuseOrchestrator: boolean;
   /** Leave what this launch started running when something fails. */
@@ -96,7 +101,8 @@ export interface StartedInstance {
 
 /** What an instance reported when it became ready (local: its /run/imgtool/ready). */
 export interface ReadyReport {
-  workers: { name: string; cpus: string }[];
+  /** Each worker with its pinned CPU and that CPU's state at boot. */
+  workers: { name: string; cpus: string; cpu?: WorkerCpuState }[];
   /** From the first line of user-data to all workers running, as the instance measured it. */
   bootToReadySeconds: number;
   /** From the instance's start (the engine's record) to its readiness marker. */
@@ -190,7 +196,7 @@ export interface InstanceReport {
   privateIp: string;
   state: string;
   /** Workers as the instance reported them (local), or as planned (aws: pinned at boot). */
-  workers: { name: string; cpus: string | null }[];
+  workers: { name: string; cpus: string | null; cpu?: WorkerCpuState }[];
   bootToReadySeconds: number | null;
   startToReadySeconds: number | null;
   /** aws: from the RunInstances answer to the ready record; null where the target does not measure it. */

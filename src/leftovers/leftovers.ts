@@ -1,11 +1,14 @@
 /**
- * Leftovers: what a dead run (src/leftovers/runs.ts) left behind. Its containers and volumes carry the label
- * `DOCKER_LABEL.owner` = its run id; its temp files are in its run folder. `imgtool doctor` reports them,
+ * Leftovers: what a dead run (src/leftovers/runs.ts) left behind. Its containers, images (the twin Packer
+ * committed from its labelled container) and volumes (pre-load stores, instance volumes) carry the label
+ * `DOCKER_LABEL.owner` = its run id; its temp files are in its run folder. A twin image or pre-load volume that
+ * the catalog points at was published before the run died: it is kept (and named), never removed here. `imgtool doctor` reports them,
  * `imgtool prune --leftovers` removes them. Only runs recorded in this state folder count: a label whose run
  * has no record here belongs to a run that ended cleanly, or to another state folder.
  */
 import { rm } from "node:fs/promises";
-import { DOCKER_LABEL } from "../config/tags.js";
+import { ARCHES, ROLES, type Role } from "../config/schema.js";
+import { DOCKER_LABEL, IMAGE_LABEL } from "../config/tags.js";
 import type { DockerEngine, LabelledResource } from "../docker/engine.js";
 import type { EventSink } from "../events.js";
 import { deadRuns, pidAlive, type DeadRun, type PidCheck } from "./runs.js";
@@ -16,7 +19,11 @@ export const PRUNE_LEFTOVERS = "imgtool prune --leftovers";
 export interface RunLeftovers {
   run: DeadRun;
   containers: LabelledResource[];
+  /** Unpublished twin images. */
+  images: LabelledResource[];
   volumes: LabelledResource[];
+  /** Images and volumes of the run that the catalog points at: published, so kept. */
+  kept: LabelledResource[];
   /** The run's folder (its record and temp files). */
   dir: string;
 }
@@ -28,19 +35,82 @@ export async function findLeftovers(opts: {
   stateDir: string;
   engine: LeftoverEngine | undefined;
   alive?: PidCheck;
+  /** Whether the catalog points at an image or volume (then it is kept). @default nothing is published */
+  published?: Published;
 }): Promise<RunLeftovers[]> {
   const dead = deadRuns(opts.stateDir, opts.alive ?? pidAlive);
   if (dead.length === 0) return [];
   const owned = opts.engine ? await opts.engine.listLabelled(DOCKER_LABEL.owner) : [];
-  return dead.map((run) => {
+  const out: RunLeftovers[] = [];
+  for (const run of dead) {
     const mine = owned.filter((r) => r.labels[DOCKER_LABEL.owner] === run.id);
-    return {
+    const kept: LabelledResource[] = [];
+    const loose = async (kind: LabelledResource["kind"]) => {
+      const found: LabelledResource[] = [];
+      for (const r of mine.filter((x) => x.kind === kind)) {
+        if (opts.published && (await opts.published(r))) kept.push(r);
+        else found.push(r);
+      }
+      return found;
+    };
+    out.push({
       run,
       containers: mine.filter((r) => r.kind === "container"),
-      volumes: mine.filter((r) => r.kind === "volume"),
+      images: await loose("image"),
+      volumes: await loose("volume"),
+      kept,
       dir: run.dir,
-    };
-  });
+    });
+  }
+  return out;
+}
+
+/** The part of the catalog that {@link publishedIn} reads. */
+export interface CatalogHistory {
+  history(key: {
+    role: Role;
+    kind: "ami";
+    arch: (typeof ARCHES)[number];
+  }): Promise<{ version: string | undefined; value: string }[]>;
+}
+
+/** Whether the catalog points at an image or volume (a published twin or pre-load store). */
+export type Published = (r: LabelledResource) => Promise<boolean>;
+
+/**
+ * {@link Published} over the local catalog of `pipeline`: a twin image is published when an AMI entry's value
+ * is its id, a pre-load volume when an AMI entry has its version. What belongs to another pipeline (or whose
+ * role is unknown) counts as published: it is kept, because this catalog cannot tell. Instance volumes and
+ * containers are never published.
+ */
+export function publishedIn(
+  /** Opened only when a dead run left an image or volume to judge; one that cannot be read keeps everything. */
+  catalog: () => Promise<CatalogHistory>,
+  pipeline: string,
+): Published {
+  let opened: Promise<CatalogHistory> | undefined;
+  return async (r) => {
+    if (r.kind === "container") return false;
+    if (r.kind === "volume" && (r.labels[DOCKER_LABEL.image] === undefined || r.labels[DOCKER_LABEL.launch]))
+      return false;
+    const p = r.labels[DOCKER_LABEL.pipeline] ?? r.labels[IMAGE_LABEL.pipeline];
+    const role = r.labels[DOCKER_LABEL.role] ?? r.labels[IMAGE_LABEL.role];
+    if (p !== pipeline || !(ROLES as readonly string[]).includes(role ?? "")) return true;
+    const version = r.labels[DOCKER_LABEL.version];
+    let history: CatalogHistory;
+    try {
+      history = await (opened ??= catalog());
+    } catch {
+      return true; // a catalog that cannot be read cannot say it is unpublished: keep it
+    }
+    for (const arch of ARCHES) {
+      for (const h of await history.history({ role: role as Role, kind: "ami", arch })) {
+        if (r.kind === "image" ? h.value === r.id : h.version !== undefined && h.version === version)
+          return true;
+      }
+    }
+    return false;
+  };
 }
 
 /** One line per dead run: what it was and what it left. */
@@ -50,15 +120,19 @@ export function describeLeftovers(l: RunLeftovers): string {
     : `run ${l.run.id} (no readable record)`;
   const parts = [
     ...l.containers.map((c) => `container ${c.name}`),
+    ...l.images.map((i) => `image ${i.name}`),
     ...l.volumes.map((v) => `volume ${v.name}`),
     `folder ${l.dir}`,
   ];
-  return `${what} left ${parts.join(", ")}`;
+  const kept = l.kept.length
+    ? `; kept ${l.kept.map((k) => `${k.kind} ${k.name}`).join(", ")} (published in the catalog)`
+    : "";
+  return `${what} left ${parts.join(", ")}${kept}`;
 }
 
 /**
- * Remove what dead runs left: containers first (a volume in use cannot go), then volumes, then the run's
- * folder (its record last, so an interrupted prune is finished by the next one). With dryRun, say what
+ * Remove what dead runs left: containers first (a volume or image in use cannot go), then images, then
+ * volumes, then the run's folder (its record last, so an interrupted prune is finished by the next one). With dryRun, say what
  * would go and change nothing. Returns the names of what was removed (or would be).
  */
 export async function removeLeftovers(
@@ -70,7 +144,7 @@ export async function removeLeftovers(
   const out: { run: string; removed: string[] }[] = [];
   for (const l of leftovers) {
     const removed: string[] = [];
-    for (const r of [...l.containers, ...l.volumes]) {
+    for (const r of [...l.containers, ...l.images, ...l.volumes]) {
       const name = `${r.kind} ${r.name}`;
       if (!engine) throw new Error(`removeLeftovers: ${name} of run ${l.run.id} but no engine`);
       if (opts.dryRun || (await engine.removeLabelled(r))) removed.push(name);

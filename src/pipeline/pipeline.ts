@@ -6,6 +6,7 @@
  */
 import type { BakeResult } from "../bake/bake.js";
 import type { ArtifactKey, Catalog } from "../catalog/catalog.js";
+import { holding, type LeaseKeeper } from "../catalog/lease.js";
 import type { Role } from "../config/schema.js";
 import { FailureError, ImgtoolError, InterruptedError, stopSignalOf } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -42,6 +43,8 @@ export interface PipelineDeps {
   events: EventSink;
   /** Aborted on Ctrl-C / SIGTERM: no stage starts after it, nothing is promoted. */
   signal?: AbortSignal;
+  /** The pipeline-wide lease `<prefix>/leases/pipeline` (src/catalog/lease.ts); none: no lease is taken. */
+  lease?: LeaseKeeper;
 }
 
 export interface StageReport {
@@ -76,7 +79,16 @@ async function channelVersions(
   return out;
 }
 
+/** The whole run holds the pipeline's lease: two pipelines on one prefix never interleave. */
 export async function runPipeline(
+  roles: Role[],
+  deps: PipelineDeps,
+  opts: { smoke: boolean },
+): Promise<PipelineReport> {
+  return holding(deps.lease, "pipeline", () => pipelineStages(roles, deps, opts));
+}
+
+async function pipelineStages(
   roles: Role[],
   deps: PipelineDeps,
   opts: { smoke: boolean },

@@ -28,6 +28,10 @@ export interface BuilderDeps {
   emit: RoleEmit;
   /** The run's interrupt: the build request is closed at once, which makes the engine stop the build. */
   signal?: AbortSignal;
+  /** Where SOURCE_DATE_EPOCH is read. @default process.env */
+  env?: NodeJS.ProcessEnv;
+  /** The run's folder, for the temp files of the reproducible rewrite (asked only then). @default os.tmpdir() */
+  tempDir?: () => string;
 }
 
 /** What a build adds to the role's result. */
@@ -42,6 +46,25 @@ export class ImageBuilder {
   async gitRevision(dir: string): Promise<string | undefined> {
     const r = await this.deps.exec(["git", "-C", dir, "rev-parse", "HEAD"], { timeoutMs: 10_000 });
     return r.exitCode === 0 ? r.stdout.trim() : undefined;
+  }
+
+  /**
+   * SOURCE_DATE_EPOCH of a build: the environment's when set, else the commit time of the context's git HEAD;
+   * undefined outside git (the build is then not made reproducible).
+   */
+  async sourceDateEpoch(dir: string): Promise<number | undefined> {
+    const env = (this.deps.env ?? process.env)["SOURCE_DATE_EPOCH"];
+    if (env !== undefined && env !== "") {
+      if (!/^\d+$/.test(env)) {
+        throw new UsageError(`SOURCE_DATE_EPOCH "${env}" is not a number of seconds since 1970.`, {
+          fix: "Set SOURCE_DATE_EPOCH to whole seconds (e.g. $(git log -1 --format=%ct)) or unset it.",
+        });
+      }
+      return Number(env);
+    }
+    const r = await this.deps.exec(["git", "-C", dir, "log", "-1", "--format=%ct"], { timeoutMs: 10_000 });
+    const t = r.exitCode === 0 ? Number(r.stdout.trim()) : NaN;
+    return Number.isInteger(t) && t > 0 ? t : undefined;
   }
 
   /** The build context archive of one platform. */
@@ -79,8 +102,14 @@ export class ImageBuilder {
   ): Promise<string> {
     const emit = this.deps.emit;
     const base = p.bases[0];
+    const rendered = i.mode === "rendered";
+    // The rendered Dockerfile's builds are made reproducible (a user's own Dockerfile is built as it is): the
+    // label's time is the epoch, not the clock.
+    const epoch =
+      rendered && base && this.deps.docker.reproduce ? await this.sourceDateEpoch(i.contextDir) : undefined;
     const labels: Record<string, string> = {
-      "org.opencontainers.image.created": builtAt.toISOString(),
+      "org.opencontainers.image.created":
+        epoch !== undefined ? new Date(epoch * 1000).toISOString() : builtAt.toISOString(),
       "org.opencontainers.image.source": i.contextDir,
       "org.opencontainers.image.revision": gitRevision ?? "",
       "org.opencontainers.image.title": `${this.deps.config.pipeline}/${i.role}`,
@@ -90,7 +119,6 @@ export class ImageBuilder {
     };
     // The rendered Dockerfile sets its labels in one step from build args; a user's own Dockerfile gets them
     // from the engine (one step per label, after its own).
-    const rendered = i.mode === "rendered";
     const buildArgs: Record<string, string> = { ...i.buildArgs };
     if (rendered) {
       if (base) buildArgs["BASE_IMAGE"] = base.id;
@@ -98,7 +126,7 @@ export class ImageBuilder {
     }
     emit(i.role, "build", `building ${ref} for ${p.platform.platform} from ${i.dockerfileLabel}`);
     for (let attempt = 1; ; attempt++) {
-      const outcome = await this.runBuild(i, p, {
+      const built = await this.runBuild(i, p, {
         context: tarStream(this.contextEntries(i)),
         dockerfile: i.dockerfilePath,
         tag: ref,
@@ -108,6 +136,10 @@ export class ImageBuilder {
         ...(attempt > 1 ? { noCache: true } : {}),
         ...(this.deps.signal ? { signal: this.deps.signal } : {}),
       });
+      const outcome =
+        epoch !== undefined && base
+          ? await this.reproduce(i, p, built, { epoch, base: base.id, tag: ref })
+          : built;
       // The classic builder can hand back a layer cached for another architecture (a stage FROM scratch has
       // no base to tell them apart), or build on a base of the wrong one: check what came out.
       const info = await this.deps.docker.inspectImage(outcome.imageId);
@@ -136,6 +168,29 @@ export class ImageBuilder {
       );
       return outcome.imageId;
     }
+  }
+
+  /** The build made reproducible (src/docker/reproducible.ts): the same inputs, the same image ID. */
+  private async reproduce(
+    i: RoleInputs,
+    p: PlatformInputs,
+    built: BuildOutcome,
+    opts: { epoch: number; base: string; tag: string },
+  ): Promise<BuildOutcome> {
+    const started = Date.now();
+    const r = await this.deps.docker.reproduce!(built.imageId, {
+      ...opts,
+      ...(this.deps.tempDir ? { tempDir: this.deps.tempDir() } : {}),
+    });
+    this.deps.emit(
+      i.role,
+      "debug",
+      `made ${built.imageId.slice(7, 19)} reproducible as ${r.imageId.slice(7, 19)} for ${p.platform.platform}: ` +
+        `${r.layers} layer(s) on the base, ${r.clamped} file time(s) clamped to SOURCE_DATE_EPOCH ${opts.epoch}, ` +
+        `${((Date.now() - started) / 1000).toFixed(1)} s`,
+      { builtImageId: built.imageId, imageId: r.imageId, epoch: opts.epoch },
+    );
+    return { ...built, imageId: r.imageId };
   }
 
   /** One build, its errors turned into ones that name the role, the step and the Dockerfile line. */

@@ -9,6 +9,7 @@
  * parameter, so tests can hand in real-but-local ones or swap one part. The flow never prints: it emits events.
  */
 import type { Catalog } from "../catalog/catalog.js";
+import { holding, type LeaseKeeper } from "../catalog/lease.js";
 import type { Config } from "../config/load.js";
 import type { Role, Target } from "../config/schema.js";
 import type { EcrApi } from "../aws/ecr.js";
@@ -98,6 +99,8 @@ export interface PushDeps {
   /** Child processes (the context's git revision). @default src/exec.ts */
   exec?: Exec;
   events?: EventSink;
+  /** The run's folder (src/leftovers/runs.ts), for a build's temp files; asked only when one is made. */
+  tempDir?: () => string;
   now?: () => Date;
   /** Where imgtool's templates' companions (docker/<role>/bin) are. @default the project root */
   projectDir?: string;
@@ -106,6 +109,8 @@ export interface PushDeps {
    * published after it, and each role that was stopped fails with an InterruptedError that says where.
    */
   signal?: AbortSignal;
+  /** The publish lease of the pipeline's roles (src/catalog/lease.ts); none: no lease is taken. */
+  lease?: LeaseKeeper;
 }
 
 /** Push every requested role: inputs of all roles are checked first, then the roles run in parallel. */
@@ -138,7 +143,11 @@ export async function pushImages(req: PushRequest, deps: PushDeps): Promise<Push
     }
   }
   const run = new PushRun(req, deps, events);
-  const settled = await Promise.allSettled(inputs.map((i) => explainEngineErrors(() => run.role(i))));
+  // One publisher per pipeline and role: the check, build and publish of a role run under its lease.
+  const lease = req.dryRun ? undefined : deps.lease;
+  const settled = await Promise.allSettled(
+    inputs.map((i) => explainEngineErrors(() => holding(lease, `${i.role}-image`, () => run.role(i)))),
+  );
   const results: RoleResult[] = [];
   let internal: unknown;
   settled.forEach((s, n) => {
@@ -209,6 +218,7 @@ class PushRun {
       exec: deps.exec ?? realExec,
       emit: this.emit,
       ...(deps.signal ? { signal: deps.signal } : {}),
+      ...(deps.tempDir ? { tempDir: deps.tempDir } : {}),
     });
     this.uploader = new Uploader({
       config: req.config,

@@ -120,6 +120,15 @@ export const VAR_FILE = "imgtool.pkrvars.hcl";
 export const MANIFEST_FILE = "packer-manifest.json";
 /** Where write-manifest.sh writes the version manifest inside the image. */
 export const IMAGE_MANIFEST_PATH = "/etc/imgtool/manifest.json";
+/**
+ * The kernel arguments a task-runner AMI boots with when `roles.task-runner.cpu.isolate` is on: every CPU but the
+ * first is taken from the scheduler's balancing, the timer tick and RCU callbacks, and interrupts go to CPU 0, so
+ * the OS, its interrupts and the engine stay off the workers' CPUs. `N` is the last CPU (Linux 5.13 or newer), so
+ * one AMI fits every instance size. configure-cpu.sh bakes them; imgtool-cpu-setup reads them back at boot.
+ */
+export const ISOLATION_KERNEL_ARGS =
+  "isolcpus=domain,managed_irq,1-N nohz_full=1-N rcu_nocbs=1-N irqaffinity=0";
+
 /** The provisioning steps, in order: packer/scripts/<step>.sh. */
 export const STEPS = [
   "update-os",
@@ -360,6 +369,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     IMGTOOL_CPU_GOVERNOR: rc.cpu.governor,
     IMGTOOL_CPU_TURBO: rc.cpu.turbo,
     IMGTOOL_CPU_QUIET_SERVICES: String(rc.cpu.quiet_services),
+    IMGTOOL_CPU_KERNEL_ARGS: isRunner && rc.cpu.isolate ? ISOLATION_KERNEL_ARGS : "",
   };
   if (!inputs.image) {
     notes.push(

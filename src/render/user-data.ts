@@ -3,6 +3,7 @@
  * every value a single-quoted shell word ({@link shellWord}), no secret in it (only where to read one at boot).
  * Pure: rendering and EC2's 16 KB check, nothing else.
  */
+import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { ecrRegionOf } from "../config/registry.js";
 import type { Role, Target } from "../config/schema.js";
@@ -10,7 +11,10 @@ import { UsageError } from "../errors.js";
 import { renderTemplate } from "./templates.js";
 import { renderWorkloadShell, type WorkloadShellInput } from "./workload-shell.js";
 
-/** EC2's limit on user-data, in raw bytes before base64. */
+/**
+ * EC2's limit on user-data: 16 KB "in raw form, before it is base64-encoded" (EC2 User Guide, "Work with instance
+ * user data"). Raw form is what imgtool sends: the gzip when compressed, so the check counts those bytes.
+ */
 export const USER_DATA_LIMIT = 16_384;
 
 export type Compression = "none" | "gzip";
@@ -95,7 +99,7 @@ export function renderUserDataText(v: UserDataValues): string {
     recordPrefix: v.recordPrefix,
     workerEnv: Object.entries(v.workerEnv).map(([k, val]) => `${k}=${val}`),
     workload: renderWorkloadShell({ ...v.workload, role: v.role, target: v.target }),
-    common: renderTemplate("user-data/common.sh.hbs", {}),
+    common: withoutComments(renderTemplate("user-data/common.sh.hbs", {})),
   };
   if (v.role === "task-runner") {
     if (v.orchestratorUrl === undefined) throw new Error("task-runner user-data needs the orchestrator URL");
@@ -103,6 +107,19 @@ export function renderUserDataText(v: UserDataValues): string {
   }
   if (v.port === undefined) throw new Error("orchestrator user-data needs its port");
   return renderTemplate("user-data/orchestrator.sh.hbs", { ...base, port: String(v.port) });
+}
+
+/**
+ * The shared functions without their comment lines (shellcheck directives stay): about 3 KB of EC2's 16 KB, and
+ * safe to drop there only, since that part holds no value of the config (rendered from the template alone). The
+ * comments stay in templates/user-data/common.sh.hbs, which the script's header names.
+ */
+function withoutComments(text: string): string {
+  const lines = text.split("\n").filter((l) => !/^\s*#(?!\s*shellcheck )/.test(l));
+  return [
+    "# The boot steps every role shares: templates/user-data/common.sh.hbs, with its comments.",
+    ...lines,
+  ].join("\n");
 }
 
 export function encodeUserData(text: string, compression: Compression): Buffer {
@@ -138,9 +155,19 @@ export function checkUserDataSize(
 }
 
 // The longest values the catalog can hand the template: a 255-character repository name with its digest, a
-// 100-character version label. Hex, so that gzip compresses them no better than real digests.
-const LONG_HEX = (n: number) => "0123456789abcdef".repeat(Math.ceil(n / 16)).slice(0, n);
-const WORST_IMAGE = `${LONG_HEX(250)}.io/x@sha256:${LONG_HEX(64)}`;
+// 100-character version label. Pseudo-random hex (a SHA-256 chain), so that gzip compresses them no better than
+// real digests: a repeating pattern would shrink to a few bytes and the bound would be no bound with gzip.
+const LONG_HEX = (n: number, seed: string) => {
+  let out = "";
+  for (let i = 0; out.length < n; i++) out += createHash("sha256").update(`${seed}-${i}`).digest("hex");
+  return out.slice(0, n);
+};
+// Each value its own stream, so that no value repeats another for gzip to find (the registry host is the image's
+// own, as it is in a real launch; the baked image may come from any registry).
+const WORST_IMAGE = `${LONG_HEX(250, "host")}.io/x@sha256:${LONG_HEX(64, "image")}`;
+/** Bytes added to the gzip of the worst case: see {@link worstCaseSize}. */
+export const GZIP_SLACK = 32;
+const WORST_BAKED = `${LONG_HEX(250, "baked-host")}.io/x@sha256:${LONG_HEX(64, "baked")}`;
 
 /**
  * The user-data as large as it can get once the catalog's values are known: checked before any API call, so
@@ -150,12 +177,15 @@ const WORST_IMAGE = `${LONG_HEX(250)}.io/x@sha256:${LONG_HEX(64)}`;
 export function worstCaseSize(v: UserDataValues, compression: Compression): number {
   const worst: UserDataValues = {
     ...v,
-    version: `v${LONG_HEX(99)}`,
+    version: `v${LONG_HEX(99, "version")}`,
     image: WORST_IMAGE,
-    bakedImage: WORST_IMAGE,
+    bakedImage: WORST_BAKED,
     registry: { ...v.registry, host: WORST_IMAGE.split("/")[0]! },
     ...(v.role === "task-runner" ? { orchestratorUrl: `http://255.255.255.255:${v.port ?? 65535}` } : {}),
   };
-  const size = encodeUserData(renderUserDataText(worst), compression).length;
+  // gzip's size depends a little on which digits a digest happens to have (its Huffman tables): the slack covers
+  // that (a few bytes, measured in the tests over many random digests).
+  const slack = compression === "gzip" ? GZIP_SLACK : 0;
+  const size = encodeUserData(renderUserDataText(worst), compression).length + slack;
   return Math.max(size, encodeUserData(renderUserDataText(v), compression).length);
 }

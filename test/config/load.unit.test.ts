@@ -109,7 +109,7 @@ describe("config: errors name the path, the value and what is allowed", () => {
     const errs = errorsOf("pipline: x\nroles:\n  task-runner:\n    rubby: {}\n");
     assert.ok(
       errs.includes(
-        'pipline: unknown key (did you mean "pipeline"?); allowed here: pipeline, roles, secrets, aws, launch, local',
+        'pipline: unknown key (did you mean "pipeline"?); allowed here: pipeline, roles, secrets, smoke, aws, launch, local, calibration',
       ),
       errs.join("\n"),
     );
@@ -137,8 +137,18 @@ describe("config: errors name the path, the value and what is allowed", () => {
       'roles.orchestrator.ruby.method: "rvm" is not allowed: must be one of distro, ruby-build, tarball',
     ]);
     assert.deepEqual(errorsOf("roles:\n  task-runner:\n    workers_per_instance: many\n"), [
-      'roles.task-runner.workers_per_instance: "many" is not allowed; use "auto" or a whole number from 1 to 192',
+      'roles.task-runner.workers_per_instance: "many" is not allowed; use "auto", "calibrated" or a whole number from 1 to 192',
     ]);
+    // CPU isolation is a task runner's (its workers' CPUs); an orchestrator's is refused, not ignored.
+    assert.deepEqual(errorsOf("roles:\n  orchestrator:\n    cpu:\n      isolate: true\n"), [
+      "roles.orchestrator.cpu.isolate: true is not allowed: only task runners' CPUs are isolated: set it to false or leave it out",
+    ]);
+    assert.equal(
+      parseConfig("roles:\n  task-runner:\n    cpu:\n      isolate: false\n", base).config?.roles[
+        "task-runner"
+      ].cpu.isolate,
+      false,
+    );
   });
 
   test("rules across keys", () => {

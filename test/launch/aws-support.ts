@@ -3,6 +3,7 @@
  * published in its SSM catalog by the real Catalog, the API key planted as a SecureString, and a launch wired
  * to it through the project's client factory.
  */
+import { gunzipSync } from "node:zlib";
 import { PutParameterCommand } from "@aws-sdk/client-ssm";
 import { makeAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { Catalog } from "../../src/catalog/catalog.js";
@@ -219,6 +220,8 @@ export function tagsOf(params: Record<string, string>, resourceType: string): Re
   return out;
 }
 
+/** The script a RunInstances request carries: its UserData base64-decoded, and gunzipped when it is gzip. */
 export function userDataOf(params: Record<string, string>): string {
-  return Buffer.from(params["UserData"] ?? "", "base64").toString("utf8");
+  const raw = Buffer.from(params["UserData"] ?? "", "base64");
+  return (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString("utf8");
 }

@@ -4,6 +4,7 @@
 // orchestrator's /health is answered by a stand-in probe (a function), named in each test that needs one.
 import { after, afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -206,14 +207,16 @@ describe("launch on aws (AWS stand-in)", () => {
   });
 
   test("RunInstances times out after the stand-in created the instance: the retry with the same token returns the same instance", async () => {
-    const slow = await awsFixture({ requestTimeoutMs: 400 });
+    // A client timeout well above what a loaded machine takes to answer (the other calls and the retry must not
+    // time out too), and a delay well above the timeout.
+    const slow = await awsFixture({ requestTimeoutMs: 1_500 });
     open.push(slow);
     // Call 2 (the task runner's): performed at once, answered after the client gave up.
     slow.standin.faults.add({
       operation: "RunInstances",
       kind: "slow",
       applyFirst: true,
-      delayMs: 1_500,
+      delayMs: 3_500,
       calls: [2],
     });
     const { result } = await launchOnStandin(slow, { taskRunners: 1, runId: "timeout-1" });
@@ -318,45 +321,83 @@ describe("launch on aws (AWS stand-in)", () => {
     assert.ok(!JSON.stringify(result).includes(SECRET));
   });
 
-  test("no API call at all when a role's user-data would be over 16 KB; just under launches", async () => {
-    const config = (pad: number) =>
-      awsConfig(`launch:\n  worker_env:\n    task-runner:\n      PAD: "${"x".repeat(pad)}"\n`);
-    const size = (pad: number) => {
-      const c = config(pad);
-      const ctx = {
-        region: REGION,
-        registry: { user: "AWS", auth: "ecr" as const, passwordFile: "" },
-        secret: { source: "ssm" as const, parameter: SECRET_NAME },
-        orchestratorPort: 8080,
+  // Padding gzip cannot shrink (a SHA-256 chain in base64url): with a run of one letter the gzip would hardly grow,
+  // and a check that measured the wrong bytes (or a bound gzip beats) would pass unnoticed.
+  const NOISE = Array.from({ length: 1_000 }, (_, i) =>
+    createHash("sha256").update(`pad-${i}`).digest("base64url"),
+  ).join("");
+
+  for (const compression of ["gzip", "none"] as const) {
+    test(`${compression}: no API call at all when a role's user-data would be over 16 KB (the bytes sent, before base64); just under launches`, async () => {
+      const config = (pad: number) =>
+        awsConfig(
+          `launch:\n  user_data_compression: ${compression}\n  worker_env:\n    task-runner:\n      PAD: "${NOISE.slice(0, pad)}"\n`,
+        );
+      const size = (pad: number) => {
+        const c = config(pad);
+        const ctx = {
+          region: REGION,
+          registry: { user: "AWS", auth: "ecr" as const, passwordFile: "" },
+          secret: { source: "ssm" as const, parameter: SECRET_NAME },
+          orchestratorPort: 8080,
+        };
+        return worstCaseSize(
+          userDataValues(c, options({ runId: "big-1" }), ctx, "task-runner", {
+            version: "v0",
+            image: IMAGES["task-runner"],
+            bakedImage: null,
+            workers: "auto",
+          }),
+          compression,
+        );
       };
-      return worstCaseSize(
-        userDataValues(c, options({ runId: "big-1" }), ctx, "task-runner", {
-          version: "v0",
-          image: IMAGES["task-runner"],
-          bakedImage: null,
-          workers: "auto",
-        }),
-        "none",
+      // The smallest padding that takes the worst case over the limit (binary search; both sides checked below).
+      let lo = 0;
+      let hi = NOISE.length;
+      assert.ok(size(lo) <= USER_DATA_LIMIT && size(hi) > USER_DATA_LIMIT);
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >> 1;
+        if (size(mid) > USER_DATA_LIMIT) hi = mid;
+        else lo = mid;
+      }
+      const over = hi;
+      assert.ok(size(over - 1) <= USER_DATA_LIMIT && size(over) > USER_DATA_LIMIT);
+      // The padding costs what it weighs: at least 0.7 bytes a character once gzipped.
+      assert.ok(
+        size(over) - size(0) >= 0.7 * over,
+        `${over} characters of padding add ${size(over) - size(0)} bytes`,
       );
-    };
-    const pad = USER_DATA_LIMIT - size(0);
-    assert.equal(size(pad), USER_DATA_LIMIT);
 
-    const over = await launchOnStandin(fx, { runId: "big-1" }, { config: config(pad + 1) }).catch(
-      (e: unknown) => e,
-    );
-    assert.ok(over instanceof UsageError, String(over));
-    assert.match(
-      over.message,
-      /task-runner's user-data can reach 16385 bytes, over EC2's limit of 16384 bytes \(by 1\)/,
-    );
-    assert.equal(fx.standin.requests.length, 0, "not one request");
+      const refused = await launchOnStandin(fx, { runId: "big-1" }, { config: config(over) }).catch(
+        (e: unknown) => e,
+      );
+      assert.ok(refused instanceof UsageError, String(refused));
+      const what = compression === "gzip" ? "gzip-compressed user-data" : "user-data";
+      assert.match(
+        refused.message,
+        new RegExp(
+          `task-runner's ${what} can reach ${size(over)} bytes, over EC2's limit of 16384 bytes \\(by ${size(over) - USER_DATA_LIMIT}\\)`,
+        ),
+      );
+      assert.equal(fx.standin.requests.length, 0, "not one request");
 
-    await launchOnStandin(fx, { runId: "big-1" }, { config: config(pad) });
-    const runner = runRequests(fx.standin).find((r) => r.params["InstanceType"] === "c7i.large")!;
-    const bytes = Buffer.from(runner.params["UserData"]!, "base64").length;
-    assert.ok(bytes <= USER_DATA_LIMIT && bytes > USER_DATA_LIMIT - 2_000, `${bytes} bytes`);
-  });
+      await launchOnStandin(fx, { runId: "big-1" }, { config: config(over - 1) });
+      const runner = runRequests(fx.standin).find((r) => r.params["InstanceType"] === "c7i.large")!;
+      const sent = Buffer.from(runner.params["UserData"]!, "base64");
+      assert.ok(
+        sent.length <= USER_DATA_LIMIT && sent.length > USER_DATA_LIMIT - 2_000,
+        `${sent.length} bytes`,
+      );
+      assert.ok(userDataOf(runner.params).includes(`PAD=${NOISE.slice(0, over - 1)}`));
+      if (compression === "gzip") {
+        assert.deepEqual([...sent.subarray(0, 2)], [0x1f, 0x8b], "gzip magic");
+        assert.ok(
+          Buffer.byteLength(userDataOf(runner.params)) > USER_DATA_LIMIT,
+          "the script itself is over 16 KB: the limit counts the gzip sent",
+        );
+      }
+    });
+  }
 
   test("RunInstances refusing user-data over 16 KB (the AWS stand-in answers as EC2) is a usage error in EC2's words; exactly 16384 bytes start", async () => {
     const config = awsConfig();

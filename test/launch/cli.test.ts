@@ -66,7 +66,10 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
       new RegExp(`orchestrator\\s+1\\s+t3\\.medium\\s+x86_64\\s+on-demand\\s+${fx.amis.orchestrator.x86_64}`),
     );
     assert.match(r.stdout, /auto: one per physical core, read at boot/);
-    assert.match(r.stdout, /----- user-data of task-runner \(c7g\.large\): \d+ bytes -----\n#!\/bin\/bash/);
+    assert.match(
+      r.stdout,
+      /----- user-data of task-runner \(c7g\.large\): \d+ bytes gzip-compressed -----\n#!\/bin\/bash/,
+    );
     assert.equal(fx.standin.requests.filter((q) => q.service === "ec2").length, 0);
     assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET));
   });
@@ -121,7 +124,10 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
   test("bad flags are usage errors (exit 2) that name the flag", async () => {
     const w = await aws(["launch", "--workers-per-instance", "0"]);
     assert.equal(w.code, 2);
-    assert.match(w.stderr, /--workers-per-instance "0": use auto or a whole number from 1 to 192/);
+    assert.match(
+      w.stderr,
+      /--workers-per-instance "0": use auto, calibrated or a whole number from 1 to 192/,
+    );
     const id = await aws(["launch", "--run-id", "Bad_Run"]);
     assert.equal(id.code, 2);
     assert.match(id.stderr, /--run-id "Bad_Run" is not a run id/);

@@ -9,9 +9,11 @@ import { existsSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs
 import { gzipSync } from "node:zlib";
 import path from "node:path";
 import { machineArch } from "../../src/config/arch.js";
+import { DOCKER_LABEL } from "../../src/config/tags.js";
 import { FailureError, UsageError } from "../../src/errors.js";
 import { logProblems } from "../../src/launch/cloud-init.js";
 import { demux, execIn, localBackend } from "../../src/launch/local.js";
+import { parseCpuList, type WorkerCpuState } from "../../src/launch/cpus.js";
 import type { GroupRequest, LaunchBackend } from "../../src/launch/types.js";
 import { runCli } from "../support/cli.js";
 import { makeLocalFixture, type LocalFixture } from "./fixtures/local.js";
@@ -22,7 +24,7 @@ interface LaunchJson {
   instances: {
     role: string;
     id: string;
-    workers: { name: string; cpus: string }[];
+    workers: { name: string; cpus: string; cpu?: WorkerCpuState }[];
     bootToReadySeconds: number;
     startToReadySeconds: number;
     pulled: boolean;
@@ -244,6 +246,63 @@ describe("launch on the local target (containers with their own engine, through 
       seen.push(cpus);
     }
     assert.equal(new Set(seen).size, 2, `workers share a CPU: ${seen.join(", ")}`);
+
+    // Each worker's CPU state, read back from the (host's, shared) sysfs: in launch --json, its label and its
+    // environment alike. The twin can read but not set it: no isolation of its own, the host's governor/turbo.
+    const sysCpu = "/sys/devices/system/cpu";
+    const host = (f: string) => (existsSync(f) ? readFileSync(f, "utf8").trim() : "");
+    const listed = (list: string, cpu: number) => list !== "" && parseCpuList(list).includes(cpu);
+    const turbo = existsSync(`${sysCpu}/intel_pstate/no_turbo`)
+      ? host(`${sysCpu}/intel_pstate/no_turbo`) === "1"
+        ? "off"
+        : "on"
+      : existsSync(`${sysCpu}/cpufreq/boost`)
+        ? host(`${sysCpu}/cpufreq/boost`) === "0"
+          ? "off"
+          : "on"
+        : "unknown";
+    const workerCpus = runner.workers.map((w) => Number(w.cpus));
+    for (const w of runner.workers) {
+      const cpu = Number(w.cpus);
+      const sibs = parseCpuList(
+        host(`${sysCpu}/cpu${cpu}/topology/thread_siblings_list`) || String(cpu),
+      ).filter((c) => c !== cpu);
+      const expected: WorkerCpuState = {
+        cpu,
+        sibling: sibs.length ? sibs.join(",") : null,
+        siblingIdle: sibs.length ? !sibs.some((c) => workerCpus.includes(c)) : null,
+        isolated: listed(host(`${sysCpu}/isolated`), cpu),
+        governor: host(`${sysCpu}/cpu${cpu}/cpufreq/scaling_governor`) || "unknown",
+        turbo,
+      };
+      assert.deepEqual(w.cpu, expected, `${w.name} in launch --json`);
+      const label = await inInstance(
+        runner.id,
+        `docker inspect -f '{{ index .Config.Labels "${DOCKER_LABEL.cpuState}" }}' ${w.name}`,
+      );
+      assert.deepEqual(JSON.parse(label), expected, `${w.name}'s label`);
+      const env = await inInstance(runner.id, `docker exec ${w.name} printenv IMGTOOL_CPU_STATE`);
+      assert.deepEqual(JSON.parse(env), expected, `${w.name}'s IMGTOOL_CPU_STATE`);
+    }
+    // The boot's own record, setting by setting, in the ready marker too. This fixture's twin is the orchestrator's
+    // bake (one bake for both roles), which asks for no CPU setting: each is recorded unchanged, nothing written.
+    // (A task runner's twin, asked for them, gets not-allowed/applied: test/packer/twin-build.test.ts.)
+    const setup = JSON.parse(await inInstance(runner.id, "cat /run/imgtool/cpu.json")) as Record<
+      string,
+      { status: string }
+    >;
+    const statuses = Object.fromEntries(
+      ["governor", "turbo", "services", "kernel_args", "irq_affinity"].map((k) => [k, setup[k]?.status]),
+    );
+    assert.deepEqual(statuses, {
+      governor: "unchanged",
+      turbo: "unchanged",
+      services: "unchanged",
+      kernel_args: "unchanged",
+      irq_affinity: "unchanged",
+    });
+    const marker = JSON.parse(await inInstance(runner.id, "cat /run/imgtool/ready")) as { cpuSetup: unknown };
+    assert.deepEqual(marker.cpuSetup, setup);
 
     // One example task, queued at the orchestrator, claimed and run by a worker, reported back.
     const created = await http("POST", `${doc.orchestrator.url}/tasks`, { benchmark: "fib" });

@@ -11,6 +11,7 @@ import {
   deadRunsWarning,
   describeLeftovers,
   findLeftovers,
+  publishedIn,
   removeLeftovers,
   type LeftoverEngine,
 } from "../../src/leftovers/leftovers.js";
@@ -252,6 +253,106 @@ describe("doctor's leftovers line", () => {
     assert.equal(
       checks.find((x) => x.part === "docker engine"),
       undefined,
+    );
+  });
+});
+
+describe("leftovers: twin images and pre-load volumes of a dead bake", () => {
+  const twin = (id: string, owner: string, pipeline = "bench"): LabelledResource => ({
+    kind: "image",
+    id,
+    name: `imgtool-twin/${pipeline}-task-runner:v2`,
+    labels: {
+      [DOCKER_LABEL.owner]: owner,
+      "org.imgtool.pipeline": pipeline,
+      "org.imgtool.role": "task-runner",
+    },
+  });
+  const store = (name: string, owner: string, version: string, extra = {}): LabelledResource =>
+    owned("volume", name, owner, {
+      [DOCKER_LABEL.pipeline]: "bench",
+      [DOCKER_LABEL.role]: "task-runner",
+      [DOCKER_LABEL.version]: version,
+      [DOCKER_LABEL.image]: "127.0.0.1:5000/bench/task-runner@sha256:1",
+      ...extra,
+    });
+  /** A catalog whose task-runner AMI history holds version v1, value sha256:published. */
+  const catalog = {
+    opened: 0,
+    async history(key: { role: string; arch: string }) {
+      return key.role === "task-runner" && key.arch === "x86_64"
+        ? [{ version: "v1", value: "sha256:published" }]
+        : [];
+    },
+  };
+
+  test("unpublished ones are found and removed (containers, images, volumes, folder); published ones are kept and named", async () => {
+    const dir = state();
+    const dead = startRun(dir, { command: "imgtool pipeline", pid: 300 });
+    const engine = fakeEngine([
+      owned("container", "preload", dead.id),
+      twin("sha256:unpublished", dead.id),
+      store("imgtool-bench-task-runner-v2-store", dead.id, "v2"),
+      twin("sha256:published", dead.id),
+      store("imgtool-bench-task-runner-v1-store", dead.id, "v1"),
+      twin("sha256:other", dead.id, "otherpipe"),
+      owned("volume", "instance-vol", dead.id, {
+        [DOCKER_LABEL.launch]: "instance",
+        [DOCKER_LABEL.version]: "v1",
+      }),
+    ]);
+    let opens = 0;
+    const published = publishedIn(async () => {
+      opens++;
+      return catalog;
+    }, "bench");
+    const found = await findLeftovers({ stateDir: dir, engine, alive: () => false, published });
+    assert.equal(opens, 1, "the catalog is opened once");
+    const l = found[0]!;
+    assert.deepEqual(
+      l.images.map((i) => i.id),
+      ["sha256:unpublished"],
+    );
+    assert.deepEqual(
+      l.volumes.map((v) => v.name),
+      ["imgtool-bench-task-runner-v2-store", "instance-vol"],
+    );
+    assert.deepEqual(
+      l.kept.map((k) => k.id),
+      ["sha256:published", "sha256:other", "imgtool-bench-task-runner-v1-store"],
+    );
+    assert.match(
+      describeLeftovers(l),
+      /container preload, image imgtool-twin\/bench-task-runner:v2, volume imgtool-bench-task-runner-v2-store, volume instance-vol, folder .*; kept image .*, volume imgtool-bench-task-runner-v1-store \(published in the catalog\)$/,
+    );
+    const done = await removeLeftovers(found, engine, { dryRun: false, events: recordingSink() });
+    assert.deepEqual(done[0]!.removed, [
+      "container preload",
+      "image imgtool-twin/bench-task-runner:v2",
+      "volume imgtool-bench-task-runner-v2-store",
+      "volume instance-vol",
+      `folder ${dead.dir}`,
+    ]);
+    assert.deepEqual(engine.things.map((t) => t.id).sort(), [
+      "imgtool-bench-task-runner-v1-store",
+      "sha256:other",
+      "sha256:published",
+    ]);
+  });
+
+  test("a catalog that cannot be read keeps every image and volume", async () => {
+    const dir = state();
+    const dead = startRun(dir, { command: "imgtool bake ami", pid: 301 });
+    const engine = fakeEngine([twin("sha256:x", dead.id), store("s", dead.id, "v9")]);
+    const published = publishedIn(async () => {
+      throw new Error("The local catalog is damaged");
+    }, "bench");
+    const [l] = await findLeftovers({ stateDir: dir, engine, alive: () => false, published });
+    assert.deepEqual(l!.images, []);
+    assert.deepEqual(l!.volumes, []);
+    assert.deepEqual(
+      l!.kept.map((k) => k.id),
+      ["sha256:x", "s"],
     );
   });
 });

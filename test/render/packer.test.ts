@@ -10,6 +10,7 @@ import { UsageError } from "../../src/errors.js";
 import { projectPath } from "../../src/paths.js";
 import {
   IMAGE_MANIFEST_PATH,
+  ISOLATION_KERNEL_ARGS,
   STEPS,
   artifactsFromManifest,
   renderBake,
@@ -241,6 +242,8 @@ describe("render: the example config, both roles, both targets", () => {
           assert.equal(env.IMGTOOL_CPU_GOVERNOR, rc.cpu.governor);
           assert.equal(env.IMGTOOL_CPU_TURBO, rc.cpu.turbo);
           assert.equal(env.IMGTOOL_CPU_QUIET_SERVICES, String(rc.cpu.quiet_services));
+          // CPU isolation: task runners only (on the twin, configure-cpu.sh records it as not allowed).
+          assert.equal(env.IMGTOOL_CPU_KERNEL_ARGS, role === "task-runner" ? ISOLATION_KERNEL_ARGS : "");
           assert.equal(env.IMGTOOL_IMAGE_REF, "");
           assert.equal(env.IMGTOOL_DOCKER_PACKAGE_APT, "docker.io");
           assert.equal(env.IMGTOOL_BENCH_PACKAGES_APT === "", role === "orchestrator");

@@ -5,6 +5,7 @@
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
@@ -12,13 +13,18 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { gunzipSync } from "node:zlib";
 import { parseConfig } from "../../src/config/load.js";
+import { DOCKER_LABEL } from "../../src/config/tags.js";
+import { projectPath } from "../../src/paths.js";
 import { UsageError } from "../../src/errors.js";
-import { orderCpus, parseCpuList, workerCpus } from "../../src/launch/cpus.js";
+import { orderCpus, parseCpuList, readCpuTopology, workerCpus } from "../../src/launch/cpus.js";
+import { parseRecord } from "../../src/launch/aws-ready.js";
 import { userDataValues } from "../../src/launch/plan.js";
 import type { BootContext, LaunchOptions } from "../../src/launch/types.js";
 import {
@@ -26,6 +32,7 @@ import {
   checkUserDataSize,
   renderUserData,
   renderUserDataText,
+  worstCaseSize,
   type UserDataValues,
 } from "../../src/render/user-data.js";
 
@@ -121,16 +128,33 @@ function sandbox(opts: {
   siblings: Record<number, string>;
   baked: boolean;
   engineAnswers?: boolean;
+  /** More files of the fake sysfs, relative to sys/devices/system/cpu. */
+  cpuFiles?: Record<string, string>;
+  /** The record imgtool-cpu-setup left at boot (/run/imgtool/cpu.json), if any. */
+  cpuSetup?: string;
 }) {
   const dir = tempDir("imgtool-ud-run-");
   const bin = path.join(dir, "bin");
   const sys = path.join(dir, "sys");
   mkdirSync(bin);
+  // The real reader of a worker's CPU, baked into the image beside imgtool-cpu-setup.
+  symlinkSync(
+    projectPath("packer", "scripts", "lib", "imgtool-cpu-state"),
+    path.join(bin, "imgtool-cpu-state"),
+  );
   mkdirSync(path.join(sys, "devices/system/cpu"), { recursive: true });
   writeFileSync(path.join(sys, "devices/system/cpu/online"), `${opts.cpus}\n`);
   for (const [cpu, sib] of Object.entries(opts.siblings)) {
     mkdirSync(path.join(sys, `devices/system/cpu/cpu${cpu}/topology`), { recursive: true });
     writeFileSync(path.join(sys, `devices/system/cpu/cpu${cpu}/topology/thread_siblings_list`), `${sib}\n`);
+  }
+  for (const [f, content] of Object.entries(opts.cpuFiles ?? {})) {
+    mkdirSync(path.dirname(path.join(sys, "devices/system/cpu", f)), { recursive: true });
+    writeFileSync(path.join(sys, "devices/system/cpu", f), content);
+  }
+  if (opts.cpuSetup !== undefined) {
+    mkdirSync(path.join(dir, "marker"));
+    writeFileSync(path.join(dir, "marker", "cpu.json"), opts.cpuSetup);
   }
   writeFileSync(path.join(dir, "status"), `Name:\tbash\nCpus_allowed_list:\t${opts.cpus}\n`);
   writeFileSync(path.join(dir, "secret"), SECRET);
@@ -264,6 +288,51 @@ describe("user-data: rendering", () => {
   });
 });
 
+describe("user-data: the bound checked before any API call", () => {
+  // Real digests are random hex: values drawn the same way (a seeded SHA-256 chain, so the test is repeatable),
+  // as long as the catalog allows, for every value the bound stands in for.
+  const randomHex = (n: number, seed: string) => {
+    let out = "";
+    for (let i = 0; out.length < n; i++) out += createHash("sha256").update(`${seed}/${i}`).digest("hex");
+    return out.slice(0, n);
+  };
+  for (const compression of ["gzip", "none"] as const) {
+    test(`${compression}: worstCaseSize is never beaten by the longest real values (random digests, 250-character registry, 100-character version)`, () => {
+      for (const role of ["task-runner", "orchestrator"] as const) {
+        const v = values(role);
+        const bound = worstCaseSize(v, compression);
+        for (let k = 0; k < 200; k++) {
+          const host = `${randomHex(250, `host-${k}`)}.io`;
+          const image = `${host}/x@sha256:${randomHex(64, `image-${k}`)}`;
+          const baked = `${randomHex(250, `baked-host-${k}`)}.io/x@sha256:${randomHex(64, `baked-${k}`)}`;
+          const real = renderUserData(
+            {
+              ...v,
+              version: `v${randomHex(99, `version-${k}`)}`,
+              image,
+              bakedImage: baked,
+              registry: { ...v.registry, host },
+            },
+            compression,
+          );
+          assert.ok(real.bytes.length <= bound, `${role}: ${real.bytes.length} bytes sent, bound ${bound}`);
+        }
+      }
+    });
+  }
+
+  test("gzip is the default, both targets: the bytes sent are the gzip of the script", () => {
+    for (const ctx of [awsCtx, localCtx]) {
+      const c = config();
+      assert.equal(c.launch.user_data_compression, "gzip");
+      const v = values("task-runner", {}, "", ctx);
+      const ud = renderUserData(v, c.launch.user_data_compression);
+      assert.deepEqual([...ud.bytes.subarray(0, 2)], [0x1f, 0x8b]);
+      assert.equal(gunzipSync(ud.bytes).toString("utf8"), ud.text);
+    }
+  });
+});
+
 describe("user-data: the script run by bash against stand-ins for docker and aws", () => {
   test("hostile values arrive byte-for-byte in docker's argv and execute nothing", () => {
     const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
@@ -380,10 +449,16 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
       assert.ok(envOf(argv).includes(`IMGTOOL_VERSION=${version}`), argv.join(" "));
       assert.equal(argv[argv.indexOf(`imgtool.version=${version}`) - 1], "--label");
     }
-    assert.deepEqual(sb.marker("ready")!.workers, [
-      { name: "task-runner-1", cpus: "0" },
-      { name: "task-runner-2", cpus: "1" },
-    ]);
+    assert.deepEqual(
+      (sb.marker("ready")!.workers as { name: string; cpus: string }[]).map(({ name, cpus }) => ({
+        name,
+        cpus,
+      })),
+      [
+        { name: "task-runner-1", cpus: "0" },
+        { name: "task-runner-2", cpus: "1" },
+      ],
+    );
     // The TypeScript planner picks the same CPUs for the same topology.
     const topo = {
       allowed: parseCpuList("0-3"),
@@ -402,6 +477,98 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
         .sort(),
       ["0", "1", "2"],
     );
+  });
+
+  test("each worker carries its own CPU's state (sibling and whether it is idle, isolated, governor, turbo) in its label, environment and the ready record", () => {
+    // 2 cores with SMT (0/2 and 1/3); CPUs 0 and 3 are still on powersave; turbo is off.
+    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+    const cpuFiles = {
+      "cpu0/cpufreq/scaling_governor": "powersave\n",
+      "cpu1/cpufreq/scaling_governor": "performance\n",
+      "cpu2/cpufreq/scaling_governor": "performance\n",
+      "cpu3/cpufreq/scaling_governor": "powersave\n",
+      "intel_pstate/no_turbo": "1\n",
+    };
+    const state = (
+      cpu: number,
+      sibling: string,
+      siblingIdle: boolean,
+      isolated: boolean,
+      governor: string,
+    ) => ({
+      cpu,
+      sibling,
+      siblingIdle,
+      isolated,
+      governor,
+      turbo: "off",
+    });
+    /** Boot 3 workers; each one's state in the ready record, its label and its environment, by pinned CPU. */
+    const boot = (files: Record<string, string>, cpuSetup?: string) => {
+      const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles: files, cpuSetup });
+      const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+      assert.equal(r.status, 0, r.stderr);
+      const ready = sb.marker("ready")!;
+      const fromRecord = Object.fromEntries(
+        (ready.workers as { cpus: string; cpu: unknown }[]).map((w) => [w.cpus, w.cpu]),
+      );
+      for (const argv of sb.calls().filter((c) => c[0] === "run")) {
+        const cpu = argv[argv.indexOf("--cpuset-cpus") + 1]!;
+        const label = argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!;
+        assert.equal(argv[argv.indexOf(label) - 1], "--label");
+        assert.deepEqual(JSON.parse(label.slice(DOCKER_LABEL.cpuState.length + 1)), fromRecord[cpu]);
+        const env = envOf(argv).find((e) => e.startsWith("IMGTOOL_CPU_STATE="))!;
+        assert.deepEqual(JSON.parse(env.slice("IMGTOOL_CPU_STATE=".length)), fromRecord[cpu]);
+      }
+      return { ready, states: fromRecord, sb };
+    };
+
+    // No isolation: CPUs 0, 1 and 2 (cores first); 0 and 2 are each other's busy sibling, 3 is left idle.
+    const setupRecord = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
+    const plainBoot = boot(cpuFiles, setupRecord);
+    assert.deepEqual(plainBoot.states, {
+      "0": state(0, "2", false, false, "powersave"),
+      "1": state(1, "3", true, false, "performance"),
+      "2": state(2, "0", false, false, "performance"),
+    });
+    // The boot's per-setting record rides along, as it was.
+    assert.deepEqual(plainBoot.ready.cpuSetup, JSON.parse(setupRecord));
+
+    // The kernel isolates 1-3: the workers go there, CPU 0 is left to the system (and is CPU 2's idle sibling).
+    const isolatedBoot = boot({ ...cpuFiles, isolated: "1-3\n" });
+    assert.deepEqual(isolatedBoot.states, {
+      "1": state(1, "3", false, true, "performance"),
+      "2": state(2, "0", true, true, "performance"),
+      "3": state(3, "1", false, true, "powersave"),
+    });
+    assert.equal(isolatedBoot.ready.cpuSetup, null);
+    // auto with isolation: one per core among the isolated CPUs, and the TypeScript planner reads the same.
+    const auto = sandbox({
+      cpus: "0-3",
+      siblings,
+      baked: true,
+      cpuFiles: { ...cpuFiles, isolated: "1-3\n" },
+    });
+    assert.equal(auto.run(renderUserDataText(values("task-runner"))).status, 0);
+    assert.deepEqual(
+      (auto.marker("ready")!.workers as { cpus: string }[]).map((w) => w.cpus),
+      ["1", "2"],
+    );
+    mkdirSync(path.join(auto.dir, "proc/self"), { recursive: true });
+    writeFileSync(path.join(auto.dir, "proc/self/status"), "Cpus_allowed_list:\t0-3\n");
+    assert.deepEqual(workerCpus(orderCpus(readCpuTopology(auto.dir)), "auto"), [1, 2]);
+
+    // No SMT, no cpufreq, no isolation: said so, not guessed.
+    const plain = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
+    assert.equal(plain.run(renderUserDataText(values("task-runner"))).status, 0);
+    assert.deepEqual((plain.marker("ready")!.workers as { cpu: unknown }[])[0]!.cpu, {
+      cpu: 0,
+      sibling: null,
+      siblingIdle: null,
+      isolated: false,
+      governor: "unknown",
+      turbo: "unknown",
+    });
   });
 
   test("more workers than CPUs: the boot fails with a marker that says why, and starts nothing", () => {
@@ -478,6 +645,84 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
     );
     assert.equal(record.bootToReadySeconds, marker.bootToReadySeconds);
     assert.equal(record.pulled, false);
+  });
+
+  test("aws: the SSM record carries every worker's CPU state (compact) and the boot's CPU record; the launcher reads back what the marker, the labels and the environment say", () => {
+    // 2 cores with SMT (0/2 and 1/3), the kernel isolates 1-3, CPU 0 on powersave, the rest performance, turbo off.
+    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+    const cpuFiles = {
+      isolated: "1-3\n",
+      "cpu1/cpufreq/scaling_governor": "powersave\n",
+      "cpu2/cpufreq/scaling_governor": "performance\n",
+      "cpu3/cpufreq/scaling_governor": "performance\n",
+      "intel_pstate/no_turbo": "1\n",
+    };
+    const setup = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
+    for (const workers of [3, "auto"] as const) {
+      const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles, cpuSetup: setup });
+      const r = sb.run(renderUserDataText(values("task-runner", { workers })));
+      assert.equal(r.status, 0, r.stderr);
+      const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+      const record = JSON.parse(raw) as Record<string, unknown>;
+      assert.deepEqual(record.cpuSetup, JSON.parse(setup));
+      const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+      assert.ok(parsed.ok);
+      const fromMarker = (sb.marker("ready")!.workers as { cpu: unknown }[]).map((w) => w.cpu);
+      assert.deepEqual(
+        parsed.report.workers.map((w) => w.cpu),
+        fromMarker,
+      );
+      const fromLabels = sb
+        .calls()
+        .filter((c) => c[0] === "run")
+        .map((argv) =>
+          JSON.parse(argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!.split("=")[1]!),
+        );
+      assert.deepEqual(
+        fromLabels.sort((a: { cpu: number }, b: { cpu: number }) => a.cpu - b.cpu),
+        [...fromMarker].sort((a, b) => (a as { cpu: number }).cpu - (b as { cpu: number }).cpu),
+      );
+    }
+    // Isolated CPUs only (1-3): 3 workers on 1, 3, 2 (cores first); auto is one per core among them: 1, 2.
+    const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles });
+    assert.equal(sb.run(renderUserDataText(values("task-runner", { workers: 3 }))).status, 0);
+    const parsed = parseRecord(
+      { name: "/x", key: "x", value: flag(putCalls(sb.dir)[0]!, "--value")! },
+      "task-runner",
+    );
+    assert.ok(parsed.ok);
+    assert.deepEqual(
+      parsed.report.workers.map((w) => w.cpu),
+      [
+        { cpu: 1, sibling: "3", siblingIdle: false, isolated: true, governor: "powersave", turbo: "off" },
+        { cpu: 2, sibling: "0", siblingIdle: true, isolated: true, governor: "performance", turbo: "off" },
+        { cpu: 3, sibling: "1", siblingIdle: false, isolated: true, governor: "performance", turbo: "off" },
+      ],
+    );
+  });
+
+  test("aws: a boot record too long for SSM's 4 KB gives way in the SSM record (the marker keeps it); the workers' CPUs stay", () => {
+    const longSetup = `{"services": {"status": "failed", "detail": "${"could not mask x.timer ".repeat(200)}"}}`;
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, cpuSetup: longSetup });
+    const r = sb.run(renderUserDataText(values("task-runner")));
+    assert.equal(r.status, 0, r.stderr);
+    const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+    assert.ok(Buffer.byteLength(raw) <= 4096, `${Buffer.byteLength(raw)} bytes`);
+    assert.equal((JSON.parse(raw) as Record<string, unknown>).cpuSetup, null);
+    assert.deepEqual(sb.marker("ready")!.cpuSetup, JSON.parse(longSetup));
+    const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+    assert.ok(parsed.ok);
+    assert.deepEqual(
+      parsed.report.workers.map((w) => w.cpu),
+      [0, 1].map((cpu) => ({
+        cpu,
+        sibling: null,
+        siblingIdle: null,
+        isolated: false,
+        governor: "unknown",
+        turbo: "unknown",
+      })),
+    );
   });
 
   test("aws: a failed boot publishes a failed record with the reason (shortened for SSM's 4 KB), the marker keeps it all", () => {

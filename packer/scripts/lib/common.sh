@@ -1,6 +1,6 @@
 # shellcheck shell=bash disable=SC2034 # the variables set here are read by the scripts that source this file
 # common.sh: the helpers every provisioning script sources (required variables, downloads, OS detection,
-# package installs, JSON strings; logging and retries from core.sh). Why: one convention for the bake steps, on AMIs, twins and in
+# package installs; logging, retries and JSON strings from core.sh). Why: one convention for the bake steps, on AMIs, twins and in
 # Dockerfiles alike.
 #
 # Inputs: the IMGTOOL_* variables each script names. When IMGTOOL_ENV_FILE names a file (the build.env that
@@ -170,27 +170,6 @@ machine_arch() {
     aarch64 | arm64) echo arm64 ;;
     *) uname -m ;;
   esac
-}
-
-# json_str VALUE: VALUE as a JSON string literal.
-json_str() {
-  local s=$1 out="" c i
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\r'/\\r}
-  s=${s//$'\t'/\\t}
-  if [[ $s == *[$'\001'-$'\037']* ]]; then
-    for ((i = 0; i < ${#s}; i++)); do
-      c=${s:i:1}
-      if [[ $c == [$'\001'-$'\037'] ]]; then
-        printf -v c '\\u%04x' "'$c"
-      fi
-      out+=$c
-    done
-    s=$out
-  fi
-  printf '"%s"' "$s"
 }
 
 # state_write NAME CONTENT: write a record under IMGTOOL_STATE_DIR (atomically).

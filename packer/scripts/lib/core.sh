@@ -1,7 +1,8 @@
 # shellcheck shell=bash
-# core.sh: the one logging, dying and retrying of imgtool's shell (log, warn, die, retry), sourced by both
-# scripts/lib/common.sh (setup, teardown) and packer/scripts/lib/common.sh (the provisioning steps).
-# Why: one signature each, so a script moved between the two sides behaves the same. Sourced, never run.
+# core.sh: the one logging, dying, retrying and JSON quoting of imgtool's shell (log, warn, die, retry, json_str),
+# sourced by scripts/lib/common.sh (setup, teardown), packer/scripts/lib/common.sh (the provisioning steps) and
+# imgtool-cpu-setup (at boot, installed beside it). Why: one signature each, so a script moved between the sides
+# behaves the same. Sourced, never run.
 #
 # Inputs: IMGTOOL_LOG_PREFIX (the word before each line, e.g. "setup" or "imgtool[validate]"; default
 # "imgtool"), IMGTOOL_QUIET=1 silences `log` (never `warn` or `die`).
@@ -44,4 +45,25 @@ retry() {
     _retry_n=$((_retry_n + 1))
     _retry_delay=$((_retry_delay * 2))
   done
+}
+
+# json_str VALUE: VALUE as a JSON string literal.
+json_str() {
+  local s=$1 out="" c i
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  if [[ $s == *[$'\001'-$'\037']* ]]; then
+    for ((i = 0; i < ${#s}; i++)); do
+      c=${s:i:1}
+      if [[ $c == [$'\001'-$'\037'] ]]; then
+        printf -v c '\\u%04x' "'$c"
+      fi
+      out+=$c
+    done
+    s=$out
+  fi
+  printf '"%s"' "$s"
 }

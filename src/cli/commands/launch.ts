@@ -19,13 +19,13 @@ export interface LaunchArgs {
   out?: string;
 }
 
-export function parseWorkers(value: string | undefined): "auto" | number | undefined {
+export function parseWorkers(value: string | undefined): "auto" | "calibrated" | number | undefined {
   if (value === undefined) return undefined;
-  if (value === "auto") return "auto";
+  if (value === "auto" || value === "calibrated") return value;
   const n = Number(value);
   if (!/^\d+$/.test(value) || n < 1 || n > 192) {
     throw new UsageError(
-      `--workers-per-instance ${JSON.stringify(value)}: use auto or a whole number from 1 to 192.`,
+      `--workers-per-instance ${JSON.stringify(value)}: use auto, calibrated or a whole number from 1 to 192.`,
     );
   }
   return n;
@@ -37,7 +37,8 @@ async function launchOptions(ctx: Context, args: GlobalArgs & LaunchArgs): Promi
   const { newRunId } = await import("../../launch/ids.js");
   const { defaultLabel } = await import("../../launch/channel.js");
   const runner = config.roles["task-runner"];
-  return {
+  const workers = parseWorkers(args["workers-per-instance"]) ?? runner.workers_per_instance;
+  const opts: LaunchOptions = {
     target: ctx.target,
     runId: args["run-id"] ?? newRunId(),
     taskRunners: args["task-runners"],
@@ -48,13 +49,23 @@ async function launchOptions(ctx: Context, args: GlobalArgs & LaunchArgs): Promi
           .filter(Boolean)
       : runner.instance_types,
     spot: args.spot ?? config.aws.spot,
-    workersPerInstance: parseWorkers(args["workers-per-instance"]) ?? runner.workers_per_instance,
+    workersPerInstance: workers === "calibrated" ? 1 : workers,
     reuseOrchestrator: args["reuse-orchestrator"],
     keepOnFailure: args["keep-on-failure"],
     wait: args.wait,
     dryRun: ctx.dryRun,
     label: args.channel ?? (await defaultLabel(await ctx.deps.catalog(), (m) => ctx.out.warn(m))),
   };
+  if (workers !== "calibrated" || opts.taskRunners === 0) return opts;
+  // workers_per_instance: calibrated: what `imgtool calibrate` recorded for the version and each type.
+  const { calibratedWorkers } = await import("../../calibrate/workers.js");
+  const { launch } = await import("../../launch/launch.js");
+  const launchDeps = await ctx.deps.launch();
+  const byType = await calibratedWorkers(opts, {
+    plan: (o) => launch(o, { ...launchDeps, events: () => {} }),
+    catalog: () => ctx.deps.catalog(),
+  });
+  return { ...opts, workersPerInstance: Math.max(...Object.values(byType)), workersByType: byType };
 }
 
 export async function launchCommand(ctx: Context, args: GlobalArgs & LaunchArgs): Promise<number> {

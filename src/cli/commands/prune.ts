@@ -58,10 +58,12 @@ export async function pruneCommand(
 }
 
 async function pruneLeftovers(ctx: Context): Promise<number> {
-  const { findLeftovers, removeLeftovers } = await import("../../leftovers/leftovers.js");
+  const { findLeftovers, removeLeftovers, publishedIn } = await import("../../leftovers/leftovers.js");
   const stateDir = ctx.config.local.state_dir;
   const engine = ctx.target === "local" ? await ctx.deps.engine() : undefined;
-  const found = await findLeftovers({ stateDir, engine });
+  // A twin or pre-load volume the catalog points at was published before its run died: kept.
+  const published = engine ? publishedIn(() => ctx.deps.catalog(), ctx.config.pipeline) : undefined;
+  const found = await findLeftovers({ stateDir, engine, ...(published ? { published } : {}) });
   const done = await removeLeftovers(found, engine, { dryRun: ctx.dryRun, events: ctx.out.event });
   ctx.out.result(
     {
@@ -73,7 +75,9 @@ async function pruneLeftovers(ctx: Context): Promise<number> {
         command: l.run.record?.command ?? null,
         started: l.run.record?.started ?? null,
         containers: l.containers.map((c) => c.name),
+        images: l.images.map((i) => i.name),
         volumes: l.volumes.map((v) => v.name),
+        kept: l.kept.map((k) => `${k.kind} ${k.name}`),
         dir: l.dir,
         removed: ctx.dryRun ? [] : done[i]!.removed,
       })),
