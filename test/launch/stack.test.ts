@@ -1,0 +1,209 @@
+// A Compose stack as the orchestrator role (issue 9, section 2), on the local target with the real engine and a
+// Packer-baked twin: `imgtool push image` and `imgtool bake ami` (the stack's images resolved to digests and
+// pre-loaded: PostgreSQL from the local registry, where scripts/setup put library/postgres:15), then `imgtool
+// launch`: the stack boots from the baked images (the registry sees no request for library/postgres), its
+// services are ready and the stack's boot-to-ready is reported; a service that exits fails the boot with its
+// name, exit code and last log line, and nothing is left running. The services are on the instance engine's own
+// bridge network (a namespace each): only web's port, a free one that launch picks, is published.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { projectPath } from "../../src/paths.js";
+import { readStack, dockerHost } from "../../src/local/stack.js";
+import { runCli } from "../support/cli.js";
+import { makeRubyBenchRepo } from "../support/fixtures/ruby-bench.js";
+import { dockerCli } from "../support/twin-bake.js";
+
+const id = randomBytes(3).toString("hex");
+const pipeline = `st${id}`;
+const base = mkdtempSync(path.join(tmpdir(), "imgtool-stack-"));
+const stateDir = path.join(base, "state");
+const stack = readStack(projectPath(".imgtool"));
+const env = stack ? { DOCKER_HOST: dockerHost(stack) } : {};
+const docker = dockerCli(env);
+const registryLog = stack ? path.join(path.dirname(stack.registry.passwordFile), "registry.log") : "";
+const LAST_LINE = `jobs gave up ${id}`;
+
+const COMPOSE = `services:
+  db:
+    image: postgres:15
+    environment:
+      POSTGRES_PASSWORD: \${DB_PASSWORD}
+    healthcheck:
+      test: ["CMD", "pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
+      interval: 1s
+      timeout: 5s
+      retries: 60
+  web:
+    build: .
+    environment:
+      PORT: "8080"
+    ports:
+      - "\${PORT}:8080"
+    # The image's own check, with room for a loaded machine (its default gives a Ruby start 3 s).
+    healthcheck:
+      test: ["CMD", "imgtool-healthcheck"]
+      interval: 1s
+      timeout: 30s
+      retries: 30
+    depends_on:
+      db:
+        condition: service_healthy
+  jobs:
+    build: .
+    command: ["sh", "-c", "if [ -n \\"$$JOBS_FAIL\\" ]; then echo first line; echo \\"$$JOBS_FAIL\\"; sleep 0.5; exit 3; fi; exec sleep infinity"]
+    environment:
+      JOBS_FAIL: \${JOBS_FAIL:-}
+    # No server in the jobs worker: the image's HTTP healthcheck is not its; it counts once it stayed up.
+    healthcheck:
+      disable: true
+    depends_on:
+      db:
+        condition: service_healthy
+`;
+
+/**
+ * A port the kernel just handed out as free (bound to port 0 and closed): not 8080, which every other local
+ * launch on this machine tries first.
+ */
+async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((resolve) => srv.listen(0, "0.0.0.0", resolve));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise((resolve) => srv.close(resolve));
+  return port;
+}
+
+/** The config, with `jobsFail` set: the jobs service prints it and exits 3 after 0.5 s. */
+function config(file: string, rubyBench: string, port: number, jobsFail?: string): string {
+  writeFileSync(
+    file,
+    [
+      `pipeline: ${pipeline}`,
+      "roles:",
+      "  orchestrator:",
+      '    ruby: { versions: ["3.1"] }',
+      `    ruby_bench: { repository: ${rubyBench}, ref: main }`,
+      `    app: { context: ${projectPath("examples", "orchestrator")} }`,
+      "    stack: { file: compose.yaml, app_services: [web, jobs], wait_for: [db, web, jobs] }",
+      "    run:",
+      "      env:",
+      '        DB_PASSWORD: "{secret:db-password}"',
+      ...(jobsFail ? [`        JOBS_FAIL: ${JSON.stringify(jobsFail)}`] : []),
+      "secrets:",
+      "  db-password: {}",
+      // The stack's env (a secret, JOBS_FAIL) grows the worst-case user-data past 16 KB: gzip, as the check advises.
+      `launch: { user_data_compression: gzip, orchestrator_port: ${port} }`,
+      "local:",
+      `  state_dir: ${stateDir}`,
+    ].join("\n"),
+  );
+  return file;
+}
+
+let good: string;
+let failing: string;
+const runs: string[] = [];
+
+async function imgtool(args: string[], configFile: string, timeoutMs = 900_000) {
+  return runCli([...args, "--config", configFile], { env, timeoutMs });
+}
+
+/** Containers of the outer engine that belong to this test's pipeline (local instances and bake helpers). */
+function leftContainers(): string {
+  return docker([
+    "ps",
+    "-a",
+    "--filter",
+    `label=imgtool.pipeline=${pipeline}`,
+    "--format",
+    "{{.Names}}",
+  ]).out.trim();
+}
+
+describe("a Compose stack as the orchestrator, local target", { skip: !stack && "run scripts/setup" }, () => {
+  before(async () => {
+    mkdirSync(stateDir, { recursive: true });
+    copyFileSync(projectPath(".imgtool", "stack.json"), path.join(stateDir, "stack.json"));
+    writeFileSync(path.join(base, "compose.yaml"), COMPOSE);
+    const rubyBench = makeRubyBenchRepo({ parent: base }).path;
+    good = config(path.join(base, "imgtool.config.yaml"), rubyBench, await freePort());
+    failing = config(path.join(base, "failing.config.yaml"), rubyBench, await freePort(), LAST_LINE);
+    const push = await imgtool(["push", "image", "--role", "orchestrator", "--json"], good);
+    assert.equal(push.code, 0, push.stderr);
+    const bake = await imgtool(["bake", "ami", "--role", "orchestrator", "--json"], good, 1_200_000);
+    assert.equal(bake.code, 0, bake.stderr.slice(-4000));
+    assert.match(bake.stderr, /pre-loading .*library\/postgres@sha256:/);
+  });
+
+  after(async () => {
+    for (const run of runs) await imgtool(["terminate", "--run-id", run], good).catch(() => undefined);
+    const names = leftContainers();
+    if (names) docker(["rm", "-f", ...names.split("\n")]);
+    for (const v of docker([
+      "volume",
+      "ls",
+      "-q",
+      "--filter",
+      `label=imgtool.pipeline=${pipeline}`,
+    ]).out.split("\n"))
+      if (v) docker(["volume", "rm", "-f", v]);
+    for (const img of docker(["images", "-q", "--filter", `reference=imgtool-twin/${pipeline}-*`]).out.split(
+      "\n",
+    ))
+      if (img) docker(["rmi", "-f", img]);
+    for (const img of docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]).out.split("\n"))
+      if (img.includes(`/${pipeline}/`)) docker(["rmi", "-f", img]);
+    rmSync(base, { recursive: true, force: true });
+  });
+
+  test("the stack boots from its baked images: db, web and jobs ready, boot-to-ready reported", async () => {
+    const run = `stack-ok-${process.pid}-${id}`;
+    runs.push(run);
+    const offset = statSync(registryLog).size;
+    const r = await imgtool(["launch", "--task-runners", "0", "--run-id", run, "--json"], good);
+    assert.equal(r.code, 0, r.stderr.slice(-4000));
+    const doc = JSON.parse(r.stdout) as {
+      orchestrator: { url: string; healthy: boolean };
+      instances: {
+        role: string;
+        stack?: string[];
+        pulled: boolean;
+        stackReadySeconds?: number;
+        bootToReadySeconds: number;
+      }[];
+    };
+    const orch = doc.instances.find((i) => i.role === "orchestrator")!;
+    assert.deepEqual([...(orch.stack ?? [])].sort(), ["db", "jobs", "web"]);
+    assert.equal(orch.pulled, false);
+    assert.equal(typeof orch.stackReadySeconds, "number");
+    assert.ok(
+      orch.stackReadySeconds! > 0 && orch.stackReadySeconds! <= orch.bootToReadySeconds,
+      JSON.stringify(orch),
+    );
+    assert.equal(doc.orchestrator.healthy, true);
+    const health = await fetch(`${doc.orchestrator.url}/health`);
+    assert.equal(health.status, 200);
+    // Nothing was pulled at boot: the registry saw no request for the stack's third-party image.
+    const log = readFileSync(registryLog).subarray(offset).toString("utf8");
+    assert.doesNotMatch(log, /library\/postgres/);
+    const t = await imgtool(["terminate", "--run-id", run], good);
+    assert.equal(t.code, 0, t.stderr);
+    assert.equal(leftContainers(), "", "the first instance is gone before the next test starts");
+  });
+
+  test("a service that exits fails the boot naming it, its exit code and last log line; nothing is left", async () => {
+    const run = `stack-fail-${process.pid}-${id}`;
+    runs.push(run);
+    const r = await imgtool(["launch", "--task-runners", "0", "--run-id", run, "--json"], failing);
+    assert.equal(r.code, 1, r.stderr.slice(-4000));
+    assert.match(r.stderr, /stack service jobs exited \(exit code 3\)/);
+    assert.ok(r.stderr.includes(LAST_LINE), r.stderr.slice(-4000));
+    assert.doesNotMatch(r.stderr, /stack service db/);
+    assert.equal(leftContainers(), "");
+  });
+});
