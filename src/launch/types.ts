@@ -17,6 +17,8 @@ export interface LaunchDeps {
   backend: LaunchBackend;
   /** The catalog, opened only once the checks that need no API call have passed. */
   catalog: () => Promise<Catalog>;
+  /** Where release records live (aws: the home region's catalog); default: {@link LaunchDeps.catalog}. */
+  releaseCatalog?: () => Promise<Catalog>;
   events: EventSink;
   probe: HealthProbe;
   /** @default 2000 */

@@ -53,7 +53,13 @@ async function launchOptions(ctx: Context, args: GlobalArgs & LaunchArgs): Promi
     keepOnFailure: args["keep-on-failure"],
     wait: args.wait,
     dryRun: ctx.dryRun,
-    label: args.channel ?? (await defaultLabel(await ctx.deps.catalog(), (m) => ctx.out.warn(m))),
+    label:
+      args.channel ??
+      (await defaultLabel(
+        await ctx.deps.catalog(),
+        (m) => ctx.out.warn(m),
+        await ctx.deps.catalog(ctx.target === "aws" ? ctx.regions[0] : undefined),
+      )),
   };
 }
 
