@@ -410,12 +410,23 @@ function sameKey(a: ArtifactKey, b: ArtifactKey): boolean {
   return a.role === b.role && a.kind === b.kind && (a.arch ?? "") === (b.arch ?? "");
 }
 
-/** Record the release of what is published now (the bake and push commands, and the pipeline, call this). */
+/** The catalogs (home first) as a release names them: by region (one that does not know it: "local"). */
+export function regionCatalogs(catalogs: Catalog[]): RegionCatalog[] {
+  return catalogs.map((catalog, i) => ({
+    region: catalog.region ?? (i === 0 ? "local" : `region-${i + 1}`),
+    catalog,
+  }));
+}
+
+/**
+ * Record the release of what is published now (the bake and push commands call this after their work; the
+ * pipeline records its own). `catalogs`: every region's, home first.
+ */
 export async function recordRelease(
-  sources: RegionCatalog[],
+  catalogs: Catalog[],
   keys: ArtifactKey[],
   required: ArtifactKey[],
   events: EventSink = ignoreEvents,
 ): Promise<{ release: Release; status: "recorded" | "unchanged" }> {
-  return new Releases(sources[0]!.catalog, { events }).record(sources, keys, required);
+  return new Releases(catalogs[0]!, { events }).record(regionCatalogs(catalogs), keys, required);
 }

@@ -5,6 +5,7 @@
  * each group's user-data.
  */
 import { checkValue, parseMeta, type Catalog } from "../catalog/catalog.js";
+import type { StoredParameter } from "../catalog/store.js";
 import { Releases, imageIn, isReleaseSelector, type Release } from "../catalog/release.js";
 import type { Config } from "../config/load.js";
 import { ROLES, type Arch, type Role } from "../config/schema.js";
@@ -54,11 +55,12 @@ export function neededArches(orchestratorType: string | undefined, runnerTypes: 
 }
 
 /**
- * One batched catalog call for everything: the release a channel (or release id) selects, each role's AMIs
- * (with metadata) per architecture and image as the catalog's own labels have them (used only when no
- * release carries the label: a catalog from before releases, or a version label), and `extraNames` (e.g. the
- * secret's name, read without decryption only to know it exists). `releaseCatalog`: where releases live (aws:
- * the home region's catalog; default `catalog`). When it is another region's, its one read goes alongside.
+ * One batched catalog call for everything: the release record a channel (or release id) selects, which holds
+ * every AMI and image id of every region, and `extraNames` (e.g. the secret's name, read without decryption
+ * only to know it exists). `releaseCatalog`: where releases live (aws: the home region's catalog; default
+ * `catalog`); when it is another region's, its read goes alongside, at the same time. Only a version label,
+ * or a channel on a catalog from before releases (no release carries it), reads each role's AMIs (with
+ * metadata) per architecture and image by that label instead, in a second batched call.
  */
 export async function resolveForLaunch(
   catalog: Catalog,
@@ -71,32 +73,47 @@ export async function resolveForLaunch(
   const releases = isReleaseSelector(label) ? new Releases(opts.releaseCatalog ?? catalog) : undefined;
   const apart =
     releases !== undefined && opts.releaseCatalog !== undefined && opts.releaseCatalog !== catalog;
+  const extraNames = want.extraNames ?? [];
+  if (releases) {
+    // The usual path: one read of the release record, with the extra names beside it.
+    const first = [...(apart ? [] : [releases.selector(label)]), ...extraNames];
+    const [{ found }, apartFound] = await Promise.all([
+      first.length ? catalog.resolveNames(first) : { found: [] as StoredParameter[], missing: [] },
+      apart ? releases.home.store.getMany([releases.selector(label)]) : undefined,
+    ]);
+    const release = releases.fromFound(apartFound?.found ?? found);
+    const names = [...(apart ? [releases.selector(label)] : []), ...first];
+    const extra = new Map(extraNames.map((n) => [n, found.some((p) => p.name === n)] as const));
+    if (release) {
+      return {
+        ...fromRelease(
+          release,
+          catalog.region ?? "local",
+          want.amis,
+          want.images.map((role) => ({ role })),
+          label,
+        ),
+        extra,
+        names,
+      };
+    }
+    if (!isChannelLabel(label)) {
+      throw new UsageError(`There is no release ${label} at ${releases.name}. Nothing was launched.`, {
+        fix: "`imgtool status` lists the releases; --channel stable or latest launches what a channel points at.",
+      });
+    }
+  }
+  // A version label, or a catalog from before releases: each artefact's own label.
   const names = [
-    ...(releases && !apart ? [releases.selector(label)] : []),
     ...[...amiKeys, ...imageKeys].flatMap((k) => [
       `${catalog.name(k)}:${label}`,
       `${catalog.metaName(k)}:${label}`,
     ]),
-    ...(want.extraNames ?? []),
+    ...extraNames,
   ];
-  const [{ found }, apartFound] = await Promise.all([
-    catalog.resolveNames(names),
-    apart ? releases.home.store.getMany([releases.selector(label)]) : undefined,
-  ]);
-  const release = releases?.fromFound(apartFound?.found ?? found);
-  const extra = new Map((want.extraNames ?? []).map((n) => [n, found.some((p) => p.name === n)] as const));
-  const allNames = [...(apart ? [releases.selector(label)] : []), ...names];
-  if (release)
-    return {
-      ...fromRelease(release, catalog.region ?? "local", amiKeys, imageKeys, label),
-      extra,
-      names: allNames,
-    };
-  if (releases && !isChannelLabel(label)) {
-    throw new UsageError(`There is no release ${label} at ${releases.name}. Nothing was launched.`, {
-      fix: "`imgtool status` lists the releases; --channel stable or latest launches what a channel points at.",
-    });
-  }
+  const { found } = await catalog.resolveNames(names);
+  const extra = new Map(extraNames.map((n) => [n, found.some((p) => p.name === n)] as const));
+  const allNames = names;
   const byName = new Map(found.map((p) => [p.name, p]));
   const meta = (name: string): Record<string, unknown> => {
     const p = byName.get(name);

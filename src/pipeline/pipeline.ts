@@ -6,7 +6,7 @@
  */
 import type { BakeResult } from "../bake/bake.js";
 import type { ArtifactKey, Catalog } from "../catalog/catalog.js";
-import { Releases, type Release } from "../catalog/release.js";
+import { Releases, regionCatalogs, type Release } from "../catalog/release.js";
 import { ROLES, type Role } from "../config/schema.js";
 import { FailureError, ImgtoolError, InterruptedError, stopSignalOf } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -82,14 +82,6 @@ function releaseVersions(
     }
   }
   return out;
-}
-
-/** The catalogs as a release names them: by region (a catalog that does not know its region: "local"). */
-export function regionCatalogs(catalogs: Catalog[]) {
-  return catalogs.map((catalog, i) => ({
-    region: catalog.region ?? (i === 0 ? "local" : `region-${i + 1}`),
-    catalog,
-  }));
 }
 
 export async function runPipeline(

@@ -137,11 +137,7 @@ describe("pipeline decisions", () => {
         builtAt: "",
       });
       // As `imgtool bake ami` does: the release of what is published now.
-      await recordRelease(
-        [{ region: "local", catalog: s.cat }],
-        [{ role: "task-runner", kind: "ami", arch: "x86_64" }],
-        [],
-      );
+      await recordRelease([s.cat], [{ role: "task-runner", kind: "ami", arch: "x86_64" }], []);
       return { passed: true, bootToReadySeconds: {}, detail: "ok" };
     };
     await assert.rejects(
