@@ -36,14 +36,19 @@ export interface ReleaseImage {
   version: string;
   /** The home region's reference. */
   ref: string;
-  /** Regions whose reference differs from `ref`. */
+  /**
+   * Every other region's reference is `ref` with the home region's name replaced by the region's (ECR in each
+   * region), except those in `refs`. Absent: `ref` everywhere, except those in `refs`.
+   */
+  regional?: true;
+  /** Regions whose reference is neither `ref` nor derived from it. */
   refs?: Record<string, string>;
 }
 
 export interface ReleaseAmi {
   version: string;
-  /** The image pre-loaded at bake time (null: none). */
-  image: string | null;
+  /** The image pre-loaded at bake time (null: none; absent: the role's image reference in the home region). */
+  image?: string | null;
   preloadVolume: string | null;
   /** The AMI id (aws) or twin image id (local) per region. */
   ids: Record<string, string>;
@@ -129,8 +134,18 @@ export function parseRelease(name: string, version: number | string, value: stri
 }
 
 /** The image reference of a role in a region. */
-export function imageIn(e: ReleaseImage, region: string): string {
-  return e.refs?.[region] ?? e.ref;
+export function imageIn(release: Release, e: ReleaseImage, region: string): string {
+  const home = release.regions[0] ?? region;
+  return e.refs?.[region] ?? (e.regional ? derived(e.ref, home, region) : e.ref);
+}
+
+/** The image pre-loaded into an AMI of a role (null: none). */
+export function bakedImageOf(release: Release, role: string, a: ReleaseAmi): string | null {
+  return a.image === undefined ? (release.roles[role]?.image?.ref ?? null) : a.image;
+}
+
+function derived(ref: string, home: string, region: string): string {
+  return ref.replace(`.${home}.`, `.${region}.`);
 }
 
 /** The release's content without its id and time: two records with the same content are the same release. */
@@ -229,10 +244,22 @@ export class Releases {
       if (!version) throw new FailureError(`No release was recorded: ${first.name} has no version metadata.`);
       const entry = (roles[key.role] ??= {});
       if (key.kind === "image") {
-        const refs: Record<string, string> = {};
         const homeRef = inRegions.find((x) => x.region === home)!.a.value;
-        for (const { region, a } of inRegions) if (a.value !== homeRef) refs[region] = a.value;
-        entry.image = { version, ref: homeRef, ...(Object.keys(refs).length ? { refs } : {}) };
+        const others = inRegions.filter((x) => x.region !== home);
+        const regional =
+          others.length > 0 && others.every((x) => x.a.value === derived(homeRef, home, x.region));
+        const refs: Record<string, string> = {};
+        for (const { region, a } of others) {
+          if (a.value !== (regional ? derived(homeRef, home, region) : homeRef)) refs[region] = a.value;
+        }
+        entry.image = {
+          version,
+          ref: homeRef,
+          ...(regional && homeRef !== derived(homeRef, home, others[0]!.region)
+            ? { regional: true as const }
+            : {}),
+          ...(Object.keys(refs).length ? { refs } : {}),
+        };
       } else {
         const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
         (entry.ami ??= {})[key.arch ?? "x86_64"] = {
@@ -242,6 +269,11 @@ export class Releases {
           ids: Object.fromEntries(inRegions.map(({ region, a }) => [region, a.value])),
         };
       }
+    }
+    // An AMI's pre-loaded image is most often its role's image: then it is not written twice.
+    for (const entry of Object.values(roles)) {
+      for (const a of Object.values(entry.ami ?? {}))
+        if (entry.image && a.image === entry.image.ref) delete a.image;
     }
     const current = (await this.history()).find((h) => h.labels.includes("latest"));
     if (current && contentOf(current.release) === contentOf({ regions, roles })) {

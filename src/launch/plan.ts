@@ -6,7 +6,7 @@
  */
 import { checkValue, parseMeta, type Catalog } from "../catalog/catalog.js";
 import type { StoredParameter } from "../catalog/store.js";
-import { Releases, imageIn, isReleaseSelector, type Release } from "../catalog/release.js";
+import { Releases, bakedImageOf, imageIn, isReleaseSelector, type Release } from "../catalog/release.js";
 import type { Config } from "../config/load.js";
 import { ROLES, type Arch, type Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
@@ -183,7 +183,7 @@ function fromRelease(
     amis.set(amiKey(k.role, k.arch), {
       id,
       version: a.version,
-      bakedImage: a.image,
+      bakedImage: bakedImageOf(release, k.role, a),
       preloadVolume: a.preloadVolume,
     });
   }
@@ -194,7 +194,7 @@ function fromRelease(
       missing.push(`${k.role} image`);
       continue;
     }
-    images.set(k.role, { ref: imageIn(i, region), version: i.version });
+    images.set(k.role, { ref: imageIn(release, i, region), version: i.version });
   }
   if (missing.length) {
     throw new UsageError(
