@@ -418,7 +418,7 @@ export class Releases {
         `${this.name} holds SSM's limit of 100 versions and its oldest (version ${oldest.version}) is what ` +
           `${channels.join(" and ")} point${channels.length === 1 ? "s" : ""} at; a new release would drop it, so none was recorded.`,
         {
-          fix: `Move ${channels.join(" and ")} to a newer release first (\`imgtool rollback --channel ${channels[0]} --to <release id>\`), then run again.`,
+          fix: `Move ${channels.join(" and ")} to a newer release first (${channels.map((c) => `\`imgtool rollback --channel ${c} --to <newer release id>\``).join(", ")}), then run again.`,
         },
       );
     }
