@@ -14,6 +14,7 @@ import type { AwsCredentialIdentityProvider } from "@smithy/types";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { ConfiguredRetryStrategy } from "@smithy/util-retry";
 import { UsageError, errorName } from "../errors.js";
+import { expiredCredentialsMiddleware, renewableCredentials } from "./credentials.js";
 
 export interface AwsClientOptions {
   /** Region of every client made by this factory (one factory per region). */
@@ -49,8 +50,17 @@ export const CREDENTIAL_CHAIN =
 export function makeAwsClients(opts: AwsClientOptions): AwsClients {
   const maxAttempts = opts.maxAttempts ?? 5;
   const base = opts.retryBaseDelayMs ?? 100;
-  const credentials =
-    opts.credentials ?? fromNodeProviderChain(opts.profile ? { profile: opts.profile } : {});
+  // One cache for the four clients; renewed before expiry, and once more when a service says it expired.
+  const credentials = renewableCredentials(
+    opts.credentials ?? fromNodeProviderChain(opts.profile ? { profile: opts.profile } : {}),
+  );
+  const renewing = <C extends { middlewareStack: { add(mw: never, o: object): void } }>(client: C): C => {
+    client.middlewareStack.add(expiredCredentialsMiddleware(credentials) as never, {
+      step: "initialize",
+      name: "imgtoolExpiredCredentials",
+    });
+    return client;
+  };
   const common = {
     region: opts.region,
     credentials,
@@ -72,16 +82,16 @@ export function makeAwsClients(opts: AwsClientOptions): AwsClients {
   return {
     region: opts.region,
     get ec2() {
-      return (ec2 ??= new EC2Client(common));
+      return (ec2 ??= renewing(new EC2Client(common)));
     },
     get ssm() {
-      return (ssm ??= new SSMClient(common));
+      return (ssm ??= renewing(new SSMClient(common)));
     },
     get ecr() {
-      return (ecr ??= new ECRClient(common));
+      return (ecr ??= renewing(new ECRClient(common)));
     },
     get sts() {
-      return (sts ??= new STSClient(common));
+      return (sts ??= renewing(new STSClient(common)));
     },
   };
 }

@@ -37,6 +37,35 @@ export class Ec2Instances {
     }
   }
 
+  /**
+   * The state of each instance (and, once it left pending/running, EC2's reason), by id, every page, 1000 ids a
+   * call. An id EC2 does not know yet (its answers are eventually consistent right after RunInstances) is left
+   * out; so is every id of a call EC2 refuses with InvalidInstanceID.NotFound.
+   */
+  async states(ids: string[]): Promise<Map<string, { state: string; reason?: string }>> {
+    const out = new Map<string, { state: string; reason?: string }>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      let NextToken: string | undefined;
+      try {
+        do {
+          const r = await this.ec2.send(
+            new DescribeInstancesCommand({ InstanceIds: ids.slice(i, i + 1000), NextToken }),
+          );
+          for (const res of r.Reservations ?? [])
+            for (const inst of res.Instances ?? []) {
+              if (!inst.InstanceId) continue;
+              const reason = inst.StateReason?.Message ?? inst.StateReason?.Code;
+              out.set(inst.InstanceId, { state: inst.State?.Name ?? "", ...(reason ? { reason } : {}) });
+            }
+          NextToken = r.NextToken;
+        } while (NextToken);
+      } catch (e) {
+        if (errorName(e) !== "InvalidInstanceID.NotFound") throw e;
+      }
+    }
+    return out;
+  }
+
   /** Instances with all the given tags, in the given states (every page). */
   async byTags(tags: Record<string, string>, states: string[] = LIVE_STATES): Promise<Instance[]> {
     const Filters = [

@@ -50,7 +50,7 @@ export class Ec2Images {
     return [...images].sort((a, b) => (b.CreationDate ?? "").localeCompare(a.CreationDate ?? ""))[0];
   }
 
-  /** The image, or undefined when it does not exist (any more). */
+  /** The image, or undefined when it does not exist (any more); a recently deregistered one reads `deregistered`. */
   async describe(imageId: string): Promise<Image | undefined> {
     try {
       const r = await this.ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
@@ -68,13 +68,17 @@ export class Ec2Images {
     return this.images({ Owners: ["self"], Filters });
   }
 
-  /** Every page of a DescribeImages answer (AWS may page even when no MaxResults was asked for). */
+  /**
+   * Every page of a DescribeImages answer (AWS may page even when no MaxResults was asked for), without the
+   * AMIs already deregistered: EC2 still lists a recently deregistered AMI (state `deregistered`) for a while,
+   * but it is no version to keep or count, and its snapshots are free to delete.
+   */
   private async images(input: { Owners: string[]; Filters?: Filter[] }): Promise<Image[]> {
     const out: Image[] = [];
     let NextToken: string | undefined;
     do {
       const r = await this.ec2.send(new DescribeImagesCommand({ ...input, NextToken }));
-      out.push(...(r.Images ?? []));
+      out.push(...(r.Images ?? []).filter((i) => i.State !== "deregistered"));
       NextToken = r.NextToken;
     } while (NextToken);
     return out;
@@ -93,7 +97,7 @@ export class Ec2Images {
     return out;
   }
 
-  /** Snapshot ids that any AMI of this account still uses. */
+  /** Snapshot ids that any registered AMI of this account still uses. */
   async snapshotsInUse(): Promise<Set<string>> {
     return new Set((await this.images({ Owners: ["self"] })).flatMap(snapshotIds));
   }

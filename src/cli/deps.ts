@@ -299,10 +299,25 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
                 await terminateRun({ runId, dryRun: false }, { backend, events: ctx.out.event });
               },
               warn: (m) => ctx.out.warn(m),
-              // aws: the example task is queued from the orchestrator itself (SSM Run Command), not over the network.
-              ...(target === "aws"
-                ? { task: runCommandSmokeTask(await deps.runOnInstance(ctx.regions[0])) }
-                : {}),
+              taskTimeoutMs: config.smoke.timeout_seconds * 1000,
+              // The user's smoke script, on the orchestrator instance (aws: Run Command; local: inside the local
+              // instance); else the example task, queued from the orchestrator itself on aws (no network path).
+              ...(config.smoke.script
+                ? {
+                    task: await (async () => {
+                      const { readSmokeScript, userSmokeTask } = await import("../pipeline/smoke-check.js");
+                      const { localRunOnInstance } = await import("../launch/local-run.js");
+                      const run =
+                        target === "aws"
+                          ? await deps.runOnInstance(ctx.regions[0])
+                          : localRunOnInstance(await ctx.docker());
+                      const script = await readSmokeScript(config.smoke.script!);
+                      return userSmokeTask(config, target, ctx.regions[0]!, run, script);
+                    })(),
+                  }
+                : target === "aws"
+                  ? { task: runCommandSmokeTask(await deps.runOnInstance(ctx.regions[0])) }
+                  : {}),
             },
             `smoke-${newRunId()}`.slice(0, 32),
           );

@@ -11,6 +11,7 @@ import type { z } from "zod";
 import { ConfigError, UsageError } from "../errors.js";
 import { ConfigSchema, ROLES, type ParsedConfig, type Role } from "./schema.js";
 import { checkRun, defaultEnv } from "./workload.js";
+import { checkSmoke } from "./smoke.js";
 
 /** A declared secret, where it lives on each target (resolved). */
 export interface SecretLocation {
@@ -184,6 +185,7 @@ function normalise(
     }),
   ) as Record<Role, ParsedConfig["roles"][Role]["run"]>;
   for (const role of ROLES) checkRun(`roles.${role}.run`, role, runs[role], parsed.secrets, errors);
+  checkSmoke(parsed.smoke, parsed.secrets, errors);
   const ssmPrefix = parsed.aws.ssm_prefix ?? `/imgtool/${parsed.pipeline}`;
   const stateDir = path.resolve(baseDir, parsed.local.state_dir);
   const secrets = Object.fromEntries(
@@ -222,6 +224,11 @@ function normalise(
     ...parsed,
     roles,
     secrets,
+    // The smoke script's path, made absolute against the config's folder (read when the pipeline starts).
+    smoke: {
+      ...parsed.smoke,
+      ...(parsed.smoke.script ? { script: path.resolve(baseDir, parsed.smoke.script) } : {}),
+    },
     aws: {
       ...parsed.aws,
       ssm_prefix: ssmPrefix,

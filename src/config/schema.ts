@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { loadVersions } from "../versions.js";
 import { runSchema, SecretsSchema } from "./workload.js";
+import { SmokeSchema } from "./smoke.js";
 
 const versions = loadVersions();
 
@@ -239,6 +240,7 @@ export const ConfigSchema = z
       .default({ "task-runner": roleDefaults("task-runner"), orchestrator: roleDefaults("orchestrator") })
       .describe("The two roles, task-runner and orchestrator."),
     secrets: SecretsSchema,
+    smoke: SmokeSchema,
     aws: z
       .strictObject({
         regions: z

@@ -256,14 +256,10 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: arns("ec2:*:*:instance/*"),
             Condition: { StringEquals: pipelineTag },
           },
-          {
-            // Encrypted root volumes when the account's default EBS key is a customer-managed key.
-            Sid: "EncryptedVolumes",
-            Effect: "Allow",
-            Action: ["kms:CreateGrant", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"],
-            Resource: arns("kms:*:*:key/*"),
-            Condition: { StringLike: { "kms:ViaService": "ec2.*.amazonaws.com" } },
-          },
+          // Encrypted volumes when the account's default EBS key is a customer-managed key: EC2 uses the key with
+          // the launcher's permissions, through its own endpoint in the launch's region (without them, EC2 starts
+          // the instance and then terminates it: Client.InternalError).
+          ...ebsKeyStatements(config),
           ...(role
             ? [
                 {
@@ -327,6 +323,31 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
         ],
       };
   }
+}
+
+/**
+ * kms:CreateGrant (only for an AWS resource: the volume), kms:GenerateDataKeyWithoutPlaintext and kms:Decrypt on
+ * the regions' keys, only through `ec2.<region>.amazonaws.com` of a configured region.
+ */
+function ebsKeyStatements(config: Config): Statement[] {
+  const keys = config.aws.regions.map((r) => `arn:${partitionOf(r)}:kms:${r}:*:key/*`);
+  const via = { "kms:ViaService": config.aws.regions.map((r) => `ec2.${r}.amazonaws.com`) };
+  return [
+    {
+      Sid: "EncryptedVolumesGrant",
+      Effect: "Allow",
+      Action: ["kms:CreateGrant"],
+      Resource: keys,
+      Condition: { StringEquals: via, Bool: { "kms:GrantIsForAWSResource": "true" } },
+    },
+    {
+      Sid: "EncryptedVolumes",
+      Effect: "Allow",
+      Action: ["kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext"],
+      Resource: keys,
+      Condition: { StringEquals: via },
+    },
+  ];
 }
 
 /** Every action any actor's policy allows (for the coverage check against the calls imgtool makes). */

@@ -68,9 +68,46 @@ interface Waiter {
   reject(e: unknown): void;
 }
 
+/** States an instance reaches only on its way out: it will never publish a record. */
+export const ENDED_STATES = ["shutting-down", "terminated", "stopping", "stopped"];
+
+/**
+ * Why an instance that ended before it was ready ended, and what to do. `Client.InternalError` at launch is EC2
+ * failing to use the KMS key that encrypts the instance's volumes (the account's default EBS key, when it is a
+ * customer-managed key) with the launcher's permissions.
+ */
+export function endedBeforeReady(
+  inst: Pick<StartedInstance, "id" | "role" | "instanceType">,
+  state: string,
+  reason: string | undefined,
+  region: string,
+): FailureError {
+  const kms = /Client\.InternalError/.test(reason ?? "");
+  return new FailureError(
+    `${inst.id} (${inst.role}, ${inst.instanceType}) is ${state} before it was ready: ${reason ?? "EC2 gave no reason"}.`,
+    {
+      fix: kms
+        ? "EC2 could not create its encrypted volumes: the account's default EBS key (`aws ec2 get-ebs-default-kms-key-id`) " +
+          "is a customer-managed key the launcher may not use. Attach `imgtool iam-policy --for launch` (kms:CreateGrant, " +
+          `kms:Decrypt, kms:GenerateDataKeyWithoutPlaintext through ec2.${region}.amazonaws.com) to the role that launches, ` +
+          "and let the key policy allow the account's IAM policies (or the role)."
+        : `\`aws ec2 describe-instances --instance-ids ${inst.id} --query 'Reservations[].Instances[].StateReason'\` ` +
+          `and its boot log (\`aws ec2 get-console-output --instance-id ${inst.id}\`) say why.`,
+    },
+  );
+}
+
 /** Waits for the records of one run: one poll loop, however many instances wait. */
 export function runRecordWaiter(o: {
   store: ReadyRecordStore;
+  /**
+   * EC2's view of the instances still waiting (state and state reason, by id; one batched call per poll): an
+   * instance that ended (shutting-down, terminated, ...) before its record fails at once, with EC2's reason,
+   * instead of at its deadline. Without it, only records and deadlines count.
+   */
+  instanceStates?: (ids: string[]) => Promise<Map<string, { state: string; reason?: string }>>;
+  /** The region, for the fix of an instance EC2 ended. */
+  region?: string;
   /** `<ssm_prefix>/runs/<run id>` */
   path: string;
   timeoutSeconds: number;
@@ -116,11 +153,26 @@ export function runRecordWaiter(o: {
       }
       const at = now();
       const byId = new Map(records.map((r) => [r.key, r]));
+      const unheard = [...waiters.keys()].filter((id) => !byId.has(id));
+      let states = new Map<string, { state: string; reason?: string }>();
+      if (unheard.length && o.instanceStates) {
+        try {
+          states = await o.instanceStates(unheard);
+        } catch (e) {
+          for (const w of waiters.values()) w.reject(e);
+          waiters.clear();
+          continue;
+        }
+      }
       for (const [id, w] of waiters) {
         const raw = byId.get(id);
+        const ec2 = states.get(id);
         if (raw) {
           waiters.delete(id);
           settle(w, raw, at);
+        } else if (ec2 && ENDED_STATES.includes(ec2.state)) {
+          waiters.delete(id);
+          w.reject(endedBeforeReady(w.inst, ec2.state, ec2.reason, o.region ?? "<region>"));
         } else if (at >= w.deadline) {
           waiters.delete(id);
           w.reject(

@@ -206,6 +206,9 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
                 path: runRecordsPath(config.aws.ssm_prefix, started.runId),
                 timeoutSeconds: timeoutMs / 1000,
                 now,
+                // An instance EC2 ended before it was ready (a refused EBS key, a spot reclaim) fails at once.
+                instanceStates: async (ids) => (await ec2()).states(ids),
+                region: deps.region,
                 ...(records.intervalMs !== undefined ? { intervalMs: records.intervalMs } : {}),
                 ...(records.sleep ? { sleep: records.sleep } : {}),
               });

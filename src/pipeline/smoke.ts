@@ -7,9 +7,22 @@ import type { LaunchOptions, LaunchResult } from "../launch/types.js";
 import type { SmokeOutcome } from "./pipeline.js";
 import type { RunOnInstance } from "../aws/run-command.js";
 import { smokeAnswerOf, smokeScript } from "../render/remote-checks.js";
+import { SMOKE_SETUP_FAILED, SMOKE_TIMED_OUT, smokeCheckAnswerOf } from "../render/smoke-check.js";
 
-/** How the example task ended: refused by the orchestrator (its HTTP status), or the task's last state. */
-export type TaskEnd = { refused: number } | { status?: string; resultStatus?: string };
+/** How the user's smoke script ended (config smoke.script): its exit code and the last lines of its output. */
+export interface ScriptEnd {
+  name: string;
+  exitCode: number;
+  output: string;
+  timeoutSeconds: number;
+}
+
+/**
+ * How the check ended: the example task refused by the orchestrator (its HTTP status), or the task's last state;
+ * or the user's smoke script's end.
+ */
+export type TaskEnd =
+  { refused: number } | { status?: string; resultStatus?: string } | { script: ScriptEnd };
 
 /**
  * Queue one example task at the orchestrator and wait (bounded) for it to end. Local: HTTP from here
@@ -17,7 +30,7 @@ export type TaskEnd = { refused: number } | { status?: string; resultStatus?: st
  * ({@link runCommandSmokeTask}), since the runner has no path into the VPC.
  */
 export type SmokeTask = (
-  orchestrator: { url: string; instanceId: string | null },
+  orchestrator: { url: string; instanceId: string | null; runId: string },
   benchmark: string,
   timeoutMs: number,
 ) => Promise<TaskEnd>;
@@ -71,10 +84,17 @@ export async function smokeLaunch(
       };
     }
     const end = await task(
-      { url, instanceId: result.orchestrator.id },
+      { url, instanceId: result.orchestrator.id, runId },
       benchmark,
       deps.taskTimeoutMs ?? 120_000,
     );
+    if ("script" in end) {
+      return {
+        passed: end.script.exitCode === 0,
+        bootToReadySeconds: boot,
+        detail: scriptDetail(end.script),
+      };
+    }
     if ("refused" in end) {
       return {
         passed: false,
@@ -159,5 +179,48 @@ export function runCommandSmokeTask(run: RunOnInstance): SmokeTask {
       ...(answer.task.status !== undefined ? { status: answer.task.status } : {}),
       ...(answer.task.result?.status !== undefined ? { resultStatus: answer.task.result.status } : {}),
     };
+  };
+}
+
+/** One line on how the user's smoke script ended. */
+export function scriptDetail(s: ScriptEnd): string {
+  const last = s.output.trimEnd().split("\n").at(-1)?.trim() || "(no output)";
+  if (s.exitCode === 0) return `smoke script ${s.name} passed`;
+  if (s.exitCode === SMOKE_TIMED_OUT || s.exitCode === 137) {
+    return `smoke script ${s.name} timed out after ${s.timeoutSeconds} s (smoke.timeout_seconds); its last line: ${last}`;
+  }
+  if (s.exitCode === SMOKE_SETUP_FAILED && last.startsWith("imgtool: ")) {
+    return `smoke script ${s.name} did not run: ${last.slice("imgtool: ".length)}`;
+  }
+  return `smoke script ${s.name} exited with code ${s.exitCode}; its last line: ${last}`;
+}
+
+/**
+ * The user's smoke script (config smoke.script), run on the orchestrator instance: local, inside the local
+ * instance; aws, through SSM Run Command (no network path into the VPC needed). `lines` renders what runs there.
+ */
+export function scriptSmokeTask(
+  run: RunOnInstance,
+  check: {
+    name: string;
+    timeoutSeconds: number;
+    lines(orchestrator: { url: string; instanceId: string; runId: string }): string[];
+  },
+): SmokeTask {
+  return async ({ url, instanceId, runId }) => {
+    if (!instanceId) throw new Error("the smoke check needs the orchestrator's instance id");
+    const r = await run(instanceId, check.lines({ url, instanceId, runId }), {
+      // The runner's own timeout ends the script; this one covers unpacking, the secrets and the report.
+      timeoutSeconds: check.timeoutSeconds + 60,
+      comment: `imgtool smoke check ${check.name}`,
+    });
+    const answer = smokeCheckAnswerOf(r.stdout);
+    if ("unreadable" in answer) {
+      throw new Error(
+        `the smoke check on ${instanceId} ended ${r.status} (exit code ${r.exitCode}) without its report: ` +
+          (r.stderr.trim() || answer.unreadable).slice(0, 200),
+      );
+    }
+    return { script: { name: check.name, timeoutSeconds: check.timeoutSeconds, ...answer } };
   };
 }

@@ -128,6 +128,24 @@ describe("cli: imgtool pipeline (stand-in stages through the deps override)", ()
     assert.match(r.stderr, /--out .*a-file\/report: cannot write the report there \(ENOTDIR\)/);
   });
 
+  test("smoke.script that does not exist: a usage error naming it (exit 2) before any stage is built", async () => {
+    const w = workDir();
+    writeFileSync(
+      w.config,
+      `smoke:\n  script: checks/missing.sh\nlocal:\n  state_dir: ${path.join(w.dir, "state")}\n`,
+    );
+    const r = await pipeline(["--config", w.config], () => {
+      throw new Error("no stage may be built before the smoke script is checked");
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, new RegExp(`smoke\\.script: ${w.dir}/checks/missing\\.sh does not exist`));
+    // --no-smoke runs no smoke check, so the script is not needed.
+    const s = stages(w.dir, passed);
+    const skipped = await pipeline(["--config", w.config, "--no-smoke"], () => s.deps);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    assert.ok(!s.called.includes("smoke"));
+  });
+
   test("--dry-run names the stages and builds no stage at all", async () => {
     const w = workDir();
     const r = await pipeline(["--config", w.config, "--dry-run", "--no-smoke"], () => {

@@ -1,6 +1,6 @@
 // SSM allows at most 15 levels in a parameter name. A secret's parameter (aws.api_key_parameter,
 // secrets.<name>.aws_parameter) deeper than that is a config error naming the key, before any AWS call; the AWS
-// stand-in answers such a name with SSM's own ValidationException, so the bound is the one SSM enforces.
+// stand-in answers such a name with SSM's own HierarchyLevelLimitExceededException, so the bound is the one SSM enforces.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { PutParameterCommand } from "@aws-sdk/client-ssm";
@@ -44,7 +44,8 @@ describe("SSM parameter hierarchy depth: config errors, and SSM's answer (AWS st
     await assert.rejects(
       put(levels(16)),
       (e: unknown) =>
-        (e as Error).name === "ValidationException" && /maximum of 15 levels/.test((e as Error).message),
+        (e as Error).name === "HierarchyLevelLimitExceededException" &&
+        /maximum of 15 levels/.test((e as Error).message),
     );
     assert.equal((await put(levels(15))).Version, 1);
     ssm.destroy();

@@ -114,6 +114,62 @@ describe("IAM referee: what the actors need is allowed", () => {
     }
   });
 
+  test("launch: EC2's use of a customer-managed EBS key, through ec2.<region> of a configured region only, judged with the key policy", async () => {
+    const key = (region: string) =>
+      `arn:aws:kms:${region}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+    const keyPolicy = (principal: string) => ({
+      Version: "2012-10-17" as const,
+      Statement: [
+        { Effect: "Allow" as const, Principal: { AWS: principal }, Action: ["kms:*"], Resource: "*" },
+      ],
+    });
+    const trustsAccount = keyPolicy(`arn:aws:iam::${ACCOUNT}:root`);
+    const via = (region: string, service = "ec2") => ({
+      "kms:ViaService": `${service}.${region}.amazonaws.com`,
+      "kms:CallerAccount": ACCOUNT,
+    });
+    const grant = { "kms:GrantIsForAWSResource": "true" };
+    const judge = async (actor: Actor, req: IamRequest, kp = trustsAccount) =>
+      (await evaluate(policyFor(actor, config), req, ACCOUNT, kp)).allowed;
+    for (const region of ["us-east-1", "eu-west-1"]) {
+      for (const req of [
+        { action: "kms:CreateGrant", resource: key(region), context: { ...via(region), ...grant } },
+        { action: "kms:GenerateDataKeyWithoutPlaintext", resource: key(region), context: via(region) },
+        { action: "kms:Decrypt", resource: key(region), context: via(region) },
+      ]) {
+        assert.ok(await judge("launch", req), JSON.stringify(req));
+        // The key policy decides too: one that trusts only another principal leaves the launcher nothing.
+        assert.equal(await judge("launch", req, keyPolicy(`arn:aws:iam::${ACCOUNT}:role/key-admin`)), false);
+        for (const other of ["push", "prune", "instance"] as const)
+          assert.equal(await judge(other, req), false, `${other}: ${req.action}`);
+      }
+    }
+    for (const [what, req] of [
+      [
+        "a region that is not configured",
+        { action: "kms:Decrypt", resource: key("ap-south-1"), context: via("ap-south-1") },
+      ],
+      [
+        "the key of one region through another region's EC2",
+        { action: "kms:Decrypt", resource: key("us-east-1"), context: via("ap-south-1") },
+      ],
+      [
+        "directly, not through EC2",
+        { action: "kms:Decrypt", resource: key("us-east-1"), context: { "kms:CallerAccount": ACCOUNT } },
+      ],
+      [
+        "through another service",
+        { action: "kms:Decrypt", resource: key("us-east-1"), context: via("us-east-1", "ssm") },
+      ],
+      [
+        "a grant for anything but an AWS resource",
+        { action: "kms:CreateGrant", resource: key("us-east-1"), context: via("us-east-1") },
+      ],
+    ] as const) {
+      assert.equal(await judge("launch", req), false, what);
+    }
+  });
+
   test("instance: reads the configured API key parameter (aws.api_key_parameter), pulls from its repositories", async () => {
     assert.ok(
       await allowed("instance", {

@@ -5,12 +5,13 @@
 // machine, standing for the instance; the instances' private addresses are reached by nothing).
 import { after, afterEach, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { makeAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { Ec2Instances } from "../../src/aws/ec2-instances.js";
 import { SsmReadyRecords } from "../../src/aws/ready-records.js";
-import { ssmRunOnInstance } from "../../src/aws/run-command.js";
+import { ssmRunOnInstance, type RunOnInstance } from "../../src/aws/run-command.js";
 import type { Config } from "../../src/config/load.js";
 import { FailureError } from "../../src/errors.js";
 import { recordingSink, type ImgtoolEvent } from "../../src/events.js";
@@ -20,10 +21,12 @@ import { parseRecord } from "../../src/launch/aws-ready.js";
 import { launch } from "../../src/launch/launch.js";
 import { terminateRun } from "../../src/launch/terminate.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
-import { runCommandSmokeTask, smokeLaunch } from "../../src/pipeline/smoke.js";
+import { runCommandSmokeTask, smokeLaunch, type SmokeTask } from "../../src/pipeline/smoke.js";
+import { userSmokeTask } from "../../src/pipeline/smoke-check.js";
 import { Ec2Images } from "../../src/aws/ec2.js";
 import { awsPruneBackend } from "../../src/prune/backends.js";
 import { pruneRunRecords } from "../../src/prune/prune.js";
+import { projectPath } from "../../src/paths.js";
 import { bootInstances, sentCommands, type BootOutcome } from "../support/aws-standin/instances-ssm.js";
 import type { Ec2Instance } from "../support/aws-standin/types.js";
 import { actorCredentials } from "../support/iam-referee.js";
@@ -145,7 +148,7 @@ async function failedLaunch(opts: Partial<LaunchOptions>, more: Parameters<typeo
 }
 
 /** The pipeline's smoke launch as `imgtool pipeline --target aws` wires it; the launcher makes no HTTP call. */
-function smokeOnStandin(runId: string) {
+function smokeOnStandin(runId: string, task?: (run: RunOnInstance) => SmokeTask) {
   const w = wiring();
   return smokeLaunch(
     { target: "aws", instanceTypes: ["c7i.large"], spot: false, keepOnFailure: false },
@@ -154,7 +157,7 @@ function smokeOnStandin(runId: string) {
       terminate: async (id) => {
         await terminateRun({ runId: id, dryRun: false }, { backend: w.backend, events: w.sink });
       },
-      task: runCommandSmokeTask(w.run),
+      task: (task ?? runCommandSmokeTask)(w.run),
       fetch: (() => assert.fail("no HTTP from the launcher")) as typeof fetch,
     },
     runId,
@@ -294,6 +297,24 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     const outcome = await smokeOnStandin("smoke-test-2");
     assert.equal(outcome.passed, false);
     assert.equal(outcome.detail, "the orchestrator refused the example task (HTTP 422)");
+  });
+
+  test("the user's smoke script (examples/smoke/fib-task.sh) runs on the orchestrator through Run Command, never over the network", async () => {
+    const file = projectPath("examples", "smoke", "fib-task.sh");
+    const config = awsConfig(`launch:\n  orchestrator_port: ${orch.port}\nsmoke:\n  script: ${file}\n`);
+    const script = readFileSync(file);
+    const outcome = await smokeOnStandin("smoke-test-3", (run) =>
+      userSmokeTask(config, "aws", REGION, run, script),
+    );
+    assert.equal(outcome.detail, "smoke script fib-task.sh passed");
+    assert.equal(outcome.passed, true);
+    assert.ok(orch.requests.includes("POST /tasks"));
+    assert.ok(orch.requests.includes("GET /tasks/6f1c2d3e-task"));
+    const sent = sentCommands(fx.standin.state, REGION).filter((c) =>
+      c.commands.join("\n").includes("IMGTOOL_SMOKE_SCRIPT"),
+    );
+    assert.equal(sent.length, 1, "one Run Command carried the script");
+    assert.deepEqual(recordsOf("smoke-test-3"), [], "ended: instances terminated, records removed");
   });
 
   test("prune (as the prune actor) removes the records of runs with no instance left, and keeps a live run's", async () => {

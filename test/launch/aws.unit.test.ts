@@ -206,14 +206,16 @@ describe("launch on aws (AWS stand-in)", () => {
   });
 
   test("RunInstances times out after the stand-in created the instance: the retry with the same token returns the same instance", async () => {
-    const slow = await awsFixture({ requestTimeoutMs: 400 });
+    // A client timeout well above what a loaded machine takes to answer (the other calls and the retry must not
+    // time out too), and a delay well above the timeout.
+    const slow = await awsFixture({ requestTimeoutMs: 1_500 });
     open.push(slow);
     // Call 2 (the task runner's): performed at once, answered after the client gave up.
     slow.standin.faults.add({
       operation: "RunInstances",
       kind: "slow",
       applyFirst: true,
-      delayMs: 1_500,
+      delayMs: 3_500,
       calls: [2],
     });
     const { result } = await launchOnStandin(slow, { taskRunners: 1, runId: "timeout-1" });

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { CreateTagsCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
-import { PutImageCommand } from "@aws-sdk/client-ecr";
+import { CreateRepositoryCommand } from "@aws-sdk/client-ecr";
 import { GetParameterCommand, PutParameterCommand } from "@aws-sdk/client-ssm";
 import { GetCallerIdentityCommand } from "@aws-sdk/client-sts";
 import { makeAwsClients, type AwsClients } from "../../src/aws/clients.js";
@@ -142,9 +142,7 @@ describe("aws stand-in: every call judged with the caller's IAM policy", () => {
       /ssm:GetParameter on resource: arn:aws:ssm:us-east-1:123456789012:parameter\/other\/secrets\/key/,
     );
     await rejectsWith(
-      as("push").ecr.send(
-        new PutImageCommand({ repositoryName: "other/app", imageManifest: "{}", imageTag: "x" }),
-      ),
+      as("push").ecr.send(new CreateRepositoryCommand({ repositoryName: "other/app" })),
       "AccessDeniedException",
     );
     await rejectsWith(

@@ -86,13 +86,24 @@ export interface IamDecision {
 
 const cache = new Map<string, Promise<IamDecision>>();
 
+/** A resource policy (a KMS key policy): statements with a Principal. */
+export interface ResourcePolicyDocument {
+  Version: "2012-10-17";
+  Statement: (Omit<PolicyDocument["Statement"][number], "Sid"> & { Sid?: string; Principal: unknown })[];
+}
+
+/**
+ * `resourcePolicy`: the resource's own policy, evaluated with the identity policy as AWS does (for a KMS key, its
+ * key policy: without a statement that trusts the account, no identity policy can allow anything on the key).
+ */
 export function evaluate(
   policy: PolicyDocument,
   request: IamRequest,
   accountId = "123456789012",
+  resourcePolicy?: ResourcePolicyDocument,
 ): Promise<IamDecision> {
   const key = createHash("sha256")
-    .update(JSON.stringify([policy, request, accountId]))
+    .update(JSON.stringify([policy, request, accountId, resourcePolicy ?? null]))
     .digest("hex");
   let hit = cache.get(key);
   if (!hit) {
@@ -106,6 +117,7 @@ export function evaluate(
             contextVariables: request.context ?? {},
           },
           identityPolicies: [{ name: "imgtool", policy }],
+          ...(resourcePolicy ? { resourcePolicy } : {}),
           serviceControlPolicies: [],
           resourceControlPolicies: [],
         },

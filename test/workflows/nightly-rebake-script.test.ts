@@ -26,6 +26,7 @@ function exampleConfig(dir: string): string {
       /context: (task-runner|orchestrator)/g,
       (_m, role: string) => `context: ${path.join(examples, role)}`,
     )
+    .replace(/script: smoke\//, `script: ${examples}/smoke/`)
     .replace(/^ {2}state_dir: .*$/m, `  state_dir: ${stateDir}`);
   const file = path.join(dir, "imgtool.config.yaml");
   writeFileSync(file, text);

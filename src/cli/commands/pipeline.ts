@@ -15,6 +15,11 @@ export interface PipelineArgs extends GlobalArgs {
 export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise<number> {
   const { target } = ctx;
   const roles = rolesOf(args.role);
+  // The user's smoke script is checked before anything is built or published (a typo must not cost a bake).
+  if (args.smoke && ctx.config.smoke.script) {
+    const { readSmokeScript } = await import("../../pipeline/smoke-check.js");
+    await readSmokeScript(ctx.config.smoke.script);
+  }
   if (ctx.dryRun) {
     const stages = ["push", "bake", ...(args.smoke ? ["smoke", "promote"] : [])];
     ctx.out.result(

@@ -29,8 +29,6 @@ const STATE_CODES: Record<InstanceStateName, number> = {
   stopped: 80,
 };
 
-const ARCHITECTURES = ["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"];
-
 // ---------------------------------------------------------------- helpers
 
 function idFormat(id: string, prefix: string): boolean {
@@ -45,6 +43,18 @@ function getImage(region: RegionState, id: string): Ec2Image {
   checkAmiId(id);
   const img = region.ec2.images.get(id);
   if (!img) fail("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
+  return img;
+}
+
+/** An AMI that is not deregistered (a deregistered one lingers in DescribeImages, but uses nothing). */
+function registered(img: Ec2Image): boolean {
+  return img.state !== "deregistered";
+}
+
+/** The image, which must still be registered: a lingering deregistered one is "no longer available". */
+function getRegisteredImage(region: RegionState, id: string): Ec2Image {
+  const img = getImage(region, id);
+  if (!registered(img)) fail("InvalidAMIID.Unavailable", `The image id '[${id}]' is no longer available`);
   return img;
 }
 
@@ -186,7 +196,7 @@ function checkImageName(name: string): void {
 
 function checkUniqueName(region: RegionState, name: string, ownerId: string): void {
   for (const img of region.ec2.images.values()) {
-    if (img.name === name && img.ownerId === ownerId) {
+    if (img.name === name && img.ownerId === ownerId && registered(img)) {
       fail("InvalidAMIName.Duplicate", `AMI name ${name} is already in use by AMI ${img.imageId}`);
     }
   }
@@ -340,6 +350,30 @@ function renderState(state: InstanceStateName): XmlObject {
   return { code: STATE_CODES[state], name: state };
 }
 
+const USER_SHUTDOWN = {
+  code: "Client.UserInitiatedShutdown",
+  message: "Client.UserInitiatedShutdown: User initiated shutdown",
+};
+
+/** What EC2 says of an instance it could not start because its volume's KMS key was refused. */
+export const KMS_LAUNCH_FAILURE = {
+  code: "Client.InternalError",
+  message: "Client.InternalError: Client error on launch",
+};
+
+/**
+ * EC2 gives up on an instance it accepted but cannot start (its launchFailure): it goes to shutting-down (then
+ * terminated) with that state reason, and its volumes go.
+ */
+export function endFailedLaunch(region: RegionState, inst: Ec2Instance, final = false): void {
+  if (!inst.launchFailure) return;
+  inst.state = final ? "terminated" : "shutting-down";
+  inst.pendingReads = final ? 0 : 1;
+  inst.stateReason = inst.launchFailure;
+  inst.stateTransitionReason = inst.launchFailure.message;
+  for (const b of inst.blockDeviceMappings) region.ec2.volumes.delete(b.volumeId);
+}
+
 function renderInstance(inst: Ec2Instance): XmlObject {
   return {
     instanceId: inst.instanceId,
@@ -361,10 +395,7 @@ function renderInstance(inst: Ec2Instance): XmlObject {
     groupSet: inst.securityGroupIds.map((groupId) => ({ groupId, groupName: groupId })),
     stateReason:
       inst.state === "terminated" || inst.state === "shutting-down"
-        ? {
-            code: "Client.UserInitiatedShutdown",
-            message: "Client.UserInitiatedShutdown: User initiated shutdown",
-          }
+        ? (inst.stateReason ?? USER_SHUTDOWN)
         : undefined,
     architecture: inst.architecture,
     rootDeviceType: "ebs",
@@ -487,6 +518,12 @@ const describeImages: Ec2Handler = (ctx, p) => {
     ctx.options.describePageSize,
   );
   const body: XmlObject = { imagesSet: page.map(renderImage), nextToken };
+  // Deregistered AMIs linger for a number of reads, then are gone.
+  for (const img of [...region.ec2.images.values()]) {
+    if (img.state !== "deregistered") continue;
+    img.pendingReads -= 1;
+    if (img.pendingReads <= 0) region.ec2.images.delete(img.imageId);
+  }
   // CopyImage results become available after a number of reads.
   for (const img of region.ec2.images.values()) {
     if (img.state !== "pending") continue;
@@ -506,79 +543,20 @@ const describeImages: Ec2Handler = (ctx, p) => {
   return body;
 };
 
-const registerImage: Ec2Handler = (ctx, p) => {
-  const name = p.require("Name");
-  checkImageName(name);
-  if (p.get("ImageLocation"))
-    fail("InvalidParameterValue", "The AWS stand-in only registers EBS-backed images");
-  const architecture = p.get("Architecture") ?? "x86_64";
-  if (!ARCHITECTURES.includes(architecture)) {
-    fail("InvalidParameterValue", `Value (${architecture}) for parameter architecture is invalid.`);
-  }
-  const mappings: Ec2BlockDeviceMapping[] = p.structs("BlockDeviceMapping").map((m) => {
-    const deviceName = m.require("DeviceName");
-    const snapshotId = m.get("Ebs.SnapshotId");
-    if (snapshotId !== undefined && !ctx.state.ec2.snapshots.has(snapshotId)) {
-      fail("InvalidSnapshot.NotFound", `The snapshot '${snapshotId}' does not exist.`);
-    }
-    return {
-      deviceName,
-      ...(snapshotId !== undefined ? { snapshotId } : {}),
-      ...(m.int("Ebs.VolumeSize") !== undefined ? { volumeSize: m.int("Ebs.VolumeSize") } : {}),
-      volumeType: m.get("Ebs.VolumeType") ?? "gp3",
-      deleteOnTermination: m.bool("Ebs.DeleteOnTermination") ?? true,
-      ...(m.bool("Ebs.Encrypted") !== undefined ? { encrypted: m.bool("Ebs.Encrypted") } : {}),
-      ...(m.get("NoDevice") !== undefined ? { noDevice: true } : {}),
-      ...(m.get("VirtualName") !== undefined ? { virtualName: m.get("VirtualName") } : {}),
-    };
-  });
-  if (!mappings.some((m) => m.snapshotId)) {
-    fail(
-      "InvalidBlockDeviceMapping",
-      "The request must contain a block device mapping with an EBS snapshot id",
-    );
-  }
-  const region = ctx.state;
-  checkUniqueName(region, name, ctx.options.accountId);
-  const tagSpecs = tagSpecifications(p, ["image", "snapshot"]);
-  const optional = (key: string): string | undefined => p.get(key);
-  const { imageId } = seedImage(ctx.all, ctx.options, ctx.region, {
-    name,
-    architecture,
-    blockDeviceMappings: mappings,
-    tags: { ...(tagSpecs.get("image") ?? {}) },
-    ...(p.get("RootDeviceName") ? { rootDeviceName: p.get("RootDeviceName") } : {}),
-    ...(optional("Description") !== undefined ? { description: optional("Description") } : {}),
-    ...(optional("VirtualizationType") !== undefined
-      ? { virtualizationType: optional("VirtualizationType") }
-      : {}),
-    ...(p.bool("EnaSupport") !== undefined ? { enaSupport: p.bool("EnaSupport") } : {}),
-    ...(optional("BootMode") !== undefined ? { bootMode: optional("BootMode") } : {}),
-    ...(optional("ImdsSupport") !== undefined ? { imdsSupport: optional("ImdsSupport") } : {}),
-    ...(optional("TpmSupport") !== undefined ? { tpmSupport: optional("TpmSupport") } : {}),
-    ...(optional("SriovNetSupport") !== undefined ? { sriovNetSupport: optional("SriovNetSupport") } : {}),
-  });
-  const snapTags = tagSpecs.get("snapshot");
-  if (snapTags) {
-    for (const m of mappings) {
-      const snap = m.snapshotId ? region.ec2.snapshots.get(m.snapshotId) : undefined;
-      if (snap) Object.assign(snap.tags, snapTags);
-    }
-  }
-  return { imageId };
-};
-
 const deregisterImage: Ec2Handler = (ctx, p) => {
-  const img = getImage(ctx.state, p.require("ImageId"));
+  const img = getRegisteredImage(ctx.state, p.require("ImageId"));
   if (img.ownerId !== ctx.options.accountId) fail("AuthFailure", `Not authorized for image:${img.imageId}`);
-  ctx.state.ec2.images.delete(img.imageId);
+  // It lingers in DescribeImages as `deregistered` for a while (options.deregisteredReads), then is gone.
+  img.state = "deregistered";
+  img.pendingReads = ctx.options.deregisteredReads;
+  if (img.pendingReads <= 0) ctx.state.ec2.images.delete(img.imageId);
   if (p.bool("DeleteAssociatedSnapshots")) {
     const results = img.blockDeviceMappings
       .map((m) => m.snapshotId)
       .filter((s): s is string => s !== undefined)
       .map((snapshotId) => {
-        const inUse = [...ctx.state.ec2.images.values()].some((other) =>
-          other.blockDeviceMappings.some((m) => m.snapshotId === snapshotId),
+        const inUse = [...ctx.state.ec2.images.values()].some(
+          (other) => registered(other) && other.blockDeviceMappings.some((m) => m.snapshotId === snapshotId),
         );
         if (!inUse) ctx.state.ec2.snapshots.delete(snapshotId);
         return { snapshotId, returnCode: inUse ? "error-snapshot-in-use" : "success" };
@@ -680,7 +658,7 @@ const copyImage: Ec2Handler = (ctx, p) => {
 };
 
 const enableImageDeprecation: Ec2Handler = (ctx, p) => {
-  const img = getImage(ctx.state, p.require("ImageId"));
+  const img = getRegisteredImage(ctx.state, p.require("ImageId"));
   if (img.ownerId !== ctx.options.accountId) fail("AuthFailure", `Not authorized for image:${img.imageId}`);
   const at = roundToMinute(parseTime(p.require("DeprecateAt"), "DeprecateAt"));
   if (at.getTime() < roundToMinute(ctx.now).getTime()) {
@@ -701,7 +679,7 @@ const createTags: Ec2Handler = (ctx, p) => {
   const tags = queryTags(p);
   const targets = resources.map((id) => {
     const ec2 = ctx.state.ec2;
-    if (id.startsWith("ami-")) return getImage(ctx.state, id).tags;
+    if (id.startsWith("ami-")) return getRegisteredImage(ctx.state, id).tags;
     if (id.startsWith("snap-")) {
       const snap = ec2.snapshots.get(id);
       if (!snap) fail("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
@@ -796,8 +774,8 @@ const deleteSnapshot: Ec2Handler = (ctx, p) => {
   const id = p.require("SnapshotId");
   const snap = ctx.state.ec2.snapshots.get(id);
   if (!snap) fail("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
-  const user = [...ctx.state.ec2.images.values()].find((img) =>
-    img.blockDeviceMappings.some((m) => m.snapshotId === id),
+  const user = [...ctx.state.ec2.images.values()].find(
+    (img) => registered(img) && img.blockDeviceMappings.some((m) => m.snapshotId === id),
   );
   if (user) fail("InvalidSnapshot.InUse", `The snapshot ${id} is currently in use by ${user.imageId}`);
   ctx.state.ec2.snapshots.delete(id);
@@ -1002,6 +980,9 @@ const runInstances: Ec2Handler = (ctx, p) => {
     });
   }
   checkLimits(ctx, instanceType, maxCount, marketType === "spot");
+  // EBS encryption by default with a customer-managed key: every new volume is encrypted with it.
+  const defaultKey = ctx.options.ec2Limits?.ebsDefaultKmsKeyArn;
+  if (defaultKey) for (const d of devices) d.encrypted = true;
   // Validation done: create.
   const now = ctx.now.toISOString();
   const reservationId = ctx.all.nextId("r");
@@ -1024,6 +1005,7 @@ const runInstances: Ec2Handler = (ctx, p) => {
         deviceName: d.deviceName,
         deleteOnTermination: d.deleteOnTermination,
         encrypted: d.encrypted,
+        ...(d.encrypted && defaultKey ? { kmsKeyId: defaultKey } : {}),
         tags: { ...(tagSpecs.get("volume") ?? {}) },
       });
       return {
@@ -1069,8 +1051,13 @@ const runInstances: Ec2Handler = (ctx, p) => {
         : {}),
       ...(marketType === "capacity-block" ? { instanceLifecycle: "capacity-block" as const } : {}),
       launchParams: { ...p.flat },
+      // EC2 accepts the launch, then cannot create the encrypted volume with the caller's permissions.
+      ...(ctx.ebsKeyRefusal !== undefined ? { launchFailure: KMS_LAUNCH_FAILURE } : {}),
     };
-    if (inst.pendingReads <= 0) inst.state = "running";
+    if (inst.pendingReads <= 0) {
+      if (inst.launchFailure) endFailedLaunch(region, inst, true);
+      else inst.state = "running";
+    }
     region.ec2.instances.set(instanceId, inst);
     instanceIds.push(instanceId);
   }
@@ -1180,7 +1167,8 @@ const describeInstances: Ec2Handler = (ctx, p) => {
     inst.pendingReads -= 1;
     if (inst.pendingReads <= 0) {
       inst.pendingReads = 0;
-      inst.state = inst.state === "pending" ? "running" : "terminated";
+      if (inst.state === "pending" && inst.launchFailure) endFailedLaunch(region, inst);
+      else inst.state = inst.state === "pending" ? "running" : "terminated";
     }
   }
   return body;
@@ -1197,6 +1185,7 @@ const terminateInstances: Ec2Handler = (ctx, p) => {
     const previous = inst.state;
     if (previous !== "terminated" && previous !== "shutting-down") {
       inst.state = "shutting-down";
+      inst.stateReason = USER_SHUTDOWN;
       inst.pendingReads = 1;
       inst.stateTransitionReason = `User initiated (${ctx.now.toISOString().replace("T", " ").slice(0, 19)} GMT)`;
       for (const b of inst.blockDeviceMappings) {
@@ -1210,7 +1199,6 @@ const terminateInstances: Ec2Handler = (ctx, p) => {
 
 export const ec2Handlers: Readonly<Record<string, Ec2Handler>> = {
   DescribeImages: describeImages,
-  RegisterImage: registerImage,
   DeregisterImage: deregisterImage,
   CopyImage: copyImage,
   EnableImageDeprecation: enableImageDeprecation,

@@ -1,8 +1,8 @@
 /**
- * ECR (JSON 1.1) operations of the AWS stand-in: authorization tokens, repositories, images by tag
- * and digest (with tag immutability), lifecycle policies and scanning configuration.
+ * ECR (JSON 1.1) operations of the AWS stand-in, only those imgtool calls: authorization tokens, repositories,
+ * image details by tag and digest, lifecycle policies and the scanning configuration. Images arrive through the
+ * registry (pushes), or `seedEcrImage`.
  */
-import { createHash } from "node:crypto";
 import { fail } from "./errors.js";
 import {
   decodeToken,
@@ -77,22 +77,6 @@ function renderRepository(repo: EcrRepository): JsonObject {
     imageScanningConfiguration: { scanOnPush: repo.scanOnPush },
     encryptionConfiguration: { ...repo.encryption },
   };
-}
-
-function manifestSize(manifest: string): number {
-  try {
-    const parsed: unknown = JSON.parse(manifest);
-    if (typeof parsed === "object" && parsed !== null) {
-      const m = parsed as { layers?: { size?: unknown }[]; config?: { size?: unknown } };
-      const sizes = [...(m.layers ?? []).map((l) => l.size), m.config?.size].filter(
-        (s): s is number => typeof s === "number",
-      );
-      if (sizes.length) return sizes.reduce((a, b) => a + b, 0);
-    }
-  } catch {
-    // not JSON: fall through
-  }
-  return Buffer.byteLength(manifest);
 }
 
 function manifestMediaType(manifest: string, given: string | undefined): string {
@@ -194,13 +178,6 @@ function lookup(repo: EcrRepository, id: ImageId): Lookup {
   }
   const image = byDigest ?? byTag;
   return image ? { image } : { failureCode: "ImageNotFound", failureReason: "Requested image not found" };
-}
-
-function renderImageId(id: ImageId): JsonObject {
-  return {
-    ...(id.imageDigest !== undefined ? { imageDigest: id.imageDigest } : {}),
-    ...(id.imageTag !== undefined ? { imageTag: id.imageTag } : {}),
-  };
 }
 
 function pagination(
@@ -358,137 +335,6 @@ const describeImages: EcrHandler = (ctx, input) => {
   };
 };
 
-function checkImageIdCount(ids: ImageId[] | undefined): ImageId[] {
-  if (!ids || ids.length < 1 || ids.length > 100) {
-    invalid(
-      `Invalid parameter at 'imageIds' failed to satisfy constraint: 'Member must have length ${!ids || ids.length < 1 ? "greater than or equal to 1" : "less than or equal to 100"}'`,
-    );
-  }
-  return ids;
-}
-
-const batchGetImage: EcrHandler = (ctx, input) => {
-  const repo = requireRepository(ctx, reqString(input, "repositoryName"));
-  const ids = checkImageIdCount(readImageIds(input));
-  const images: JsonObject[] = [];
-  const failures: JsonObject[] = [];
-  for (const id of ids) {
-    const r = lookup(repo, id);
-    if ("image" in r) {
-      images.push({
-        registryId: repo.registryId,
-        repositoryName: repo.name,
-        imageId: {
-          imageDigest: r.image.digest,
-          ...(id.imageTag !== undefined ? { imageTag: id.imageTag } : {}),
-        },
-        imageManifest: r.image.manifest,
-        imageManifestMediaType: r.image.manifestMediaType,
-      });
-    } else {
-      failures.push({
-        imageId: renderImageId(id),
-        failureCode: r.failureCode,
-        failureReason: r.failureReason,
-      });
-    }
-  }
-  return { images, failures };
-};
-
-const batchDeleteImage: EcrHandler = (ctx, input) => {
-  const repo = requireRepository(ctx, reqString(input, "repositoryName"));
-  const ids = checkImageIdCount(readImageIds(input));
-  const deleted: JsonObject[] = [];
-  const failures: JsonObject[] = [];
-  for (const id of ids) {
-    const r = lookup(repo, id);
-    if (!("image" in r)) {
-      failures.push({
-        imageId: renderImageId(id),
-        failureCode: r.failureCode,
-        failureReason: r.failureReason,
-      });
-      continue;
-    }
-    const image = r.image;
-    if (id.imageDigest === undefined && id.imageTag !== undefined) {
-      // By tag: untag; the image goes when its last tag goes.
-      image.tags = image.tags.filter((t) => t !== id.imageTag);
-      if (image.tags.length === 0) repo.images.delete(image.digest);
-      deleted.push({ imageDigest: image.digest, imageTag: id.imageTag });
-    } else {
-      repo.images.delete(image.digest);
-      if (image.tags.length) {
-        for (const t of image.tags) deleted.push({ imageDigest: image.digest, imageTag: t });
-      } else {
-        deleted.push({ imageDigest: image.digest });
-      }
-    }
-  }
-  return { imageIds: deleted, failures };
-};
-
-const putImage: EcrHandler = (ctx, input) => {
-  const repo = requireRepository(ctx, reqString(input, "repositoryName"));
-  const manifest = reqString(input, "imageManifest");
-  const tag = optString(input, "imageTag");
-  const givenDigest = optString(input, "imageDigest");
-  const digest = `sha256:${createHash("sha256").update(manifest).digest("hex")}`;
-  if (givenDigest !== undefined && givenDigest !== digest) {
-    fail(
-      "ImageDigestDoesNotMatchException",
-      `Provided digest ${givenDigest} does not match the digest of the image manifest: ${digest}`,
-    );
-  }
-  if (tag !== undefined && (tag.length < 1 || tag.length > 300)) {
-    invalid(
-      "Invalid parameter at 'imageTag' failed to satisfy constraint: 'Member must have length between 1 and 300'",
-    );
-  }
-  const existing = repo.images.get(digest);
-  if (existing && (tag === undefined || existing.tags.includes(tag))) {
-    fail(
-      "ImageAlreadyExistsException",
-      `Image with digest '${digest}'${tag !== undefined ? ` and tag '${tag}'` : ""} already exists in the repository with name '${repo.name}' in registry with id '${repo.registryId}'`,
-    );
-  }
-  if (tag !== undefined) {
-    const holder = [...repo.images.values()].find((i) => i.tags.includes(tag));
-    if (holder && holder.digest !== digest) {
-      if (repo.imageTagMutability === "IMMUTABLE") {
-        fail(
-          "ImageTagAlreadyExistsException",
-          `The image tag '${tag}' already exists in the '${repo.name}' repository and cannot be overwritten because the repository is immutable.`,
-        );
-      }
-      holder.tags = holder.tags.filter((t) => t !== tag);
-    }
-  }
-  const mediaType = manifestMediaType(manifest, optString(input, "imageManifestMediaType"));
-  if (existing) {
-    if (tag !== undefined) existing.tags.push(tag);
-  } else {
-    repo.images.set(digest, {
-      digest,
-      tags: tag !== undefined ? [tag] : [],
-      pushedAt: ctx.now,
-      sizeBytes: manifestSize(manifest),
-      manifest,
-      manifestMediaType: mediaType,
-    });
-  }
-  return {
-    image: {
-      registryId: repo.registryId,
-      repositoryName: repo.name,
-      imageId: { imageDigest: digest, ...(tag !== undefined ? { imageTag: tag } : {}) },
-      imageManifest: manifest,
-      imageManifestMediaType: mediaType,
-    },
-  };
-};
-
 const putLifecyclePolicy: EcrHandler = (ctx, input) => {
   const repo = requireRepository(ctx, reqString(input, "repositoryName"));
   const text = reqString(input, "lifecyclePolicyText");
@@ -524,21 +370,6 @@ const getLifecyclePolicy: EcrHandler = (ctx, input) => {
     repositoryName: repo.name,
     lifecyclePolicyText: repo.lifecyclePolicy.text,
     lastEvaluatedAt: repo.lifecyclePolicy.updatedAt.getTime() / 1000,
-  };
-};
-
-const putImageScanningConfiguration: EcrHandler = (ctx, input) => {
-  const repo = requireRepository(ctx, reqString(input, "repositoryName"));
-  const scan = optObject(input, "imageScanningConfiguration");
-  if (!scan)
-    invalid(
-      "Invalid parameter at 'imageScanningConfiguration' failed to satisfy constraint: 'Member must not be null'",
-    );
-  repo.scanOnPush = scan["scanOnPush"] === true;
-  return {
-    registryId: repo.registryId,
-    repositoryName: repo.name,
-    imageScanningConfiguration: { scanOnPush: repo.scanOnPush },
   };
 };
 
@@ -589,10 +420,6 @@ export const ecrHandlers: Readonly<Record<string, EcrHandler>> = {
   CreateRepository: createRepository,
   DescribeRepositories: describeRepositories,
   DescribeImages: describeImages,
-  BatchGetImage: batchGetImage,
-  BatchDeleteImage: batchDeleteImage,
-  PutImage: putImage,
   PutLifecyclePolicy: putLifecyclePolicy,
   GetLifecyclePolicy: getLifecyclePolicy,
-  PutImageScanningConfiguration: putImageScanningConfiguration,
 };

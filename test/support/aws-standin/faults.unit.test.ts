@@ -200,7 +200,7 @@ describe("faults", () => {
     const third = await c.ecr.send(new EcrDescribeImagesCommand({ repositoryName: "scoped" }));
     assert.equal(third.imageDetails?.length, 1);
     standin.faults.clear();
-    standin.faults.add({ operation: "GetCallerIdentity", kind: "error", code: "ExpiredToken", status: 403 });
-    await rejectsWith(c.sts.send(new GetCallerIdentityCommand({})), "ExpiredToken", undefined, 403);
+    standin.faults.add({ operation: "GetCallerIdentity", kind: "error", code: "AccessDenied", status: 403 });
+    await rejectsWith(c.sts.send(new GetCallerIdentityCommand({})), "AccessDenied", undefined, 403);
   });
 });

@@ -9,7 +9,7 @@
  */
 import { appendFileSync } from "node:fs";
 import type { PolicyDocument } from "../../../src/iam/policies.js";
-import { actorOfKey, evaluate, type IamRequest } from "../iam-referee.js";
+import { actorOfKey, evaluate, type IamRequest, type ResourcePolicyDocument } from "../iam-referee.js";
 import { ServiceError } from "./errors.js";
 import { runCommandIamRequests } from "./instances-ssm.js";
 import { QueryParams, type JsonObject } from "./params.js";
@@ -167,13 +167,6 @@ export function iamRequestsFor(call: CallToJudge): IamRequest[] {
         ...createTagsAtCreate(specs, (type) => (type === "image" ? imageArn("*") : snapshotArn("*"))),
       ];
     }
-    case "RegisterImage": {
-      const specs = tagSpecs();
-      return [
-        { action, resource: imageArn("*"), context: tagContext("RequestTag", specs.get("image") ?? {}) },
-        ...createTagsAtCreate(specs, (type) => (type === "image" ? imageArn("*") : snapshotArn("*"))),
-      ];
-    }
     case "RunInstances": {
       const specs = tagSpecs();
       const spot = p.get("InstanceMarketOptions.MarketType") === "spot";
@@ -286,6 +279,57 @@ export async function authorize(iam: StandinIam, call: CallToJudge): Promise<Ser
         `User: ${user} is not authorized to perform: ${req.action} on resource: ${req.resource} because no identity-based policy allows the ${req.action} action`,
       );
     }
+  }
+  return undefined;
+}
+
+/** AWS's default key policy: the account's IAM policies decide who may use the key. */
+export function defaultKeyPolicy(accountId: string, partition = "aws"): ResourcePolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [
+      {
+        Sid: "Enable IAM User Permissions",
+        Effect: "Allow",
+        Principal: { AWS: `arn:${partition}:iam::${accountId}:root` },
+        Action: ["kms:*"],
+        Resource: "*",
+      },
+    ],
+  };
+}
+
+/**
+ * What EC2 does with the caller's permissions when RunInstances creates a volume encrypted with a
+ * customer-managed key (the account's default EBS key): a grant for the volume, a data key, and a decrypt,
+ * each through `ec2.<region>.amazonaws.com`. Judged with the caller's policy and the key policy; undefined
+ * when every one is allowed, else why not. The setup key may do anything.
+ */
+export async function ebsKeyRefusal(
+  iam: StandinIam,
+  call: Pick<CallToJudge, "region" | "accessKeyId" | "accountId">,
+  keyArn: string,
+  keyPolicy: ResourcePolicyDocument = defaultKeyPolicy(call.accountId, partitionOf(call.region)),
+): Promise<string | undefined> {
+  if (iam.setupKey !== undefined && call.accessKeyId === iam.setupKey) return undefined;
+  const policy = iam.policies[call.accessKeyId];
+  if (!policy) return `unknown access key ${call.accessKeyId}`;
+  const via = { "kms:ViaService": `ec2.${call.region}.amazonaws.com`, "kms:CallerAccount": call.accountId };
+  const requests: IamRequest[] = [
+    { action: "kms:CreateGrant", resource: keyArn, context: { ...via, "kms:GrantIsForAWSResource": "true" } },
+    { action: "kms:GenerateDataKeyWithoutPlaintext", resource: keyArn, context: via },
+    { action: "kms:Decrypt", resource: keyArn, context: via },
+  ];
+  const actor = actorOfKey(call.accessKeyId);
+  const log = process.env.IMGTOOL_AWS_CALLS_LOG;
+  for (const req of requests) {
+    const decision = await evaluate(policy, req, call.accountId, keyPolicy);
+    if (log && actor && (decision.allowed || !iam.denialsExpected))
+      appendFileSync(
+        log,
+        JSON.stringify({ actor, call: "ec2:RunInstances", ...req, allowed: decision.allowed }) + "\n",
+      );
+    if (!decision.allowed) return `${req.action} on ${keyArn} via ec2.${call.region}.amazonaws.com is denied`;
   }
   return undefined;
 }

@@ -8,6 +8,7 @@ import { seedEcrImage } from "./ecr.js";
 import { FaultRegistry } from "./faults.js";
 import { startServer } from "./server.js";
 import { StandinState, resolveOptions } from "./state.js";
+import { Sessions, type SessionCredentials } from "./sts.js";
 import type {
   EcrImage,
   EcrImageSeed,
@@ -20,6 +21,7 @@ import type {
 
 export type * from "./types.js";
 export { StandinState } from "./state.js";
+export type { SessionCredentials } from "./sts.js";
 
 export interface AwsStandin {
   /** `http://127.0.0.1:PORT` */
@@ -37,7 +39,12 @@ export interface AwsStandin {
   addImage(region: string, image: ImageSeed): { imageId: string; snapshotIds: string[] };
   /** Seed an image into an ECR repository (created MUTABLE when missing). */
   addEcrImage(region: string, repositoryName: string, image: EcrImageSeed): EcrImage;
-  /** Clear state, recorded requests and faults. */
+  /**
+   * Session credentials that act as `accessKeyId` (an actor's key) and expire `ttlSeconds` from now on the
+   * stand-in's clock (`options.now`); afterwards every service refuses them as AWS does.
+   */
+  issueSession(accessKeyId: string, ttlSeconds: number): SessionCredentials;
+  /** Clear state, recorded requests, faults and sessions. */
   reset(): void;
   /** Resolves once every delayed ("slow") answer has been given or dropped: wait on this, never on a clock. */
   settled(): Promise<void>;
@@ -49,7 +56,8 @@ export async function startAwsStandin(opts?: StandinOptions): Promise<AwsStandin
   const state = new StandinState();
   const faults = new FaultRegistry();
   const requests: RecordedRequest[] = [];
-  const server = await startServer({ state, options, faults, requests });
+  const sessions = new Sessions();
+  const server = await startServer({ state, options, faults, requests, sessions });
   return {
     endpoint: server.endpoint,
     accountId: options.accountId,
@@ -62,7 +70,9 @@ export async function startAwsStandin(opts?: StandinOptions): Promise<AwsStandin
     addImage: (region, image) => seedImage(state, options, region, image),
     addEcrImage: (region, repositoryName, image) =>
       seedEcrImage(state, options, region, repositoryName, image),
+    issueSession: (accessKeyId, ttlSeconds) => sessions.issue(accessKeyId, ttlSeconds, options.now()),
     reset: () => {
+      sessions.clear();
       state.clear();
       requests.length = 0;
       faults.clear();

@@ -16,6 +16,7 @@ import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { gunzipSync } from "node:zlib";
 import { PutParameterCommand, type SSMClient } from "@aws-sdk/client-ssm";
+import { endFailedLaunch } from "./ec2.js";
 import { fail } from "./errors.js";
 import { optNumber, optStringList, reqString, type JsonObject } from "./params.js";
 import type { HandlerContext, StandinState } from "./state.js";
@@ -280,6 +281,11 @@ export async function bootInstances(
   for (const inst of all.region(region).ec2.instances.values()) {
     if (rc.booted.has(inst.instanceId) || !["pending", "running"].includes(inst.state)) continue;
     rc.booted.add(inst.instanceId);
+    // EC2 could not start it (its volume's key was refused): it never boots, and ends as EC2 ends it.
+    if (inst.launchFailure) {
+      endFailedLaunch(all.region(region), inst, true);
+      continue;
+    }
     inst.state = "running";
     inst.pendingReads = 0;
     if (inst.iamInstanceProfile) rc.managed.add(inst.instanceId);

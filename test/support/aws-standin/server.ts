@@ -9,7 +9,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ec2Handlers } from "./ec2.js";
 import { ecrHandlers } from "./ecr.js";
-import { authorize } from "./iam.js";
+import { authorize, ebsKeyRefusal } from "./iam.js";
 import { ServiceError } from "./errors.js";
 import type { FaultRegistry } from "./faults.js";
 import { QueryParams } from "./params.js";
@@ -20,7 +20,7 @@ import { ssmHandlers as parameterHandlers, type SsmHandler } from "./ssm.js";
 /** SSM: Parameter Store, and what the instances see of it (Run Command, DeleteParameters). */
 const ssmHandlers: Readonly<Record<string, SsmHandler>> = { ...parameterHandlers, ...runCommandHandlers };
 import type { HandlerContext, ResolvedOptions, StandinState } from "./state.js";
-import { stsHandlers } from "./sts.js";
+import { stsHandlers, type Sessions } from "./sts.js";
 import type { FaultSpec, RecordedRequest, Service } from "./types.js";
 import { renderXml } from "./xml.js";
 import type { XmlObject } from "./xml.js";
@@ -53,6 +53,7 @@ export interface ServerDeps {
   options: ResolvedOptions;
   faults: FaultRegistry;
   requests: RecordedRequest[];
+  sessions: Sessions;
 }
 
 // ---------------------------------------------------------------- rendering
@@ -226,7 +227,7 @@ function route(headers: Record<string, string>, body: string): Route {
 }
 
 /** Run the operation against the state; any error becomes the service's error answer. */
-function perform(deps: ServerDeps, r: Route): Answer {
+function perform(deps: ServerDeps, r: Route, ebsKeyRefusal?: string): Answer {
   if (r.problem) return errorAnswer(r.service, r.problem.code, r.problem.message, r.problem.status);
   const ctx: HandlerContext = {
     region: r.region,
@@ -234,6 +235,7 @@ function perform(deps: ServerDeps, r: Route): Answer {
     all: deps.state,
     options: deps.options,
     now: deps.options.now(),
+    ...(ebsKeyRefusal !== undefined ? { ebsKeyRefusal } : {}),
   };
   try {
     switch (r.service) {
@@ -344,6 +346,14 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       timers.add(t);
     };
 
+    // Session credentials expire: every service refuses them afterwards, before any policy is looked at.
+    const expired = deps.sessions.refusal(
+      r.service,
+      accessKeyId,
+      headers["x-amz-security-token"],
+      deps.options.now(),
+    );
+    if (expired) return send(errorAnswer(r.service, expired.code, expired.message, expired.status));
     if (judged && !r.problem) {
       const refusal = await authorize(iam, {
         service: r.service,
@@ -356,9 +366,20 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       });
       if (refusal) return send(errorAnswer(r.service, refusal.code, refusal.message, refusal.status));
     }
+    // EC2 uses the account's default EBS key (a customer-managed one) with the caller's permissions.
+    const keyArn = deps.options.ec2Limits?.ebsDefaultKmsKeyArn;
+    const keyRefusal =
+      judged && !r.problem && keyArn && r.service === "ec2" && r.operation === "RunInstances"
+        ? await ebsKeyRefusal(
+            iam,
+            { region: r.region, accessKeyId, accountId: deps.options.accountId },
+            keyArn,
+            deps.options.ec2Limits?.ebsDefaultKmsKeyPolicy,
+          )
+        : undefined;
     const fault = r.problem ? undefined : deps.faults.match(r.service, r.operation);
-    if (!fault) return send(perform(deps, r));
-    const applied = fault.applyFirst ? perform(deps, r) : undefined;
+    if (!fault) return send(perform(deps, r, keyRefusal));
+    const applied = fault.applyFirst ? perform(deps, r, keyRefusal) : undefined;
     switch (fault.kind) {
       case "drop":
         req.socket.destroy();
@@ -366,7 +387,7 @@ export async function startServer(deps: ServerDeps): Promise<StandinServer> {
       case "slow":
         later(fault.delayMs ?? 10_000, () => {
           if (gone) return; // the client gave up: without applyFirst, nothing happened
-          send(applied ?? perform(deps, r));
+          send(applied ?? perform(deps, r, keyRefusal));
         });
         return;
       default:

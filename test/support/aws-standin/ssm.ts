@@ -31,9 +31,17 @@ function validation(message: string): never {
   fail("ValidationException", message);
 }
 
+/**
+ * SSM's rules for a parameter name, with the exceptions PutParameter answers: ValidationException for the
+ * length (at most 2048 in the API, of which SSM keeps 1037: 1011 for the name), the reserved `aws`/`ssm`
+ * prefixes and the characters; HierarchyLevelLimitExceededException past 15 levels.
+ */
 function checkName(name: string): void {
   if (name.length < 1 || name.length > 2048)
-    validation("Parameter name must be between 1 and 2048 characters.");
+    validation(
+      `1 validation error detected: Value '${name}' at 'name' failed to satisfy constraint: Member must have length less than or equal to 2048`,
+    );
+  if (name.length > 1011) validation("Parameter name must be at most 1011 characters long.");
   const bare = name.startsWith("/") ? name.slice(1) : name;
   if (/^(aws|ssm)/i.test(bare)) {
     validation(`Parameter name: can't be prefixed with "aws" or "ssm" (case-insensitive).`);
@@ -47,7 +55,12 @@ function checkName(name: string): void {
       "Parameter name must be a fully qualified name: it can consist of sub-paths divided by slash symbol; each sub-path can be formed as a mix of letters, numbers and the following 3 symbols .-_",
     );
   }
-  if (name.split("/").length - 1 > 15) validation("Parameter hierarchy can have a maximum of 15 levels.");
+  if (name.split("/").length - 1 > 15) {
+    fail(
+      "HierarchyLevelLimitExceededException",
+      "A hierarchy can have a maximum of 15 levels. For more information, see Requirements and constraints for parameter names in the Amazon Web Services Systems Manager User Guide.",
+    );
+  }
 }
 
 function arn(ctx: HandlerContext, name: string): string {

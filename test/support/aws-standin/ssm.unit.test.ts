@@ -319,6 +319,19 @@ describe("SSM Parameter Store", () => {
     assert.equal(v3.Version, 3);
   });
 
+  test("parameter names: SSM's exceptions for depth (HierarchyLevelLimitExceededException), prefix and length", async () => {
+    const ssm = clients().ssm;
+    const put = (Name: string) => ssm.send(new PutParameterCommand({ Name, Value: "v", Type: "String" }));
+    const levels = (n: number) => Array.from({ length: n }, (_, i) => `/l${i + 1}`).join("");
+    await rejectsWith(put(levels(16)), "HierarchyLevelLimitExceededException", /maximum of 15 levels/);
+    assert.equal((await put(levels(15))).Version, 1);
+    for (const reserved of ["/aws/x", "/ssm/x", "/AWSx/y", "ssmfoo"])
+      await rejectsWith(put(reserved), "ValidationException", /can't be prefixed with "aws" or "ssm"/);
+    await rejectsWith(put(`/${"n".repeat(1011)}`), "ValidationException", /1011/);
+    await rejectsWith(put(`/${"n".repeat(2048)}`), "ValidationException", /less than or equal to 2048/);
+    await rejectsWith(put("/bad name"), "ValidationException", /fully qualified/);
+  });
+
   test("DeleteParameter removes every version; deleting again is ParameterNotFound", async () => {
     const ssm = clients().ssm;
     await ssm.send(new PutParameterCommand({ Name: "/d", Value: "v", Type: "String" }));

@@ -11,6 +11,7 @@ export interface ResolvedOptions {
   tokenTtlSeconds: number;
   copyPendingReads: number;
   instancePendingReads: number;
+  deregisteredReads: number;
   imageValidationMs: number;
   ec2Limits?: NonNullable<StandinOptions["ec2Limits"]>;
   now: () => Date;
@@ -25,6 +26,7 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     tokenTtlSeconds: opts.tokenTtlSeconds ?? 43_200,
     copyPendingReads: opts.copyPendingReads ?? 2,
     instancePendingReads: opts.instancePendingReads ?? 1,
+    deregisteredReads: opts.deregisteredReads ?? 2,
     imageValidationMs: opts.imageValidationMs ?? 0,
     ...(opts.ec2Limits ? { ec2Limits: opts.ec2Limits } : {}),
     now: opts.now ?? (() => new Date()),
@@ -97,4 +99,6 @@ export interface HandlerContext {
   all: StandinState;
   options: ResolvedOptions;
   now: Date;
+  /** RunInstances: why EC2 could not use the account's default EBS key with the caller's permissions, if so. */
+  ebsKeyRefusal?: string;
 }

@@ -4,6 +4,7 @@
  */
 
 import type { StandinIam } from "./iam.js";
+import type { ResourcePolicyDocument } from "../iam-referee.js";
 
 export type Service = "ec2" | "ssm" | "ecr" | "sts";
 
@@ -19,6 +20,11 @@ export interface StandinOptions {
   /** DescribeInstances answers (per region) that still show a new instance as `pending`. @default 1 */
   instancePendingReads?: number;
   /**
+   * DescribeImages answers (per region) that still show a deregistered AMI, in state `deregistered`, before it
+   * is gone (InvalidAMIID.NotFound): EC2 shows recently deregistered images "for a short interval". @default 2
+   */
+  deregisteredReads?: number;
+  /**
    * How long SSM's asynchronous validation of an `aws:ec2:image` value takes (by `now`): until then the new
    * version is not readable; then it is kept if its AMI is `available`, else dropped. @default 0
    */
@@ -28,12 +34,20 @@ export interface StandinOptions {
    * live instances of a type, any market; past it: InsufficientInstanceCapacity, HTTP 500), `onDemandVcpuQuota` (vCPUs of
    * running and pending on-demand instances; past it: VcpuLimitExceeded), `spotServiceLinkedRole: false` (the
    * account has no AWSServiceRoleForEC2Spot and the caller may not create it: a spot request fails with
-   * AuthFailure.ServiceLinkedRoleCreationNotPermitted). @default no limits
+   * AuthFailure.ServiceLinkedRoleCreationNotPermitted), `ebsDefaultKmsKeyArn` (EBS encryption by default with
+   * this customer-managed key: every new volume is encrypted with it, and EC2 uses it with the caller's
+   * permissions, kms:CreateGrant, kms:GenerateDataKeyWithoutPlaintext and kms:Decrypt through
+   * `ec2.<region>.amazonaws.com`, judged by the IAM referee with the caller's policy and `ebsDefaultKmsKeyPolicy`
+   * (default: AWS's default key policy, which lets the account's IAM policies decide); when one is denied,
+   * RunInstances still answers `pending`, and the instance then goes to `terminated` with the state reason
+   * `Client.InternalError`, as EC2 does). @default no limits
    */
   ec2Limits?: {
     capacity?: Record<string, number>;
     onDemandVcpuQuota?: number;
     spotServiceLinkedRole?: boolean;
+    ebsDefaultKmsKeyArn?: string;
+    ebsDefaultKmsKeyPolicy?: ResourcePolicyDocument;
   };
   /** Clock used for timestamps, token expiry and deprecation checks. @default () => new Date() */
   now?: () => Date;
@@ -138,7 +152,7 @@ export interface Ec2Image {
   deprecationTime?: string;
   sourceImageId?: string;
   sourceImageRegion?: string;
-  /** DescribeImages answers left that show this image as pending (CopyImage). */
+  /** DescribeImages answers left that show this image as pending (CopyImage), or as deregistered. */
   pendingReads: number;
 }
 
@@ -165,6 +179,7 @@ export interface Ec2Volume {
   deviceName?: string;
   deleteOnTermination: boolean;
   encrypted: boolean;
+  kmsKeyId?: string;
   tags: Record<string, string>;
 }
 
@@ -215,6 +230,10 @@ export interface Ec2Instance {
   spotInstanceRequestId?: string;
   /** The RunInstances form (flat Query params) that created this instance. */
   launchParams: Record<string, string>;
+  /** Why it left pending/running (DescribeInstances' StateReason); set on shutting-down and terminated. */
+  stateReason?: { code: string; message: string };
+  /** EC2 accepted the launch but cannot start it (the EBS key refused): it ends with this state reason. */
+  launchFailure?: { code: string; message: string };
 }
 
 export interface Ec2Reservation {
