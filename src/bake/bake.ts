@@ -15,7 +15,7 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import type { Catalog } from "../catalog/catalog.js";
+import type { Artifact, Catalog } from "../catalog/catalog.js";
 import { holding, type LeaseKeeper } from "../catalog/lease.js";
 import { versionName } from "../catalog/catalog.js";
 import type { DataType } from "../catalog/store.js";
@@ -48,7 +48,8 @@ export interface BakeArtifact {
 export interface BakeResult {
   role: Role;
   target: Target;
-  status: "built" | "up-to-date";
+  /** resumed: an interrupted publish finished from the artefact already made (no Packer run). */
+  status: "built" | "up-to-date" | "resumed";
   version: string;
   inputsHash: string;
   /** The rendered files' part of the inputs hash: what `imgtool render` prints for the same config. */
@@ -274,18 +275,20 @@ export async function bakeRole(
   if (!opts.force) {
     let version: string | undefined;
     const artifacts: BakeArtifact[] = [];
-    let complete = true;
+    const lacking: string[] = [];
+    let homeFound: Artifact[] = [];
     for (const region of regions) {
       const r = await (
         await deps.catalog(region)
       ).resolve(keys, { label: hashLabel(inputsHash), meta: true });
-      if (r.missing.length) complete = false;
+      if (r.missing.length) lacking.push(region);
+      if (region === home) homeFound = r.found;
       for (const a of r.found) {
         version ??= a.meta?.version;
         artifacts.push({ region, arch: a.key.arch as Arch, id: a.value });
       }
     }
-    if (complete && version) {
+    if (lacking.length === 0 && version) {
       emit("skip", `up to date: ${version} (inputs ${inputsHash.slice(0, 12)} unchanged)`);
       return {
         role,
@@ -299,6 +302,19 @@ export async function bakeRole(
         seconds: (Date.now() - started) / 1000,
         preloadedImage: imageRef ?? null,
       };
+    }
+    // A run stopped between regions' publishes: the home region has every architecture for these inputs, so
+    // finish the others from that artefact (copies, waits, tags are idempotent) instead of building again.
+    if (!lacking.includes(home) && homeFound.length === keys.length) {
+      return resumePublish(role, deps, {
+        homeFound,
+        lacking,
+        inputsHash,
+        filesHash,
+        imageRef,
+        started,
+        emit: (m) => emit("build", m),
+      });
     }
   }
 
@@ -436,6 +452,94 @@ export async function bakeRole(
     packerRuns: 1,
     seconds: (Date.now() - started) / 1000,
     preloadedImage: imageRef ?? null,
+  };
+}
+
+/**
+ * Finish a publish that a run left half done: the home region has the artefact of every architecture for
+ * the inputs hash, `lacking` regions do not. The target's finish step runs over the home artefacts for home
+ * and the lacking regions (aws: waits, tags, copies with the same client token, so a copy made before the
+ * interruption is found again, not made twice), then only the lacking regions are published, with the home
+ * region's metadata.
+ */
+async function resumePublish(
+  role: Role,
+  deps: BakeDeps,
+  r: {
+    homeFound: Artifact[];
+    lacking: string[];
+    inputsHash: string;
+    filesHash: string;
+    imageRef: string | undefined;
+    started: number;
+    emit: (message: string) => void;
+  },
+): Promise<BakeResult> {
+  const { config, ops } = deps;
+  const home = targetRegions(config, ops.target)[0]!;
+  const first = r.homeFound[0]!;
+  const version = first.meta?.version;
+  if (!version)
+    throw new FailureError(`${first.name} carries no version metadata; run \`imgtool bake ami --force\`.`);
+  r.emit(
+    `resuming ${version}: published in ${home}, not yet in ${r.lacking.join(", ")}; finishing from ${r.homeFound.map((a) => a.value).join(", ")} (no new build)`,
+  );
+  const tags = {
+    [TAG.pipeline]: config.pipeline,
+    [TAG.role]: role,
+    [TAG.version]: version,
+    [TAG.inputsHash]: r.inputsHash,
+    [TAG.gitRevision]: String(first.meta?.gitRevision ?? ""),
+  };
+  const made: ManifestArtifact[] = r.homeFound.map((a) => ({
+    source: `resume-${a.key.arch}`,
+    arch: a.key.arch as Arch,
+    id: a.value,
+    region: home,
+  }));
+  const { artifacts } = await ops.finish(made, {
+    config,
+    role,
+    version,
+    regions: [home, ...r.lacking],
+    tags,
+    imageRef: r.imageRef,
+    emit: r.emit,
+  });
+  if (deps.signal?.aborted) {
+    throw new InterruptedError(
+      `The ${role} bake was interrupted while it finished ${version} in ${r.lacking.join(", ")}; a new run resumes it.`,
+      "SIGINT",
+    );
+  }
+  for (const a of artifacts) {
+    if (!r.lacking.includes(a.region)) continue;
+    const homeMeta = r.homeFound.find((h) => h.key.arch === a.arch)!.meta!;
+    const { value: _value, ...meta } = homeMeta;
+    await (
+      await deps.catalog(a.region)
+    ).publish(
+      { role, kind: "ami", arch: a.arch },
+      a.id,
+      { ...meta, region: a.region },
+      {
+        dataType: ops.dataType,
+        labels: [hashLabel(r.inputsHash)],
+      },
+    );
+  }
+  r.emit(`resumed ${version}: ${artifacts.map((a) => `${a.region}/${a.arch} ${a.id}`).join(", ")}`);
+  return {
+    role,
+    target: ops.target,
+    status: "resumed",
+    version,
+    inputsHash: r.inputsHash,
+    renderedHash: r.filesHash,
+    artifacts,
+    packerRuns: 0,
+    seconds: (Date.now() - r.started) / 1000,
+    preloadedImage: r.imageRef ?? null,
   };
 }
 

@@ -65,6 +65,8 @@ export interface CatalogDeps {
   /** Path prefix, e.g. /imgtool/bench. */
   prefix: string;
   events?: EventSink;
+  /** The region this catalog is in (aws), or "local"; names the catalog in a release record. */
+  region?: string;
   /**
    * How a publish reads its value back before it gives up: at most `attempts` reads, the first wait `delayMs`,
    * doubling after each miss, all waits together at most `maxWaitMs`. Why so long: SSM validates an
@@ -92,6 +94,7 @@ export function versionName(builtAt: Date, inputsHash: string): string {
 export class Catalog {
   readonly store: ParameterStore;
   readonly prefix: string;
+  readonly region: string | undefined;
   private readonly events: EventSink;
   private readonly readBack: { attempts: number; delayMs: number; maxWaitMs?: number };
   private readonly now: () => Date;
@@ -100,6 +103,7 @@ export class Catalog {
   constructor(deps: CatalogDeps) {
     this.store = deps.store;
     this.prefix = deps.prefix.replace(/\/+$/, "");
+    this.region = deps.region;
     this.events = deps.events ?? ignoreEvents;
     this.readBack = deps.readBack ?? { attempts: 10, delayMs: 1000, maxWaitMs: 90_000 };
     this.now = deps.now ?? (() => new Date());
@@ -212,16 +216,23 @@ export class Catalog {
     const oldest = (await this.call(name, "reading the history of", () => this.store.history(name)))[0];
     if (oldest) {
       const channels = oldest.labels.filter((l) => (CHANNELS as readonly string[]).includes(l));
+      if (channels.length) {
+        // Dropping it would leave the channel pointing nowhere: refuse, and say how to make room.
+        throw new FailureError(
+          `${name} holds SSM's limit of 100 versions and its oldest (version ${oldest.version}) carries ` +
+            `${channels.join(" and ")}; a new version would drop it, so nothing was written.`,
+          {
+            fix: `Move ${channels.join(" and ")} of ${name} to a newer version first (\`imgtool rollback\`), then run again.`,
+          },
+        );
+      }
       await this.call(name, "unlabelling", () => this.store.unlabel(name, oldest.version, oldest.labels));
       this.events({
         type: "warn",
         role: key.role,
         message:
           `${name} reached the store's limit of 100 versions: removed labels [${oldest.labels.join(", ")}] from ` +
-          `its oldest version ${oldest.version} so that it is dropped` +
-          (channels.length
-            ? `; ${channels.join(", ")} pointed at it and now point nowhere until the next publish or rollback`
-            : ""),
+          `its oldest version ${oldest.version} so that it is dropped`,
         data: { name, droppedVersion: oldest.version, labels: oldest.labels },
       });
     }
@@ -310,13 +321,14 @@ export class Catalog {
         continue;
       }
       const m = byName.get(this.metaName(key));
+      checkValue(key, p.name, p.value);
       out.push({
         key,
         name: p.name,
         value: p.value,
         parameterVersion: p.version,
         modifiedAt: p.modifiedAt,
-        ...(m ? { meta: JSON.parse(m.value) as ArtifactMeta & { value: string } } : {}),
+        ...(m ? { meta: parseMeta(m.name, m.version, m.value) } : {}),
       });
     }
     return { found: out, missing };
@@ -422,7 +434,7 @@ export class Catalog {
         ...hit,
         key: this.keyOf(name)!,
         name,
-        meta: m ? (JSON.parse(m.value) as ArtifactMeta & { value: string }) : null,
+        meta: m ? parseMeta(`${name}/meta`, m.version, m.value) : null,
       });
     }
     return out;
@@ -458,6 +470,53 @@ export class Catalog {
       }),
     );
   }
+}
+
+/**
+ * What is wrong with a value stored for `kind`, when it plainly belongs to the other kind (an AMI id where an
+ * image reference belongs, a reference where an AMI id belongs); undefined when it may be right.
+ */
+export function foreignValue(kind: ArtifactKind, value: string): string | undefined {
+  if (kind === "image" && /^ami-[0-9a-f]+$/.test(value)) return "an AMI id where an image reference belongs";
+  if (kind === "ami" && /[/@]/.test(value)) return "an image reference where an AMI id belongs";
+  if (value.trim() === "") return "an empty value";
+  return undefined;
+}
+
+/** A stored value that cannot be what imgtool published there: exit 1, naming the parameter and the fix. */
+export function checkValue(key: ArtifactKey, name: string, value: string): void {
+  const problem = foreignValue(key.kind, value);
+  if (!problem) return;
+  throw new FailureError(
+    `The catalog value at ${name} is ${problem}: ${JSON.stringify(value.slice(0, 80))}.`,
+    {
+      fix:
+        `Something other than imgtool wrote it. Point it back at a published version (\`imgtool rollback --role ${key.role} --kind ${key.kind}${key.arch ? ` --arch ${key.arch}` : ""}\`) ` +
+        `or publish again (\`imgtool ${key.kind === "image" ? "push image" : "bake ami --force"} --role ${key.role}\`).`,
+    },
+  );
+}
+
+/** Parse an artefact's metadata; a value that is not a JSON object is an error naming the parameter. */
+export function parseMeta(name: string, version: number, value: string): ArtifactMeta & { value: string } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(value);
+  } catch {
+    doc = undefined;
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new FailureError(
+      `The catalog metadata at ${name} (version ${version}) is not a JSON object: ${JSON.stringify(value.slice(0, 40))}.`,
+      {
+        fix:
+          "Something other than imgtool wrote it. Publish the artefact again (`imgtool push image` / " +
+          "`imgtool bake ami --force`), or label the metadata version that belongs to it with " +
+          `\`aws ssm label-parameter-version --name ${name}\`.`,
+      },
+    );
+  }
+  return doc as ArtifactMeta & { value: string };
 }
 
 function toEntry(v: StoredVersion): HistoryEntry {

@@ -18,10 +18,16 @@ export async function openCatalog(opts: {
     return new Catalog({
       store: new SsmStore(clients.ssm),
       prefix: opts.config.aws.ssm_prefix,
+      region: clients.region,
       events: opts.events,
     });
   }
   const { SqliteStore } = await import("./sqlite-store.js");
   const store = new SqliteStore(path.join(opts.config.local.state_dir, "catalog.db"));
-  return new Catalog({ store, prefix: `/imgtool/${opts.config.pipeline}`, events: opts.events });
+  return new Catalog({
+    store,
+    prefix: `/imgtool/${opts.config.pipeline}`,
+    region: "local",
+    events: opts.events,
+  });
 }

@@ -280,6 +280,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         config,
         backend: await deps.launchBackend(region),
         catalog: () => deps.catalog(ctx.target === "aws" ? region : undefined),
+        releaseCatalog: () => deps.catalog(ctx.target === "aws" ? ctx.regions[0] : undefined),
         events: ctx.out.event,
         // aws: on the orchestrator itself, through SSM Run Command (no network path into the VPC is needed).
         probe:

@@ -379,20 +379,32 @@ export function buildParser(argv: string[]): Argv {
     )
     .command(
       "rollback",
-      "Point the catalog's `latest` label back at an earlier version",
+      "Point a channel (latest, or stable with --channel) back at an earlier release, in one write",
       (y) =>
         y
-          .option("role", { choices: ["task-runner", "orchestrator"], demandOption: true, describe: "Role" })
-          .option("kind", { choices: ["ami", "image"], demandOption: true, describe: "Artefact kind" })
+          .option("channel", {
+            choices: ["latest", "stable"],
+            default: "latest",
+            describe: "The channel to move (launches use stable by default)",
+          })
+          .option("to", {
+            type: "string",
+            describe: "Release id, or with --role a version name (default: the one before the current)",
+          })
+          .option("role", {
+            choices: ["task-runner", "orchestrator"],
+            describe: "Instead: move one artefact's own latest label (with --kind)",
+          })
+          .option("kind", { choices: ["ami", "image"], describe: "Artefact kind (with --role)" })
           .option("arch", {
             choices: ["x86_64", "arm64"],
             describe: "Architecture (AMIs; default: every one)",
           })
-          .option("to", { type: "string", describe: "Version name (default: the one before the current)" })
-          .example("$0 rollback --role task-runner --kind ami", "Back to the previous AMI")
+          .example("$0 rollback --channel stable", "Launches go back to the previous release")
+          .example("$0 rollback --to r20261128-101500-1a2b3c4d", "latest to a named release")
           .example(
-            "$0 rollback --role orchestrator --kind image --to v20261128-101500-1a2b3c4d",
-            "To a named version",
+            "$0 rollback --role task-runner --kind ami",
+            "One artefact's latest back to its previous AMI",
           ),
       run(async () => (await import("./commands/rollback.js")).rollback),
     )

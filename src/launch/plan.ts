@@ -4,7 +4,9 @@
  * which AMI (per architecture) and image, with how many workers on which CPUs, spot or on-demand, and render
  * each group's user-data.
  */
-import type { Catalog } from "../catalog/catalog.js";
+import { checkValue, parseMeta, type Catalog } from "../catalog/catalog.js";
+import type { StoredParameter } from "../catalog/store.js";
+import { Releases, bakedImageOf, imageIn, isReleaseSelector, type Release } from "../catalog/release.js";
 import type { Config } from "../config/load.js";
 import { ROLES, type Arch, type Role } from "../config/schema.js";
 import { UsageError } from "../errors.js";
@@ -35,7 +37,13 @@ export interface Resolved {
   extra: Map<string, boolean>;
   /** Parameter names asked for, in order (for --verbose and tests). */
   names: string[];
+  /** Where the ids came from: a release record, or (a catalog from before releases) each artefact's label. */
+  source?: "release" | "labels";
+  /** The release id, when they came from a release. */
+  release?: string;
 }
+
+const isChannelLabel = (label: string) => label === "latest" || label === "stable";
 
 export const amiKey = (role: Role, arch: Arch) => `${role}/${arch}`;
 
@@ -48,33 +56,69 @@ export function neededArches(orchestratorType: string | undefined, runnerTypes: 
 }
 
 /**
- * One batched catalog call for everything: AMIs (with metadata) per role and architecture, each role's image,
- * and `extraNames` (e.g. the secret's name, read without decryption only to know it exists).
+ * One batched catalog call for everything: the release record a channel (or release id) selects, which holds
+ * every AMI and image id of every region, and `extraNames` (e.g. the secret's name, read without decryption
+ * only to know it exists). `releaseCatalog`: where releases live (aws: the home region's catalog; default
+ * `catalog`); when it is another region's, its read goes alongside, at the same time. Only a version label,
+ * or a channel on a catalog from before releases (no release carries it), reads each role's AMIs (with
+ * metadata) per architecture and image by that label instead, in a second batched call.
  */
 export async function resolveForLaunch(
   catalog: Catalog,
   want: { amis: { role: Role; arch: Arch }[]; images: Role[]; extraNames?: string[] },
   label: string,
+  opts: { releaseCatalog?: Catalog } = {},
 ): Promise<Resolved> {
   const amiKeys = want.amis.map((a) => ({ role: a.role, kind: "ami" as const, arch: a.arch }));
   const imageKeys = want.images.map((role) => ({ role, kind: "image" as const }));
+  const releases = isReleaseSelector(label) ? new Releases(opts.releaseCatalog ?? catalog) : undefined;
+  const apart =
+    releases !== undefined && opts.releaseCatalog !== undefined && opts.releaseCatalog !== catalog;
+  const extraNames = want.extraNames ?? [];
+  if (releases) {
+    // The usual path: one read of the release record, with the extra names beside it.
+    const first = [...(apart ? [] : [releases.selector(label)]), ...extraNames];
+    const [{ found }, apartFound] = await Promise.all([
+      first.length ? catalog.resolveNames(first) : { found: [] as StoredParameter[], missing: [] },
+      apart ? releases.home.store.getMany([releases.selector(label)]) : undefined,
+    ]);
+    const release = releases.fromFound(apartFound?.found ?? found);
+    const names = [...(apart ? [releases.selector(label)] : []), ...first];
+    const extra = new Map(extraNames.map((n) => [n, found.some((p) => p.name === n)] as const));
+    if (release) {
+      return {
+        ...fromRelease(
+          release,
+          catalog.region ?? "local",
+          want.amis,
+          want.images.map((role) => ({ role })),
+          label,
+        ),
+        extra,
+        names,
+      };
+    }
+    if (!isChannelLabel(label)) {
+      throw new UsageError(`There is no release ${label} at ${releases.name}. Nothing was launched.`, {
+        fix: "`imgtool status` lists the releases; --channel stable or latest launches what a channel points at.",
+      });
+    }
+  }
+  // A version label, or a catalog from before releases: each artefact's own label.
   const names = [
     ...[...amiKeys, ...imageKeys].flatMap((k) => [
       `${catalog.name(k)}:${label}`,
       `${catalog.metaName(k)}:${label}`,
     ]),
-    ...(want.extraNames ?? []),
+    ...extraNames,
   ];
   const { found } = await catalog.resolveNames(names);
+  const extra = new Map(extraNames.map((n) => [n, found.some((p) => p.name === n)] as const));
+  const allNames = names;
   const byName = new Map(found.map((p) => [p.name, p]));
   const meta = (name: string): Record<string, unknown> => {
-    const v = byName.get(name)?.value;
-    if (v === undefined) return {};
-    try {
-      return JSON.parse(v) as Record<string, unknown>;
-    } catch {
-      return {};
-    }
+    const p = byName.get(name);
+    return p ? parseMeta(p.name, p.version, p.value) : {};
   };
   const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : null);
   const missing: string[] = [];
@@ -85,6 +129,7 @@ export async function resolveForLaunch(
       missing.push(catalog.name(k));
       continue;
     }
+    checkValue(k, p.name, p.value);
     const m = meta(catalog.metaName(k));
     amis.set(amiKey(k.role as Role, k.arch), {
       id: p.value,
@@ -100,6 +145,7 @@ export async function resolveForLaunch(
       missing.push(catalog.name(k));
       continue;
     }
+    checkValue(k, p.name, p.value);
     images.set(k.role as Role, {
       ref: p.value,
       version: str(meta(catalog.metaName(k)).version) ?? "unknown",
@@ -115,8 +161,53 @@ export async function resolveForLaunch(
       },
     );
   }
-  const extra = new Map((want.extraNames ?? []).map((n) => [n, byName.has(n)] as const));
-  return { amis, images, extra, names };
+  return { amis, images, extra, names: allNames, source: "labels" };
+}
+
+/** The AMIs and images of a launch in `region`, from one release record. */
+function fromRelease(
+  release: Release,
+  region: string,
+  amiKeys: { role: Role; arch: Arch }[],
+  imageKeys: { role: Role }[],
+  label: string,
+): Omit<Resolved, "extra" | "names"> {
+  const missing: string[] = [];
+  const amis = new Map<string, ResolvedAmi>();
+  for (const k of amiKeys) {
+    const a = release.roles[k.role]?.ami?.[k.arch];
+    const id = a?.ids[region];
+    if (!a || !id) {
+      missing.push(`${k.role} ${k.arch} AMI in ${region}`);
+      continue;
+    }
+    amis.set(amiKey(k.role, k.arch), {
+      id,
+      version: a.version,
+      bakedImage: bakedImageOf(release, k.role, a),
+      preloadVolume: a.preloadVolume,
+    });
+  }
+  const images = new Map<Role, { ref: string; version: string }>();
+  for (const k of imageKeys) {
+    const i = release.roles[k.role]?.image;
+    if (!i) {
+      missing.push(`${k.role} image`);
+      continue;
+    }
+    images.set(k.role, { ref: imageIn(release, i, region), version: i.version });
+  }
+  if (missing.length) {
+    throw new UsageError(
+      `Release ${release.id} (${label}) has no:\n${missing.map((m) => `  - ${m}`).join("\n")}\nNothing was launched.`,
+      {
+        fix:
+          "A release holds what was published when it was recorded: push and bake what is missing (`imgtool pipeline` " +
+          "does both and records a new release), or pick another release with --channel.",
+      },
+    );
+  }
+  return { amis, images, release: release.id, source: "release" };
 }
 
 /**

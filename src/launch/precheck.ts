@@ -169,11 +169,19 @@ async function resolveAll(
     for (const arch of new Set(opts.instanceTypes.map(archFor))) amis.push({ role: "task-runner", arch });
     images.push("task-runner");
   }
-  const resolved = await resolveForLaunch(catalog, { amis, images, extraNames: secretNames }, opts.label);
+  const resolved = await resolveForLaunch(catalog, { amis, images, extraNames: secretNames }, opts.label, {
+    ...(deps.releaseCatalog ? { releaseCatalog: await deps.releaseCatalog() } : {}),
+  });
+  if (resolved.source === "labels" && (opts.label === "latest" || opts.label === "stable")) {
+    events({
+      type: "warn",
+      message: `no release carries ${opts.label} yet: launching what each artefact's own ${opts.label} label points at (\`imgtool bake ami\` or \`imgtool pipeline\` records a release)`,
+    });
+  }
   events({
     type: "check",
-    message: `resolved ${resolved.names.length} catalog name(s) in ${Math.ceil(resolved.names.length / catalog.store.maxBatch)} batched call(s)`,
-    data: { names: resolved.names },
+    message: `resolved ${resolved.names.length} catalog name(s) in ${Math.ceil(resolved.names.length / catalog.store.maxBatch)} batched call(s)${resolved.release ? ` (release ${resolved.release})` : ""}`,
+    data: { names: resolved.names, release: resolved.release ?? null },
   });
   return resolved;
 }

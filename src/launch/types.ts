@@ -18,6 +18,8 @@ export interface LaunchDeps {
   backend: LaunchBackend;
   /** The catalog, opened only once the checks that need no API call have passed. */
   catalog: () => Promise<Catalog>;
+  /** Where release records live (aws: the home region's catalog); default: {@link LaunchDeps.catalog}. */
+  releaseCatalog?: () => Promise<Catalog>;
   events: EventSink;
   probe: HealthProbe;
   /** Asks the registry whether an image exists (./image-check.ts); absent: images to pull are not checked. */

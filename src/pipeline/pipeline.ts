@@ -7,7 +7,8 @@
 import type { BakeResult } from "../bake/bake.js";
 import type { ArtifactKey, Catalog } from "../catalog/catalog.js";
 import { holding, type LeaseKeeper } from "../catalog/lease.js";
-import type { Role } from "../config/schema.js";
+import { Releases, regionCatalogs, type Release } from "../catalog/release.js";
+import { ROLES, type Role } from "../config/schema.js";
 import { FailureError, ImgtoolError, InterruptedError, stopSignalOf } from "../errors.js";
 import type { EventSink } from "../events.js";
 
@@ -62,19 +63,26 @@ export interface PipelineReport {
   promoted: boolean;
   /** Versions `stable` points to after the run, per artefact name. */
   stable: Record<string, string>;
+  /** The release `stable` points to after the run, if any. */
+  release?: string;
 }
 
 const since = (t: number) => Math.round((Date.now() - t) / 100) / 10;
 
-async function channelVersions(
+/** Each artefact's catalog name -> its version in `release` (every region's catalog). */
+function releaseVersions(
   catalogs: Catalog[],
   keys: ArtifactKey[],
-  channel: string,
-): Promise<Map<string, string>> {
+  release: Release | undefined,
+): Map<string, string> {
   const out = new Map<string, string>();
+  if (!release) return out;
   for (const cat of catalogs) {
-    const { found } = await cat.resolve(keys, { label: channel, meta: true });
-    for (const f of found) if (f.meta?.version) out.set(f.name, f.meta.version);
+    for (const k of keys) {
+      const e = release.roles[k.role];
+      const version = k.kind === "image" ? e?.image?.version : e?.ami?.[k.arch ?? ""]?.version;
+      if (version) out.set(cat.name(k), version);
+    }
   }
   return out;
 }
@@ -143,13 +151,24 @@ async function pipelineStages(
   for (const b of baked)
     stages.push({ role: b.role, stage: "bake", status: b.status, version: b.version, seconds: b.seconds });
 
+  // The release of what was just published (both roles, every region): written last, after every artefact.
   const catalogs = await deps.catalogs();
-  const keys = roles.flatMap((r) => deps.keys(r));
-  const latest = await channelVersions(catalogs, keys, "latest");
-  const stableBefore = await channelVersions(catalogs, keys, "stable");
-  const pending = [...latest].filter(([name, v]) => stableBefore.get(name) !== v);
+  const releases = new Releases(catalogs[0]!, { events: deps.events });
+  const keys = ROLES.flatMap((r) => deps.keys(r));
+  const { release: latestRelease } = await withReport(() =>
+    releases.record(
+      regionCatalogs(catalogs),
+      keys,
+      roles.flatMap((r) => deps.keys(r)),
+    ),
+  );
+  const stableRelease = await withReport(() => releases.read("stable"));
+  const latest = releaseVersions(catalogs, keys, latestRelease);
+  const stableBefore = releaseVersions(catalogs, keys, stableRelease);
+  const pending = stableRelease?.id === latestRelease.id ? [] : [...latest];
 
   report.stable = Object.fromEntries(stableBefore);
+  if (stableRelease) report.release = stableRelease.id;
   if (pending.length === 0) {
     stages.push({
       role: "all",
@@ -212,12 +231,11 @@ async function pipelineStages(
   stop();
   // Promote exactly what the smoke launch ran: if `latest` moved meanwhile (a bake or push by hand), the new
   // versions were not tested.
-  const latestAfter = await channelVersions(catalogs, keys, "latest");
-  const moved = [...latest].filter(([name, v]) => latestAfter.get(name) !== v);
-  if (moved.length) {
+  const latestAfter = await withReport(() => releases.read("latest"));
+  if (latestAfter?.id !== latestRelease.id) {
     throw Object.assign(
       new FailureError(
-        `latest moved during the smoke launch (${moved.map(([n]) => n).join(", ")}); \`stable\` was not moved.`,
+        `latest moved during the smoke launch (to release ${latestAfter?.id ?? "none"}, tested: ${latestRelease.id}); \`stable\` was not moved.`,
         {
           fix: "Run the pipeline again: it smoke-tests what latest points to now.",
         },
@@ -226,14 +244,20 @@ async function pipelineStages(
     );
   }
   t = Date.now();
-  for (const cat of catalogs) {
-    for (const key of keys) {
-      const version = latest.get(cat.name(key));
-      if (!version) continue;
-      const v = await cat.promote(key, "stable", version);
-      if (v) report.stable[cat.name(key)] = v;
+  // Each artefact's own stable label first (what status, prune and the registry's lifecycle read), then the
+  // release's stable in one write, last: launches follow the release, so a failure before that write leaves
+  // them on the previous release.
+  await withReport(async () => {
+    for (const cat of catalogs) {
+      for (const key of keys) {
+        const version = latest.get(cat.name(key));
+        if (version) await cat.promote(key, "stable", version);
+      }
     }
-  }
+    await releases.move("stable", latestRelease.id);
+  });
+  report.stable = Object.fromEntries(latest);
+  report.release = latestRelease.id;
   report.promoted = true;
   stages.push({ role: "all", stage: "promote", status: "promoted", version: null, seconds: since(t) });
   return report;

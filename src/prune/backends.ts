@@ -3,6 +3,7 @@ import type Docker from "dockerode";
 import type { Ec2Images } from "../aws/ec2.js";
 import { snapshotIds } from "../aws/ec2.js";
 import { CHANNELS, type Catalog } from "../catalog/catalog.js";
+import { Releases } from "../catalog/release.js";
 import type { Config } from "../config/load.js";
 import { ARCHES, type Role } from "../config/schema.js";
 import { errorName } from "../errors.js";
@@ -10,9 +11,18 @@ import type { PruneBackend, PrunableVersion, PruneResource } from "./prune.js";
 import { DOCKER_LABEL, TAG, runRecordsRoot } from "../config/tags.js";
 import type { ReadyRecordStore } from "../aws/ready-records.js";
 
-/** Versions that carry a channel label (latest, stable) in the catalog, for a role's AMIs. */
+/**
+ * Versions that a channel (latest, stable) points at, for a role's AMIs: the channel labels in the catalog,
+ * and the AMIs of the releases the channels point at (src/catalog/release.ts).
+ */
 async function labelledVersions(catalog: Catalog, role: Role): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>();
+  const releases = new Releases(catalog);
+  for (const channel of CHANNELS) {
+    const release = await releases.read(channel);
+    for (const a of Object.values(release?.roles[role]?.ami ?? {}))
+      out.set(a.version, [...new Set([...(out.get(a.version) ?? []), `release ${channel}`])]);
+  }
   for (const arch of ARCHES) {
     for (const h of await catalog.history({ role, kind: "ami", arch })) {
       const channels = h.labels.filter((l) => (CHANNELS as readonly string[]).includes(l));

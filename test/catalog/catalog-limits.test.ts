@@ -2,6 +2,7 @@
 // publishes per backend take seconds.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { FailureError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
 import { backends, meta, newCatalog } from "./backends.js";
 
@@ -19,6 +20,21 @@ for (const backend of backends) {
       const warns = events.events.filter((e) => e.type === "warn");
       assert.ok(warns.length >= 2, "each drop of a labelled oldest version is reported");
       assert.match(warns[0]!.message, /limit of 100 versions: removed labels \[v/);
+    });
+
+    test("a channel on the oldest of 100 versions is never dropped: the publish fails and says how to move it", async () => {
+      const cat = newCatalog(backend.store());
+      const k = { role: "orchestrator", kind: "image" as const };
+      await cat.publish(k, "img-0", meta(2000));
+      await cat.promote(k, "stable");
+      for (let i = 1; i < 100; i++) await cat.publish(k, `img-${i}`, meta(2000 + i));
+      await assert.rejects(
+        cat.publish(k, "img-100", meta(2100)),
+        (e: unknown) =>
+          e instanceof FailureError && /limit of 100 versions/.test(e.message) && /stable/.test(e.message),
+      );
+      assert.equal((await cat.resolve([k], { label: "stable" })).found[0]?.value, "img-0", "stable kept");
+      assert.equal((await cat.resolve([k])).found[0]?.value, "img-99", "latest kept");
     });
   });
 }

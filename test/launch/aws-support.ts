@@ -7,6 +7,7 @@ import { gunzipSync } from "node:zlib";
 import { PutParameterCommand } from "@aws-sdk/client-ssm";
 import { makeAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { Catalog } from "../../src/catalog/catalog.js";
+import { recordRelease } from "../../src/catalog/release.js";
 import { SsmStore } from "../../src/catalog/ssm-store.js";
 import { parseConfig, type Config } from "../../src/config/load.js";
 import { recordingSink, type ImgtoolEvent } from "../../src/events.js";
@@ -71,6 +72,7 @@ export async function awsFixture(
     new Catalog({
       store: new SsmStore(c.ssm),
       prefix: "/imgtool/bench",
+      region: REGION,
       readBack: { attempts: 2, delayMs: 10 },
     });
   const catalog = catalogOf(clients);
@@ -114,6 +116,20 @@ export async function awsFixture(
       meta(`v20261129-000000-img-${role}`, IMAGES[role]),
     );
   }
+  // Launches resolve channels through a release record: record it last, as push and bake do.
+  await recordRelease(
+    [seeding],
+    [
+      ...(["task-runner", "orchestrator"] as const).map((role) => ({ role, kind: "image" as const })),
+      ...Object.keys(amis["task-runner"]).map((arch) => ({
+        role: "task-runner",
+        kind: "ami" as const,
+        arch,
+      })),
+      { role: "orchestrator", kind: "ami" as const, arch: "x86_64" },
+    ],
+    [],
+  );
   await setup.ssm.send(
     new PutParameterCommand({ Name: SECRET_NAME, Value: SECRET, Type: "SecureString", Overwrite: true }),
   );

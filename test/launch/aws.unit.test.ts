@@ -50,13 +50,13 @@ after(async () => {
 const THREE_TYPES = ["c7i.large", "c7g.large", "m7i.xlarge"];
 
 describe("launch on aws (AWS stand-in)", () => {
-  test("3 types x 4: every id in one batched resolve (one GetParameters per 10 names), one RunInstances per type with MinCount = MaxCount", async () => {
+  test("3 types x 4: every id in one batched resolve (the release record and the secret in one GetParameters), one RunInstances per type with MinCount = MaxCount", async () => {
     const { result } = await launchOnStandin(fx, { taskRunners: 4, instanceTypes: THREE_TYPES });
     const gets = fx.standin.requests.filter((r) => r.operation === "GetParameters");
     const names = gets.flatMap((r) => (r.params as { Names: string[] }).Names);
-    // 3 AMI keys (task-runner x86_64 and arm64, orchestrator x86_64) + 2 images, each with its metadata, + the secret.
-    assert.equal(names.length, 11);
-    assert.equal(gets.length, Math.ceil(names.length / 10));
+    // The release record (every AMI of every architecture and region, both images) + the secret: one call.
+    assert.deepEqual(names, ["/imgtool/bench/release:latest", SECRET_NAME]);
+    assert.equal(gets.length, 1);
     assert.ok(gets.every((r) => (r.params as { Names: string[] }).Names.length <= 10));
     assert.ok(names.includes(SECRET_NAME), "the secret's existence is checked in the same batch");
     assert.ok(

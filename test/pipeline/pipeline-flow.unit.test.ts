@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import type { BakeResult } from "../../src/bake/bake.js";
 import { Catalog, versionName } from "../../src/catalog/catalog.js";
+import { recordRelease } from "../../src/catalog/release.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import type { Role } from "../../src/config/schema.js";
 import { FailureError, InterruptedError, UsageError } from "../../src/errors.js";
@@ -135,6 +136,8 @@ describe("pipeline decisions", () => {
         inputsHash: "f",
         builtAt: "",
       });
+      // As `imgtool bake ami` does: the release of what is published now.
+      await recordRelease([s.cat], [{ role: "task-runner", kind: "ami", arch: "x86_64" }], []);
       return { passed: true, bootToReadySeconds: {}, detail: "ok" };
     };
     await assert.rejects(

@@ -3,6 +3,7 @@ import { bake, type BakeResult } from "../../bake/bake.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
 import { rolesOf } from "../roles.js";
+import { recordPublished } from "../release.js";
 
 export interface BakeArgs extends GlobalArgs {
   role: string;
@@ -38,6 +39,8 @@ export async function bakeAmi(ctx: Context, args: BakeArgs): Promise<number> {
     force: args.force,
     abortReason: ctx.abortReason,
   });
-  ctx.out.result({ results }, () => bakeTable(results));
+  // The release of what is published now, written last (launches of latest follow it).
+  const { release, status } = await recordPublished(ctx, roles, "ami");
+  ctx.out.result({ results, release: { id: release.id, status } }, () => bakeTable(results));
   return 0;
 }

@@ -54,7 +54,13 @@ async function launchOptions(ctx: Context, args: GlobalArgs & LaunchArgs): Promi
     keepOnFailure: args["keep-on-failure"],
     wait: args.wait,
     dryRun: ctx.dryRun,
-    label: args.channel ?? (await defaultLabel(await ctx.deps.catalog(), (m) => ctx.out.warn(m))),
+    label:
+      args.channel ??
+      (await defaultLabel(
+        await ctx.deps.catalog(),
+        (m) => ctx.out.warn(m),
+        await ctx.deps.catalog(ctx.target === "aws" ? ctx.regions[0] : undefined),
+      )),
   };
   if (workers !== "calibrated" || opts.taskRunners === 0) return opts;
   // workers_per_instance: calibrated: what `imgtool calibrate` recorded for the version and each type.

@@ -2,6 +2,7 @@
 import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
 import { rolesOf } from "../roles.js";
+import { recordPublished } from "../release.js";
 
 export async function pushImage(ctx: Context, args: GlobalArgs & { role: string }): Promise<number> {
   const roles = rolesOf(args.role);
@@ -11,6 +12,8 @@ export async function pushImage(ctx: Context, args: GlobalArgs & { role: string 
     await ctx.deps.push(),
   );
   const failed = report.results.filter((r) => r.error);
+  // The release of what is published now, written last (launches of latest follow it).
+  const release = !ctx.dryRun && failed.length === 0 ? await recordPublished(ctx, roles, "image") : undefined;
   ctx.out.result(
     {
       target: ctx.target,
@@ -32,6 +35,7 @@ export async function pushImage(ctx: Context, args: GlobalArgs & { role: string 
         bytesPushed: r.bytesPushed,
         ...(r.error ? { error: { message: r.error.message, fix: r.error.fix ?? null } } : {}),
       })),
+      ...(release ? { release: { id: release.release.id, status: release.status } } : {}),
     },
     () =>
       table(
