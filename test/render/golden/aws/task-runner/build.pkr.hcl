@@ -51,6 +51,13 @@ build {
   }
 
   provisioner "shell" {
+    script           = "scripts/install-stack.sh"
+    environment_vars = concat(local.step_env, ["IMGTOOL_STEP=install-stack"])
+    use_env_var_file = true
+    execute_command  = local.execute_command
+  }
+
+  provisioner "shell" {
     script           = "scripts/configure-cloud-init.sh"
     environment_vars = concat(local.step_env, ["IMGTOOL_STEP=configure-cloud-init"])
     use_env_var_file = true
