@@ -177,26 +177,8 @@ export class Catalog {
     );
   }
 
-  /**
-   * Run one store call for a parameter; errors other than the ones the caller handles surface as failures
-   * that name the parameter (the SDK's own error stays as the cause).
-   */
-  private async call<T>(
-    name: string,
-    what: string,
-    fn: () => Promise<T>,
-    passThrough: string[] = [],
-  ): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      const n = errorName(e);
-      if (isImgtoolError(e) || (n && passThrough.includes(n))) throw e;
-      throw new FailureError(
-        `${what} ${name} failed: ${n ?? "Error"}: ${(e as Error)?.message ?? String(e)}`,
-        { cause: e },
-      );
-    }
+  private call<T>(name: string, what: string, fn: () => Promise<T>, passThrough: string[] = []): Promise<T> {
+    return catalogCall(name, what, fn, passThrough);
   }
 
   /** Write a version; when the store is full and its oldest version is labelled, unlabel it and say so. */
@@ -527,4 +509,26 @@ function toEntry(v: StoredVersion): HistoryEntry {
     labels: v.labels,
     modifiedAt: v.modifiedAt,
   };
+}
+
+/**
+ * One catalog store call, its failure named: the store's own errors (and those in `passThrough`) become
+ * FailureErrors that name the parameter (the SDK's own error stays as the cause). Shared by the catalog and the
+ * release record.
+ */
+export async function catalogCall<T>(
+  name: string,
+  what: string,
+  fn: () => Promise<T>,
+  passThrough: string[] = [],
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    const n = errorName(e);
+    if (isImgtoolError(e) || (n && passThrough.includes(n))) throw e;
+    throw new FailureError(`${what} ${name} failed: ${n ?? "Error"}: ${(e as Error)?.message ?? String(e)}`, {
+      cause: e,
+    });
+  }
 }

@@ -17,10 +17,17 @@
  * checks that the largest realistic config stays under SSM's 4 KB standard tier; a record over 8 KB (the
  * advanced tier's limit) is refused before any write.
  */
-import { FailureError, UsageError, errorName, isImgtoolError } from "../errors.js";
+import { FailureError, UsageError, errorName } from "../errors.js";
 import { ignoreEvents, type EventSink } from "../events.js";
 import { hashParts } from "../hash.js";
-import { CHANNELS, foreignValue, type Artifact, type ArtifactKey, type Catalog } from "./catalog.js";
+import {
+  CHANNELS,
+  catalogCall,
+  foreignValue,
+  type Artifact,
+  type ArtifactKey,
+  type Catalog,
+} from "./catalog.js";
 import { VERSION_LIMIT_ERROR, type StoredParameter } from "./store.js";
 
 export const RELEASE_PARAMETER = "release";
@@ -377,19 +384,8 @@ export class Releases {
     return { channel, ...r };
   }
 
-  private async call<T>(what: string, fn: () => Promise<T>, passThrough: string[] = []): Promise<T> {
-    try {
-      return await fn();
-    } catch (e) {
-      const n = errorName(e);
-      if (isImgtoolError(e) || (n && passThrough.includes(n))) throw e;
-      throw new FailureError(
-        `${what} ${this.name} failed: ${n ?? "Error"}: ${(e as Error)?.message ?? String(e)}`,
-        {
-          cause: e,
-        },
-      );
-    }
+  private call<T>(what: string, fn: () => Promise<T>, passThrough: string[] = []): Promise<T> {
+    return catalogCall(this.name, what, fn, passThrough);
   }
 
   private async labelOrFail(version: number, labels: string[]): Promise<void> {

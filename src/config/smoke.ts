@@ -7,7 +7,7 @@
  * This file holds the schema piece (used by ./schema.ts) and the pure checks across keys (used by ./load.ts).
  */
 import { z } from "zod";
-import { parseWord, type Placeholder } from "./workload.js";
+import { checkWords, type Placeholder } from "./workload.js";
 
 const msg = (error: string) => ({ error });
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -63,28 +63,16 @@ export type SmokeConfig = z.output<typeof SmokeSchema>;
 
 /** Check the smoke env's words against the declared secrets and the known placeholders. Pushes path-named errors. */
 export function checkSmoke(smoke: SmokeConfig, secrets: Record<string, unknown>, errors: string[]): void {
-  for (const [name, word] of Object.entries(smoke.env)) {
-    const at = `smoke.env.${name}`;
-    let parts;
-    try {
-      parts = parseWord(word);
-    } catch (e) {
-      errors.push(`${at}: ${JSON.stringify(word)} is not allowed: ${(e as Error).message}`);
-      continue;
+  const words = Object.entries(smoke.env).map(([name, word]): [string, string] => [
+    `smoke.env.${name}`,
+    word,
+  ]);
+  checkWords(words, secrets, errors, (where, p) => {
+    if ("placeholder" in p && !SMOKE_PLACEHOLDERS.includes(p.placeholder)) {
+      errors.push(
+        `${where}: {${p.placeholder}} is not known to the smoke script (it runs once, on the orchestrator); ` +
+          `use one of ${SMOKE_PLACEHOLDERS.map((x) => `{${x}}`).join(", ")}`,
+      );
     }
-    for (const p of parts) {
-      if ("secret" in p && !Object.hasOwn(secrets, p.secret)) {
-        errors.push(
-          `${at}: uses {secret:${p.secret}}, which is not declared; declare it under secrets.${p.secret} ` +
-            `(declared: ${Object.keys(secrets).join(", ") || "none"})`,
-        );
-      }
-      if ("placeholder" in p && !SMOKE_PLACEHOLDERS.includes(p.placeholder)) {
-        errors.push(
-          `${at}: {${p.placeholder}} is not known to the smoke script (it runs once, on the orchestrator); ` +
-            `use one of ${SMOKE_PLACEHOLDERS.map((x) => `{${x}}`).join(", ")}`,
-        );
-      }
-    }
-  }
+  });
 }

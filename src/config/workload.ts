@@ -253,19 +253,16 @@ export function secretsUsed(run: Pick<RunConfig, "command" | "args" | "env">): s
   return [...out];
 }
 
-/** Check every word of a role's `run` and its health against the declared secrets. Pushes path-named errors. */
-export function checkRun(
-  at: string,
-  role: "task-runner" | "orchestrator",
-  run: RunConfig,
-  secrets: SecretsConfig,
+/**
+ * Check config words (each with its config path) against the declared secrets: a malformed word or an undeclared
+ * secret pushes a path-named error; `more` sees every part of every well-formed word (for the caller's own rules).
+ */
+export function checkWords(
+  words: [string, string][],
+  secrets: Record<string, unknown>,
   errors: string[],
+  more: (where: string, part: WordPart) => void = () => {},
 ): void {
-  const words: [string, string][] = [
-    ...(run.command ?? []).map((w, i): [string, string] => [`${at}.command[${i}]`, w]),
-    ...run.args.map((w, i): [string, string] => [`${at}.args[${i}]`, w]),
-    ...Object.entries(run.env ?? {}).map(([k, w]): [string, string] => [`${at}.env.${k}`, w]),
-  ];
   for (const [where, w] of words) {
     let parts: WordPart[];
     try {
@@ -281,8 +278,25 @@ export function checkRun(
             `(declared: ${Object.keys(secrets).join(", ") || "none"})`,
         );
       }
+      more(where, p);
     }
   }
+}
+
+/** Check every word of a role's `run` and its health against the declared secrets. Pushes path-named errors. */
+export function checkRun(
+  at: string,
+  role: "task-runner" | "orchestrator",
+  run: RunConfig,
+  secrets: SecretsConfig,
+  errors: string[],
+): void {
+  const words: [string, string][] = [
+    ...(run.command ?? []).map((w, i): [string, string] => [`${at}.command[${i}]`, w]),
+    ...run.args.map((w, i): [string, string] => [`${at}.args[${i}]`, w]),
+    ...Object.entries(run.env ?? {}).map(([k, w]): [string, string] => [`${at}.env.${k}`, w]),
+  ];
+  checkWords(words, secrets, errors);
   if (role === "task-runner" && run.health.http) {
     errors.push(
       `${at}.health.http: only the orchestrator has an HTTP check (launch waits on it); give task runners health.docker`,
