@@ -7,15 +7,19 @@
 // registry sees no request for the stack's PostgreSQL once the smoke launch starts; no secret is printed.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { connectDocker } from "../../src/docker/engine.js";
-import { freePort } from "../../src/launch/local.js";
 import { dockerHost, readStack } from "../../src/local/stack.js";
 import { projectPath } from "../../src/paths.js";
 import { startCli, type CliResult } from "../support/cli.js";
-import { removePipelineArtifacts, tempStateDir, uniquePipelineName } from "../support/local-pipeline.js";
+import { removePipelineArtifacts } from "../support/local-pipeline.js";
+import {
+  copySeedFleet,
+  SEED_FLEET_SECRETS,
+  SETUP_RUBY_BENCH,
+  type SeedFleetCopy,
+} from "../support/seed-fleet.js";
 import { dockerCli } from "../support/twin-bake.js";
 import { unavailable } from "../support/unavailable.js";
 
@@ -27,51 +31,34 @@ interface PipelineJson {
   smoke: { passed: boolean; bootToReadySeconds: Record<string, number>; detail: string } | null;
 }
 
-const example = projectPath("examples", "seed-fleet");
-const rubyBench = projectPath(".imgtool", "examples", "ruby-bench");
 const stack = readStack(projectPath(".imgtool"));
 const skip = unavailable(
   !stack
     ? "no local stack (run scripts/setup)"
-    : !existsSync(rubyBench)
-      ? `no ${rubyBench} (scripts/setup makes it)`
+    : !existsSync(SETUP_RUBY_BENCH)
+      ? `no ${SETUP_RUBY_BENCH} (scripts/setup makes it)`
       : false,
 );
 
 describe("examples/seed-fleet: the whole pipeline on the local target", { skip }, () => {
-  const pipeline = uniquePipelineName("sf");
-  const dir = mkdtempSync(path.join(tmpdir(), "imgtool-seed-fleet-"));
-  const copy = path.join(dir, "seed-fleet");
   const env = stack ? { DOCKER_HOST: dockerHost(stack) } : {};
   const docker = dockerCli(env);
   const registryLog = stack ? path.join(path.dirname(stack.registry.passwordFile), "registry.log") : "";
-  let configFile: string;
+  let copy: SeedFleetCopy | undefined;
+  let pipeline = "";
   let result: CliResult;
   let logFromSmoke: string | undefined;
-  let stateDir = "";
 
   before(async () => {
-    stateDir = tempStateDir();
-    // The example as a user would run it, in a folder of its own: only the pipeline name, the ruby-bench
-    // repository (the one scripts/setup made), the state folder and a free port differ.
-    cpSync(example, copy, {
-      recursive: true,
-      filter: (src) => !src.includes(`${path.sep}secrets${path.sep}`),
-    });
-    configFile = path.join(copy, "imgtool.config.yaml");
-    const original = readFileSync(configFile, "utf8");
-    const changed = original
-      .replace(/^pipeline: seed$/m, `pipeline: ${pipeline}`)
-      .replaceAll("../../.imgtool/examples/ruby-bench", rubyBench)
-      .replace(/^ {2}state_dir: .*$/m, `  state_dir: ${stateDir}`)
-      .replace(/^launch:$/m, `launch:\n  orchestrator_port: ${await freePort()}`);
-    assert.equal(changed.split("\n").length, original.split("\n").length + 1, "every edit found its line");
-    writeFileSync(configFile, changed);
-
-    const cli = startCli(["pipeline", "--json", "--out", path.join(dir, "out"), "--config", configFile], {
-      env,
-      timeoutMs: 2_400_000,
-    });
+    copy = await copySeedFleet("sf");
+    pipeline = copy.pipeline;
+    const cli = startCli(
+      ["pipeline", "--json", "--out", path.join(copy.dir, "out"), "--config", copy.configFile],
+      {
+        env,
+        timeoutMs: 2_400_000,
+      },
+    );
     // The bake pulled PostgreSQL from the registry to pre-load it; from the smoke launch on, nothing may.
     let offset: number | undefined;
     cli
@@ -83,13 +70,13 @@ describe("examples/seed-fleet: the whole pipeline on the local target", { skip }
   });
 
   after(async () => {
+    if (!pipeline) return;
     const names = docker(["ps", "-aq", "--filter", `label=imgtool.pipeline=${pipeline}`]).out.trim();
     if (names) docker(["rm", "-f", ...names.split("\n")]);
     if (stack) await removePipelineArtifacts(connectDocker(dockerHost(stack)), pipeline);
     for (const img of docker(["images", "--format", "{{.Repository}}:{{.Tag}}"]).out.split("\n"))
       if (img.includes(`/${pipeline}/`)) docker(["rmi", "-f", img]);
-    rmSync(dir, { recursive: true, force: true });
-    if (stateDir) rmSync(path.dirname(stateDir), { recursive: true, force: true });
+    copy?.remove();
   });
 
   test("push, bake, smoke launch (every task complete in PostgreSQL), then stable is promoted", () => {
@@ -120,8 +107,8 @@ describe("examples/seed-fleet: the whole pipeline on the local target", { skip }
   });
 
   test("none of the three secrets is in imgtool's output; nothing of the run is left running", () => {
-    for (const name of ["api-key", "db-password", "app-secret"]) {
-      const value = readFileSync(path.join(copy, "secrets", name), "utf8").trim();
+    for (const name of SEED_FLEET_SECRETS) {
+      const value = readFileSync(path.join(copy!.dir, "secrets", name), "utf8").trim();
       assert.ok(value.length >= 16, `${name} was made`);
       assert.ok(!result.stdout.includes(value) && !result.stderr.includes(value), `${name} was printed`);
     }
