@@ -151,6 +151,14 @@ async function main() {
     await rm(repoDir, { recursive: true, force: true });
     if (copy) {
       await removePipelineArtifacts(docker, pipeline);
+      // The pushed image's tag in the outer engine.
+      for (const img of await docker.listImages())
+        for (const t of img.RepoTags ?? [])
+          if (t.startsWith(`${registry}/${pipeline}/`))
+            await docker
+              .getImage(t)
+              .remove()
+              .catch(() => undefined);
       copy.remove();
     }
   }
