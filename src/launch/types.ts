@@ -115,6 +115,8 @@ export interface ReadyReport {
   stackReadySeconds?: number;
   /** A stack role: the services it waited for. */
   stack?: string[];
+  /** A task runner: its boot's read of what the workers touch (image layers, ruby-bench, Rubies), before them. */
+  prewarmSeconds?: number;
   pulled: boolean;
   registryLogin: boolean;
 }
@@ -207,6 +209,8 @@ export interface InstanceReport {
   stackReadySeconds?: number | null;
   /** A stack role's services that the boot waited for. */
   stack?: string[];
+  /** A task runner's pre-warm (image layers, ruby-bench, Rubies read before the workers start). */
+  prewarmSeconds?: number;
   pulled: boolean | null;
   reused: boolean;
 }

@@ -389,6 +389,9 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
         registryLogin: false,
       },
     });
+    // The task runner's pre-warm time rides along when the record has it.
+    const warmed = parseRecord(raw({ ...ready, prewarmSeconds: 0.25 }), "task-runner");
+    assert.equal(warmed.ok && warmed.report.prewarmSeconds, 0.25);
     assert.deepEqual(
       parseRecord(raw({ status: "failed", role: "orchestrator", reason: "no engine" }), "orchestrator"),
       {

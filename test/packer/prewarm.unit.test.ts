@@ -86,12 +86,7 @@ function machine(opts: { imageInStore?: boolean } = {}) {
     ].join("\n") + "\n",
     0o755,
   );
-  write(
-    root,
-    "fake-bin/cat",
-    `#!/bin/bash\nprintf '%s\\0' "$@" >"${log}/$$"\nexec /bin/cat "$@"\n`,
-    0o755,
-  );
+  write(root, "fake-bin/cat", `#!/bin/bash\nprintf '%s\\0' "$@" >"${log}/$$"\nexec /bin/cat "$@"\n`, 0o755);
   return { root, want: want.sort(), bin, log };
 }
 
