@@ -392,6 +392,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         return awsPruneBackend({
           config,
           catalog,
+          events: ctx.out.event,
           ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
           runs: async (r) => {
             const clients = await ctx.aws(r);
