@@ -21,7 +21,7 @@ import { makePackerRunner } from "../../src/packer/runner.js";
 import { awsPruneBackend } from "../../src/prune/backends.js";
 import { prune } from "../../src/prune/prune.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
-import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
+import { startAwsStandin } from "../support/aws-standin/index.js";
 import { actorCredentials, actorPolicies, SETUP_KEY } from "../support/iam-referee.js";
 
 const HOME = "us-east-1";

@@ -5,9 +5,8 @@
 // cache and the Rubies the bake recorded: every file under them, none left out.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import net from "node:net";
 import { existsSync } from "node:fs";
-import { execIn } from "../../src/launch/local.js";
+import { execIn, freePort } from "../../src/launch/local.js";
 import { projectPath } from "../../src/paths.js";
 import { runCli } from "../support/cli.js";
 import { unavailable } from "../support/unavailable.js";
@@ -17,15 +16,6 @@ const skip = unavailable(
   !existsSync(projectPath(".imgtool", "stack.json")) && "the local stack is not set up (scripts/setup)",
 );
 const RUN = `e2e-pw-${process.pid}`;
-
-/** A port the kernel just handed out as free (never the default 8080 that other launches try first). */
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, "0.0.0.0", resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((resolve) => srv.close(resolve));
-  return port;
-}
 
 describe(
   "the task runner's boot reads what its workers will read (local target, real engine)",
