@@ -22,7 +22,7 @@ import { awsPruneBackend } from "../../src/prune/backends.js";
 import { prune } from "../../src/prune/prune.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin } from "../support/aws-standin/index.js";
-import { actorCredentials, actorPolicies, SETUP_KEY } from "../support/iam-referee.js";
+import { actorCredentials, actorPolicies, policyProblems, SETUP_KEY } from "../support/iam-referee.js";
 
 const HOME = "us-east-1";
 const OTHER = "eu-west-1";
@@ -242,6 +242,9 @@ describe("aws.fast_snapshot_restore (AWS stand-in, calls judged by the generated
       actions(on, "bake").filter((a) => !actions(off, "bake").includes(a)),
       ["ec2:EnableFastSnapshotRestores"],
     );
+    // The referee (AWS's own action and condition-key data) finds nothing wrong with the new statements.
+    for (const actor of ["bake", "prune"] as const)
+      assert.deepEqual(await policyProblems(policyFor(actor, on)), []);
     // prune disables whatever is on, whatever the config says now (a version baked with it on is billed).
     for (const c of [off, on])
       for (const a of ["ec2:DescribeFastSnapshotRestores", "ec2:DisableFastSnapshotRestores"])
