@@ -50,8 +50,8 @@ async function ignoreGone(p: Promise<unknown>): Promise<boolean> {
 export interface FastRestoreWait {
   /** @default 5000 */
   intervalMs?: number;
-  /** @default 300000: past it, the snapshot is left for the next prune (its version's tag finds it). */
-  timeoutMs?: number;
+  /** Reads after the disable, @default 60 (5 minutes): then the snapshot is left for the next prune (its version's tag finds it). */
+  reads?: number;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -75,12 +75,12 @@ async function fastRestoreOff(
   });
   if (zones.length) await ec2.disableFastRestores(snapshotId, zones);
   const interval = wait.intervalMs ?? 5_000;
-  const deadline = Date.now() + (wait.timeoutMs ?? 300_000);
+  const reads = wait.reads ?? 60;
   const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
-  for (;;) {
+  for (let n = 1; ; n++) {
     on = await ec2.fastRestores(snapshotId);
     if (!on.length) return true;
-    if (Date.now() > deadline) {
+    if (n >= reads) {
       events({
         type: "warn",
         message: `${snapshotId} (${ec2.region}) is kept for the next prune: its Fast Snapshot Restore is still ${on.map((f) => `${f.state} in ${f.zone}`).join(", ")}`,

@@ -29,6 +29,12 @@ const OTHER = "eu-west-1";
 const ACCOUNT = "123456789012";
 const FAKE_PACKER = new URL("./fixtures/recording-packer.mjs", import.meta.url).pathname;
 
+/** One region only, Fast Snapshot Restore on. */
+function oneRegion(): Config {
+  const c = configOf(["fast_snapshot_restore: true"]);
+  return { ...c, aws: { ...c.aws, regions: [HOME] } };
+}
+
 function configOf(extra: string[]): Config {
   const text = [
     "pipeline: bench",
@@ -48,8 +54,11 @@ function configOf(extra: string[]): Config {
 }
 
 /** A stand-in judging every call with `config`'s policies, and a bake and a prune of its own. */
-async function world(config: Config) {
-  const standin = await startAwsStandin({ iam: { policies: actorPolicies(config), setupKey: SETUP_KEY } });
+async function world(config: Config, fastRestoreReads?: number) {
+  const standin = await startAwsStandin({
+    iam: { policies: actorPolicies(config), setupKey: SETUP_KEY },
+    ...(fastRestoreReads !== undefined ? { fastRestoreReads } : {}),
+  });
   const tmp = mkdtempSync(path.join(tmpdir(), "imgtool-bake-fsr-"));
   const log = path.join(tmp, "packer.log");
   writeFileSync(log, "");
@@ -114,13 +123,13 @@ async function world(config: Config) {
     assert.equal(r.status, "built");
     return r;
   };
-  const pruneOld = async (events: EventSink = recordingSink()) => {
+  const pruneOld = async (events: EventSink = recordingSink(), reads?: number) => {
     const backend = awsPruneBackend({
       config,
       ec2: async (r) => new Ec2Images(clients(r, "prune").ec2, r),
       catalog: new Catalog({ store: new SsmStore(clients(HOME, "prune").ssm), prefix: "/imgtool/bench" }),
       events,
-      fastRestoreWait: { intervalMs: 1, sleep: async () => {} },
+      fastRestoreWait: { intervalMs: 1, sleep: async () => {}, ...(reads !== undefined ? { reads } : {}) },
     });
     return prune(["task-runner"], backend, { keep: 1, dryRun: false, events });
   };
@@ -207,6 +216,39 @@ describe("aws.fast_snapshot_restore (AWS stand-in, calls judged by the generated
     assert.ok(
       events.events.some((e) => /disabling Fast Snapshot Restore for snap-/.test(e.message ?? "")),
       "prune says what it disables",
+    );
+  });
+
+  test("a snapshot still disabling when prune stops waiting is kept, named in a warning, and the next prune deletes it", async () => {
+    // One region; disabling lasts 3 reads, and the first prune reads once.
+    w = await world(oneRegion(), 3);
+    const v1 = await w.bakeNew();
+    await w.bakeNew();
+    const snaps = v1.artifacts.map((a) => a.id);
+    const events = recordingSink();
+    const first = await w.pruneOld(events, 1);
+    assert.deepEqual(
+      first.find((d) => d.action === "delete")?.deleted?.map((r) => r.kind),
+      ["ami", "ami"],
+      "the AMIs went, their snapshots stayed",
+    );
+    assert.ok(
+      events.events.some(
+        (e) =>
+          e.type === "warn" &&
+          /is kept for the next prune: its Fast Snapshot Restore is still disabling/.test(e.message ?? ""),
+      ),
+    );
+    const second = await w.pruneOld();
+    assert.deepEqual(
+      second.find((d) => d.action === "delete")?.deleted?.map((r) => r.kind),
+      ["snapshot", "snapshot"],
+      `the next prune deleted ${snaps.join(", ")}'s snapshots`,
+    );
+    assert.equal(
+      w.standin.count("DisableFastSnapshotRestores"),
+      2,
+      "disabled once, not again while disabling",
     );
   });
 
