@@ -32,6 +32,7 @@ const MEASURED_SECONDS: Record<string, number> = {
   "test/packer/cpu-setup.unit.test.ts": 4.5,
   "test/packer/install-ruby.unit.test.ts": 4,
   "test/bake/bake-aws.unit.test.ts": 3.5,
+  "test/bake/bake-aws-fsr.unit.test.ts": 7,
   "test/catalog/catalog.unit.test.ts": 2,
   "test/catalog/release.unit.test.ts": 2,
   "test/catalog/lease.unit.test.ts": 2,
