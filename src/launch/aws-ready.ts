@@ -22,6 +22,7 @@ interface RecordDoc {
   /** The workers' CPU state, compact (see cpu-record.ts). */
   cpu?: unknown;
   bootToReadySeconds?: unknown;
+  prewarmSeconds?: unknown;
   pulled?: unknown;
   registryLogin?: unknown;
 }
@@ -60,6 +61,7 @@ export function parseRecord(
         return { name: `${role}-${i + 1}`, cpus: String(cpus), ...(cpu ? { cpu } : {}) };
       }),
       bootToReadySeconds: doc.bootToReadySeconds,
+      ...(typeof doc.prewarmSeconds === "number" ? { prewarmSeconds: doc.prewarmSeconds } : {}),
       pulled: doc.pulled === true,
       registryLogin: doc.registryLogin === true,
     },

@@ -345,6 +345,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
             ...(startedAt !== undefined ? { startToReadySeconds: round3((mtime - startedAt) / 1000) } : {}),
             pulled: ready.pulled === true,
             registryLogin: ready.registryLogin === true,
+            ...(typeof ready.prewarmSeconds === "number" ? { prewarmSeconds: ready.prewarmSeconds } : {}),
             ...(ready.stackReadySeconds !== undefined
               ? { stackReadySeconds: Number(ready.stackReadySeconds), stack: ready.stack as string[] }
               : {}),
