@@ -12,6 +12,7 @@ import { DOCKER_LABEL } from "../../src/config/tags.js";
 import { runCli, startCli } from "../support/cli.js";
 import { dockerCli, ownStateDir, twinBakeProject } from "../support/twin-bake.js";
 import { localEngine } from "../render/helpers.js";
+import { unavailable } from "../support/unavailable.js";
 import { publishLocalImage, pushLabelledImage, stack } from "../push/support.js";
 
 const local = localEngine();
@@ -30,7 +31,7 @@ interface PruneDoc {
 
 describe(
   "fault: SIGKILL during the pre-load, then doctor and prune --leftovers",
-  { skip: local.skip ?? false },
+  { skip: unavailable(local.skip) },
   () => {
     const dir = mkdtempSync(path.join(tmpdir(), "imgtool-fault-preload-"));
     const cleanup: string[][] = [];
