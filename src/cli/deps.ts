@@ -359,7 +359,11 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
                         target === "aws"
                           ? await deps.runOnInstance(ctx.regions[0])
                           : localRunOnInstance(await ctx.docker());
-                      const script = await readSmokeScript(config.smoke.script!);
+                      const script = await readSmokeScript(config.smoke.script!, {
+                        config,
+                        target,
+                        region: ctx.regions[0]!,
+                      });
                       return userSmokeTask(config, target, ctx.regions[0]!, run, script);
                     })(),
                   }

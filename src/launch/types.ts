@@ -157,23 +157,26 @@ export interface LaunchBackend {
   checkImages?(imageIds: string[]): Promise<Map<string, { rootDeviceName: string }>>;
 }
 
-export interface PlannedGroup {
-  role: Role;
-  instanceType: string;
-  arch: Arch;
-  count: number;
-  market: Market;
-  imageId: string;
+/** A group as planned: the request's instances, image and user-data, and what the plan shows of them. */
+export interface PlannedGroup extends Pick<
+  GroupRequest,
+  | "role"
+  | "instanceType"
+  | "arch"
+  | "count"
+  | "market"
+  | "imageId"
+  | "preloadVolume"
+  | "userData"
+  | "instanceCpus"
+> {
   amiVersion: string;
   image: string;
   imageVersion: string;
   bakedImage: string | null;
-  preloadVolume: string | null;
   workers: "auto" | number;
-  /** local: the CPUs of each instance, and of each worker as the user-data will pick them. */
-  instanceCpus?: number[][];
+  /** local: the CPUs of each worker of each instance, as the user-data will pick them. */
   workerCpus?: number[][];
-  userData: UserData;
 }
 
 export interface LaunchPlan {
