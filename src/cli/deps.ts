@@ -107,6 +107,11 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
     const credentials = { username: stack.registry.user, password: registryPassword(stack) };
     return registryImageProbe((host) => deps.registry({ endpoint: `http://${host}`, credentials }));
   };
+  const awsImageProbe = async (region: string) => {
+    const { ecrApi } = await import("../aws/ecr.js");
+    const { ecrImageProbe } = await import("../launch/image-check.js");
+    return ecrImageProbe(async (r) => ecrApi((await ctx.aws(r)).ecr), region);
+  };
   const requireLocalStack = async () => {
     const { requireStack } = await import("../local/stack.js");
     return requireStack(stateDir);
@@ -286,8 +291,9 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         probe:
           ctx.target === "aws" ? runCommandHealthProbe(await deps.runOnInstance(region)) : httpHealthProbe(),
         signal: ctx.signal,
-        // local: images the instances would pull are asked for at the local registry before anything starts.
-        ...(ctx.target === "local" ? { imageProbe: await localImageProbe() } : {}),
+        // Images the instances would pull are asked for before anything starts: locally at the local registry,
+        // on aws in ECR (DescribeImages by digest).
+        imageProbe: ctx.target === "local" ? await localImageProbe() : await awsImageProbe(region),
       };
     },
 

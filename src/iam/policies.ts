@@ -249,6 +249,13 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: "*",
           },
           {
+            // Before any RunInstances: the images the instances would pull exist (src/launch/image-check.ts).
+            Sid: "CheckRoleImages",
+            Effect: "Allow",
+            Action: ["ecr:DescribeImages"],
+            Resource: repos,
+          },
+          {
             Sid: "RunTaggedInstances",
             Effect: "Allow",
             Action: ["ec2:RunInstances"],

@@ -4,6 +4,8 @@
  * expired by a lifecycle policy, a registry wiped) would fail every instance at boot, after the launch started
  * them; here it fails the launch before it starts anything, naming the image, the role and the fix.
  */
+import type { EcrApi } from "../aws/ecr.js";
+import { ecrRegionOf } from "../config/registry.js";
 import type { Role } from "../config/schema.js";
 import { FailureError } from "../errors.js";
 import type { EventSink } from "../events.js";
@@ -57,7 +59,9 @@ export async function checkPulls(
         `Could not ask the registry ${splitImageRef(n.image).host} whether ${n.image} (${n.role}, version ${n.version}) ` +
           `exists, which the ${n.role} instances would pull at boot: ${(e as Error).message}. Nothing was launched.`,
         {
-          fix: "Start the registry (local: scripts/setup) or check the network, then launch again.",
+          fix:
+            "Start the registry (local: scripts/setup) or check the network, then launch again (aws: the " +
+            "launcher needs ecr:DescribeImages on the role repositories, `imgtool iam-policy --for launch`).",
           cause: e,
         },
       );
@@ -102,5 +106,31 @@ export function registryImageProbe(
   return async (ref) => {
     const { host, repo, reference } = splitImageRef(ref);
     return (await (await client(host)).headManifest(repo, reference)) !== undefined;
+  };
+}
+
+/**
+ * A probe that asks ECR (DescribeImages by digest) in the image's own region (from its registry host, else
+ * `region`): ImageNotFoundException and RepositoryNotFoundException mean gone; any other error propagates.
+ */
+export function ecrImageProbe(ecr: (region: string) => Promise<EcrApi>, region: string): ImageProbe {
+  return async (ref) => {
+    const { host, repo, reference } = splitImageRef(ref);
+    const account = /^(\d{12})\.dkr\.ecr/.exec(host)?.[1];
+    const imageId = reference.startsWith("sha256:") ? { imageDigest: reference } : { imageTag: reference };
+    try {
+      const out = await (
+        await ecr(ecrRegionOf(host) ?? region)
+      ).describeImages({
+        repositoryName: repo,
+        imageIds: [imageId],
+        ...(account ? { registryId: account } : {}),
+      });
+      return (out.imageDetails ?? []).length > 0;
+    } catch (e) {
+      const name = (e as { name?: string }).name;
+      if (name === "ImageNotFoundException" || name === "RepositoryNotFoundException") return false;
+      throw e;
+    }
   };
 }

@@ -235,13 +235,21 @@ export class RegistryClient {
   ): Promise<Response> {
     const url = p.startsWith("http") ? p : `${this.base}${p}`;
     let r: Response;
+    // A registry that accepts connections and drops them leaves fetch unsettled until the timeout; the timer of
+    // AbortSignal.timeout does not keep the process alive, so a command would end silently with exit 0. This
+    // timer does, until the answer's head arrives (the body stays bounded by the unref'd one).
+    const headWait = new AbortController();
+    const timer = setTimeout(
+      () => headWait.abort(new DOMException("The operation was aborted due to timeout", "TimeoutError")),
+      this.timeoutMs,
+    );
     try {
       r = await this.fetch(url, {
         method,
         headers,
         ...(body ? { body: new Uint8Array(body) } : {}),
         redirect: "follow",
-        signal: AbortSignal.timeout(this.timeoutMs),
+        signal: AbortSignal.any([headWait.signal, AbortSignal.timeout(this.timeoutMs)]),
       });
     } catch (e) {
       const cause = (e as { cause?: { code?: string; message?: string } }).cause;
@@ -250,6 +258,8 @@ export class RegistryClient {
           `(${cause?.code ?? cause?.message ?? (e as Error).message})`,
         { cause: e },
       );
+    } finally {
+      clearTimeout(timer);
     }
     this.opts.onRequest?.({ method, path: p, status: r.status });
     return r;

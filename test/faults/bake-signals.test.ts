@@ -4,26 +4,27 @@
 // cleaned up, Packer's container and processes gone, no twin image, nothing in the catalog.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Catalog } from "../../src/catalog/catalog.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
-import { projectPath } from "../../src/paths.js";
 import { startCli } from "../support/cli.js";
-import { dockerCli, processesIn, twinBakeProject } from "../support/twin-bake.js";
+import { dockerCli, ownStateDir, processesIn, twinBakeProject } from "../support/twin-bake.js";
+import { unavailable } from "../support/unavailable.js";
 import { localEngine } from "../render/helpers.js";
 
 const engine = localEngine();
 const env = (engine as { env?: NodeJS.ProcessEnv }).env ?? {};
-const stateDir = projectPath(".imgtool");
 
 const docker = dockerCli(env);
 
-describe("fault: a signal to imgtool during Packer", { skip: engine.skip ?? false }, () => {
+describe("fault: a signal to imgtool during Packer", { skip: unavailable(engine.skip) }, () => {
   const images: string[] = [];
+  const dirs: string[] = [];
   after(() => {
     for (const i of images) docker(["image", "rm", "-f", i]);
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
   for (const [sig, code] of [
@@ -33,6 +34,9 @@ describe("fault: a signal to imgtool during Packer", { skip: engine.skip ?? fals
     test(`${sig} to the imgtool process: Packer stops and cleans up, exit ${code}, nothing left or published`, async () => {
       const pipeline = `fault${sig.toLowerCase()}${process.pid}`;
       const dir = mkdtempSync(path.join(tmpdir(), "imgtool-fault-bake-"));
+      dirs.push(dir);
+      // Its own state folder (knowing the real stack): its catalog and run records are this test's alone.
+      const stateDir = ownStateDir(dir);
       const cfg = twinBakeProject({ parent: dir, pipeline, stateDir }).config;
       const cli = startCli(["bake", "ami", "--force", "--role", "task-runner", "--config", cfg], {
         env: { DOCKER_HOST: "" },
@@ -60,6 +64,12 @@ describe("fault: a signal to imgtool during Packer", { skip: engine.skip ?? fals
       assert.deepEqual(processesIn(buildDir), [], "a Packer process still runs in the bake's folder");
       const twins = docker(["image", "ls", "-q", `imgtool-twin/${pipeline}-task-runner`]).out.trim();
       assert.equal(twins, "", "a twin image was tagged");
+      const runs = path.join(stateDir, "runs");
+      assert.deepEqual(
+        existsSync(runs) ? readdirSync(runs).filter((n) => !n.startsWith(".")) : [],
+        [],
+        "the run's folder (Packer's temp folder) is left",
+      );
       const store = new SqliteStore(path.join(stateDir, "catalog.db"));
       try {
         const cat = new Catalog({ store, prefix: `/imgtool/${pipeline}` });

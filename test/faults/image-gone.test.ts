@@ -11,11 +11,10 @@ import path from "node:path";
 import { Catalog } from "../../src/catalog/catalog.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { machineArch } from "../../src/config/arch.js";
-import { tarStream } from "../../src/docker/tar.js";
 import { registryImageProbe } from "../../src/launch/image-check.js";
 import { RegistryClient } from "../../src/registry/client.js";
 import { runCli } from "../support/cli.js";
-import { docker, engine, password, registryAuth, stack, tempProject } from "../push/support.js";
+import { docker, engine, password, pushLabelledImage, stack, tempProject } from "../push/support.js";
 
 const refs: string[] = [];
 after(async () => {
@@ -35,21 +34,10 @@ describe("fault: a launch whose image is gone from the registry", () => {
     const repo = `${p.pipeline}/orchestrator`;
     const uri = `${stack.registry.endpoint}/${repo}`;
     // A small image of its own (one label on the base), pushed, then published.
-    const built = await engine.build({
-      context: tarStream([
-        {
-          path: "Dockerfile",
-          type: "file",
-          mode: 0o644,
-          content: Buffer.from(`FROM imgtool/base:bookworm\nLABEL org.imgtool.test.gone="${p.pipeline}"\n`),
-        },
-      ]),
-      dockerfile: "Dockerfile",
-      tag: `${uri}:gone`,
-    });
-    refs.push(`${uri}:gone`, built.imageId);
-    const { digest } = await engine.push(uri, "gone", registryAuth());
-    const image = `${uri}@${digest}`;
+    const pushed = await pushLabelledImage(uri, "gone", `org.imgtool.test.gone="${p.pipeline}"`);
+    refs.push(`${uri}:gone`, pushed.imageId);
+    const image = pushed.ref;
+    const digest = image.split("@")[1]!;
     const twin = (await docker.getImage("imgtool/base:bookworm").inspect()).Id;
     const store = new SqliteStore(path.join(p.stateDir, "catalog.db"));
     const catalog = new Catalog({ store, prefix: `/imgtool/${p.pipeline}` });

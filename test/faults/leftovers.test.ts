@@ -12,6 +12,7 @@ import { DOCKER_LABEL } from "../../src/config/tags.js";
 import { runCli, startCli } from "../support/cli.js";
 import { dockerCli, ownStateDir, processesIn, twinBakeProject } from "../support/twin-bake.js";
 import { localEngine } from "../render/helpers.js";
+import { unavailable } from "../support/unavailable.js";
 
 const engine = localEngine();
 const env = (engine as { env?: NodeJS.ProcessEnv }).env ?? {};
@@ -37,7 +38,7 @@ interface PruneDoc {
 
 describe(
   "fault: SIGKILL during a bake, then doctor and prune --leftovers",
-  { skip: engine.skip ?? false },
+  { skip: unavailable(engine.skip) },
   () => {
     const dir = mkdtempSync(path.join(tmpdir(), "imgtool-fault-leftovers-"));
     const containers: string[] = [];

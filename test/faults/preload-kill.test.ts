@@ -8,14 +8,12 @@ import assert from "node:assert/strict";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { Catalog } from "../../src/catalog/catalog.js";
-import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { DOCKER_LABEL } from "../../src/config/tags.js";
-import { tarStream } from "../../src/docker/tar.js";
 import { runCli, startCli } from "../support/cli.js";
 import { dockerCli, ownStateDir, twinBakeProject } from "../support/twin-bake.js";
 import { localEngine } from "../render/helpers.js";
-import { engine, registryAuth, stack } from "../push/support.js";
+import { unavailable } from "../support/unavailable.js";
+import { publishLocalImage, pushLabelledImage, stack } from "../push/support.js";
 
 const local = localEngine();
 const env = (local as { env?: NodeJS.ProcessEnv }).env ?? {};
@@ -33,7 +31,7 @@ interface PruneDoc {
 
 describe(
   "fault: SIGKILL during the pre-load, then doctor and prune --leftovers",
-  { skip: local.skip ?? false },
+  { skip: unavailable(local.skip) },
   () => {
     const dir = mkdtempSync(path.join(tmpdir(), "imgtool-fault-preload-"));
     const cleanup: string[][] = [];
@@ -49,34 +47,13 @@ describe(
       const cliEnv = { DOCKER_HOST: "" };
 
       // The role's image, pushed and published, for the pre-load to pull.
-      const uri = `${stack.registry.endpoint}/${pipeline}/task-runner`;
-      const built = await engine.build({
-        context: tarStream([
-          {
-            path: "Dockerfile",
-            type: "file",
-            mode: 0o644,
-            content: Buffer.from(
-              `FROM imgtool/base:bookworm\nLABEL org.imgtool.test.preload="${pipeline}"\n`,
-            ),
-          },
-        ]),
-        dockerfile: "Dockerfile",
-        tag: `${uri}:v1`,
-      });
-      cleanup.push(["image", "rm", "-f", built.imageId]);
-      const { digest } = await engine.push(uri, "v1", registryAuth());
-      const store = new SqliteStore(path.join(stateDir, "catalog.db"));
-      await new Catalog({ store, prefix: `/imgtool/${pipeline}` }).publish(
-        { role: "task-runner", kind: "image" },
-        `${uri}@${digest}`,
-        {
-          version: "v20261203-000001-aaaa0001",
-          inputsHash: "1".padStart(16, "0"),
-          builtAt: new Date().toISOString(),
-        },
+      const pushed = await pushLabelledImage(
+        `${stack.registry.endpoint}/${pipeline}/task-runner`,
+        "v1",
+        `org.imgtool.test.preload="${pipeline}"`,
       );
-      store.close();
+      cleanup.push(["image", "rm", "-f", pushed.imageId]);
+      await publishLocalImage(stateDir, pipeline, "task-runner", pushed.ref, "v20261203-000001-aaaa0001");
 
       const cli = startCli(["bake", "ami", "--force", "--role", "task-runner", "--config", cfg], {
         env: cliEnv,

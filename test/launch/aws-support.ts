@@ -10,10 +10,12 @@ import { Catalog } from "../../src/catalog/catalog.js";
 import { recordRelease } from "../../src/catalog/release.js";
 import { SsmStore } from "../../src/catalog/ssm-store.js";
 import { parseConfig, type Config } from "../../src/config/load.js";
+import type { Role } from "../../src/config/schema.js";
 import { recordingSink, type ImgtoolEvent } from "../../src/events.js";
 import { awsBackend } from "../../src/launch/aws.js";
 import { Ec2Instances } from "../../src/aws/ec2-instances.js";
 import type { HealthProbe } from "../../src/launch/health.js";
+import type { ImageProbe } from "../../src/launch/image-check.js";
 import { launch } from "../../src/launch/launch.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
 import {
@@ -39,6 +41,8 @@ export interface AwsFixture {
   /** The launcher's clients: every call is judged with `imgtool iam-policy --for launch`. */
   clients: AwsClients;
   catalog: Catalog;
+  /** The catalog as the setup key writes it (not judged): for tests that publish more before a launch. */
+  seeding: Catalog;
   amis: { "task-runner": { x86_64: string; arm64: string }; orchestrator: { x86_64: string } };
   close(): Promise<void>;
 }
@@ -117,19 +121,7 @@ export async function awsFixture(
     );
   }
   // Launches resolve channels through a release record: record it last, as push and bake do.
-  await recordRelease(
-    [seeding],
-    [
-      ...(["task-runner", "orchestrator"] as const).map((role) => ({ role, kind: "image" as const })),
-      ...Object.keys(amis["task-runner"]).map((arch) => ({
-        role: "task-runner",
-        kind: "ami" as const,
-        arch,
-      })),
-      { role: "orchestrator", kind: "ami" as const, arch: "x86_64" },
-    ],
-    [],
-  );
+  await recordFixtureRelease(seeding);
   await setup.ssm.send(
     new PutParameterCommand({ Name: SECRET_NAME, Value: SECRET, Type: "SecureString", Overwrite: true }),
   );
@@ -138,6 +130,7 @@ export async function awsFixture(
     standin,
     clients,
     catalog,
+    seeding,
     amis,
     close: async () => {
       for (const c of [clients, setup]) {
@@ -147,6 +140,33 @@ export async function awsFixture(
       await standin.close();
     },
   } satisfies AwsFixture;
+}
+
+/** Record the release of every artefact the fixture publishes (both images, every AMI), as the setup key. */
+function recordFixtureRelease(seeding: Catalog) {
+  return recordRelease(
+    [seeding],
+    [
+      ...(["task-runner", "orchestrator"] as const).map((role) => ({ role, kind: "image" as const })),
+      ...["x86_64", "arm64"].map((arch) => ({ role: "task-runner", kind: "ami" as const, arch })),
+      { role: "orchestrator", kind: "ami" as const, arch: "x86_64" },
+    ],
+    [],
+  );
+}
+
+/**
+ * Publish `ref` as the role's image, pushed after its AMIs were baked (they keep the fixture's image), and
+ * record the release: the role's instances would pull `ref` at boot. Forgets the requests made so far.
+ */
+export async function publishUnbakedImage(fx: AwsFixture, role: Role, ref: string, version: string) {
+  await fx.seeding.publish({ role, kind: "image" }, ref, {
+    version,
+    inputsHash: "fedcba9876543210",
+    builtAt: "2026-11-30T00:00:00Z",
+  });
+  await recordFixtureRelease(fx.seeding);
+  fx.standin.requests.length = 0;
 }
 
 export function awsConfig(extra = ""): Config {
@@ -189,7 +209,7 @@ export function standinProbe(healthyFrom = 1): HealthProbe & { urls: string[] } 
 export async function launchOnStandin(
   fx: AwsFixture,
   opts: Partial<LaunchOptions> = {},
-  more: { config?: Config; probe?: HealthProbe; sleeps?: number[] } = {},
+  more: { config?: Config; probe?: HealthProbe; imageProbe?: ImageProbe; sleeps?: number[] } = {},
 ): Promise<{ result: LaunchResult; events: ImgtoolEvent[] }> {
   const sink = recordingSink();
   const config = more.config ?? awsConfig();
@@ -205,6 +225,7 @@ export async function launchOnStandin(
       catalog: async () => fx.catalog,
       events: sink,
       probe: more.probe ?? standinProbe(),
+      ...(more.imageProbe ? { imageProbe: more.imageProbe } : {}),
       sleep: async (ms) => {
         more.sleeps?.push(ms);
       },

@@ -12,7 +12,15 @@ import { makeAwsClients } from "../../src/aws/clients.js";
 import { runCli } from "../support/cli.js";
 import { bootInstances, sentCommands } from "../support/aws-standin/instances-ssm.js";
 import { ACTOR_KEYS, actorCredentials } from "../support/iam-referee.js";
-import { IMAGES, REGION, SECRET, awsFixture, runRequests, type AwsFixture } from "./aws-support.js";
+import {
+  IMAGES,
+  REGION,
+  SECRET,
+  awsFixture,
+  publishUnbakedImage,
+  runRequests,
+  type AwsFixture,
+} from "./aws-support.js";
 
 let fx: AwsFixture;
 let dir: string;
@@ -222,5 +230,28 @@ describe("cli: launch and terminate on aws (AWS stand-in)", () => {
       instance.ssm.destroy();
       await new Promise<void>((r) => server.close(() => r()));
     }
+  });
+
+  // Last: it moves the catalog to an image that no AMI has baked in.
+  test("an image to pull that ECR lacks: exit 1 naming it and the fix, before any RunInstances; once ECR has it, the launch goes on", async () => {
+    const newer = `${IMAGES["task-runner"].split("@")[0]}@sha256:${"d".repeat(64)}`;
+    await publishUnbakedImage(fx, "task-runner", newer, "v20261201-000000-img-newer");
+    const r = await aws(["launch", "--no-wait", "--run-id", "cli-gone-1", "--task-runners", "1"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `The task-runner image ${newer.replace(/\./g, "\\.")} \\(version v20261201-000000-img-newer, catalog label latest\\) is gone from the registry`,
+      ),
+    );
+    assert.match(r.stderr, /imgtool push image --role task-runner/);
+    assert.doesNotMatch(r.stderr, /internal error|\n\s+at /);
+    assert.equal(runRequests(fx.standin).length, 0, "RunInstances was called");
+
+    fx.standin.addEcrImage(REGION, "bench/task-runner", { digest: newer.split("@")[1]! });
+    const ok = await aws(["launch", "--no-wait", "--run-id", "cli-gone-2", "--task-runners", "1"]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(runRequests(fx.standin).length, 2);
+    await aws(["terminate", "--run-id", "cli-gone-2"]);
   });
 });

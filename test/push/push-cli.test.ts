@@ -1,10 +1,9 @@
-// `imgtool push image` as a user runs it (the compiled CLI): --json results, "up to date" on a re-run, the
-// registry stopped mid-push (exit 1, nothing published, a re-run uploads only what is missing), errorDetail
-// inside a 200 build stream and inside a push stream, bad input (exit 2, nothing pushed or published), and
-// the aws target found through AWS_ENDPOINT_URL.
+// `imgtool push image` as a user runs it (the compiled CLI): --json results, "up to date" on a re-run,
+// errorDetail inside a 200 build stream and inside a push stream, bad input (exit 2, nothing pushed or
+// published), and the aws target found through AWS_ENDPOINT_URL. (The registry stopped mid-push is in the fault
+// suite: test/faults/registry-mid-push.test.ts.)
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -54,8 +53,6 @@ async function catalogIsEmpty(p: TempProject) {
   }
 }
 
-const p0 = () => `${Date.now()} ${randomBytes(8).toString("hex")}`;
-
 const noStack = (s: string) =>
   assert.doesNotMatch(s, /^\s+at .+:\d+:\d+\)?$/m, `unexpected stack trace:\n${s}`);
 
@@ -104,42 +101,6 @@ describe("imgtool push image (the CLI)", () => {
         .sort(),
       r1.map((r) => r.reference).sort(),
     );
-  });
-
-  test("the registry stopped mid-push (a proxy that cuts every connection after one blob): exit 1, nothing published; a re-run completes and uploads only what is missing", async () => {
-    const proxy = await startRegistryProxy(stack.registry.endpoint);
-    closers.push(() => proxy.close());
-    // An image of three unique layers (FROM scratch: no base layer to compress): a tiny one and two of 8 MB of
-    // random bytes, so that one is confirmed while the others are still uploading.
-    const ctx = ownDockerfile("FROM scratch\nCOPY a.txt /a.txt\nCOPY b.bin /b.bin\nCOPY c.bin /c.bin\n", {
-      "a.txt": `${p0()}\n`,
-    });
-    const dir = /context: (.*)\n/.exec(ctx)![1]!;
-    writeFileSync(path.join(dir, "b.bin"), randomBytes(8 << 20));
-    writeFileSync(path.join(dir, "c.bin"), randomBytes(8 << 20));
-    const p = tempProject(ctx, { registry: proxy.host });
-    proxy.cutAfterBlobs(1);
-    const one = await push(p, ["--role", "orchestrator", "--json"]);
-    assert.equal(one.code, 1, one.stderr);
-    assert.ok(proxy.down, "the proxy did stop");
-    const [failed] = results(one.stdout);
-    assert.equal(failed!.status, "failed");
-    assert.match(one.stderr, /stopped answering mid-push|push of .* failed/);
-    noStack(one.stderr);
-    await catalogIsEmpty(p);
-    // Blobs the daemon knew were in the registry when it stopped (at least the one that triggered the cut).
-    const uploadedBefore = [...proxy.confirmedBlobs];
-    assert.ok(uploadedBefore.length >= 1, "some blobs were uploaded before the registry stopped");
-
-    proxy.up();
-    proxy.reset();
-    const two = await push(p, ["--role", "orchestrator", "--json"]);
-    assert.equal(two.code, 0, two.stderr);
-    const [ok] = results(two.stdout);
-    assert.equal(ok!.status, "pushed");
-    assert.ok(ok!.published);
-    for (const d of uploadedBefore) assert.ok(!proxy.completedBlobs.includes(d), `${d} was uploaded again`);
-    assert.ok(ok!.layers.existed + ok!.layers.mounted >= 1, JSON.stringify(ok!.layers));
   });
 
   test("an errorDetail inside the 200 build stream is a failure that names the step and the Dockerfile line", async () => {

@@ -19,6 +19,7 @@ import { projectPath } from "../../src/paths.js";
 import { RegistryLogin, localTokenSource } from "../../src/push/login.js";
 import type { PushDeps } from "../../src/push/push.js";
 import { gitRubyBench } from "../../src/push/ruby-bench.js";
+import { tarStream } from "../../src/docker/tar.js";
 
 /** The stack scripts/setup started, from the project's own state folder. */
 export function realStack(): LocalStack {
@@ -168,4 +169,49 @@ export async function registryTags(repo: string): Promise<string[]> {
   });
   if (r.status === 404) return [];
   return ((await r.json()) as { tags: string[] | null }).tags ?? [];
+}
+
+/**
+ * A small image of its own (one `label` on the base image), built and pushed to the real registry as
+ * `uri:tag`: the image id (to remove it) and the digest reference the registry answered.
+ */
+export async function pushLabelledImage(
+  uri: string,
+  tag: string,
+  label: string,
+): Promise<{ imageId: string; ref: string }> {
+  const built = await engine.build({
+    context: tarStream([
+      {
+        path: "Dockerfile",
+        type: "file",
+        mode: 0o644,
+        content: Buffer.from(`FROM imgtool/base:bookworm\nLABEL ${label}\n`),
+      },
+    ]),
+    dockerfile: "Dockerfile",
+    tag: `${uri}:${tag}`,
+  });
+  const { digest } = await engine.push(uri, tag, registryAuth());
+  return { imageId: built.imageId, ref: `${uri}@${digest}` };
+}
+
+/** Publish `ref` as the role's image in the local catalog of `stateDir` (what a push would have published). */
+export async function publishLocalImage(
+  stateDir: string,
+  pipeline: string,
+  role: "task-runner" | "orchestrator",
+  ref: string,
+  version: string,
+): Promise<void> {
+  const store = new SqliteStore(path.join(stateDir, "catalog.db"));
+  try {
+    await new Catalog({ store, prefix: `/imgtool/${pipeline}` }).publish({ role, kind: "image" }, ref, {
+      version,
+      inputsHash: "1".padStart(16, "0"),
+      builtAt: new Date().toISOString(),
+    });
+  } finally {
+    store.close();
+  }
 }

@@ -293,7 +293,26 @@ const describeRepositories: EcrHandler = (ctx, input) => {
   };
 };
 
+/**
+ * `registryId` when given: 12 digits (else InvalidParameterException, as ECR), and this account's (another
+ * account's registry holds none of this stand-in's repositories: RepositoryNotFoundException naming it).
+ */
+function checkRegistryId(ctx: HandlerContext, input: JsonObject): void {
+  const id = optString(input, "registryId");
+  if (id === undefined || id === ctx.options.accountId) return;
+  if (!/^[0-9]{12}$/.test(id)) {
+    invalid(
+      `Invalid parameter at 'registryId' failed to satisfy constraint: 'must satisfy regular expression '[0-9]{12}''`,
+    );
+  }
+  fail(
+    "RepositoryNotFoundException",
+    `The repository with name '${reqString(input, "repositoryName")}' does not exist in the registry with id '${id}'`,
+  );
+}
+
 const describeImages: EcrHandler = (ctx, input) => {
+  checkRegistryId(ctx, input);
   const repo = requireRepository(ctx, reqString(input, "repositoryName"));
   const ids = readImageIds(input);
   const scope = `images:${ctx.region}:${repo.name}`;

@@ -140,6 +140,36 @@ describe("ECR", () => {
       ecr.send(new EcrDescribeImagesCommand({ repositoryName: "zzz" })),
       "RepositoryNotFoundException",
     );
+    // By digest (what the launch's registry check asks): a digest the repository lacks is named.
+    await rejectsWith(
+      ecr.send(
+        new EcrDescribeImagesCommand({
+          repositoryName: "app",
+          imageIds: [{ imageDigest: `sha256:${"c".repeat(64)}` }],
+        }),
+      ),
+      "ImageNotFoundException",
+      new RegExp(`imageDigest:'sha256:${"c".repeat(64)}'.*repository with name 'app'`),
+    );
+    // registryId: this account's is the default; another account's registry holds none of these repositories.
+    const own = await ecr.send(
+      new EcrDescribeImagesCommand({
+        repositoryName: "app",
+        registryId: "123456789012",
+        imageIds: [{ imageTag: "v1" }],
+      }),
+    );
+    assert.equal(own.imageDetails?.length, 1);
+    await rejectsWith(
+      ecr.send(new EcrDescribeImagesCommand({ repositoryName: "app", registryId: "999999999999" })),
+      "RepositoryNotFoundException",
+      /registry with id '999999999999'/,
+    );
+    await rejectsWith(
+      ecr.send(new EcrDescribeImagesCommand({ repositoryName: "app", registryId: "12345" })),
+      "InvalidParameterException",
+      /registryId/,
+    );
     // Pushes go through the registry, not the API: the stand-in has no PutImage (nor BatchGetImage, ...).
     await rejectsWith(
       ecr.send(new PutImageCommand({ repositoryName: "app", imageManifest: m1, imageTag: "v2" })),
