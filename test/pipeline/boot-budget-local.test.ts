@@ -139,7 +139,7 @@ describe(
       );
     });
 
-    test("a provisioning change that adds a 2 s sleep to the image check: promotion refused, naming the step and both numbers", async () => {
+    test("a provisioning change that adds a 2 s sleep to the image check: promotion refused, naming the step and both numbers", async (t) => {
       const cfg = await config("slow", ["boot_budget:", "  seconds: { task-runner: 2 }"]);
       const r = await pipelineRun(cfg, copy.root);
       assert.equal(r.code, 1, r.stderr.slice(-4000));
@@ -170,6 +170,7 @@ describe(
       const v1 = bakeVersion(first, "task-runner");
       const v2 = bakeVersion(doc, "task-runner");
       const msg = doc.error!.message;
+      t.diagnostic(msg);
       assert.match(msg, /too slow to boot; `stable` was not moved/);
       const line = msg.split("\n").find((l) => l.includes(`task-runner ${v2}`));
       assert.ok(line, msg);
