@@ -10,9 +10,9 @@
  *
  *   npx tsx bench/boot.ts [--runs 5] [--legacy-runs 3] [--no-older] [--json]
  */
+import { bareRepository, legacyBoot, type Sample } from "./legacy-boot.js";
 import { report, row } from "./lib.js";
-import { execFileSync } from "node:child_process";
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { cpSync, mkdtempSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -21,19 +21,12 @@ import { dockerEngine } from "../src/docker/engine.js";
 import { recordingSink } from "../src/events.js";
 import { httpHealthProbe } from "../src/launch/health.js";
 import { launch } from "../src/launch/launch.js";
-import {
-  INSTANCE_DOCKERD_FLAGS,
-  INSTANCE_HOST_CONFIG,
-  SHUTDOWN_SCRIPT,
-  dockerTimeMs,
-  execIn,
-  localBackend,
-} from "../src/launch/local.js";
+import { localBackend } from "../src/launch/local.js";
 import { terminateRun } from "../src/launch/terminate.js";
 import type { LaunchOptions } from "../src/launch/types.js";
 import { projectPath } from "../src/paths.js";
 import { awsFixture, awsConfig, launchOnStandin } from "../test/launch/aws-support.js";
-import { makeLocalFixture, type LocalFixture } from "../test/launch/fixtures/local.js";
+import { makeLocalFixture } from "../test/launch/fixtures/local.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -54,83 +47,6 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-interface Sample {
-  /** From the instance's start (engine record) to its readiness marker. */
-  startToReady: number;
-  /** As the instance measured it: from the first line of its script. */
-  scriptSeconds: number;
-}
-
-/** One local instance booting a legacy script; the same container shape as imgtool's local instance. */
-async function legacyBoot(
-  fx: LocalFixture,
-  kind: "today" | "older",
-  round: number,
-  env: Record<string, string>,
-  extraBinds: string[],
-): Promise<Sample> {
-  const name = `imgtool-${fx.pipeline}-legacy-${kind}-${round}`;
-  const dir = mkdtempSync(path.join(tmpdir(), `imgtool-bench-${kind}-`));
-  const marker = path.join(dir, "run");
-  mkdirSync(marker);
-  const c = await fx.docker.createContainer({
-    name,
-    Image: "imgtool/base:bookworm",
-    Entrypoint: ["/bin/bash", "/bench/boot.sh"],
-    Cmd: [],
-    Env: [
-      `IMGTOOL_DOCKERD_ARGS=${INSTANCE_DOCKERD_FLAGS} --cgroup-parent=${name}`,
-      `IMGTOOL_CGROUP_PARENT=${name}`,
-      `WORKERS=${WORKERS}`,
-      `REGISTRY=${fx.stack.registry.endpoint}`,
-      `REGISTRY_USER=${fx.stack.registry.user}`,
-      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    ],
-    Labels: { "imgtool.pipeline": fx.pipeline, "imgtool.bench": kind },
-    HostConfig: {
-      ...INSTANCE_HOST_CONFIG,
-      NetworkMode: "host",
-      Tmpfs: { "/var/lib/docker": "exec" },
-      Binds: [
-        `${projectPath("bench", `boot-legacy-${kind}.sh`)}:/bench/boot.sh:ro`,
-        `${fx.stack.registry.passwordFile}:/run/secrets/registry-password:ro`,
-        `${marker}:/run/imgtool`,
-        "/sys/fs/cgroup:/sys/fs/cgroup",
-        ...extraBinds,
-      ],
-    },
-  });
-  try {
-    await c.start();
-    const deadline = Date.now() + 15 * 60_000;
-    for (;;) {
-      try {
-        const ready = JSON.parse(readFileSync(path.join(marker, "ready"), "utf8")) as {
-          bootToReadySeconds: number;
-        };
-        const info = await c.inspect();
-        const started = dockerTimeMs(info.State.StartedAt)!;
-        return {
-          startToReady: (statSync(path.join(marker, "ready")).mtimeMs - started) / 1000,
-          scriptSeconds: ready.bootToReadySeconds,
-        };
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-      }
-      const info = await c.inspect();
-      if (!info.State.Running || Date.now() > deadline) {
-        const logs = (await c.logs({ stdout: true, stderr: true, tail: 30 })).toString("utf8");
-        throw new Error(`legacy ${kind} boot ${round} did not get ready:\n${logs}`);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await execIn(c, SHUTDOWN_SCRIPT, 60_000).catch(() => undefined);
-    await c.remove({ force: true }).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
 /** The repository the older flow clones: the task-runner app and a Dockerfile shaped like rubybencher's. */
 function legacyRepository(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "imgtool-bench-repo-"));
@@ -140,15 +56,7 @@ function legacyRepository(): string {
     filter: (src) => !src.includes(`${path.sep}test`),
   });
   cpSync(projectPath("bench", "boot-legacy-task-runner.Dockerfile"), path.join(work, "Dockerfile"));
-  const git = (...a: string[]) =>
-    execFileSync("git", ["-c", "user.name=bench", "-c", "user.email=bench@imgtool.invalid", ...a], {
-      cwd: work,
-      stdio: "ignore",
-    });
-  git("init", "--quiet", "--initial-branch=main");
-  git("add", "--all");
-  git("commit", "--quiet", "-m", "task-runner");
-  execFileSync("git", ["clone", "--quiet", "--bare", work, path.join(dir, "repo.git")], { stdio: "ignore" });
+  bareRepository(work, path.join(dir, "repo.git"), "task-runner");
   return dir;
 }
 
@@ -215,7 +123,7 @@ async function main() {
         log(`round ${i}: baked ${inst.startToReadySeconds!.toFixed(3)} s`);
       }
       if (i <= LEGACY_RUNS) {
-        const today = await legacyBoot(fx, "today", i, { IMAGE: fx.images["task-runner"] }, []);
+        const today = await legacyBoot(fx, "today", i, WORKERS, { IMAGE: fx.images["task-runner"] }, []);
         results.today!.push(today);
         log(`round ${i}: today's flow ${today.startToReady.toFixed(1)} s`);
         if (!args["no-older"]) {
@@ -223,6 +131,7 @@ async function main() {
             fx,
             "older",
             i,
+            WORKERS,
             { BASE_IMAGE: `${base}:bookworm`, REPOSITORY: "file:///srv/repo.git" },
             [`${path.join(repoDir, "repo.git")}:/srv/repo.git:ro`],
           );

@@ -10,6 +10,8 @@ import { projectPath } from "./paths.js";
 
 const Arch = z.enum(["x86_64", "arm64"]);
 
+const Sha256OrEmpty = z.string().regex(/^(?:[0-9a-f]{64})?$/, "must be 64 lowercase hex digits, or empty");
+
 const PackageLists = z.object({ apt: z.array(z.string()), dnf: z.array(z.string()) });
 const Plugin = z.object({ source: z.string(), version: z.string() });
 
@@ -26,7 +28,8 @@ const VersionsSchema = z.object({
     apt_package: z.string(),
     version: z.string(),
     url: z.string(),
-    sha256: z.object({ x86_64: z.string(), arm64: z.string() }),
+    /** The release binaries' SHA-256 (64 lowercase hex digits), or empty: not pinned, the aws bake refuses. */
+    sha256: z.object({ x86_64: Sha256OrEmpty, arm64: Sha256OrEmpty }),
   }),
   ruby_bench: z.object({ repository: z.string(), ref: z.string() }),
   aws_base: z.record(Arch, z.object({ owner: z.string(), name: z.string() })),

@@ -28,6 +28,10 @@ fi
 install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-boot" /usr/local/sbin/imgtool-boot
 # The one way a nested engine starts (imgtool-boot calls it; so can a local instance's boot).
 install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-engine" /usr/local/sbin/imgtool-engine
+# The boot's pre-warm of what the workers read (the user-data calls it), with the shell library it sources.
+install -D -m 0644 "$IMGTOOL_LIB_DIR/core.sh" /usr/local/lib/imgtool/core.sh
+install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-prewarm" /usr/local/lib/imgtool/imgtool-prewarm
+ln -sfn /usr/local/lib/imgtool/imgtool-prewarm /usr/local/sbin/imgtool-prewarm
 
 # Self-check: client and engine binaries run, and the engine starts at boot.
 docker --version >/dev/null || die "docker (client) does not run"
@@ -37,4 +41,5 @@ if has_systemctl; then
 fi
 [[ -x /usr/local/sbin/imgtool-boot ]] || die "/usr/local/sbin/imgtool-boot is missing"
 [[ -x /usr/local/sbin/imgtool-engine ]] || die "/usr/local/sbin/imgtool-engine is missing"
+[[ -x /usr/local/sbin/imgtool-prewarm ]] || die "/usr/local/sbin/imgtool-prewarm is missing"
 log "ok: $(docker --version)"

@@ -22,6 +22,14 @@ records=()
 # record REQUESTED RUBY: remember where a requested version is, for the self-check and validate.sh.
 record() { records+=("$1"$'\t'"$2"); }
 
+# already_installed REQUESTED RUBY: RUBY (a tarball's or ruby-build's, under RUBIES_DIR) runs and is the
+# requested version: recorded, nothing to install (a second run changes nothing).
+already_installed() {
+  [[ -x $2 ]] && version_matches "$1" "$(ruby_version "$2")" || return 1
+  log "Ruby $1 already in ${2%/bin/ruby}"
+  record "$1" "$2"
+}
+
 install_distro() {
   local v=${versions[0]} pkg="" dev="" ruby=""
   ((${#versions[@]} == 1)) || die "method distro installs the distribution's one Ruby; ${#versions[@]} versions were asked for"
@@ -63,11 +71,7 @@ install_tarball() {
   for v in "${versions[@]}"; do
     dest=$RUBIES_DIR/$v
     ruby=$dest/bin/ruby
-    if [[ -x $ruby ]] && version_matches "$v" "$(ruby_version "$ruby")"; then
-      log "Ruby $v already in $dest"
-      record "$v" "$ruby"
-      continue
-    fi
+    already_installed "$v" "$ruby" && continue
     url=${IMGTOOL_RUBY_TARBALL_URL//\{version\}/$v}
     url=${url//\{arch\}/$arch}
     tmp=$(mktemp -d)
@@ -119,11 +123,7 @@ install_ruby_build() {
   for v in "${versions[@]}"; do
     dest=$RUBIES_DIR/$v
     ruby=$dest/bin/ruby
-    if [[ -x $ruby ]] && version_matches "$v" "$(ruby_version "$ruby")"; then
-      log "Ruby $v already in $dest"
-      record "$v" "$ruby"
-      continue
-    fi
+    already_installed "$v" "$ruby" && continue
     # 3.3 means the newest 3.3.x that this ruby-build knows.
     if [[ $v =~ ^[0-9]+\.[0-9]+$ ]]; then
       def=$("$rb" --definitions | grep -E "^${v//./\\.}\.[0-9]+$" | sort -V | tail -n 1 || true)

@@ -63,6 +63,9 @@ else
   [[ -x /usr/local/sbin/imgtool-boot ]] || fail "/usr/local/sbin/imgtool-boot (the twin's entrypoint) is missing"
 fi
 
+# The task runners' boot reads what its workers read before they start (imgtool-prewarm).
+[[ -x /usr/local/sbin/imgtool-prewarm ]] || fail "/usr/local/sbin/imgtool-prewarm (the boot's pre-warm) is missing"
+
 # 2b. cloud-init: runs the user-data at boot (systemd on the AMI; imgtool-boot on the twin).
 command -v cloud-init >/dev/null 2>&1 || fail "cloud-init is not installed: nothing would run the user-data at boot"
 

@@ -9,8 +9,14 @@ import {
   DeregisterImageCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
+  DescribeFastSnapshotRestoresCommand,
   DescribeSnapshotsCommand,
+  DescribeSubnetsCommand,
+  DisableFastSnapshotRestoresCommand,
+  EnableFastSnapshotRestoresCommand,
   EnableImageDeprecationCommand,
+  type DisableFastSnapshotRestoreErrorItem,
+  type EnableFastSnapshotRestoreErrorItem,
   type EC2Client,
   type Filter,
   type Image,
@@ -175,6 +181,72 @@ export class Ec2Images {
 
   async deleteSnapshot(snapshotId: string): Promise<void> {
     await this.ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
+  }
+
+  /**
+   * The Availability Zones instances launch in: the subnet's, or (no subnet: EC2 picks one of the default VPC's)
+   * every zone with a default subnet.
+   */
+  async launchZones(subnetId: string | undefined): Promise<string[]> {
+    const r = await this.ec2.send(
+      new DescribeSubnetsCommand(
+        subnetId ? { SubnetIds: [subnetId] } : { Filters: [{ Name: "default-for-az", Values: ["true"] }] },
+      ),
+    );
+    return [
+      ...new Set((r.Subnets ?? []).flatMap((s) => (s.AvailabilityZone ? [s.AvailabilityZone] : []))),
+    ].sort();
+  }
+
+  /** Enable EBS Fast Snapshot Restore for the snapshots in the zones; a refusal for any of them fails. */
+  async enableFastRestores(snapshotIds: string[], zones: string[]): Promise<void> {
+    const r = await this.ec2.send(
+      new EnableFastSnapshotRestoresCommand({ SourceSnapshotIds: snapshotIds, AvailabilityZones: zones }),
+    );
+    this.refused("enable", r.Unsuccessful);
+  }
+
+  /** Disable EBS Fast Snapshot Restore for the snapshot in the zones; a refusal fails. */
+  async disableFastRestores(snapshotId: string, zones: string[]): Promise<void> {
+    const r = await this.ec2.send(
+      new DisableFastSnapshotRestoresCommand({ SourceSnapshotIds: [snapshotId], AvailabilityZones: zones }),
+    );
+    this.refused("disable", r.Unsuccessful);
+  }
+
+  /** The zones where the snapshot's Fast Snapshot Restore is not `disabled` (any other state), with the state. */
+  async fastRestores(snapshotId: string): Promise<{ zone: string; state: string }[]> {
+    const out: { zone: string; state: string }[] = [];
+    let NextToken: string | undefined;
+    do {
+      const r = await this.ec2.send(
+        new DescribeFastSnapshotRestoresCommand({
+          Filters: [{ Name: "snapshot-id", Values: [snapshotId] }],
+          NextToken,
+        }),
+      );
+      for (const f of r.FastSnapshotRestores ?? [])
+        if (f.AvailabilityZone && f.State && f.State !== "disabled")
+          out.push({ zone: f.AvailabilityZone, state: f.State });
+      NextToken = r.NextToken;
+    } while (NextToken);
+    return out;
+  }
+
+  /** EC2 answers a Fast Snapshot Restore it could not change per snapshot and zone, with the call's success. */
+  private refused(
+    verb: string,
+    items: (EnableFastSnapshotRestoreErrorItem | DisableFastSnapshotRestoreErrorItem)[] | undefined,
+  ): void {
+    const why = (items ?? []).flatMap((u) =>
+      (u.FastSnapshotRestoreStateErrors ?? []).map((e) =>
+        `${u.SnapshotId} in ${e.AvailabilityZone}: ${e.Error?.Code} ${e.Error?.Message ?? ""}`.trim(),
+      ),
+    );
+    if (why.length)
+      throw new FailureError(
+        `EC2 could not ${verb} Fast Snapshot Restore in ${this.region}: ${why.join("; ")}`,
+      );
   }
 
   /** AMI ids used by instances that are not terminated. */

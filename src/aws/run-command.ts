@@ -4,7 +4,14 @@
  * (bounded) until the invocation ends. Typed with the SDK's own shapes; the client comes from the one factory.
  */
 import { GetCommandInvocationCommand, SendCommandCommand, type SSMClient } from "@aws-sdk/client-ssm";
-import { errorName } from "../errors.js";
+import { errorName, UsageError } from "../errors.js";
+import {
+  RUN_COMMAND_PARAMETERS_MAX_BYTES,
+  RUN_COMMAND_STDERR_MAX_CHARS,
+  RUN_COMMAND_STDOUT_MAX_CHARS,
+  runCommandParametersBytes,
+  runShellParameters,
+} from "./run-command-limits.js";
 import { RUN_SHELL_DOCUMENT } from "./run-command-names.js";
 
 type SsmLike = Pick<SSMClient, "send">;
@@ -19,6 +26,11 @@ export interface RunOutcome {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /**
+   * Set when SSM may have cut an output (it keeps the first 24,000 characters of stdout, 8,000 of stderr): the
+   * end of that output is then not here. Absent when nothing was cut.
+   */
+  truncated?: { stdout: boolean; stderr: boolean };
 }
 
 /**
@@ -42,13 +54,24 @@ export function ssmRunOnInstance(
   const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
   const now = opts.now ?? Date.now;
   return async (instanceId, script, { timeoutSeconds, comment }) => {
+    const parameters = runShellParameters(script, timeoutSeconds);
+    const bytes = runCommandParametersBytes(parameters);
+    if (bytes > RUN_COMMAND_PARAMETERS_MAX_BYTES) {
+      // Checked here too (callers check their inputs first): SSM would refuse it with MaxDocumentSizeExceeded.
+      throw new UsageError(
+        `The Run Command ${comment ? `"${comment}" ` : ""}for ${instanceId} has ${bytes} bytes of parameters; SSM Run Command takes at most ${RUN_COMMAND_PARAMETERS_MAX_BYTES} (its documents have at most 64 KB).`,
+        {
+          fix: "Make what the command carries smaller (a smoke script: bake what it needs into the image and call that).",
+        },
+      );
+    }
     let commandId: string | undefined;
     try {
       const sent = await ssm.send(
         new SendCommandCommand({
           DocumentName: RUN_SHELL_DOCUMENT,
           InstanceIds: [instanceId],
-          Parameters: { commands: script, executionTimeout: [String(timeoutSeconds)] },
+          Parameters: parameters,
           // How long the command may wait for delivery (SSM's minimum is 30 s).
           TimeoutSeconds: Math.max(30, timeoutSeconds),
           ...(comment ? { Comment: comment.slice(0, 100) } : {}),
@@ -71,11 +94,18 @@ export function ssmRunOnInstance(
         );
         const status = r.Status ?? "Pending";
         if (TERMINAL.has(status)) {
+          const stdout = r.StandardOutputContent ?? "";
+          const stderr = r.StandardErrorContent ?? "";
+          const truncated = {
+            stdout: stdout.length >= RUN_COMMAND_STDOUT_MAX_CHARS,
+            stderr: stderr.length >= RUN_COMMAND_STDERR_MAX_CHARS,
+          };
           return {
             status,
             exitCode: r.ResponseCode ?? -1,
-            stdout: r.StandardOutputContent ?? "",
-            stderr: r.StandardErrorContent ?? "",
+            stdout,
+            stderr,
+            ...(truncated.stdout || truncated.stderr ? { truncated } : {}),
           };
         }
       } catch (e) {

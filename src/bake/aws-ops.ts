@@ -1,7 +1,8 @@
 /**
  * The aws target's part of a bake, over EC2: the base AMI lookup; after Packer, the wait for each AMI (several
  * `available` reads in a row), its tags (on its snapshots too), and its copies to the other regions (encrypted,
- * waited for, tagged).
+ * waited for, tagged); with `aws.fast_snapshot_restore`, EBS Fast Snapshot Restore for each AMI's snapshots in
+ * the zones instances of that region launch in.
  */
 import type { Config } from "../config/load.js";
 import type { Arch, Role } from "../config/schema.js";
@@ -50,12 +51,41 @@ export function makeAwsBakeOps(opts: {
 }): BakeTargetOps {
   const { config } = opts;
   const home = homeRegion(config);
-  /** Wait (consecutive reads), tag with snapshots. */
+  /**
+   * aws.fast_snapshot_restore: the snapshots' Fast Snapshot Restore in the zones instances launch in: the home
+   * region's `aws.subnet_id` zone, else every zone of the region's default VPC. With a subnet configured, no
+   * instance launches in another region (the subnet is the home region's), so copies there get none.
+   */
+  const fastRestore = async (region: string, imageId: string, snapshots: string[]) => {
+    if (!config.aws.fast_snapshot_restore || !snapshots.length) return;
+    if (region !== home && config.aws.subnet_id) {
+      opts.events({
+        type: "skip",
+        message: `no Fast Snapshot Restore for ${imageId} in ${region}: instances launch in aws.subnet_id, a subnet of ${home}`,
+      });
+      return;
+    }
+    const ec2 = await opts.ec2(region);
+    const zones = await ec2.launchZones(region === home ? config.aws.subnet_id : undefined);
+    if (!zones.length) {
+      opts.events({
+        type: "warn",
+        message: `no Fast Snapshot Restore for ${imageId} in ${region}: the region has no default subnet to launch in (set aws.subnet_id)`,
+      });
+      return;
+    }
+    opts.events({
+      type: "progress",
+      message: `enabling Fast Snapshot Restore for ${snapshots.join(", ")} (${imageId}) in ${zones.join(", ")}: billed per snapshot and zone-hour until \`imgtool prune\` deletes the version`,
+    });
+    await ec2.enableFastRestores(snapshots, zones);
+  };
+  /** Wait (consecutive reads), tag with snapshots, Fast Snapshot Restore when configured. */
   const finishIn = async (region: string, imageId: string, tags: Record<string, string>) => {
     const ec2 = await opts.ec2(region);
     opts.events({ type: "check", message: `waiting for ${imageId} in ${region} to be available` });
     const image = await ec2.waitAvailable(imageId, opts.wait);
-    await ec2.tagWithSnapshots(image, tags);
+    await fastRestore(region, imageId, await ec2.tagWithSnapshots(image, tags));
   };
   /** Copy into `toRegion` (encrypted), wait, tag; returns the copy's id. */
   const copy = async (
@@ -69,7 +99,7 @@ export function makeAwsBakeOps(opts: {
     const ec2 = await opts.ec2(toRegion);
     const copyId = await ec2.copyFrom(fromRegion, imageId, name, token);
     const image = await ec2.waitAvailable(copyId, opts.wait);
-    await ec2.tagWithSnapshots(image, tags);
+    await fastRestore(toRegion, copyId, await ec2.tagWithSnapshots(image, tags));
     return copyId;
   };
   return {

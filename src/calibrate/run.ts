@@ -7,6 +7,7 @@
  * Command). The flow never prints: it emits events.
  */
 import type { RunOnInstance } from "../aws/run-command.js";
+import { RUN_COMMAND_STDOUT_MAX_CHARS } from "../aws/run-command-limits.js";
 import type { Catalog } from "../catalog/catalog.js";
 import type { CalibrationConfig } from "../config/calibration.js";
 import { FailureError, InterruptedError, UsageError, stopSignalOf } from "../errors.js";
@@ -31,6 +32,8 @@ export interface ScriptOutcome {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** aws: SSM Run Command returned only the start of stdout (its first 24,000 characters); the rest is lost. */
+  stdoutCut?: boolean;
 }
 
 export type RunScript = (
@@ -46,7 +49,12 @@ export function runCommandScript(run: RunOnInstance): RunScript {
     if (r.status === "Unreachable") {
       return { exitCode: -1, stdout: "", stderr: `SSM Run Command cannot reach ${id} (${r.stderr})` };
     }
-    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+    return {
+      exitCode: r.exitCode,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      ...(r.truncated?.stdout ? { stdoutCut: true } : {}),
+    };
   };
 }
 
@@ -227,6 +235,14 @@ async function calibrateInstance(
         }
         throw new FailureError(
           `${benchmark} (${layout.name}) failed on ${inst.id} (exit ${r.exitCode}):\n${text}`,
+        );
+      }
+      if (r.stdoutCut) {
+        throw new UsageError(
+          `${benchmark} (${layout.name}) on ${inst.id}: its results (${layout.workers} worker(s) x ${o.settings.repetitions} repetition(s)) are longer than the ${RUN_COMMAND_STDOUT_MAX_CHARS.toLocaleString("en-US")} characters of output SSM Run Command returns: the end of them is lost.`,
+          {
+            fix: "Ask for fewer results per layout: fewer repetitions or iterations (calibration.repetitions, calibration.iterations) or fewer workers (--workers).",
+          },
         );
       }
       const got = parseSamples(r.stdout, benchmark, layout.name);

@@ -353,7 +353,11 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
                         target === "aws"
                           ? await deps.runOnInstance(ctx.regions[0])
                           : localRunOnInstance(await ctx.docker());
-                      const script = await readSmokeScript(config.smoke.script!);
+                      const script = await readSmokeScript(config.smoke.script!, {
+                        config,
+                        target,
+                        region: ctx.regions[0]!,
+                      });
                       return userSmokeTask(config, target, ctx.regions[0]!, run, script);
                     })(),
                   }
@@ -394,6 +398,7 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         return awsPruneBackend({
           config,
           catalog,
+          events: ctx.out.event,
           ec2: async (r) => new Ec2Images((await ctx.aws(r)).ec2, r),
           runs: async (r) => {
             const clients = await ctx.aws(r);

@@ -12,9 +12,6 @@ import { checkWords, type Placeholder } from "./workload.js";
 const msg = (error: string) => ({ error });
 const ENV_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** The most script the smoke check carries (it travels in the Run Command's parameters on aws). */
-export const SMOKE_SCRIPT_MAX_BYTES = 24 * 1024;
-
 /** The placeholders a smoke env value may use: what is known on the orchestrator instance. */
 export const SMOKE_PLACEHOLDERS: readonly Placeholder[] = [
   "orchestrator_url",

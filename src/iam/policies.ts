@@ -159,6 +159,19 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
             Resource: [...arns("ec2:*::image/*"), ...arns("ec2:*::snapshot/*")],
             Condition: { StringEquals: requestTag, StringEqualsIfExists: pipelineTag },
           },
+          // aws.fast_snapshot_restore: the bake enables it for its own AMIs' snapshots (the zones come from
+          // ec2:DescribeSubnets, which Packer's set has).
+          ...(config.aws.fast_snapshot_restore
+            ? [
+                {
+                  Sid: "FastSnapshotRestoreOwn",
+                  Effect: "Allow" as const,
+                  Action: ["ec2:EnableFastSnapshotRestores"],
+                  Resource: arns("ec2:*::snapshot/*"),
+                  Condition: { StringEquals: pipelineTag },
+                },
+              ]
+            : []),
           {
             Sid: "PackerCleanupOwn",
             Effect: "Allow",
@@ -301,13 +314,25 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           {
             Sid: "Describe",
             Effect: "Allow",
-            Action: ["ec2:DescribeImages", "ec2:DescribeSnapshots", "ec2:DescribeInstances"],
+            Action: [
+              "ec2:DescribeImages",
+              "ec2:DescribeSnapshots",
+              "ec2:DescribeInstances",
+              "ec2:DescribeFastSnapshotRestores",
+            ],
             Resource: "*",
           },
           {
+            // A snapshot's Fast Snapshot Restore is disabled before it is deleted (EC2 refuses otherwise), whatever
+            // aws.fast_snapshot_restore says now: a version baked with it on is billed until then.
             Sid: "DeleteOwnImages",
             Effect: "Allow",
-            Action: ["ec2:DeregisterImage", "ec2:DeleteSnapshot", "ec2:EnableImageDeprecation"],
+            Action: [
+              "ec2:DeregisterImage",
+              "ec2:DeleteSnapshot",
+              "ec2:EnableImageDeprecation",
+              "ec2:DisableFastSnapshotRestores",
+            ],
             Resource: "*",
             Condition: { StringEquals: pipelineTag },
           },

@@ -24,6 +24,7 @@ interface RecordDoc {
   cpu?: unknown;
   bootToReadySeconds?: unknown;
   bootSteps?: unknown;
+  prewarmSeconds?: unknown;
   pulled?: unknown;
   registryLogin?: unknown;
 }
@@ -63,6 +64,7 @@ export function parseRecord(
       }),
       bootToReadySeconds: doc.bootToReadySeconds,
       ...withBootSteps(doc.bootSteps),
+      ...(typeof doc.prewarmSeconds === "number" ? { prewarmSeconds: doc.prewarmSeconds } : {}),
       pulled: doc.pulled === true,
       registryLogin: doc.registryLogin === true,
     },

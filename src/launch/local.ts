@@ -347,6 +347,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
             ...(startedAt !== undefined ? { startToReadySeconds: round3((mtime - startedAt) / 1000) } : {}),
             pulled: ready.pulled === true,
             registryLogin: ready.registryLogin === true,
+            ...(typeof ready.prewarmSeconds === "number" ? { prewarmSeconds: ready.prewarmSeconds } : {}),
             ...(ready.stackReadySeconds !== undefined
               ? { stackReadySeconds: Number(ready.stackReadySeconds), stack: ready.stack as string[] }
               : {}),
@@ -495,7 +496,8 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-function freePort(): Promise<number> {
+/** A port the kernel just handed out as free (bound to port 0 on every address, then closed). */
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once("error", reject);

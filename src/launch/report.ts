@@ -71,6 +71,7 @@ export function launchedResult(
       launchToReadySeconds: r?.launchToReadySeconds ?? null,
       ...(r?.stackReadySeconds !== undefined ? { stackReadySeconds: r.stackReadySeconds } : {}),
       ...(r?.stack ? { stack: r.stack } : {}),
+      ...(r?.prewarmSeconds !== undefined ? { prewarmSeconds: r.prewarmSeconds } : {}),
       pulled: r ? r.pulled : null,
       reused,
     };

@@ -102,7 +102,8 @@ export async function start(
                   ? ` (${r.launchToReadySeconds.toFixed(1)} s from its RunInstances answer)`
                   : "") +
                 `: ${r.workers.map((w) => `${w.name} on CPU ${w.cpus}`).join(", ")}` +
-                (r.pulled ? "; pulled its image" : "; no pull (baked image)"),
+                (r.pulled ? "; pulled its image" : "; no pull (baked image)") +
+                (r.prewarmSeconds !== undefined ? `; pre-warm ${r.prewarmSeconds.toFixed(3)} s` : ""),
               data: { id: inst.id, ...r },
             });
           }),

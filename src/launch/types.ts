@@ -118,6 +118,8 @@ export interface ReadyReport {
   stackReadySeconds?: number;
   /** A stack role: the services it waited for. */
   stack?: string[];
+  /** A task runner: its boot's read of what the workers touch (image layers, ruby-bench, Rubies), before them. */
+  prewarmSeconds?: number;
   pulled: boolean;
   registryLogin: boolean;
 }
@@ -160,23 +162,26 @@ export interface LaunchBackend {
   checkImages?(imageIds: string[]): Promise<Map<string, { rootDeviceName: string }>>;
 }
 
-export interface PlannedGroup {
-  role: Role;
-  instanceType: string;
-  arch: Arch;
-  count: number;
-  market: Market;
-  imageId: string;
+/** A group as planned: the request's instances, image and user-data, and what the plan shows of them. */
+export interface PlannedGroup extends Pick<
+  GroupRequest,
+  | "role"
+  | "instanceType"
+  | "arch"
+  | "count"
+  | "market"
+  | "imageId"
+  | "preloadVolume"
+  | "userData"
+  | "instanceCpus"
+> {
   amiVersion: string;
   image: string;
   imageVersion: string;
   bakedImage: string | null;
-  preloadVolume: string | null;
   workers: "auto" | number;
-  /** local: the CPUs of each instance, and of each worker as the user-data will pick them. */
-  instanceCpus?: number[][];
+  /** local: the CPUs of each worker of each instance, as the user-data will pick them. */
   workerCpus?: number[][];
-  userData: UserData;
 }
 
 export interface LaunchPlan {
@@ -212,6 +217,8 @@ export interface InstanceReport {
   stackReadySeconds?: number | null;
   /** A stack role's services that the boot waited for. */
   stack?: string[];
+  /** A task runner's pre-warm (image layers, ruby-bench, Rubies read before the workers start). */
+  prewarmSeconds?: number;
   pulled: boolean | null;
   reused: boolean;
 }

@@ -204,6 +204,9 @@ export function scriptDetail(s: ScriptEnd): string {
   return `smoke script ${s.name} exited with code ${s.exitCode}; its last line: ${last}`;
 }
 
+/** The Run Command's own timeout for the user's smoke script: the script's plus this, for unpacking and the report. */
+export const SMOKE_RUN_EXTRA_SECONDS = 60;
+
 /**
  * The user's smoke script (config smoke.script), run on the orchestrator instance: local, inside the local
  * instance; aws, through SSM Run Command (no network path into the VPC needed). `lines` renders what runs there.
@@ -220,7 +223,7 @@ export function scriptSmokeTask(
     if (!instanceId) throw new Error("the smoke check needs the orchestrator's instance id");
     const r = await run(instanceId, check.lines({ url, instanceId, runId }), {
       // The runner's own timeout ends the script; this one covers unpacking, the secrets and the report.
-      timeoutSeconds: check.timeoutSeconds + 60,
+      timeoutSeconds: check.timeoutSeconds + SMOKE_RUN_EXTRA_SECONDS,
       comment: `imgtool smoke check ${check.name}`,
     });
     const answer = smokeCheckAnswerOf(r.stdout);

@@ -7,6 +7,7 @@ import { Releases } from "../catalog/release.js";
 import type { Config } from "../config/load.js";
 import { ARCHES, type Role } from "../config/schema.js";
 import { errorName } from "../errors.js";
+import type { EventSink } from "../events.js";
 import type { PruneBackend, PrunableVersion, PruneResource } from "./prune.js";
 import { DOCKER_LABEL, TAG, runRecordsRoot } from "../config/tags.js";
 import type { ReadyRecordStore } from "../aws/ready-records.js";
@@ -45,11 +46,58 @@ async function ignoreGone(p: Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** How prune waits for a snapshot's Fast Snapshot Restore to be disabled before it deletes the snapshot. */
+export interface FastRestoreWait {
+  /** @default 5000 */
+  intervalMs?: number;
+  /** Reads after the disable, @default 60 (5 minutes): then the snapshot is left for the next prune (its version's tag finds it). */
+  reads?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/**
+ * A snapshot's EBS Fast Snapshot Restore (aws.fast_snapshot_restore), disabled in every zone where it is not yet,
+ * then waited for until no zone has it (EC2 refuses to delete a snapshot it is enabled for). Whatever the config
+ * says now: a version baked with it on is billed until it is off. True when the snapshot can be deleted.
+ */
+async function fastRestoreOff(
+  ec2: Ec2Images,
+  snapshotId: string,
+  wait: FastRestoreWait,
+  events: EventSink,
+): Promise<boolean> {
+  let on = await ec2.fastRestores(snapshotId);
+  if (!on.length) return true;
+  const zones = on.filter((f) => f.state !== "disabling").map((f) => f.zone);
+  events({
+    type: "progress",
+    message: `disabling Fast Snapshot Restore for ${snapshotId} in ${on.map((f) => f.zone).join(", ")} (${ec2.region})`,
+  });
+  if (zones.length) await ec2.disableFastRestores(snapshotId, zones);
+  const interval = wait.intervalMs ?? 5_000;
+  const reads = wait.reads ?? 60;
+  const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let n = 1; ; n++) {
+    on = await ec2.fastRestores(snapshotId);
+    if (!on.length) return true;
+    if (n >= reads) {
+      events({
+        type: "warn",
+        message: `${snapshotId} (${ec2.region}) is kept for the next prune: its Fast Snapshot Restore is still ${on.map((f) => `${f.state} in ${f.zone}`).join(", ")}`,
+      });
+      return false;
+    }
+    await sleep(interval);
+  }
+}
+
 export function awsPruneBackend(opts: {
   config: Config;
   ec2: (region: string) => Promise<Ec2Images>;
   catalog: Catalog;
   now?: () => Date;
+  events?: EventSink;
+  fastRestoreWait?: FastRestoreWait;
   /** A region's readiness records and the run ids of the pipeline's instances that are not terminated. */
   runs?: (region: string) => Promise<{ store: ReadyRecordStore; liveRunIds(): Promise<Set<string>> }>;
 }): PruneBackend {
@@ -100,8 +148,12 @@ export function awsPruneBackend(opts: {
       }
       for (const snap of snapshots.values()) {
         const ec2 = await opts.ec2(snap.region);
-        // A snapshot goes only when no remaining AMI uses it.
+        // A snapshot goes only when no remaining AMI uses it, and once its Fast Snapshot Restore is off.
         if ((await ec2.snapshotsInUse()).has(snap.id)) continue;
+        if (
+          !(await fastRestoreOff(ec2, snap.id, opts.fastRestoreWait ?? {}, opts.events ?? (() => undefined)))
+        )
+          continue;
         if (await ignoreGone(ec2.deleteSnapshot(snap.id))) deleted.push(snap);
       }
       return deleted;

@@ -15,6 +15,14 @@ import { shellWord } from "./escape.js";
 export const SMOKE_EXIT_MARK = "imgtool-smoke-exit";
 /** How many of the script's last output lines come back. */
 export const SMOKE_OUTPUT_LINES = 40;
+/**
+ * At most this many bytes of them (after redaction): with the runner's note and its mark, the report stays well
+ * inside the 24,000 characters of stdout that SSM Run Command returns (src/aws/run-command-limits.ts), so the
+ * mark, the last line, always arrives.
+ */
+export const SMOKE_OUTPUT_MAX_BYTES = 16 * 1024;
+/** What is read of the output's last lines before redaction (bounds the runner's memory; see smokeRunner). */
+const SMOKE_OUTPUT_READ_BYTES = 64 * 1024;
 /** The runner's exit code when it could not run the script (a secret unreadable, ...). */
 export const SMOKE_SETUP_FAILED = 125;
 /** coreutils timeout's exit code when the script ran out of time. */
@@ -93,11 +101,18 @@ export function smokeRunner(input: Omit<SmokeCheckInput, "script">): string {
     'chmod 700 "$dir/check"',
     `timeout --kill-after=10 ${Math.max(1, Math.ceil(input.timeoutSeconds))} "$dir/check" > "$dir/out" 2>&1 < /dev/null`,
     "rc=$?",
-    `out=$(tail -n ${SMOKE_OUTPUT_LINES} "$dir/out")`,
+    // Redacted before it is cut to its last bytes, so a cut never splits a secret value out of reach of the
+    // redaction (only the read's first bytes, far from the end that is kept, could hold part of one).
+    `out=$(tail -n ${SMOKE_OUTPUT_LINES} "$dir/out" | tail -c ${SMOKE_OUTPUT_READ_BYTES})`,
     'for i in "${!SECRET_VALUES[@]}"; do',
     "  value=${SECRET_VALUES[i]}",
     '  [[ -z $value ]] || out=${out//"$value"/<secret ${SECRET_NAMES[i]}>}',
     "done",
+    `bytes=$(printf '%s' "$out" | wc -c)`,
+    `if [ "$bytes" -gt ${SMOKE_OUTPUT_MAX_BYTES} ]; then`,
+    `  echo "imgtool: the script's output is cut to its last ${SMOKE_OUTPUT_MAX_BYTES} bytes"`,
+    `  out=$(printf '%s' "$out" | tail -c ${SMOKE_OUTPUT_MAX_BYTES})`,
+    "fi",
     "printf '%s\\n' \"$out\"",
     `echo "${SMOKE_EXIT_MARK} $rc"`,
     "",

@@ -6,6 +6,8 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { makeAwsClients } from "../../src/aws/clients.js";
 import { ssmRunOnInstance } from "../../src/aws/run-command.js";
+import { RUN_COMMAND_PARAMETERS_MAX_BYTES, runShellCommandBytes } from "../../src/aws/run-command-limits.js";
+import { isImgtoolError } from "../../src/errors.js";
 import { bootInstances, sentCommands, setInstanceShell } from "../support/aws-standin/instances-ssm.js";
 import { actorCredentials } from "../support/iam-referee.js";
 import { REGION, awsFixture, launchOnStandin, type AwsFixture } from "../launch/aws-support.js";
@@ -70,6 +72,63 @@ describe("Run Command (AWS stand-in)", () => {
       timeoutSeconds: 30,
     });
     assert.equal(r.status, "Unreachable");
+    inst.ssm.destroy();
+  });
+
+  test("long output: SSM keeps the first 24,000 characters of stdout and 8,000 of stderr, and the outcome says it was cut", async () => {
+    const { result } = await launchOnStandin(fx, { runId: "rc-4", taskRunners: 0, wait: false });
+    const id = result.orchestrator.id!;
+    const inst = instanceClients();
+    await bootInstances(fx.standin.state, REGION, inst.ssm);
+    const run = ssmRunOnInstance(fx.clients.ssm, { sleep: async () => {} });
+    const r = await run(
+      id,
+      ["head -c 100000 /dev/zero | tr '\\0' o", "echo the-end", "head -c 20000 /dev/zero | tr '\\0' e >&2"],
+      { timeoutSeconds: 30 },
+    );
+    assert.equal(r.status, "Success");
+    assert.equal(r.stdout, "o".repeat(24_000), "the end of stdout is lost");
+    assert.equal(r.stderr, "e".repeat(8_000));
+    assert.deepEqual(r.truncated, { stdout: true, stderr: true });
+    const short = await run(id, ["echo short"], { timeoutSeconds: 30 });
+    assert.equal(short.truncated, undefined);
+    inst.ssm.destroy();
+  });
+
+  test("a command over SSM's size: a usage error (exit 2) naming the command, its size and the limit, before anything is sent", async () => {
+    const before = fx.standin.requests.filter((r) => r.operation === "SendCommand").length;
+    const script = ["#" + "x".repeat(RUN_COMMAND_PARAMETERS_MAX_BYTES)];
+    await assert.rejects(
+      ssmRunOnInstance(fx.clients.ssm, { sleep: async () => {} })("i-0123456789abcdef0", script, {
+        timeoutSeconds: 30,
+        comment: "imgtool smoke check big.sh",
+      }),
+      (e: unknown) => {
+        assert.ok(isImgtoolError(e));
+        assert.equal(e.exitCode, 2);
+        assert.equal(
+          e.message,
+          `The Run Command "imgtool smoke check big.sh" for i-0123456789abcdef0 has ${runShellCommandBytes(script, 30)} bytes of parameters; SSM Run Command takes at most ${RUN_COMMAND_PARAMETERS_MAX_BYTES} (its documents have at most 64 KB).`,
+        );
+        assert.match(e.fix ?? "", /smaller/);
+        return true;
+      },
+    );
+    assert.equal(fx.standin.requests.filter((r) => r.operation === "SendCommand").length, before);
+  });
+
+  test("the largest command imgtool sends is one the stand-in (as strict as SSM) accepts", async () => {
+    const { result } = await launchOnStandin(fx, { runId: "rc-5", taskRunners: 0, wait: false });
+    const id = result.orchestrator.id!;
+    const inst = instanceClients();
+    await bootInstances(fx.standin.state, REGION, inst.ssm);
+    const fill = RUN_COMMAND_PARAMETERS_MAX_BYTES - runShellCommandBytes(["#"], 30);
+    const script = ["#" + "x".repeat(fill)];
+    assert.equal(runShellCommandBytes(script, 30), RUN_COMMAND_PARAMETERS_MAX_BYTES);
+    const r = await ssmRunOnInstance(fx.clients.ssm, { sleep: async () => {} })(id, script, {
+      timeoutSeconds: 30,
+    });
+    assert.equal(r.status, "Success");
     inst.ssm.destroy();
   });
 

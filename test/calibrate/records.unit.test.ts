@@ -10,7 +10,9 @@ import { calibratedWorkers } from "../../src/calibrate/workers.js";
 import { parseConfig } from "../../src/config/load.js";
 import { UsageError } from "../../src/errors.js";
 import type { LaunchOptions, LaunchResult } from "../../src/launch/types.js";
-import { backends, meta, newCatalog } from "../catalog/backends.js";
+import { backends, meta, newCatalog, useBackends } from "../catalog/backends.js";
+
+useBackends();
 
 const V1 = "v20261129-000001-cccc0001";
 const V2 = "v20261130-000001-cccc0002";

@@ -77,6 +77,29 @@ describe("calibrate flow", () => {
     assert.equal(calls.recorded, 0);
   });
 
+  test("results longer than SSM returns (stdout cut at 24,000 characters): a usage error naming the layout and the settings to lower; the run is ended", async () => {
+    const { deps, calls } = fakes(
+      (l) =>
+        quietOk(l) ?? {
+          exitCode: 0,
+          stdout: `imgtool-calibrate 1 1 {"bench":[${"0.1,".repeat(5_999)}0.1]`,
+          stderr: "",
+          stdoutCut: true,
+        },
+    );
+    const err = await calibrate(opts, deps).then(
+      () => assert.fail("should fail"),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof UsageError, String(err));
+    assert.match(
+      err.message,
+      /^fib \(1 alone\) on inst-1: its results \(1 worker\(s\) x 1 repetition\(s\)\) are longer than the 24,000 characters of output SSM Run Command returns: the end of them is lost\.$/,
+    );
+    assert.match(err.fix ?? "", /calibration\.repetitions/);
+    assert.deepEqual(calls.terminated, ["calib-unit"]);
+  });
+
   test("a benchmark the cache lacks is a usage error naming it", async () => {
     const { deps, calls } = fakes(
       (l) => quietOk(l) ?? { exitCode: 1, stdout: "no benchmark fib in /opt/ruby-bench (...)", stderr: "" },

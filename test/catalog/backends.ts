@@ -1,8 +1,8 @@
 // The catalog tests' two backends: SSM Parameter Store (through the real SDK client, over HTTP, to the wire-level
-// AWS stand-in) and the local SQLite database; and their helpers. Importing this module starts the stand-in
-// before the importing file's tests and stops it after them.
+// AWS stand-in) and the local SQLite database; and their helpers. Each test file that uses them calls
+// useBackends() once: the stand-in and the SQLite folder are started before its tests and removed after them.
 import { after, before } from "node:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { Catalog, versionName, type ArtifactMeta } from "../../src/catalog/catalog.js";
@@ -44,9 +44,9 @@ export interface Backend {
   ami(n: number): string;
 }
 
-/** The AWS stand-in (started before the importing file's tests). */
+/** The AWS stand-in (started by useBackends() before the calling file's tests). */
 export let standin: AwsStandin;
-const tmp = mkdtempSync(path.join(tmpdir(), "imgtool-catalog-"));
+let tmp: string;
 let dbCount = 0;
 
 export const backends: Backend[] = [
@@ -71,12 +71,17 @@ export const backends: Backend[] = [
   },
 ];
 
-before(async () => {
-  standin = await startAwsStandin();
-});
-after(async () => {
-  await standin.close();
-});
+/** Start the stand-in and the SQLite folder before the calling file's tests; remove both after them. */
+export function useBackends(): void {
+  before(async () => {
+    tmp = mkdtempSync(path.join(tmpdir(), "imgtool-catalog-"));
+    standin = await startAwsStandin();
+  });
+  after(async () => {
+    await standin.close();
+    rmSync(tmp, { recursive: true, force: true });
+  });
+}
 
 let prefixCount = 0;
 export const newCatalog = (store: ParameterStore, events = recordingSink()) =>

@@ -4,7 +4,9 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { FailureError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
-import { backends, meta, newCatalog } from "./backends.js";
+import { backends, meta, newCatalog, useBackends } from "./backends.js";
+
+useBackends();
 
 for (const backend of backends) {
   describe(`catalog on ${backend.name}: limits`, () => {

@@ -4,7 +4,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { FailureError, UsageError } from "../../src/errors.js";
-import { backends, counting, meta, newCatalog, standin } from "./backends.js";
+import { backends, counting, meta, newCatalog, standin, useBackends } from "./backends.js";
+
+useBackends();
 
 for (const backend of backends) {
   describe(`catalog on ${backend.name}`, () => {

@@ -9,7 +9,9 @@ import { LeaseHeldError, Leases, type LeasesDeps } from "../../src/catalog/lease
 import type { ParameterStore } from "../../src/catalog/store.js";
 import { FailureError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
-import { backends, meta, newCatalog } from "./backends.js";
+import { backends, meta, newCatalog, useBackends } from "./backends.js";
+
+useBackends();
 
 let prefixes = 0;
 

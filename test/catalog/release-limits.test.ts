@@ -7,7 +7,9 @@ import assert from "node:assert/strict";
 import { Releases, regionCatalogs } from "../../src/catalog/release.js";
 import { FailureError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
-import { backends, meta, newCatalog, standin } from "./backends.js";
+import { backends, meta, newCatalog, standin, useBackends } from "./backends.js";
+
+useBackends();
 
 for (const backend of backends) {
   describe(`release record on ${backend.name}: 100 versions`, () => {

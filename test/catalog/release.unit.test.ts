@@ -16,7 +16,9 @@ import type { ParameterStore } from "../../src/catalog/store.js";
 import { FailureError, UsageError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
 import { resolveForLaunch } from "../../src/launch/plan.js";
-import { backends, counting, meta, newCatalog, standin } from "./backends.js";
+import { backends, counting, meta, newCatalog, standin, useBackends } from "./backends.js";
+
+useBackends();
 
 const ROLES = ["task-runner", "orchestrator"] as const;
 let amiCount = 0;

@@ -3,7 +3,7 @@
 // work: the result document and exit code, the report of a failed run, --out's files, --dry-run calling nothing.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { PassThrough } from "node:stream";
@@ -12,6 +12,7 @@ import { Catalog, versionName } from "../../src/catalog/catalog.js";
 import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { main } from "../../src/cli/main.js";
 import type { PipelineDeps, SmokeOutcome } from "../../src/pipeline/pipeline.js";
+import { SMOKE_SCRIPT_MAX_BYTES } from "../../src/pipeline/smoke-check.js";
 
 function workDir() {
   const dir = mkdtempSync(path.join(tmpdir(), "imgtool-pipeline-cmd-"));
@@ -144,6 +145,29 @@ describe("cli: imgtool pipeline (stand-in stages through the deps override)", ()
     const skipped = await pipeline(["--config", w.config, "--no-smoke"], () => s.deps);
     assert.equal(skipped.code, 0, skipped.stderr);
     assert.ok(!s.called.includes("smoke"));
+  });
+
+  test("a smoke script and smoke.env too large for SSM Run Command: a usage error naming smoke.script, its size and the limit (exit 2) before any stage is built", async () => {
+    const w = workDir();
+    mkdirSync(path.join(w.dir, "checks"));
+    // Under the script's own cap, but with a long smoke.env value the command would be over 64 KB.
+    writeFileSync(path.join(w.dir, "checks", "big.sh"), Buffer.alloc(SMOKE_SCRIPT_MAX_BYTES, 0xff));
+    writeFileSync(
+      w.config,
+      `smoke:\n  script: checks/big.sh\n  env: {NOTES: '${"n".repeat(16 * 1024)}'}\nlocal:\n  state_dir: ${path.join(w.dir, "state")}\n`,
+    );
+    const r = await pipeline(["--config", w.config], () => {
+      throw new Error("no stage may be built before the smoke script is checked");
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `smoke\\.script: ${w.dir}/checks/big\\.sh \\(${SMOKE_SCRIPT_MAX_BYTES} bytes\\) with its runner and smoke\\.env makes a Run Command of \\d+ bytes; SSM Run Command takes at most \\d+`,
+      ),
+    );
+    assert.match(r.stderr, /Shorten long smoke\.env values/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
   });
 
   test("--dry-run names the stages and builds no stage at all", async () => {

@@ -322,6 +322,45 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     assert.deepEqual(recordsOf("smoke-test-3"), [], "ended: instances terminated, records removed");
   });
 
+  test("a smoke script printing 100 kB through Run Command (SSM keeps 24,000 characters of stdout): its exit code and last lines still arrive, the cut said", async () => {
+    const config = awsConfig(`launch:\n  orchestrator_port: ${orch.port}\nsmoke:\n  script: /x/loud.sh\n`);
+    // 100 kB as many lines, then 100 kB as one line, then the last line; the runner keeps the last 40 lines.
+    const loud = (code: number) =>
+      Buffer.from(
+        [
+          "#!/bin/sh",
+          'i=0; while [ $i -lt 2000 ]; do echo "line $i of fifty bytes, padded out to length ....."; i=$((i + 1)); done',
+          "head -c 100000 /dev/zero | tr '\\0' x; echo",
+          "echo 'the last line'",
+          `exit ${code}`,
+          "",
+        ].join("\n"),
+      );
+    const failed = await smokeOnStandin("smoke-loud-1", (run) =>
+      userSmokeTask(config, "aws", REGION, run, loud(3)),
+    );
+    assert.equal(failed.passed, false);
+    assert.equal(failed.detail, "smoke script loud.sh exited with code 3; its last line: the last line");
+    const passed = await smokeOnStandin("smoke-loud-2", (run) =>
+      userSmokeTask(config, "aws", REGION, run, loud(0)),
+    );
+    assert.deepEqual([passed.passed, passed.detail], [true, "smoke script loud.sh passed"]);
+  });
+
+  test("a smoke script printing 100 kB on one line with no newline: the mark is still the last line", async () => {
+    const config = awsConfig(
+      `launch:\n  orchestrator_port: ${orch.port}\nsmoke:\n  script: /x/one-line.sh\n`,
+    );
+    const script = Buffer.from("#!/bin/sh\nhead -c 100000 /dev/zero | tr '\\0' y\nexit 5\n");
+    const outcome = await smokeOnStandin("smoke-loud-3", (run) =>
+      userSmokeTask(config, "aws", REGION, run, script),
+    );
+    assert.equal(outcome.passed, false);
+    assert.match(outcome.detail, /^smoke script one-line\.sh exited with code 5; its last line: y+$/);
+    const line = outcome.detail.split(": ").at(-1)!;
+    assert.ok(line.length <= 16 * 1024, `the last line is cut to its last bytes (${line.length})`);
+  });
+
   test("prune (as the prune actor) removes the records of runs with no instance left, and keeps a live run's", async () => {
     await launchWithRecords({ runId: "ended-1", taskRunners: 1 });
     await launchWithRecords({ runId: "live-1", taskRunners: 1 });
@@ -394,6 +433,9 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
         registryLogin: false,
       },
     });
+    // The task runner's pre-warm time rides along when the record has it.
+    const warmed = parseRecord(raw({ ...ready, prewarmSeconds: 0.25 }), "task-runner");
+    assert.equal(warmed.ok && warmed.report.prewarmSeconds, 0.25);
     assert.deepEqual(
       parseRecord(raw({ status: "failed", role: "orchestrator", reason: "no engine" }), "orchestrator"),
       {

@@ -5,13 +5,17 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFile, execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseConfig } from "../../src/config/load.js";
 import type { RunOnInstance } from "../../src/aws/run-command.js";
 import { isImgtoolError } from "../../src/errors.js";
-import { readSmokeScript, userSmokeTask } from "../../src/pipeline/smoke-check.js";
+import {
+  RUN_COMMAND_PARAMETERS_MAX_BYTES,
+  RUN_COMMAND_STDOUT_MAX_CHARS,
+} from "../../src/aws/run-command-limits.js";
+import { readSmokeScript, SMOKE_SCRIPT_MAX_BYTES, userSmokeTask } from "../../src/pipeline/smoke-check.js";
 import { scriptDetail, smokeLaunch } from "../../src/pipeline/smoke.js";
 import {
   smokeCheckAnswerOf,
@@ -54,6 +58,29 @@ function input(d: string, script: string, over: Partial<SmokeCheckInput> = {}): 
 }
 
 describe("smoke check: the lines run on the orchestrator instance (real sh and bash)", () => {
+  test("a long output: the report fits in what SSM returns of stdout (the output cut to its last bytes, said so, redacted, then the mark)", async () => {
+    const d = dir();
+    try {
+      const script = [
+        "#!/bin/bash",
+        "head -c 200000 /dev/urandom | base64 -w 0",
+        "echo",
+        'echo "the key is $API_KEY"',
+        "exit 4",
+      ].join("\n");
+      const r = await runLines(smokeCheckLines(input(d, script)));
+      assert.ok(r.stdout.length < RUN_COMMAND_STDOUT_MAX_CHARS, `${r.stdout.length} characters`);
+      assert.ok(!r.stdout.includes(SECRET));
+      const answer = smokeCheckAnswerOf(r.stdout);
+      assert.ok("exitCode" in answer);
+      assert.equal(answer.exitCode, 4);
+      assert.match(answer.output, /^imgtool: the script's output is cut to its last 16384 bytes\n/);
+      assert.ok(answer.output.endsWith("\nthe key is <secret api-key>"), answer.output.slice(-100));
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   test("the script gets its env, the secret read on the instance; the secret is in no line and redacted from the output", async () => {
     const d = dir();
     const script = [
@@ -248,11 +275,61 @@ describe("smoke check: the pipeline's smoke launch with the user's script", () =
         return true;
       });
     }
-    writeFileSync(path.join(d, "big.sh"), "#".repeat(25 * 1024));
-    await assert.rejects(
-      readSmokeScript(path.join(d, "big.sh")),
-      /has 25600 bytes; a smoke script may have at most 24576/,
-    );
+    writeFileSync(path.join(d, "big.sh"), "#".repeat(SMOKE_SCRIPT_MAX_BYTES + 1));
+    await assert.rejects(readSmokeScript(path.join(d, "big.sh")), (e: unknown) => {
+      assert.ok(isImgtoolError(e));
+      assert.equal(e.exitCode, 2);
+      assert.match(
+        e.message,
+        new RegExp(
+          `^smoke\\.script: .*big\\.sh has ${SMOKE_SCRIPT_MAX_BYTES + 1} bytes; a smoke script may have at most ${SMOKE_SCRIPT_MAX_BYTES} \\(it travels base64 in the SSM Run Command`,
+        ),
+      );
+      assert.match(e.fix ?? "", /bake what it needs/);
+      return true;
+    });
+  });
+
+  test("readSmokeScript with the config: the whole Run Command (script base64, runner, env) is measured against SSM's limit", async () => {
+    const d = dir();
+    try {
+      const file = path.join(d, "max.sh");
+      // The largest script the cap allows, as incompressible as base64 makes anything: it fits with its runner.
+      writeFileSync(file, Buffer.alloc(SMOKE_SCRIPT_MAX_BYTES, 0xff));
+      const configWith = (env: string) => {
+        const { config } = parseConfig(`smoke:\n  script: max.sh\n${env}`, {
+          baseDir: d,
+          source: path.join(d, "imgtool.config.yaml"),
+        });
+        assert.ok(config);
+        return config;
+      };
+      const script = await readSmokeScript(file, {
+        config: configWith(""),
+        target: "aws",
+        region: "eu-west-1",
+      });
+      assert.equal(script.length, SMOKE_SCRIPT_MAX_BYTES);
+      // The same script with a long smoke.env value: the command would be over; named, with its size.
+      const big = configWith(`  env: {NOTES: '${"n".repeat(12 * 1024)}'}\n`);
+      await assert.rejects(
+        readSmokeScript(file, { config: big, target: "aws", region: "eu-west-1" }),
+        (e: unknown) => {
+          assert.ok(isImgtoolError(e));
+          assert.equal(e.exitCode, 2);
+          assert.match(
+            e.message,
+            new RegExp(
+              `^smoke\\.script: .*max\\.sh \\(${SMOKE_SCRIPT_MAX_BYTES} bytes\\) with its runner and smoke\\.env makes a Run Command of \\d+ bytes; SSM Run Command takes at most ${RUN_COMMAND_PARAMETERS_MAX_BYTES} `,
+            ),
+          );
+          assert.match(e.fix ?? "", /smoke\.env/);
+          return true;
+        },
+      );
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
 

@@ -15,8 +15,16 @@ import { dockerCli, stack } from "./support.js";
 
 const RUBY_BASE = "imgtool/ruby:bookworm";
 
+// Each app and the local base its image is built on (the seed example's orchestrator needs ruby-pg).
+const APPS: [string, string][] = [
+  ["orchestrator", RUBY_BASE],
+  ["task-runner", RUBY_BASE],
+  ["seed-fleet/orchestrator", "imgtool/ruby-pg:bookworm"],
+  ["seed-fleet/task-runner", RUBY_BASE],
+];
+
 describe("example applications (plain ruby)", () => {
-  for (const app of ["orchestrator", "task-runner"]) {
+  for (const [app, base] of APPS) {
     test(`examples/${app}: its minitest suite passes`, async () => {
       const out = await dockerCli([
         "run",
@@ -24,10 +32,10 @@ describe("example applications (plain ruby)", () => {
         "--network",
         "none",
         "-v",
-        `${projectPath("examples", app)}:/app:ro`,
+        `${projectPath("examples", ...app.split("/"))}:/app:ro`,
         "-w",
         "/app",
-        RUBY_BASE,
+        base,
         "ruby",
         "-w",
         "-e",

@@ -18,7 +18,11 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
   // The user's smoke script is checked before anything is built or published (a typo must not cost a bake).
   if (args.smoke && ctx.config.smoke.script) {
     const { readSmokeScript } = await import("../../pipeline/smoke-check.js");
-    await readSmokeScript(ctx.config.smoke.script);
+    await readSmokeScript(ctx.config.smoke.script, {
+      config: ctx.config,
+      target,
+      region: ctx.regions[0]!,
+    });
   }
   if (ctx.dryRun) {
     const stages = ["push", "bake", ...(args.smoke ? ["smoke", "promote"] : [])];

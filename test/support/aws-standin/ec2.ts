@@ -9,12 +9,14 @@ import type { QueryFilter } from "./params.js";
 import type { HandlerContext, StandinState, ResolvedOptions } from "./state.js";
 import type {
   Ec2BlockDeviceMapping,
+  Ec2FastRestore,
   Ec2Image,
   Ec2Instance,
   Ec2Snapshot,
   ImageSeed,
   InstanceStateName,
   RegionState,
+  SubnetSeed,
 } from "./types.js";
 import type { XmlObject, XmlValue } from "./xml.js";
 
@@ -778,8 +780,276 @@ const deleteSnapshot: Ec2Handler = (ctx, p) => {
     (img) => registered(img) && img.blockDeviceMappings.some((m) => m.snapshotId === id),
   );
   if (user) fail("InvalidSnapshot.InUse", `The snapshot ${id} is currently in use by ${user.imageId}`);
+  // As EC2 answered when Fast Snapshot Restore came out: it must be disabled in every zone first (stricter than
+  // EC2 today, which disables it itself; a snapshot still `disabling` is refused too).
+  const fast = [...ctx.state.ec2.fastRestores.values()].find(
+    (f) => f.snapshotId === id && f.state !== "disabled",
+  );
+  if (fast) {
+    fail(
+      "InvalidSnapshot.InUse",
+      `The snapshot ${id} is currently enabled for fast restores in ${fast.availabilityZone}. Fast snapshot restores must be disabled within all Availability Zones before the snapshot may be deleted.`,
+    );
+  }
+  for (const [key, f] of ctx.state.ec2.fastRestores)
+    if (f.snapshotId === id) ctx.state.ec2.fastRestores.delete(key);
   ctx.state.ec2.snapshots.delete(id);
   return { return: true };
+};
+
+// ---------------------------------------------------------------- subnets
+
+/** Seed a subnet (not of the default VPC) in one of the region's zones. */
+export function seedSubnet(all: StandinState, regionName: string, seed: SubnetSeed): string {
+  const region = all.region(regionName);
+  if (!region.ec2.zones.includes(seed.availabilityZone)) {
+    throw new Error(
+      `addSubnet: ${seed.availabilityZone} is not a zone of ${regionName} (${region.ec2.zones.join(", ")})`,
+    );
+  }
+  const subnetId = seed.subnetId ?? all.nextId("subnet");
+  region.ec2.subnets.set(subnetId, {
+    subnetId,
+    vpcId: seed.vpcId ?? "vpc-0a0b0c0d0e0f00001",
+    availabilityZone: seed.availabilityZone,
+    cidrBlock: seed.cidrBlock ?? "10.0.0.0/24",
+    defaultForAz: false,
+  });
+  return subnetId;
+}
+
+const describeSubnets: Ec2Handler = (ctx, p) => {
+  const ids = p.list("SubnetId");
+  const filters = queryFilters(p);
+  const subnets = ctx.state.ec2.subnets;
+  for (const id of ids) {
+    if (!/^subnet-[0-9a-f]+$/.test(id))
+      fail("InvalidSubnetID.Malformed", `Invalid id: "${id}" (expecting "subnet-...")`);
+    if (!subnets.has(id)) fail("InvalidSubnetID.NotFound", `The subnet ID '${id}' does not exist`);
+  }
+  const maxResults = p.int("MaxResults");
+  if (ids.length && maxResults !== undefined) {
+    fail(
+      "InvalidParameterCombination",
+      "The parameter subnetIds cannot be used with the parameter maxResults",
+    );
+  }
+  if (maxResults !== undefined && (maxResults < 5 || maxResults > 1000)) {
+    fail(
+      "InvalidParameterValue",
+      `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+    );
+  }
+  const candidates = ids.length ? [...new Set(ids)].map((id) => subnets.get(id)!) : [...subnets.values()];
+  const matched = candidates.filter((s) =>
+    matchesFilters(
+      filters,
+      (name) => {
+        switch (name) {
+          case "subnet-id":
+            return [s.subnetId];
+          case "vpc-id":
+            return [s.vpcId];
+          case "availability-zone":
+            return [s.availabilityZone];
+          case "default-for-az":
+          case "defaultForAz":
+            return [String(s.defaultForAz)];
+          case "state":
+            return ["available"];
+          case "cidr-block":
+            return [s.cidrBlock];
+          default:
+            return undefined;
+        }
+      },
+      {},
+    ),
+  );
+  const { page, nextToken } = paginate(matched, p, `subnets:${ctx.region}`, 1000);
+  return {
+    subnetSet: page.map((s) => ({
+      subnetId: s.subnetId,
+      subnetArn: `arn:aws:ec2:${ctx.region}:${ctx.options.accountId}:subnet/${s.subnetId}`,
+      state: "available",
+      vpcId: s.vpcId,
+      ownerId: ctx.options.accountId,
+      cidrBlock: s.cidrBlock,
+      availableIpAddressCount: 4091,
+      availabilityZone: s.availabilityZone,
+      defaultForAz: s.defaultForAz,
+      mapPublicIpOnLaunch: s.defaultForAz,
+    })),
+    nextToken,
+  };
+};
+
+// ---------------------------------------------------------------- fast snapshot restores
+
+function renderFastRestore(f: Ec2FastRestore): XmlObject {
+  return {
+    snapshotId: f.snapshotId,
+    availabilityZone: f.availabilityZone,
+    state: f.state,
+    stateTransitionReason: f.stateTransitionReason,
+    ownerId: f.ownerId,
+    enablingTime: f.enablingTime,
+    optimizingTime: f.optimizingTime,
+    enabledTime: f.enabledTime,
+    disablingTime: f.disablingTime,
+    disabledTime: f.disabledTime,
+  };
+}
+
+/**
+ * The request of Enable/DisableFastSnapshotRestores: snapshot ids (well-formed) and zones of this region. A zone
+ * that is not the region's is refused as a whole, as EC2 does an unknown zone; a snapshot that does not exist
+ * fails on its own, in `unsuccessful`, zone by zone.
+ */
+function fastRestoreRequest(ctx: HandlerContext, p: QueryParams): { snapshots: string[]; zones: string[] } {
+  const snapshots = p.list("SourceSnapshotId");
+  const zones = p.list("AvailabilityZone");
+  if (!snapshots.length) fail("MissingParameter", "The request must contain the parameter SourceSnapshotId");
+  if (p.list("AvailabilityZoneId").length) {
+    if (zones.length)
+      fail(
+        "InvalidParameterCombination",
+        "Either AvailabilityZone or AvailabilityZoneId must be specified, but not both",
+      );
+    // Zone ids name zones differently per account: the stand-in does not model them (imgtool sends names).
+    fail(
+      "InvalidParameterValue",
+      "The AWS stand-in does not model AvailabilityZoneId: send AvailabilityZone",
+    );
+  }
+  if (!zones.length) fail("MissingParameter", "The request must contain the parameter AvailabilityZone");
+  for (const id of snapshots)
+    if (!idFormat(id, "snap"))
+      fail("InvalidSnapshotID.Malformed", `Invalid id: "${id}" (expecting "snap-...")`);
+  const bad = zones.filter((z) => !ctx.state.ec2.zones.includes(z));
+  if (bad.length) fail("InvalidParameterValue", `Invalid availability zone: [${bad.join(", ")}]`);
+  return { snapshots: [...new Set(snapshots)], zones: [...new Set(zones)] };
+}
+
+const enableFastSnapshotRestores: Ec2Handler = (ctx, p) => {
+  const { snapshots, zones } = fastRestoreRequest(ctx, p);
+  const successful: XmlObject[] = [];
+  const unsuccessful: XmlObject[] = [];
+  const now = ctx.now.toISOString();
+  for (const id of snapshots) {
+    const snap = ctx.state.ec2.snapshots.get(id);
+    const refuse = (code: string, message: string) =>
+      unsuccessful.push({
+        snapshotId: id,
+        fastSnapshotRestoreStateErrorSet: zones.map((availabilityZone) => ({
+          availabilityZone,
+          error: { code, message },
+        })),
+      });
+    if (!snap) {
+      refuse("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
+      continue;
+    }
+    if (snap.state !== "completed") {
+      refuse("IncorrectState", `Snapshot '${id}' is not in the 'completed' state.`);
+      continue;
+    }
+    for (const zone of zones) {
+      const key = `${id} ${zone}`;
+      let f = ctx.state.ec2.fastRestores.get(key);
+      // Enabling again where it is enabled (or on its way) changes nothing; a disabled one starts over.
+      if (!f || f.state === "disabled" || f.state === "disabling") {
+        f = {
+          snapshotId: id,
+          availabilityZone: zone,
+          state: "enabling",
+          stateTransitionReason: "Client.UserInitiated",
+          ownerId: snap.ownerId,
+          enablingTime: now,
+          pendingReads: ctx.options.fastRestoreReads,
+        };
+        ctx.state.ec2.fastRestores.set(key, f);
+      }
+      successful.push(renderFastRestore(f));
+    }
+  }
+  return { successful, unsuccessful };
+};
+
+const disableFastSnapshotRestores: Ec2Handler = (ctx, p) => {
+  const { snapshots, zones } = fastRestoreRequest(ctx, p);
+  const successful: XmlObject[] = [];
+  const unsuccessful: XmlObject[] = [];
+  const now = ctx.now.toISOString();
+  for (const id of snapshots) {
+    if (!ctx.state.ec2.snapshots.has(id)) {
+      unsuccessful.push({
+        snapshotId: id,
+        fastSnapshotRestoreStateErrorSet: zones.map((availabilityZone) => ({
+          availabilityZone,
+          error: { code: "InvalidSnapshot.NotFound", message: `The snapshot '${id}' does not exist.` },
+        })),
+      });
+      continue;
+    }
+    for (const zone of zones) {
+      const f = ctx.state.ec2.fastRestores.get(`${id} ${zone}`);
+      // Never enabled there: EC2 answers it as disabled.
+      if (!f) {
+        successful.push({ snapshotId: id, availabilityZone: zone, state: "disabled" });
+        continue;
+      }
+      if (f.state !== "disabled" && f.state !== "disabling") {
+        Object.assign(f, {
+          state: "disabling",
+          stateTransitionReason: "Client.UserInitiated",
+          disablingTime: now,
+          pendingReads: ctx.options.fastRestoreReads,
+        });
+      }
+      successful.push(renderFastRestore(f));
+    }
+  }
+  return { successful, unsuccessful };
+};
+
+const describeFastSnapshotRestores: Ec2Handler = (ctx, p) => {
+  const filters = queryFilters(p);
+  const restores = [...ctx.state.ec2.fastRestores.values()];
+  const matched = restores.filter((f) =>
+    matchesFilters(
+      filters,
+      (name) => {
+        switch (name) {
+          case "snapshot-id":
+            return [f.snapshotId];
+          case "availability-zone":
+            return [f.availabilityZone];
+          case "owner-id":
+            return [f.ownerId];
+          case "state":
+            return [f.state];
+          default:
+            return undefined;
+        }
+      },
+      {},
+    ),
+  );
+  const { page, nextToken } = paginate(matched, p, `fast-restores:${ctx.region}`, 200);
+  const body: XmlObject = { fastSnapshotRestoreSet: page.map(renderFastRestore), nextToken };
+  // enabling -> optimizing -> enabled, disabling -> disabled, a step per a number of reads.
+  const now = ctx.now.toISOString();
+  for (const f of restores) {
+    if (f.state === "enabled" || f.state === "disabled") continue;
+    f.pendingReads -= 1;
+    if (f.pendingReads > 0) continue;
+    f.pendingReads = ctx.options.fastRestoreReads;
+    if (f.state === "enabling") Object.assign(f, { state: "optimizing", optimizingTime: now });
+    else if (f.state === "optimizing") Object.assign(f, { state: "enabled", enabledTime: now });
+    else Object.assign(f, { state: "disabled", disabledTime: now });
+  }
+  return body;
 };
 
 // ---------------------------------------------------------------- instances
@@ -1205,6 +1475,10 @@ export const ec2Handlers: Readonly<Record<string, Ec2Handler>> = {
   CreateTags: createTags,
   DescribeSnapshots: describeSnapshots,
   DeleteSnapshot: deleteSnapshot,
+  DescribeSubnets: describeSubnets,
+  EnableFastSnapshotRestores: enableFastSnapshotRestores,
+  DisableFastSnapshotRestores: disableFastSnapshotRestores,
+  DescribeFastSnapshotRestores: describeFastSnapshotRestores,
   RunInstances: runInstances,
   DescribeInstances: describeInstances,
   TerminateInstances: terminateInstances,

@@ -150,6 +150,9 @@ export function iamRequestsFor(call: CallToJudge): IamRequest[] {
       return [onExisting(p.get("ImageId") ?? "")];
     case "DeleteSnapshot":
       return [onExisting(p.get("SnapshotId") ?? "")];
+    case "EnableFastSnapshotRestores":
+    case "DisableFastSnapshotRestores":
+      return p.list("SourceSnapshotId").map(onExisting);
     case "TerminateInstances":
       return p.list("InstanceId").map(onExisting);
     case "CreateTags": {

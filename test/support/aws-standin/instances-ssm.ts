@@ -82,8 +82,19 @@ const localShell: InstanceShell = (_instance, commands) =>
   });
 
 const DOCUMENTS = new Set(["AWS-RunShellScript"]);
-/** GetCommandInvocation shows at most this much of each output (the rest only in S3). */
-const OUTPUT_LIMIT = 24_000;
+/**
+ * GetCommandInvocation shows "the first 24,000 characters written by the plugin to stdout" and "the first 8,000
+ * characters written by the plugin to stderr" (SSM API reference); the rest only in S3 or CloudWatch.
+ */
+const STDOUT_LIMIT = 24_000;
+const STDERR_LIMIT = 8_000;
+/**
+ * SendCommand's MaxDocumentSizeExceeded: "The size limit of a document is 64 KB." The parameters are substituted
+ * into the document, whose own text (about 1.3 KB for AWS-RunShellScript) counts too: the stand-in counts the
+ * parameters' JSON in UTF-8 bytes plus 4 KB for the document, erring on the strict side.
+ */
+const DOCUMENT_LIMIT_BYTES = 64 * 1024;
+const DOCUMENT_OWN_BYTES = 4 * 1024;
 
 function sendCommand(ctx: HandlerContext, input: JsonObject): JsonObject {
   const documentName = reqString(input, "DocumentName");
@@ -108,6 +119,8 @@ function sendCommand(ctx: HandlerContext, input: JsonObject): JsonObject {
     if (!["commands", "workingDirectory", "executionTimeout"].includes(key))
       fail("InvalidParameters", `Parameter ${key} is not valid for document ${documentName}.`);
   }
+  if (Buffer.byteLength(JSON.stringify(parameters), "utf8") + DOCUMENT_OWN_BYTES > DOCUMENT_LIMIT_BYTES)
+    fail("MaxDocumentSizeExceeded", "The size limit of a document is 64 KB.");
   const rc = stateOf(ctx.all, ctx.region);
   const invalid = ids.filter((id) => {
     const inst = ctx.state.ec2.instances.get(id);
@@ -173,8 +186,9 @@ function getCommandInvocation(ctx: HandlerContext, input: JsonObject): JsonObjec
     Status: status,
     StatusDetails: status,
     ResponseCode: inv.result ? inv.result.exitCode : -1,
-    StandardOutputContent: (inv.result?.stdout ?? "").slice(0, OUTPUT_LIMIT),
-    StandardErrorContent: (inv.result?.stderr ?? "").slice(0, OUTPUT_LIMIT),
+    // Counted in UTF-16 units: never more than AWS's characters.
+    StandardOutputContent: (inv.result?.stdout ?? "").slice(0, STDOUT_LIMIT),
+    StandardErrorContent: (inv.result?.stderr ?? "").slice(0, STDERR_LIMIT),
   };
 }
 

@@ -71,12 +71,40 @@ describe("Run Command", () => {
     await rejectsWith(get(), "InvocationDoesNotExist");
     assert.equal((await get()).Status, "Pending");
     assert.equal((await get()).Status, "InProgress");
-    finish({ exitCode: 2, stdout: "x".repeat(30_000), stderr: "bad" });
+    finish({
+      exitCode: 2,
+      stdout: "a".repeat(23_999) + "bc" + "x".repeat(30_000),
+      stderr: "e".repeat(9_000),
+    });
     const done = await get();
     assert.equal(done.Status, "Failed");
     assert.equal(done.ResponseCode, 2);
-    assert.equal(done.StandardOutputContent!.length, 24_000, "GetCommandInvocation shows 24,000 characters");
-    assert.equal(done.StandardErrorContent, "bad");
+    // The FIRST 24,000 characters of stdout, the first 8,000 of stderr: the end of a long output is lost.
+    assert.equal(done.StandardOutputContent, "a".repeat(23_999) + "b");
+    assert.equal(done.StandardErrorContent, "e".repeat(8_000));
+  });
+
+  test("SendCommand: a command whose parameters make a document over 64 KB is MaxDocumentSizeExceeded, and never runs", async () => {
+    const id = await instance();
+    await bootInstances(standin.state, REGION, clients().ssm);
+    let ran = 0;
+    setInstanceShell(standin.state, REGION, async () => {
+      ran++;
+      return { exitCode: 0, stdout: "", stderr: "" };
+    });
+    // The parameters' JSON in UTF-8 bytes, plus 4 KB for the document's own text, may be at most 64 KB.
+    const overhead = JSON.stringify({ commands: [""] }).length;
+    const at = (bytes: number) => ({ Parameters: { commands: ["x".repeat(bytes - overhead)] } });
+    await send(id, at(60 * 1024));
+    await rejectsWith(
+      send(id, at(60 * 1024 + 1)),
+      "MaxDocumentSizeExceeded",
+      /^The size limit of a document is 64 KB\.$/,
+    );
+    // Counted in UTF-8 bytes, not characters: three-byte characters, 20,475 of them, are just over.
+    const euros = "\u20ac".repeat(Math.ceil((60 * 1024 - overhead + 1) / 3));
+    await rejectsWith(send(id, { Parameters: { commands: [euros] } }), "MaxDocumentSizeExceeded");
+    assert.equal(ran, 1, "only the command within the limit ran");
   });
 });
 

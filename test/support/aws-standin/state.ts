@@ -12,6 +12,7 @@ export interface ResolvedOptions {
   copyPendingReads: number;
   instancePendingReads: number;
   deregisteredReads: number;
+  fastRestoreReads: number;
   imageValidationMs: number;
   ec2Limits?: NonNullable<StandinOptions["ec2Limits"]>;
   now: () => Date;
@@ -27,6 +28,7 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     copyPendingReads: opts.copyPendingReads ?? 2,
     instancePendingReads: opts.instancePendingReads ?? 1,
     deregisteredReads: opts.deregisteredReads ?? 2,
+    fastRestoreReads: opts.fastRestoreReads ?? 1,
     imageValidationMs: opts.imageValidationMs ?? 0,
     ...(opts.ec2Limits ? { ec2Limits: opts.ec2Limits } : {}),
     now: opts.now ?? (() => new Date()),
@@ -35,10 +37,28 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
   };
 }
 
+/** The Availability Zones every region of the stand-in has. */
+export const ZONE_LETTERS = ["a", "b", "c"] as const;
+
 function emptyRegion(region: string): RegionState {
+  const zones = ZONE_LETTERS.map((l) => `${region}${l}`);
+  // The default VPC's subnets, one per zone, with ids derived from the region (stable across resets).
+  const vpcId = `vpc-0${Buffer.from(region).toString("hex").slice(-16).padStart(16, "0")}`;
+  const subnets = new Map(
+    zones.map((zone, i) => {
+      const subnetId = `subnet-0${Buffer.from(zone).toString("hex").slice(-16).padStart(16, "0")}`;
+      return [
+        subnetId,
+        { subnetId, vpcId, availabilityZone: zone, cidrBlock: `172.31.${i * 16}.0/20`, defaultForAz: true },
+      ] as const;
+    }),
+  );
   return {
     region,
     ec2: {
+      fastRestores: new Map(),
+      subnets,
+      zones,
       images: new Map(),
       snapshots: new Map(),
       volumes: new Map(),

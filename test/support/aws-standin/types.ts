@@ -25,6 +25,11 @@ export interface StandinOptions {
    */
   deregisteredReads?: number;
   /**
+   * DescribeFastSnapshotRestores answers (per region) that a Fast Snapshot Restore stays in each passing state
+   * (enabling, optimizing, disabling) before its next. @default 1
+   */
+  fastRestoreReads?: number;
+  /**
    * How long SSM's asynchronous validation of an `aws:ec2:image` value takes (by `now`): until then the new
    * version is not readable; then it is kept if its AMI is `available`, else dropped. @default 0
    */
@@ -236,6 +241,33 @@ export interface Ec2Instance {
   launchFailure?: { code: string; message: string };
 }
 
+/** EBS Fast Snapshot Restore of one snapshot in one Availability Zone (EnableFastSnapshotRestores). */
+export type FastRestoreState = "enabling" | "optimizing" | "enabled" | "disabling" | "disabled";
+
+export interface Ec2FastRestore {
+  snapshotId: string;
+  availabilityZone: string;
+  state: FastRestoreState;
+  stateTransitionReason: string;
+  ownerId: string;
+  enablingTime?: string;
+  optimizingTime?: string;
+  enabledTime?: string;
+  disablingTime?: string;
+  disabledTime?: string;
+  /** DescribeFastSnapshotRestores answers left before enabling -> optimizing -> enabled, or disabling -> disabled. */
+  pendingReads: number;
+}
+
+export interface Ec2Subnet {
+  subnetId: string;
+  vpcId: string;
+  availabilityZone: string;
+  cidrBlock: string;
+  /** A default VPC's subnet (one per Availability Zone). */
+  defaultForAz: boolean;
+}
+
 export interface Ec2Reservation {
   reservationId: string;
   ownerId: string;
@@ -253,6 +285,12 @@ export interface Ec2State {
   runTokens: Map<string, { fingerprint: string; reservationId: string }>;
   /** CopyImage idempotency: ClientToken -> request fingerprint and image. */
   copyTokens: Map<string, { fingerprint: string; imageId: string }>;
+  /** Fast Snapshot Restore by `<snapshot id> <zone>`. */
+  fastRestores: Map<string, Ec2FastRestore>;
+  /** The region's subnets: its default VPC's (one per zone) and those tests add (`addSubnet`). */
+  subnets: Map<string, Ec2Subnet>;
+  /** The region's Availability Zones (`<region>a`, `b`, `c`). */
+  zones: string[];
 }
 
 // ---------------------------------------------------------------- SSM state
@@ -353,6 +391,14 @@ export type ImageSeed = Partial<Omit<Ec2Image, "blockDeviceMappings">> & {
   /** Size of the root snapshot when no mappings are given. @default 8 */
   rootVolumeSize?: number;
 };
+
+/** What `addSubnet` accepts: a subnet in one of the region's zones (not of the default VPC). */
+export interface SubnetSeed {
+  availabilityZone: string;
+  subnetId?: string;
+  vpcId?: string;
+  cidrBlock?: string;
+}
 
 export interface EcrImageSeed {
   digest: string;

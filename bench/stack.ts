@@ -1,0 +1,201 @@
+/**
+ * Boot-to-ready of the orchestrator as a Compose stack (PostgreSQL + web + jobs: examples/seed-fleet) on the
+ * local target, side by side in one run: imgtool's baked twin (`imgtool launch`: the user-data starts the baked
+ * compose.yaml from pre-loaded images) against the seed system's own orchestrator flow in the same kind of
+ * instance (bench/boot-legacy-stack.sh: update packages, install the engine, git and Compose, clone, `compose
+ * build`, `compose up`, wait for GET /up). Both are timed from the instance's start (the engine's record) to
+ * ready and from the script's first line; the baked rounds also give `stackReadySeconds` (compose up to ready).
+ * Rounds interleave the flows; medians, min, max and the ratio to the baked stack.
+ *
+ *   npx tsx bench/stack.ts [--runs 5] [--legacy-runs 3] [--config FILE]
+ *
+ * Without --config it pushes and bakes a copy of examples/seed-fleet in a state folder of its own (minutes, the
+ * first time) and removes it all at the end; with --config it uses that config's baked orchestrator (push and
+ * bake are then no-ops when it is up to date) and leaves it.
+ */
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { connectDocker, dockerEngine } from "../src/docker/engine.js";
+import { freePort } from "../src/launch/local.js";
+import { dockerHost, registryPassword, requireStack } from "../src/local/stack.js";
+import { projectPath } from "../src/paths.js";
+import { runCli } from "../test/support/cli.js";
+import { removePipelineArtifacts } from "../test/support/local-pipeline.js";
+import { copySeedFleet, SEED_FLEET, type SeedFleetCopy } from "../test/support/seed-fleet.js";
+import { bareRepository, legacyBoot, type Sample } from "./legacy-boot.js";
+import { median, report, row } from "./lib.js";
+
+const { values: args } = parseArgs({
+  options: {
+    runs: { type: "string", default: "5" },
+    "legacy-runs": { type: "string", default: "3" },
+    config: { type: "string" },
+  },
+});
+const RUNS = Number(args.runs);
+const LEGACY_RUNS = Number(args["legacy-runs"]);
+const log = (m: string) => process.stderr.write(`bench stack: ${m}\n`);
+
+interface LaunchJson {
+  instances: {
+    role: string;
+    bootToReadySeconds: number;
+    startToReadySeconds: number | null;
+    stackReadySeconds?: number;
+    pulled: boolean;
+  }[];
+}
+
+/**
+ * The repository the seed's flow clones: the example's orchestrator app with a Dockerfile shaped like the seed's
+ * (FROM a Ruby base pulled from a registry, the app copied in) and the example's compose.yaml as it would be
+ * committed, with `build:` and PostgreSQL by tag from the registry.
+ */
+function seedRepository(base: string, registry: string): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "imgtool-bench-stack-repo-"));
+  const work = path.join(dir, "work");
+  cpSync(path.join(SEED_FLEET, "orchestrator"), path.join(work, "orchestrator"), {
+    recursive: true,
+    filter: (src) => !src.includes(`${path.sep}test`),
+  });
+  writeFileSync(
+    path.join(work, "orchestrator", "Dockerfile"),
+    [`FROM ${base}`, "WORKDIR /app", "COPY . /app/", 'CMD ["ruby", "/app/orchestrator.rb"]', ""].join("\n"),
+  );
+  const compose = readFileSync(path.join(SEED_FLEET, "compose.yaml"), "utf8").replace(
+    /^( {4}image: )postgres:15$/m,
+    `$1${registry}/library/postgres:15`,
+  );
+  if (!compose.includes(`${registry}/library/postgres:15`))
+    throw new Error("compose.yaml: no postgres:15 image");
+  writeFileSync(path.join(work, "docker-compose.yml"), compose);
+  bareRepository(work, path.join(dir, "repo.git"), "orchestrator");
+  return dir;
+}
+
+async function main() {
+  const stack = requireStack(projectPath(".imgtool"));
+  const env = { DOCKER_HOST: dockerHost(stack) };
+  const docker = connectDocker(dockerHost(stack));
+  const copy: SeedFleetCopy | undefined = args.config ? undefined : await copySeedFleet("bst");
+  const config = args.config ?? copy!.configFile;
+  const pipeline = copy?.pipeline ?? `bst${process.pid}`;
+  const registry = stack.registry.endpoint;
+  const base = `${registry}/imgtool-bench-${pipeline}/ruby-pg`;
+  const repoDir = seedRepository(`${base}:bookworm`, registry);
+  const baked: (Sample & { stack: number })[] = [];
+  const seed: Sample[] = [];
+  try {
+    for (const step of [
+      ["push", "image", "--role", "orchestrator"],
+      ["bake", "ami", "--role", "orchestrator"],
+    ]) {
+      log(`imgtool ${step.join(" ")}`);
+      const r = await runCli([...step, "--config", config], { env, timeoutMs: 1_800_000 });
+      if (r.code !== 0) throw new Error(`imgtool ${step.join(" ")} failed:\n${r.stderr.slice(-3000)}`);
+    }
+    // The seed's Dockerfile starts FROM a Ruby image it pulls: the same base as the baked image, in the registry.
+    await docker.getImage("imgtool/ruby-pg:bookworm").tag({ repo: base, tag: "bookworm" });
+    await dockerEngine(docker).push(base, "bookworm", {
+      username: stack.registry.user,
+      password: registryPassword(stack),
+      serveraddress: registry,
+    });
+
+    for (let i = 1; i <= Math.max(RUNS, LEGACY_RUNS); i++) {
+      if (i <= RUNS) {
+        const run = `bench-stack-${process.pid}-${i}`;
+        const r = await runCli(
+          ["launch", "--task-runners", "0", "--run-id", run, "--json", "--config", config],
+          {
+            env,
+            timeoutMs: 900_000,
+          },
+        );
+        const t = await runCli(["terminate", "--run-id", run, "--config", config], { env });
+        if (r.code !== 0) throw new Error(`baked round ${i} failed:\n${r.stderr.slice(-3000)}`);
+        if (t.code !== 0) throw new Error(`terminate of ${run} failed:\n${t.stderr.slice(-3000)}`);
+        const o = (JSON.parse(r.stdout) as LaunchJson).instances.find((x) => x.role === "orchestrator")!;
+        if (o.pulled || o.stackReadySeconds === undefined || o.startToReadySeconds === null)
+          throw new Error(`baked round ${i}: not a baked stack boot: ${JSON.stringify(o)}`);
+        baked.push({
+          startToReady: o.startToReadySeconds,
+          scriptSeconds: o.bootToReadySeconds,
+          stack: o.stackReadySeconds,
+        });
+        log(
+          `round ${i}: baked ${o.startToReadySeconds.toFixed(2)} s (compose up to ready ${o.stackReadySeconds} s)`,
+        );
+      }
+      if (i <= LEGACY_RUNS) {
+        const s = await legacyBoot(
+          { docker, stack, pipeline },
+          "stack",
+          i,
+          1,
+          { REPO: "/srv/repo.git", PORT: String(await freePort()) },
+          [`${path.join(repoDir, "repo.git")}:/srv/repo.git:ro`],
+        );
+        seed.push(s);
+        log(`round ${i}: the seed's flow ${s.startToReady.toFixed(1)} s`);
+      }
+    }
+  } finally {
+    await docker
+      .getImage(`${base}:bookworm`)
+      .remove()
+      .catch(() => undefined);
+    await rm(repoDir, { recursive: true, force: true });
+    if (copy) {
+      await removePipelineArtifacts(docker, pipeline);
+      // The pushed image's tag in the outer engine.
+      for (const img of await docker.listImages())
+        for (const t of img.RepoTags ?? [])
+          if (t.startsWith(`${registry}/${pipeline}/`))
+            await docker
+              .getImage(t)
+              .remove()
+              .catch(() => undefined);
+      copy.remove();
+    }
+  }
+
+  const start = (xs: Sample[]) => xs.map((x) => x.startToReady);
+  const script = (xs: Sample[]) => xs.map((x) => x.scriptSeconds);
+  const ratio = (a: number[], b: number[]) => (median(a) / median(b)).toFixed(1);
+  report([
+    row("stack", "baked stack (imgtool launch): start to ready", start(baked), "goal < 3 s"),
+    row(
+      "stack",
+      "baked stack: boot to ready (first line of the user-data)",
+      script(baked),
+      "imgtool launch's bootToReadySeconds",
+    ),
+    row(
+      "stack",
+      "baked stack: compose up to ready",
+      baked.map((x) => x.stack),
+      "stackReadySeconds",
+    ),
+    row(
+      "stack",
+      "seed's flow (update, install engine + Compose, clone, build, up, /up): start to ready",
+      start(seed),
+      `${ratio(start(seed), start(baked))}x the baked stack (goal >= 20x)`,
+    ),
+    row(
+      "stack",
+      "seed's flow: boot to ready (first line of the script)",
+      script(seed),
+      `${ratio(script(seed), script(baked))}x the baked user-data`,
+    ),
+  ]);
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
