@@ -39,7 +39,7 @@ interface PipelineJson {
   error?: { message: string; fix: string | null };
 }
 
-const BOOT_STEPS = ["engine-wait", "secret-read", "image-check", "worker-start"];
+const BOOT_STEPS = ["engine-wait", "secret-read", "image-check", "pre-warm", "worker-start"];
 
 // The provisioning change under test: the task runner's twin gets a docker wrapper (first on PATH) whose
 // `docker image inspect`, the boot's image check, sleeps 2 s. Appended to cleanup.sh in the project's copy.

@@ -628,7 +628,13 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
     const r = sb.run(renderUserDataText(values("task-runner")));
     assert.equal(r.status, 0, r.stderr);
     const steps = sb.marker("ready")!.bootSteps as Record<string, number>;
-    assert.deepEqual(Object.keys(steps), ["engine-wait", "secret-read", "image-check", "worker-start"]);
+    assert.deepEqual(Object.keys(steps), [
+      "engine-wait",
+      "secret-read",
+      "image-check",
+      "pre-warm",
+      "worker-start",
+    ]);
     for (const s of Object.values(steps)) assert.equal(typeof s, "number");
     assert.ok(steps["image-check"]! >= 0.3, JSON.stringify(steps));
     assert.ok(
