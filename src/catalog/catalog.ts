@@ -147,8 +147,8 @@ export class Catalog {
     const labels = [meta.version, ...(opts.labels ?? []), LATEST];
     await this.oneValuePerVersion(name, meta.version, value);
     const metaValue = JSON.stringify({ ...meta, value });
-    const metaVersion = await this.putWithRoom(key, this.metaName(key), metaValue, "text");
-    const version = await this.putWithRoom(key, name, value, dataType);
+    const metaVersion = await this.putWithRoom(key.role, this.metaName(key), metaValue, "text");
+    const version = await this.putWithRoom(key.role, name, value, dataType);
     await this.confirm(key, name, version, value, dataType);
     await this.labelOrFail(this.metaName(key), metaVersion, labels);
     await this.labelOrFail(name, version, labels);
@@ -181,13 +181,18 @@ export class Catalog {
     return catalogCall(name, what, fn, passThrough);
   }
 
+  /**
+   * A record kept beside the artefacts (outside their role/kind layout, e.g. a version's boot times): a new text
+   * version labelled `labels` (moving them), making room at SSM's 100 versions as a publish does.
+   */
+  async putRecord(name: string, value: string, labels: string[], role: string): Promise<number> {
+    const version = await this.putWithRoom(role, name, value, "text");
+    await this.labelOrFail(name, version, labels);
+    return version;
+  }
+
   /** Write a version; when the store is full and its oldest version is labelled, unlabel it and say so. */
-  private async putWithRoom(
-    key: ArtifactKey,
-    name: string,
-    value: string,
-    dataType: DataType,
-  ): Promise<number> {
+  private async putWithRoom(role: string, name: string, value: string, dataType: DataType): Promise<number> {
     try {
       return await this.call(name, "writing", () => this.store.put(name, value, { dataType }), [
         VERSION_LIMIT_ERROR,
@@ -211,7 +216,7 @@ export class Catalog {
       await this.call(name, "unlabelling", () => this.store.unlabel(name, oldest.version, oldest.labels));
       this.events({
         type: "warn",
-        role: key.role,
+        role,
         message:
           `${name} reached the store's limit of 100 versions: removed labels [${oldest.labels.join(", ")}] from ` +
           `its oldest version ${oldest.version} so that it is dropped`,

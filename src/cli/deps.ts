@@ -383,6 +383,8 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
         events: ctx.out.event,
         signal: ctx.signal,
         lease,
+        bootBudget: config.boot_budget,
+        target,
       };
     },
 

@@ -33,7 +33,9 @@ export async function showVersion(ctx: Context, version: string): Promise<number
   const records = await versionRecord(catalog, version);
   const { calibrationsOf } = await import("../calibrate/records.js");
   const calibrations = await calibrationsOf(catalog, version);
-  ctx.out.result({ version, artifacts: records, calibrations }, () =>
+  const { bootRecordsOf } = await import("../pipeline/boot-records.js");
+  const boots = await bootRecordsOf(catalog, version);
+  ctx.out.result({ version, artifacts: records, calibrations, boots }, () =>
     [
       ...records.map((r) =>
         [
@@ -50,6 +52,13 @@ export async function showVersion(ctx: Context, version: string): Promise<number
         (c) =>
           `calibration ${c.instanceType} (${c.target}, ${c.calibratedAt}): ${c.recommendedWorkers} worker(s) per instance; ` +
           `within max slowdown ${c.thresholds.maxSlowdown}x and max CV ${c.thresholds.maxCv}: ${c.within.join(", ") || "none"}`,
+      ),
+      ...boots.map(
+        (b) =>
+          `boot ${b.role} ${b.arch} (${b.target}, ${b.measuredAt}, ${b.instanceId}): ${b.seconds.toFixed(3)} s to ready; ` +
+          (Object.entries(b.steps)
+            .map(([name, s]) => `${name} ${s.toFixed(3)} s`)
+            .join(", ") || "steps not timed"),
       ),
     ].join("\n\n"),
   );

@@ -10,6 +10,7 @@ import { runSchema, SecretsSchema } from "./workload.js";
 import { StackSchema } from "./stack.js";
 import { CalibrationSchema, calibratedWorkers } from "./calibration.js";
 import { SmokeSchema } from "./smoke.js";
+import { BootBudgetSchema } from "./boot-budget.js";
 
 const versions = loadVersions();
 
@@ -259,6 +260,7 @@ export const ConfigSchema = z
       .describe("The two roles, task-runner and orchestrator."),
     secrets: SecretsSchema,
     smoke: SmokeSchema,
+    boot_budget: BootBudgetSchema,
     aws: z
       .strictObject({
         regions: z

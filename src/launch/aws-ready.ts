@@ -7,6 +7,7 @@
 import type { RawRecord, ReadyRecordStore } from "../aws/ready-records.js";
 import type { Role } from "../config/schema.js";
 import { FailureError } from "../errors.js";
+import { withBootSteps } from "./boot-steps.js";
 import { workerCpuStates } from "./cpu-record.js";
 import type { ReadyReport, StartedInstance } from "./types.js";
 
@@ -22,6 +23,7 @@ interface RecordDoc {
   /** The workers' CPU state, compact (see cpu-record.ts). */
   cpu?: unknown;
   bootToReadySeconds?: unknown;
+  bootSteps?: unknown;
   prewarmSeconds?: unknown;
   pulled?: unknown;
   registryLogin?: unknown;
@@ -61,6 +63,7 @@ export function parseRecord(
         return { name: `${role}-${i + 1}`, cpus: String(cpus), ...(cpu ? { cpu } : {}) };
       }),
       bootToReadySeconds: doc.bootToReadySeconds,
+      ...withBootSteps(doc.bootSteps),
       ...(typeof doc.prewarmSeconds === "number" ? { prewarmSeconds: doc.prewarmSeconds } : {}),
       pulled: doc.pulled === true,
       registryLogin: doc.registryLogin === true,

@@ -22,6 +22,7 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import type Docker from "dockerode";
+import { withBootSteps } from "./boot-steps.js";
 import { ensureLocalSecrets, localSecretBinds, localSecretMount } from "./secret-files.js";
 import { cloudInitErrors, ec2UserDataRefusal, userDataRefused } from "./cloud-init.js";
 import type { Config } from "../config/load.js";
@@ -342,6 +343,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
           return {
             workers: (ready.workers as ReadyReport["workers"]) ?? [],
             bootToReadySeconds: Number(ready.bootToReadySeconds),
+            ...withBootSteps(ready.bootSteps),
             ...(startedAt !== undefined ? { startToReadySeconds: round3((mtime - startedAt) / 1000) } : {}),
             pulled: ready.pulled === true,
             registryLogin: ready.registryLogin === true,

@@ -66,6 +66,7 @@ export function launchedResult(
       state: r ? "ready" : inst.state,
       workers: r ? r.workers : planned,
       bootToReadySeconds: r?.bootToReadySeconds ?? null,
+      bootSteps: r?.bootSteps ?? null,
       startToReadySeconds: r?.startToReadySeconds ?? null,
       launchToReadySeconds: r?.launchToReadySeconds ?? null,
       ...(r?.stackReadySeconds !== undefined ? { stackReadySeconds: r.stackReadySeconds } : {}),

@@ -6,6 +6,7 @@ import type { Catalog } from "../catalog/catalog.js";
 import type { Config } from "../config/load.js";
 import type { Arch, Role, Target } from "../config/schema.js";
 import type { EventSink } from "../events.js";
+import type { BootSteps } from "./boot-steps.js";
 import type { CpuTopology, WorkerCpuState } from "./cpus.js";
 import type { HealthProbe } from "./health.js";
 import type { ImageProbe } from "./image-check.js";
@@ -107,6 +108,8 @@ export interface ReadyReport {
   workers: { name: string; cpus: string; cpu?: WorkerCpuState }[];
   /** From the first line of user-data to all workers running, as the instance measured it. */
   bootToReadySeconds: number;
+  /** Each boot step's seconds, in boot order (./boot-steps.ts); absent from a user-data that does not time them. */
+  bootSteps?: BootSteps;
   /** From the instance's start (the engine's record) to its readiness marker. */
   startToReadySeconds?: number;
   /** aws: from the RunInstances answer to the launcher seeing the ready record (at most one poll late). */
@@ -205,6 +208,8 @@ export interface InstanceReport {
   /** Workers as the instance reported them (local), or as planned (aws: pinned at boot). */
   workers: { name: string; cpus: string | null; cpu?: WorkerCpuState }[];
   bootToReadySeconds: number | null;
+  /** Each boot step's seconds, in boot order (engine-wait, secret-read, image-check, worker-start or stack-start). */
+  bootSteps: BootSteps | null;
   startToReadySeconds: number | null;
   /** aws: from the RunInstances answer to the ready record; null where the target does not measure it. */
   launchToReadySeconds: number | null;

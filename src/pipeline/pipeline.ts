@@ -11,6 +11,18 @@ import { Releases, regionCatalogs, type Release } from "../catalog/release.js";
 import { ROLES, type Role } from "../config/schema.js";
 import { FailureError, ImgtoolError, InterruptedError, stopSignalOf } from "../errors.js";
 import type { EventSink } from "../events.js";
+import type { BootBudgetConfig } from "../config/boot-budget.js";
+import {
+  budgetFailureFix,
+  budgetFailureMessage,
+  judgeBoot,
+  verdictDetail,
+  verdictLine,
+  type BootMeasure,
+  type BootVerdict,
+} from "./boot-budget.js";
+import { bootRecordOf, recordBoot } from "./boot-records.js";
+import { slowestStep } from "../launch/boot-steps.js";
 
 export interface PushOutcome {
   role: Role;
@@ -24,6 +36,8 @@ export interface SmokeOutcome {
   passed: boolean;
   /** Seconds from each instance's first user-data line to all its workers running. */
   bootToReadySeconds: Record<string, number>;
+  /** Each instance's boot with its steps' times (what the boot budget judges). */
+  boots?: BootMeasure[];
   detail: string;
 }
 
@@ -46,11 +60,15 @@ export interface PipelineDeps {
   signal?: AbortSignal;
   /** The pipeline-wide lease `<prefix>/leases/pipeline` (src/catalog/lease.ts); none: no lease is taken. */
   lease?: LeaseKeeper;
+  /** The boot budget (config boot_budget); none: the smoke launch's boots are neither recorded nor judged. */
+  bootBudget?: BootBudgetConfig;
+  /** The target, for the boot records. @default "local" */
+  target?: string;
 }
 
 export interface StageReport {
   role: Role | "all";
-  stage: "push" | "bake" | "smoke" | "promote";
+  stage: "push" | "bake" | "smoke" | "boot" | "promote";
   status: string;
   version: string | null;
   seconds: number;
@@ -60,6 +78,8 @@ export interface StageReport {
 export interface PipelineReport {
   stages: StageReport[];
   smoke: SmokeOutcome | null;
+  /** The boot budget's verdict on each instance of the smoke launch (empty: not judged). */
+  boots: BootVerdict[];
   promoted: boolean;
   /** Versions `stable` points to after the run, per artefact name. */
   stable: Record<string, string>;
@@ -104,7 +124,7 @@ async function pipelineStages(
   const stages: StageReport[] = [];
   const emit = (message: string) => deps.events({ type: "start", message });
 
-  const report: PipelineReport = { stages, smoke: null, promoted: false, stable: {} };
+  const report: PipelineReport = { stages, smoke: null, boots: [], promoted: false, stable: {} };
   const stop = () => {
     if (deps.signal?.aborted) {
       const sig = stopSignalOf(deps.signal);
@@ -216,6 +236,10 @@ async function pipelineStages(
     seconds: since(t),
     detail: smoke.detail,
   });
+  // Every boot of the new versions is recorded with them, passed or not (status --version shows it).
+  const boots = await withReport(() =>
+    recordBoots(smoke.boots ?? [], { catalog: catalogs[0]!, latest, stableBefore, latestRelease, deps }),
+  );
   // A smoke launch cut short by the interrupt did not fail: it was interrupted (and says so).
   stop();
   if (!smoke.passed) {
@@ -227,6 +251,8 @@ async function pipelineStages(
       { report },
     );
   }
+
+  if (deps.bootBudget && boots.length) judgeBoots(boots, deps.bootBudget, report, deps.events);
 
   stop();
   // Promote exactly what the smoke launch ran: if `latest` moved meanwhile (a bake or push by hand), the new
@@ -263,6 +289,105 @@ async function pipelineStages(
   return report;
 }
 
+interface MeasuredBoot {
+  measure: BootMeasure;
+  arch: string;
+  version: string;
+  previous: Awaited<ReturnType<typeof bootRecordOf>>;
+}
+
+/**
+ * Record each measured boot under its AMI version (home catalog), and read the previous version's record (the
+ * version `stable` pointed at before this run) for the judgement.
+ */
+async function recordBoots(
+  measures: BootMeasure[],
+  ctx: {
+    catalog: Catalog;
+    latest: Map<string, string>;
+    stableBefore: Map<string, string>;
+    latestRelease: Release;
+    deps: PipelineDeps;
+  },
+): Promise<MeasuredBoot[]> {
+  const { catalog, deps } = ctx;
+  if (!deps.bootBudget) return [];
+  const out: MeasuredBoot[] = [];
+  for (const m of measures) {
+    const amiKeys = deps.keys(m.role).filter((k) => k.kind === "ami");
+    const key = amiKeys.find((k) => k.arch === m.arch) ?? (amiKeys.length === 1 ? amiKeys[0] : undefined);
+    const version = key && ctx.latest.get(catalog.name(key));
+    if (!key?.arch || !version) continue;
+    const before = ctx.stableBefore.get(catalog.name(key));
+    const previous = before ? await bootRecordOf(catalog, m.role, key.arch, before) : undefined;
+    if (previous && "unreadable" in previous) {
+      deps.events({
+        type: "warn",
+        role: m.role,
+        message: `${previous.unreadable} is not a boot record imgtool wrote: ${m.role} is judged by its budget alone`,
+      });
+    }
+    await recordBoot(catalog, {
+      schema: 1,
+      role: m.role,
+      arch: key.arch,
+      version,
+      imageVersion: ctx.latestRelease.roles[m.role]?.image?.version ?? null,
+      target: deps.target ?? "local",
+      instanceId: m.instanceId,
+      seconds: m.seconds,
+      steps: m.steps,
+      measuredAt: new Date().toISOString(),
+    });
+    out.push({ measure: m, arch: key.arch, version, previous });
+  }
+  return out;
+}
+
+/** Judge each boot; a stage row per boot; over the budget or too much slower: fail, nothing promoted. */
+function judgeBoots(
+  boots: MeasuredBoot[],
+  budget: BootBudgetConfig,
+  report: PipelineReport,
+  events: EventSink,
+): void {
+  report.boots = boots.map((b) =>
+    judgeBoot(
+      { ...b.measure, arch: b.arch, version: b.version },
+      b.previous && !("unreadable" in b.previous) ? b.previous : undefined,
+      budget,
+    ),
+  );
+  for (const v of report.boots) {
+    report.stages.push({
+      role: v.role,
+      stage: "boot",
+      status: v.ok ? "within-budget" : v.overBudget ? "over-budget" : "slower",
+      version: v.version,
+      seconds: v.seconds,
+      detail: verdictDetail(v, budget),
+    });
+  }
+  const refused = report.boots.filter((v) => !v.ok);
+  if (!refused.length) return;
+  for (const v of refused) events({ type: "fail", role: v.role, message: verdictLine(v, budget) });
+  throw Object.assign(
+    new FailureError(budgetFailureMessage(refused, budget), { fix: budgetFailureFix(refused) }),
+    { report },
+  );
+}
+
+/** Each instance's boot-to-ready, with its slowest boot step where the instance timed its steps. */
+export function bootTimes(smoke: SmokeOutcome): string[] {
+  const slowest = new Map(
+    (smoke.boots ?? []).map((b) => [`${b.role} ${b.instanceId}`, slowestStep(b.steps)]),
+  );
+  return Object.entries(smoke.bootToReadySeconds).map(([id, s]) => {
+    const step = slowest.get(id);
+    return `${id} ${s.toFixed(2)} s${step ? ` (slowest step ${step.name} ${step.seconds.toFixed(2)} s)` : ""}`;
+  });
+}
+
 /** The Markdown summary (CI job summary, --out DIR/summary.md). */
 export function summaryMarkdown(report: PipelineReport, target: string): string {
   const rows = report.stages.map(
@@ -270,8 +395,8 @@ export function summaryMarkdown(report: PipelineReport, target: string): string 
       `| ${s.role} | ${s.stage} | ${s.status} | ${s.version ?? ""} | ${s.seconds.toFixed(1)} | ${s.detail ?? ""} |`,
   );
   const boot = report.smoke
-    ? Object.entries(report.smoke.bootToReadySeconds)
-        .map(([id, s]) => `- ${id}: ${s.toFixed(2)} s boot-to-ready`)
+    ? bootTimes(report.smoke)
+        .map((line) => `- ${line}`)
         .join("\n")
     : "- no smoke launch in this run";
   const stable = Object.entries(report.stable)

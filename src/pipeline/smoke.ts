@@ -5,6 +5,7 @@
 import { isImgtoolError } from "../errors.js";
 import type { LaunchOptions, LaunchResult } from "../launch/types.js";
 import type { SmokeOutcome } from "./pipeline.js";
+import type { BootMeasure } from "./boot-budget.js";
 import type { RunOnInstance } from "../aws/run-command.js";
 import { smokeAnswerOf, smokeScript } from "../render/remote-checks.js";
 import { SMOKE_SETUP_FAILED, SMOKE_TIMED_OUT, smokeCheckAnswerOf } from "../render/smoke-check.js";
@@ -70,16 +71,21 @@ export async function smokeLaunch(
       wait: true,
       label: "latest",
     });
-    const boot = Object.fromEntries(
-      result.instances
-        .filter((i) => i.bootToReadySeconds !== null)
-        .map((i) => [`${i.role} ${i.id}`, i.bootToReadySeconds!]),
-    );
+    const measured = result.instances.filter((i) => i.bootToReadySeconds !== null);
+    const boot = Object.fromEntries(measured.map((i) => [`${i.role} ${i.id}`, i.bootToReadySeconds!]));
+    const boots: BootMeasure[] = measured.map((i) => ({
+      role: i.role,
+      arch: i.arch,
+      instanceId: i.id,
+      seconds: i.bootToReadySeconds!,
+      steps: i.bootSteps ?? {},
+    }));
     const url = result.orchestrator.url;
     if (!url || result.orchestrator.healthy === false) {
       return {
         passed: false,
         bootToReadySeconds: boot,
+        boots,
         detail: `the orchestrator did not become healthy (${url ?? "no address"})`,
       };
     }
@@ -92,6 +98,7 @@ export async function smokeLaunch(
       return {
         passed: end.script.exitCode === 0,
         bootToReadySeconds: boot,
+        boots,
         detail: scriptDetail(end.script),
       };
     }
@@ -99,6 +106,7 @@ export async function smokeLaunch(
       return {
         passed: false,
         bootToReadySeconds: boot,
+        boots,
         detail: `the orchestrator refused the example task (HTTP ${end.refused})`,
       };
     }
@@ -106,6 +114,7 @@ export async function smokeLaunch(
     return {
       passed,
       bootToReadySeconds: boot,
+      boots,
       detail: passed
         ? `example task ${benchmark} done on a task runner`
         : `example task ${benchmark} ended ${end.status ?? "unfinished"}${end.resultStatus ? ` (${end.resultStatus})` : ""}`,

@@ -109,7 +109,7 @@ describe("config: errors name the path, the value and what is allowed", () => {
     const errs = errorsOf("pipline: x\nroles:\n  task-runner:\n    rubby: {}\n");
     assert.ok(
       errs.includes(
-        'pipline: unknown key (did you mean "pipeline"?); allowed here: pipeline, roles, secrets, smoke, aws, launch, local, calibration',
+        'pipline: unknown key (did you mean "pipeline"?); allowed here: pipeline, roles, secrets, smoke, boot_budget, aws, launch, local, calibration',
       ),
       errs.join("\n"),
     );

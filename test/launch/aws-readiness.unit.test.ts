@@ -180,6 +180,11 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     for (const i of result.instances) {
       assert.equal(i.state, "ready", i.id);
       assert.equal(i.bootToReadySeconds, 0.75, "the instance's own figure, from its record");
+      assert.deepEqual(
+        i.bootSteps,
+        { "engine-wait": 0.01, "secret-read": 0.3, "image-check": 0.02, "worker-start": 0.4 },
+        "each boot step's time, from its record",
+      );
       assert.equal(typeof i.launchToReadySeconds, "number", i.id);
       assert.ok(i.launchToReadySeconds! >= 0 && i.launchToReadySeconds! <= 600);
       // The orchestrator runs one worker; a task runner one per physical core (the simulated boot: 2).

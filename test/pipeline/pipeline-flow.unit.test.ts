@@ -19,6 +19,7 @@ import {
   type PipelineDeps,
   type SmokeOutcome,
 } from "../../src/pipeline/pipeline.js";
+import { bootRecordName, bootRecordOf, bootRecordsOf } from "../../src/pipeline/boot-records.js";
 
 function setup() {
   const cat = new Catalog({
@@ -242,5 +243,128 @@ describe("pipeline decisions", () => {
     await assert.rejects(runPipeline(["task-runner"], s.deps, { smoke: true }), /ruby_bench\.ref: "nope"/);
     assert.equal(s.calls.push, 0);
     assert.equal(s.calls.bake, 0);
+  });
+});
+
+describe("pipeline decisions: the boot budget", () => {
+  const budget = {
+    seconds: { "task-runner": 10, orchestrator: 20 },
+    max_ratio: 1.5,
+    min_slowdown_seconds: 1,
+  };
+  const steps = { "engine-wait": 0.01, "secret-read": 0.003, "image-check": 0.04, "worker-start": 0.5 };
+  const smokeWith = (seconds: number, s: Record<string, number> = steps): SmokeOutcome => ({
+    passed: true,
+    bootToReadySeconds: { "task-runner tr-1": seconds },
+    boots: [{ role: "task-runner", arch: "x86_64", instanceId: "tr-1", seconds, steps: s }],
+    detail: "1 task done",
+  });
+  const versionOf = (r: { stages: { role: string; stage: string; version: string | null }[] }) =>
+    r.stages.find((x) => x.role === "task-runner" && x.stage === "bake")!.version!;
+
+  test("within budget: recorded with the version, a boot row per instance, promoted", async () => {
+    const s = setup();
+    s.deps.bootBudget = budget;
+    s.setSmoke(smokeWith(0.6));
+    const r = await runPipeline(["task-runner"], s.deps, { smoke: true });
+    assert.equal(r.promoted, true);
+    const row = r.stages.find((x) => x.stage === "boot")!;
+    assert.deepEqual(
+      { role: row.role, status: row.status, version: row.version, seconds: row.seconds },
+      { role: "task-runner", status: "within-budget", version: versionOf(r), seconds: 0.6 },
+    );
+    assert.match(row.detail!, /budget 10 s, no previous; slowest worker-start 0\.500 s/);
+    assert.deepEqual(
+      r.stages.map((x) => x.stage),
+      ["push", "bake", "smoke", "boot", "promote"],
+    );
+    const rec = await bootRecordOf(s.cat, "task-runner", "x86_64", versionOf(r));
+    assert.ok(rec && !("unreadable" in rec));
+    assert.equal(rec.seconds, 0.6);
+    assert.deepEqual(rec.steps, steps);
+    assert.deepEqual(await bootRecordsOf(s.cat, versionOf(r)), [rec]);
+    assert.match(
+      summaryMarkdown(r, "local"),
+      /- task-runner tr-1 0\.60 s \(slowest step worker-start 0\.50 s\)/,
+    );
+  });
+
+  test("a boot step 2 s slower: refused against the previous version, naming the step and both numbers; stable stays", async () => {
+    const s = setup();
+    s.deps.bootBudget = budget;
+    s.setSmoke(smokeWith(0.6));
+    const first = await runPipeline(["task-runner"], s.deps, { smoke: true });
+    s.setSmoke(smokeWith(2.62, { ...steps, "image-check": 2.06 }));
+    let report:
+      { promoted: boolean; stages: { stage: string; status: string; version: string | null }[] } | undefined;
+    await assert.rejects(runPipeline(["task-runner"], s.deps, { smoke: true }), (e: unknown) => {
+      report = (e as { report?: typeof report }).report;
+      return (
+        e instanceof FailureError &&
+        e.exitCode === 1 &&
+        /too slow to boot; `stable` was not moved/.test(e.message) &&
+        /boot-to-ready 2\.620 s, budget 10 s, more than 1\.5x slower than the previous version/.test(
+          e.message,
+        ) &&
+        new RegExp(`previous version ${versionOf(first)}: 0\\.600 s, 4\\.37x`).test(e.message) &&
+        /slowest boot step: image-check 2\.060 s \(\+2\.020 s since /.test(e.message) &&
+        /boot_budget\.seconds\.task-runner/.test(e.fix ?? "")
+      );
+    });
+    assert.equal(report?.promoted, false);
+    assert.deepEqual(
+      report?.stages.filter((x) => x.stage === "boot").map((x) => x.status),
+      ["slower"],
+    );
+    assert.equal(await stableOf(s.cat, "task-runner"), "sha256:1", "stable unchanged");
+    // The refused version's boot is recorded too (status --version shows why it was refused).
+    const refused = report!.stages.find((x) => x.stage === "bake")!.version!;
+    const rec = await bootRecordOf(s.cat, "task-runner", "x86_64", refused);
+    assert.ok(rec && !("unreadable" in rec) && rec.seconds === 2.62);
+  });
+
+  test("over the role's budget on the first run (nothing to compare with): refused", async () => {
+    const s = setup();
+    s.deps.bootBudget = { ...budget, seconds: { ...budget.seconds, "task-runner": 2 } };
+    s.setSmoke(smokeWith(2.5, { ...steps, "worker-start": 2.4 }));
+    await assert.rejects(
+      runPipeline(["task-runner"], s.deps, { smoke: true }),
+      (e: unknown) =>
+        e instanceof FailureError &&
+        /over its budget of 2 s \(boot_budget\.seconds\.task-runner\); no previous version's boot recorded; slowest boot step: worker-start 2\.400 s/.test(
+          e.message,
+        ),
+    );
+    assert.equal(await stableOf(s.cat, "task-runner"), undefined, "nothing was promoted");
+  });
+
+  test("a previous record imgtool cannot have written: a warning, the budget alone judges", async () => {
+    const s = setup();
+    s.deps.bootBudget = budget;
+    s.setSmoke(smokeWith(0.6));
+    const first = await runPipeline(["task-runner"], s.deps, { smoke: true });
+    await s.cat.putRecord(
+      bootRecordName(s.cat, "task-runner", "x86_64"),
+      "{oops",
+      [versionOf(first)],
+      "task-runner",
+    );
+    const events = recordingSink();
+    s.deps.events = events;
+    s.setSmoke(smokeWith(5));
+    const r = await runPipeline(["task-runner"], s.deps, { smoke: true });
+    assert.equal(r.promoted, true);
+    assert.ok(
+      events.events.some((e) => e.type === "warn" && /is not a boot record imgtool wrote/.test(e.message)),
+    );
+  });
+
+  test("without a budget in the deps (or boots in the smoke outcome), nothing is recorded or judged", async () => {
+    const s = setup();
+    s.setSmoke(smokeWith(100));
+    const r = await runPipeline(["task-runner"], s.deps, { smoke: true });
+    assert.equal(r.promoted, true);
+    assert.deepEqual(r.boots, []);
+    assert.deepEqual(await bootRecordsOf(s.cat, versionOf(r)), []);
   });
 });

@@ -132,6 +132,8 @@ function sandbox(opts: {
   cpuFiles?: Record<string, string>;
   /** The record imgtool-cpu-setup left at boot (/run/imgtool/cpu.json), if any. */
   cpuSetup?: string;
+  /** Seconds `docker image inspect` (the image check) takes: a slow boot step. */
+  imageCheckSeconds?: number;
 }) {
   const dir = tempDir("imgtool-ud-run-");
   const bin = path.join(dir, "bin");
@@ -170,7 +172,7 @@ mkdir -p "$log"
 printf '%s\\0' "$@" >"$log/$n-$1"
 case $1 in
   version) ${opts.engineAnswers === false ? "exit 1" : "exit 0"} ;;
-  image) ${opts.baked ? "exit 0" : "exit 1"} ;;
+  image) ${opts.imageCheckSeconds ? `sleep ${opts.imageCheckSeconds}; ` : ""}${opts.baked ? "exit 0" : "exit 1"} ;;
   login) cat >"$log/login-stdin"; printf '%s' "\${DOCKER_CONFIG:-}" >"$log/login-docker-config" ;;
   pull) [ -n "\${DOCKER_CONFIG:-}" ] || exit 9 ;;
   run) printf '%s' "\${ORCHESTRATOR_API_KEY:-}" >"$log/run-env-$n"; echo 0123abcd ;;
@@ -620,6 +622,31 @@ describe("user-data: the script run by bash against stand-ins for docker and aws
     return calls;
   };
   const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
+
+  test("each boot step's seconds in the ready record (marker and SSM record, in boot order): a slow image check is named", () => {
+    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, imageCheckSeconds: 0.3 });
+    const r = sb.run(renderUserDataText(values("task-runner")));
+    assert.equal(r.status, 0, r.stderr);
+    const steps = sb.marker("ready")!.bootSteps as Record<string, number>;
+    assert.deepEqual(Object.keys(steps), [
+      "engine-wait",
+      "secret-read",
+      "image-check",
+      "pre-warm",
+      "worker-start",
+    ]);
+    for (const s of Object.values(steps)) assert.equal(typeof s, "number");
+    assert.ok(steps["image-check"]! >= 0.3, JSON.stringify(steps));
+    assert.ok(
+      Object.values(steps).reduce((a, b) => a + b, 0) <= Number(sb.marker("ready")!.bootToReadySeconds),
+      "the steps are parts of the boot",
+    );
+    const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+    assert.deepEqual((JSON.parse(raw) as { bootSteps: unknown }).bootSteps, steps);
+    const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+    assert.ok(parsed.ok);
+    assert.deepEqual(parsed.report.bootSteps, steps);
+  });
 
   test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", () => {
     const sb = sandbox({ cpus: "0-3", siblings: { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" }, baked: true });

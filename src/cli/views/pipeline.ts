@@ -1,5 +1,5 @@
 /** What `imgtool pipeline` shows a person: one row per role and stage, the smoke launch's times, the promotion. */
-import type { PipelineReport } from "../../pipeline/pipeline.js";
+import { bootTimes, type PipelineReport } from "../../pipeline/pipeline.js";
 import { table } from "../output.js";
 
 export function humanReport(r: PipelineReport): string {
@@ -15,13 +15,7 @@ export function humanReport(r: PipelineReport): string {
         s.detail ?? "",
       ]),
     ),
-    r.smoke
-      ? `smoke launch boot-to-ready: ${
-          Object.entries(r.smoke.bootToReadySeconds)
-            .map(([id, s]) => `${id} ${s.toFixed(2)} s`)
-            .join(", ") || "-"
-        }`
-      : "",
+    r.smoke ? `smoke launch boot-to-ready: ${bootTimes(r.smoke).join(", ") || "-"}` : "",
     r.promoted ? "stable now points at the new versions." : "stable unchanged.",
   ]
     .filter(Boolean)

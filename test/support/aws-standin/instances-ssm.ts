@@ -327,6 +327,8 @@ export async function bootInstances(
                 String(i),
               ),
             bootToReadySeconds: what.ready.bootToReadySeconds ?? 0.75,
+            // The steps as the user-data times them (templates/user-data/common.sh.hbs, `step`).
+            bootSteps: { "engine-wait": 0.01, "secret-read": 0.3, "image-check": 0.02, "worker-start": 0.4 },
           };
     await instanceSsm.send(
       new PutParameterCommand({

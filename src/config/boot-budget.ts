@@ -1,0 +1,60 @@
+/**
+ * The boot budget (issue 12, section 1): how long a new version may take from the first line of its user-data to
+ * ready, per role, and how much slower than the previous version it may be. The pipeline's smoke launch measures
+ * it; over either bound, `stable` does not move (src/pipeline/boot-budget.ts).
+ */
+import { z } from "zod";
+
+const msg = (error: string) => ({ error });
+
+const seconds = (role: string, d: number) =>
+  z
+    .number()
+    .positive(msg("must be a number of seconds above 0"))
+    .max(3600, msg("must be at most 3600 seconds"))
+    .default(d)
+    .describe(
+      `Most seconds the ${role} of a new version may take from the first line of its user-data to ready.`,
+    );
+
+/** Defaults: generous against a boot that installs nothing (about a second here), tight against one that does. */
+export const BOOT_BUDGET_DEFAULTS = {
+  seconds: { "task-runner": 60, orchestrator: 120 },
+  max_ratio: 1.5,
+  min_slowdown_seconds: 1,
+};
+
+export const BootBudgetSchema = z
+  .strictObject({
+    seconds: z
+      .strictObject({
+        "task-runner": seconds("task-runner", BOOT_BUDGET_DEFAULTS.seconds["task-runner"]),
+        orchestrator: seconds("orchestrator", BOOT_BUDGET_DEFAULTS.seconds.orchestrator),
+      })
+      .default(BOOT_BUDGET_DEFAULTS.seconds)
+      .describe(
+        "Boot-to-ready budget per role (the orchestrator's is larger: a stack starts a database). 60 s against " +
+          "`dnf update` at boot (minutes), far above the second a baked boot takes.",
+      ),
+    max_ratio: z
+      .number()
+      .min(1, msg("must be at least 1 (1 = no slower than the previous version)"))
+      .default(BOOT_BUDGET_DEFAULTS.max_ratio)
+      .describe(
+        "Most times slower than the previous version's boot-to-ready (the version stable pointed at) a new version may be.",
+      ),
+    min_slowdown_seconds: z
+      .number()
+      .min(0, msg("must be 0 or more"))
+      .default(BOOT_BUDGET_DEFAULTS.min_slowdown_seconds)
+      .describe(
+        "A boot slower than max_ratio by fewer seconds than this still passes: sub-second boots vary by more " +
+          "than half on a busy machine.",
+      ),
+  })
+  .default(BOOT_BUDGET_DEFAULTS)
+  .describe(
+    "The boot budget every new version must meet in the pipeline's smoke launch before `stable` moves to it.",
+  );
+
+export type BootBudgetConfig = z.output<typeof BootBudgetSchema>;
