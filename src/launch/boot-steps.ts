@@ -1,7 +1,7 @@
 /**
  * The boot's steps as the user-data timed them (templates/user-data/common.sh.hbs, `step NAME ...`): the ready
- * record's `bootSteps`, `{"engine-wait": 0.012, "secret-read": 0.003, "image-check": 0.041, "worker-start":
- * 1.2}` in boot order (a stack role: `stack-start` instead of `worker-start`). Any step the user-data adds is
+ * record's `bootSteps`, `{"engine-wait": 0.012, "secret-read": 0.003, "image-check": 0.041, "pre-warm": 0.3,
+ * "worker-start": 1.2}` in boot order (a task runner pre-warms) (a stack role: `stack-start` instead of `worker-start`). Any step the user-data adds is
  * read the same way: nothing here lists the names.
  */
 

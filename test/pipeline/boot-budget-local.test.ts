@@ -42,12 +42,14 @@ interface PipelineJson {
 const BOOT_STEPS = ["engine-wait", "secret-read", "image-check", "pre-warm", "worker-start"];
 
 // The provisioning change under test: the task runner's twin gets a docker wrapper (first on PATH) whose
-// `docker image inspect`, the boot's image check, sleeps 2 s. Appended to cleanup.sh in the project's copy.
+// `docker image inspect IMAGE`, the boot's image check, sleeps 2 s. Only that form (three arguments): the
+// pre-warm's own `docker image inspect --format ... IMAGE` must stay as fast as before, or the step that grew
+// most would be pre-warm or image-check by chance. Appended to cleanup.sh in the project's copy.
 const SLOW_IMAGE_CHECK = `
 # test (boot-budget-local): a provisioning change that slows the boot's image check by 2 s.
 if [[ $IMGTOOL_ROLE == task-runner ]]; then
   real_docker=$(command -v docker)
-  printf '%s\\n' '#!/bin/sh' 'if [ "$1 $2" = "image inspect" ]; then sleep 2; fi' "exec $real_docker \\"\\$@\\"" >/usr/local/bin/docker
+  printf '%s\\n' '#!/bin/sh' 'if [ "$#" -eq 3 ] && [ "$1 $2" = "image inspect" ]; then sleep 2; fi' "exec $real_docker \\"\\$@\\"" >/usr/local/bin/docker
   chmod 0755 /usr/local/bin/docker
 fi
 `;
