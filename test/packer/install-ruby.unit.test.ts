@@ -95,6 +95,8 @@ describe("install-ruby.sh, offline against a loopback server", () => {
         IMGTOOL_RUBIES_DIR: path.join(prefix, "rubies"),
         IMGTOOL_BIN_DIR: path.join(prefix, "bin"),
         IMGTOOL_RUBY_BUILD_PREFIX: path.join(prefix, "rb"),
+        // A failed request is retried at once by the script's own loop, not after curl's 1 s (its shortest).
+        IMGTOOL_DOWNLOAD_CURL_RETRIES: "0",
         IMGTOOL_DOWNLOAD_DELAY: "0",
         ...env,
       },

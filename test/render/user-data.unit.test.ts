@@ -4,7 +4,7 @@
 // real script, byte for byte.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
@@ -103,6 +103,10 @@ function values(
 }
 
 const SETTLE_SECONDS = 0.05;
+/** A sandbox's script is killed after this long (a hang guard: the scripts run side by side on a busy machine). */
+const SANDBOX_TIMEOUT_MS = 60_000;
+/** How many sandbox scripts run at once: their waits (settle window, engine wait, slow image check) overlap. */
+const SANDBOXES_AT_ONCE = 4;
 
 const tempDirs: string[] = [];
 const tempDir = (prefix: string) => {
@@ -114,12 +118,38 @@ after(() => {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
-function shellcheck(text: string): string {
+/**
+ * shellcheck's findings for each text, "" when clean: every text the rendering tests check goes to one shellcheck
+ * process (one start-up instead of eight), its findings split back by file.
+ */
+async function shellcheckAll(texts: string[]): Promise<string[]> {
   const dir = tempDir("imgtool-ud-sc-");
-  const file = path.join(dir, "user-data.sh");
-  writeFileSync(file, text);
-  const r = spawnSync("shellcheck", ["--shell=bash", file], { encoding: "utf8" });
-  return r.status === 0 ? "" : r.stdout + r.stderr;
+  const files = texts.map((text, i) => {
+    const file = path.join(dir, `user-data-${i}.sh`);
+    writeFileSync(file, text);
+    return file;
+  });
+  const r = await runProcess("shellcheck", ["--shell=bash", "--format=gcc", ...files], {});
+  if (r.status !== 0 && r.stdout === "") throw new Error(`shellcheck did not run: ${r.stderr}`);
+  const lines = r.stdout.split("\n").filter(Boolean);
+  return files.map((f) => lines.filter((l) => l.startsWith(`${f}:`)).join("\n"));
+}
+
+/** A program's exit, signal and output, without blocking: the sandboxes' scripts run side by side. */
+function runProcess(
+  command: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number },
+): Promise<{ status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...opts, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    child.on("error", reject);
+    child.on("close", (status, signal) => resolve({ status, signal, stdout, stderr }));
+  });
 }
 
 /** A sandbox with stand-ins for docker and aws, a fake sysfs and /proc/self/status, and a marker folder. */
@@ -139,6 +169,7 @@ function sandbox(opts: {
   const bin = path.join(dir, "bin");
   const sys = path.join(dir, "sys");
   mkdirSync(bin);
+  mkdirSync(path.join(dir, "calls"));
   // The real reader of a worker's CPU, baked into the image beside imgtool-cpu-setup.
   symlinkSync(
     projectPath("packer", "scripts", "lib", "imgtool-cpu-state"),
@@ -162,13 +193,13 @@ function sandbox(opts: {
   writeFileSync(path.join(dir, "secret"), SECRET);
   writeFileSync(path.join(dir, "registry-password"), REGISTRY_PASSWORD);
   // Stand-in for the docker CLI: records each call's argv (NUL-separated), stdin for login, and whether the
-  // API key reached its environment.
+  // API key reached its environment. Each call's file is named by its start time in microseconds (bash's own
+  // clock, no process spawned) and the caller's pid, so the calls sort in the order they were made.
   writeFileSync(
     path.join(bin, "docker"),
     `#!/bin/bash
 log=${JSON.stringify(dir)}/calls
-n=$(date +%s%N)-$$
-mkdir -p "$log"
+n=\${EPOCHREALTIME/./}-$$
 printf '%s\\0' "$@" >"$log/$n-$1"
 case $1 in
   version) ${opts.engineAnswers === false ? "exit 1" : "exit 0"} ;;
@@ -209,10 +240,9 @@ esac
   const run = (text: string) => {
     const file = path.join(dir, "user-data");
     writeFileSync(file, text, { mode: 0o700 });
-    const r = spawnSync("bash", [file], {
+    return runProcess("bash", [file], {
       cwd: dir,
-      encoding: "utf8",
-      timeout: 20_000,
+      timeout: SANDBOX_TIMEOUT_MS,
       env: {
         PATH: `${bin}:${process.env.PATH}`,
         HOME: dir,
@@ -221,7 +251,6 @@ esac
         IMGTOOL_MARKER_DIR: path.join(dir, "marker"),
       },
     });
-    return r;
   };
   const calls = () =>
     existsSync(path.join(dir, "calls"))
@@ -247,23 +276,37 @@ function envOf(argv: string[]): string[] {
 }
 
 describe("user-data: rendering", () => {
-  for (const role of ["task-runner", "orchestrator"] as const) {
-    for (const [target, ctx] of [
-      ["aws", awsCtx],
-      ["local", localCtx],
-    ] as const) {
-      test(`${role} on ${target}: shellcheck-clean, also with hostile values`, () => {
-        assert.equal(shellcheck(renderUserDataText(values(role, {}, "", ctx))), "");
-        const hostile = values(
-          role,
-          { version: HOSTILE, image: `${IMAGE}${HOSTILE}`, bakedImage: HOSTILE },
-          `launch:\n  worker_env:\n    ${role}:\n      EVIL: ${JSON.stringify(HOSTILE)}\n`,
-          ctx,
-        );
-        assert.equal(shellcheck(renderUserDataText(hostile)), "");
-      });
-    }
-  }
+  const cases = (["task-runner", "orchestrator"] as const).flatMap((role) =>
+    (
+      [
+        ["aws", awsCtx],
+        ["local", localCtx],
+      ] as const
+    ).map(([target, ctx]) => ({ role, target, ctx })),
+  );
+  /** Each case's plain and hostile user-data, all shellchecked in one run (started by the first test to ask). */
+  let findings: Promise<string[]> | undefined;
+  const shellcheckFindings = () =>
+    (findings ??= shellcheckAll(
+      cases.flatMap(({ role, ctx }) => [
+        renderUserDataText(values(role, {}, "", ctx)),
+        renderUserDataText(
+          values(
+            role,
+            { version: HOSTILE, image: `${IMAGE}${HOSTILE}`, bakedImage: HOSTILE },
+            `launch:\n  worker_env:\n    ${role}:\n      EVIL: ${JSON.stringify(HOSTILE)}\n`,
+            ctx,
+          ),
+        ),
+      ]),
+    ));
+  cases.forEach(({ role, target }, i) => {
+    test(`${role} on ${target}: shellcheck-clean, also with hostile values`, async () => {
+      const all = await shellcheckFindings();
+      assert.equal(all[2 * i], "", "plain values");
+      assert.equal(all[2 * i + 1], "", "hostile values");
+    });
+  });
 
   test("installs, clones and builds nothing; no secret, only where to read it at boot", () => {
     for (const role of ["task-runner", "orchestrator"] as const) {
@@ -335,448 +378,466 @@ describe("user-data: the bound checked before any API call", () => {
   });
 });
 
-describe("user-data: the script run by bash against stand-ins for docker and aws", () => {
-  test("hostile values arrive byte-for-byte in docker's argv and execute nothing", () => {
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-    const text = renderUserDataText(
-      values(
-        "task-runner",
-        { version: HOSTILE },
-        `launch:\n  worker_env:\n    task-runner:\n      EVIL: ${JSON.stringify(HOSTILE)}\n`,
-      ),
-    );
-    const r = sb.run(text);
-    assert.equal(r.status, 0, r.stderr);
-    assert.ok(!existsSync(path.join(sb.dir, "CANARY")), "a hostile value ran a command");
-    const runs = sb.calls().filter((c) => c[0] === "run");
-    assert.equal(runs.length, 2);
-    for (const argv of runs) {
-      assert.ok(envOf(argv).includes(`EVIL=${HOSTILE}`), "the value arrived as it was");
-      assert.equal(argv.at(-1), IMAGE);
-    }
-    assert.ok(r.stderr.includes(`image version ${HOSTILE})`), "the version is logged as it was");
-  });
-
-  test("the secret is read at boot (SSM, through the aws CLI with IMDSv1 off) into the workers' environment, never into argv, logs or markers", () => {
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-    const r = sb.run(renderUserDataText(values("task-runner")));
-    assert.equal(r.status, 0, r.stderr);
-    const aws = readFileSync(path.join(sb.dir, "aws-calls"), "utf8").split("\0");
-    assert.deepEqual(aws.slice(0, 2), ["ssm", "get-parameter"]);
-    assert.ok(aws.includes("--with-decryption"));
-    const envs = readdirSync(path.join(sb.dir, "calls")).filter((f) => f.startsWith("run-env-"));
-    assert.equal(envs.length, 2);
-    for (const f of envs) assert.equal(readFileSync(path.join(sb.dir, "calls", f), "utf8"), SECRET);
-    for (const argv of sb.calls()) assert.ok(!argv.join("\0").includes(SECRET), `${argv[0]} argv carries it`);
-    assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET));
-    assert.ok(!JSON.stringify(sb.marker("ready")).includes(SECRET));
-  });
-
-  test("baked digest = the one to run: no login, no pull; otherwise login (password on stdin, temporary config) and pull by digest", () => {
-    const baked = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
-    assert.equal(baked.run(renderUserDataText(values("orchestrator"))).status, 0);
-    // run, then inspect through the settle window (as often as it takes), then the restart policy.
-    assert.deepEqual(
-      baked
-        .calls()
-        .map((c) => c[0])
-        .filter((c, i, all) => c !== all[i - 1]),
-      ["version", "image", "run", "inspect", "update"],
-    );
-    assert.equal(baked.marker("ready")!.pulled, false);
-    assert.equal(baked.marker("ready")!.registryLogin, false);
-
-    const other = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: false });
-    const r = other.run(
-      renderUserDataText(values("orchestrator", { bakedImage: "older@sha256:" + "d".repeat(64) })),
-    );
-    assert.equal(r.status, 0, r.stderr);
-    const calls = other.calls();
-    const login = calls.find((c) => c[0] === "login")!;
-    assert.deepEqual(login, ["login", "--username", "AWS", "--password-stdin", "127.0.0.1:5000"]);
-    assert.equal(readFileSync(path.join(other.dir, "calls", "login-stdin"), "utf8"), REGISTRY_PASSWORD);
-    assert.deepEqual(
-      calls.find((c) => c[0] === "pull"),
-      ["pull", "--quiet", IMAGE],
-    );
-    const cfg = readFileSync(path.join(other.dir, "calls", "login-docker-config"), "utf8");
-    assert.ok(cfg && !existsSync(cfg), "the login's config folder is removed after the pull");
-    assert.equal(other.marker("ready")!.pulled, true);
-  });
-
-  test("the ECR login asks the region of the image's registry, not the instance's (a launch with --region)", () => {
-    const sb = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: false });
-    const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
-    const image = `${host}/bench/orchestrator@sha256:${"e".repeat(64)}`;
-    const v = values("orchestrator", {
-      image,
-      bakedImage: "older@sha256:" + "d".repeat(64),
-      region: "ap-south-1",
-    });
-    const r = sb.run(renderUserDataText({ ...v, registry: { ...v.registry, host } }));
-    assert.equal(r.status, 0, r.stderr);
-    const aws = readFileSync(path.join(sb.dir, "aws-calls"), "utf8").split("\0");
-    const login = aws.indexOf("get-login-password");
-    assert.ok(login > 0, aws.join(" "));
-    assert.deepEqual(aws.slice(login - 1, login + 3), ["ecr", "get-login-password", "--region", "eu-west-1"]);
-    assert.deepEqual(
-      sb.calls().find((c) => c[0] === "login"),
-      ["login", "--username", "AWS", "--password-stdin", host],
-    );
-    // The secret is still read in the instance's own region.
-    const ssm = aws.indexOf("get-parameter");
-    assert.equal(aws[aws.indexOf("--region", ssm)], "--region");
-    assert.equal(aws[aws.indexOf("--region", ssm) + 1], "ap-south-1");
-  });
-
-  test("auto = one worker per physical core from the real topology (SMT siblings last), each pinned with --cpuset-cpus, restart policy and orchestrator URL", () => {
-    // 4 CPUs: 0 and 2 are siblings, 1 and 3 are siblings (as on a 2-core, 4-thread instance).
-    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
-    const sb = sandbox({ cpus: "0-3", siblings, baked: true });
-    assert.equal(sb.run(renderUserDataText(values("task-runner"))).status, 0);
-    const runs = sb.calls().filter((c) => c[0] === "run");
-    const pin = (argv: string[]) => argv[argv.indexOf("--cpuset-cpus") + 1];
-    assert.deepEqual(runs.map(pin).sort(), ["0", "1"], "started at once, so in any order");
-    // Started without a restart policy (a worker that exits in the settle window stays exited, with its exit
-    // code); the configured policy is set once they all stayed up.
-    assert.deepEqual(
-      sb.calls().find((c) => c[0] === "update"),
-      ["update", "--restart", "unless-stopped", "task-runner-1", "task-runner-2"],
-    );
-    for (const argv of runs) {
-      assert.equal(argv[argv.indexOf("--restart") + 1], "no");
-      assert.ok(envOf(argv).includes("ORCHESTRATOR_URL=http://10.0.0.5:8080"));
-      // Every worker carries its image version, so a benchmark result ties to the exact image it ran on.
-      const version = values("task-runner").version;
-      assert.ok(envOf(argv).includes(`IMGTOOL_VERSION=${version}`), argv.join(" "));
-      assert.equal(argv[argv.indexOf(`imgtool.version=${version}`) - 1], "--label");
-    }
-    assert.deepEqual(
-      (sb.marker("ready")!.workers as { name: string; cpus: string }[]).map(({ name, cpus }) => ({
-        name,
-        cpus,
-      })),
-      [
-        { name: "task-runner-1", cpus: "0" },
-        { name: "task-runner-2", cpus: "1" },
-      ],
-    );
-    // The TypeScript planner picks the same CPUs for the same topology.
-    const topo = {
-      allowed: parseCpuList("0-3"),
-      siblings: new Map(Object.entries(siblings).map(([k, v]) => [Number(k), parseCpuList(v)])),
-    };
-    assert.deepEqual(workerCpus(orderCpus(topo), "auto"), [0, 1]);
-    assert.deepEqual(workerCpus(orderCpus(topo), 3), [0, 1, 2]);
-
-    const three = sandbox({ cpus: "0-3", siblings, baked: true });
-    assert.equal(three.run(renderUserDataText(values("task-runner", { workers: 3 }))).status, 0);
-    assert.deepEqual(
-      three
-        .calls()
-        .filter((c) => c[0] === "run")
-        .map(pin)
-        .sort(),
-      ["0", "1", "2"],
-    );
-  });
-
-  test("each worker carries its own CPU's state (sibling and whether it is idle, isolated, governor, turbo) in its label, environment and the ready record", () => {
-    // 2 cores with SMT (0/2 and 1/3); CPUs 0 and 3 are still on powersave; turbo is off.
-    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
-    const cpuFiles = {
-      "cpu0/cpufreq/scaling_governor": "powersave\n",
-      "cpu1/cpufreq/scaling_governor": "performance\n",
-      "cpu2/cpufreq/scaling_governor": "performance\n",
-      "cpu3/cpufreq/scaling_governor": "powersave\n",
-      "intel_pstate/no_turbo": "1\n",
-    };
-    const state = (
-      cpu: number,
-      sibling: string,
-      siblingIdle: boolean,
-      isolated: boolean,
-      governor: string,
-    ) => ({
-      cpu,
-      sibling,
-      siblingIdle,
-      isolated,
-      governor,
-      turbo: "off",
-    });
-    /** Boot 3 workers; each one's state in the ready record, its label and its environment, by pinned CPU. */
-    const boot = (files: Record<string, string>, cpuSetup?: string) => {
-      const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles: files, cpuSetup });
-      const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+describe(
+  "user-data: the script run by bash against stand-ins for docker and aws",
+  { concurrency: SANDBOXES_AT_ONCE },
+  () => {
+    test("hostile values arrive byte-for-byte in docker's argv and execute nothing", async () => {
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+      const text = renderUserDataText(
+        values(
+          "task-runner",
+          { version: HOSTILE },
+          `launch:\n  worker_env:\n    task-runner:\n      EVIL: ${JSON.stringify(HOSTILE)}\n`,
+        ),
+      );
+      const r = await sb.run(text);
       assert.equal(r.status, 0, r.stderr);
-      const ready = sb.marker("ready")!;
-      const fromRecord = Object.fromEntries(
-        (ready.workers as { cpus: string; cpu: unknown }[]).map((w) => [w.cpus, w.cpu]),
-      );
-      for (const argv of sb.calls().filter((c) => c[0] === "run")) {
-        const cpu = argv[argv.indexOf("--cpuset-cpus") + 1]!;
-        const label = argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!;
-        assert.equal(argv[argv.indexOf(label) - 1], "--label");
-        assert.deepEqual(JSON.parse(label.slice(DOCKER_LABEL.cpuState.length + 1)), fromRecord[cpu]);
-        const env = envOf(argv).find((e) => e.startsWith("IMGTOOL_CPU_STATE="))!;
-        assert.deepEqual(JSON.parse(env.slice("IMGTOOL_CPU_STATE=".length)), fromRecord[cpu]);
+      assert.ok(!existsSync(path.join(sb.dir, "CANARY")), "a hostile value ran a command");
+      const runs = sb.calls().filter((c) => c[0] === "run");
+      assert.equal(runs.length, 2);
+      for (const argv of runs) {
+        assert.ok(envOf(argv).includes(`EVIL=${HOSTILE}`), "the value arrived as it was");
+        assert.equal(argv.at(-1), IMAGE);
       }
-      return { ready, states: fromRecord, sb };
-    };
-
-    // No isolation: CPUs 0, 1 and 2 (cores first); 0 and 2 are each other's busy sibling, 3 is left idle.
-    const setupRecord = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
-    const plainBoot = boot(cpuFiles, setupRecord);
-    assert.deepEqual(plainBoot.states, {
-      "0": state(0, "2", false, false, "powersave"),
-      "1": state(1, "3", true, false, "performance"),
-      "2": state(2, "0", false, false, "performance"),
+      assert.ok(r.stderr.includes(`image version ${HOSTILE})`), "the version is logged as it was");
     });
-    // The boot's per-setting record rides along, as it was.
-    assert.deepEqual(plainBoot.ready.cpuSetup, JSON.parse(setupRecord));
 
-    // The kernel isolates 1-3: the workers go there, CPU 0 is left to the system (and is CPU 2's idle sibling).
-    const isolatedBoot = boot({ ...cpuFiles, isolated: "1-3\n" });
-    assert.deepEqual(isolatedBoot.states, {
-      "1": state(1, "3", false, true, "performance"),
-      "2": state(2, "0", true, true, "performance"),
-      "3": state(3, "1", false, true, "powersave"),
-    });
-    assert.equal(isolatedBoot.ready.cpuSetup, null);
-    // auto with isolation: one per core among the isolated CPUs, and the TypeScript planner reads the same.
-    const auto = sandbox({
-      cpus: "0-3",
-      siblings,
-      baked: true,
-      cpuFiles: { ...cpuFiles, isolated: "1-3\n" },
-    });
-    assert.equal(auto.run(renderUserDataText(values("task-runner"))).status, 0);
-    assert.deepEqual(
-      (auto.marker("ready")!.workers as { cpus: string }[]).map((w) => w.cpus),
-      ["1", "2"],
-    );
-    mkdirSync(path.join(auto.dir, "proc/self"), { recursive: true });
-    writeFileSync(path.join(auto.dir, "proc/self/status"), "Cpus_allowed_list:\t0-3\n");
-    assert.deepEqual(workerCpus(orderCpus(readCpuTopology(auto.dir)), "auto"), [1, 2]);
-
-    // No SMT, no cpufreq, no isolation: said so, not guessed.
-    const plain = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
-    assert.equal(plain.run(renderUserDataText(values("task-runner"))).status, 0);
-    assert.deepEqual((plain.marker("ready")!.workers as { cpu: unknown }[])[0]!.cpu, {
-      cpu: 0,
-      sibling: null,
-      siblingIdle: null,
-      isolated: false,
-      governor: "unknown",
-      turbo: "unknown",
-    });
-  });
-
-  test("more workers than CPUs: the boot fails with a marker that says why, and starts nothing", () => {
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-    const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
-    assert.notEqual(r.status, 0);
-    assert.match(
-      String(sb.marker("failed")!.reason),
-      /3 workers asked for, but this instance has 2 CPU\(s\)/,
-    );
-    assert.equal(sb.calls().filter((c) => c[0] === "run").length, 0);
-  });
-
-  test("the wait for the engine is bounded (stand-in docker whose engine never answers)", () => {
-    const sb = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true, engineAnswers: false });
-    const text = renderUserDataText(values("orchestrator", { engineWaitSeconds: 1 }));
-    // Bounded: it ends by itself (not killed by the sandbox's 20 s limit), failing with the bound it was given.
-    const r = sb.run(text);
-    assert.equal(r.signal, null, "the user-data ended by itself");
-    assert.notEqual(r.status, 0);
-    assert.match(String(sb.marker("failed")!.reason), /did not answer within 1s/);
-    assert.match(r.stderr, /imgtool-user-data\[orchestrator\]: error: the Docker engine/);
-  });
-
-  test("one log line with the seconds from the first line of user-data to all workers running", () => {
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-    const r = sb.run(renderUserDataText(values("task-runner")));
-    const lines = r.stderr.split("\n").filter((l) => /: ready: /.test(l));
-    assert.equal(lines.length, 1);
-    assert.match(
-      lines[0]!,
-      /^imgtool-user-data\[task-runner\]: ready: 2 worker\(s\) running on CPU\(s\) 0 1 in \d+\.\d{3} s from the first line of user-data$/,
-    );
-    assert.equal(typeof sb.marker("ready")!.bootToReadySeconds, "number");
-  });
-
-  /** The `aws ssm put-parameter` calls (argv) the script made. */
-  const putCalls = (dir: string): string[][] => {
-    const f = path.join(dir, "aws-calls");
-    if (!existsSync(f)) return [];
-    const words = readFileSync(f, "utf8").split("\0").slice(0, -1);
-    const calls: string[][] = [];
-    for (let i = 0; i < words.length; i++) {
-      if (words[i] === "ssm" && words[i + 1] === "put-parameter") {
-        const end = words.findIndex((w, j) => j > i + 1 && w === "ssm");
-        calls.push(words.slice(i, end === -1 ? undefined : end));
-      }
-    }
-    return calls;
-  };
-  const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
-
-  test("each boot step's seconds in the ready record (marker and SSM record, in boot order): a slow image check is named", () => {
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, imageCheckSeconds: 0.3 });
-    const r = sb.run(renderUserDataText(values("task-runner")));
-    assert.equal(r.status, 0, r.stderr);
-    const steps = sb.marker("ready")!.bootSteps as Record<string, number>;
-    assert.deepEqual(Object.keys(steps), [
-      "engine-wait",
-      "secret-read",
-      "image-check",
-      "pre-warm",
-      "worker-start",
-    ]);
-    for (const s of Object.values(steps)) assert.equal(typeof s, "number");
-    assert.ok(steps["image-check"]! >= 0.3, JSON.stringify(steps));
-    assert.ok(
-      Object.values(steps).reduce((a, b) => a + b, 0) <= Number(sb.marker("ready")!.bootToReadySeconds),
-      "the steps are parts of the boot",
-    );
-    const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
-    assert.deepEqual((JSON.parse(raw) as { bootSteps: unknown }).bootSteps, steps);
-    const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
-    assert.ok(parsed.ok);
-    assert.deepEqual(parsed.report.bootSteps, steps);
-  });
-
-  test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", () => {
-    const sb = sandbox({ cpus: "0-3", siblings: { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" }, baked: true });
-    const r = sb.run(renderUserDataText(values("task-runner")));
-    assert.equal(r.status, 0, r.stderr);
-    const puts = putCalls(sb.dir);
-    assert.equal(puts.length, 1);
-    const put = puts[0]!;
-    assert.equal(flag(put, "--name"), `/imgtool/bench/runs/ud-1/${SANDBOX_INSTANCE}`);
-    assert.equal(flag(put, "--region"), "us-east-1");
-    assert.equal(flag(put, "--type"), "String");
-    assert.ok(put.includes("--overwrite"));
-    const record = JSON.parse(flag(put, "--value")!) as Record<string, unknown>;
-    const marker = sb.marker("ready")!;
-    assert.equal(record.status, "ready");
-    assert.equal(record.role, "task-runner");
-    assert.equal(record.runId, "ud-1");
-    assert.deepEqual(record.workerCpus, ["0", "1"], "one worker per physical core");
-    assert.deepEqual(
-      (marker.workers as { cpus: string }[]).map((w) => w.cpus),
-      record.workerCpus,
-      "the marker's workers, in order",
-    );
-    assert.equal(record.bootToReadySeconds, marker.bootToReadySeconds);
-    assert.equal(record.pulled, false);
-  });
-
-  test("aws: the SSM record carries every worker's CPU state (compact) and the boot's CPU record; the launcher reads back what the marker, the labels and the environment say", () => {
-    // 2 cores with SMT (0/2 and 1/3), the kernel isolates 1-3, CPU 0 on powersave, the rest performance, turbo off.
-    const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
-    const cpuFiles = {
-      isolated: "1-3\n",
-      "cpu1/cpufreq/scaling_governor": "powersave\n",
-      "cpu2/cpufreq/scaling_governor": "performance\n",
-      "cpu3/cpufreq/scaling_governor": "performance\n",
-      "intel_pstate/no_turbo": "1\n",
-    };
-    const setup = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
-    for (const workers of [3, "auto"] as const) {
-      const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles, cpuSetup: setup });
-      const r = sb.run(renderUserDataText(values("task-runner", { workers })));
+    test("the secret is read at boot (SSM, through the aws CLI with IMDSv1 off) into the workers' environment, never into argv, logs or markers", async () => {
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+      const r = await sb.run(renderUserDataText(values("task-runner")));
       assert.equal(r.status, 0, r.stderr);
-      const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
-      const record = JSON.parse(raw) as Record<string, unknown>;
-      assert.deepEqual(record.cpuSetup, JSON.parse(setup));
-      const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
-      assert.ok(parsed.ok);
-      const fromMarker = (sb.marker("ready")!.workers as { cpu: unknown }[]).map((w) => w.cpu);
-      assert.deepEqual(
-        parsed.report.workers.map((w) => w.cpu),
-        fromMarker,
-      );
-      const fromLabels = sb
-        .calls()
-        .filter((c) => c[0] === "run")
-        .map((argv) =>
-          JSON.parse(argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!.split("=")[1]!),
-        );
-      assert.deepEqual(
-        fromLabels.sort((a: { cpu: number }, b: { cpu: number }) => a.cpu - b.cpu),
-        [...fromMarker].sort((a, b) => (a as { cpu: number }).cpu - (b as { cpu: number }).cpu),
-      );
-    }
-    // Isolated CPUs only (1-3): 3 workers on 1, 3, 2 (cores first); auto is one per core among them: 1, 2.
-    const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles });
-    assert.equal(sb.run(renderUserDataText(values("task-runner", { workers: 3 }))).status, 0);
-    const parsed = parseRecord(
-      { name: "/x", key: "x", value: flag(putCalls(sb.dir)[0]!, "--value")! },
-      "task-runner",
-    );
-    assert.ok(parsed.ok);
-    assert.deepEqual(
-      parsed.report.workers.map((w) => w.cpu),
-      [
-        { cpu: 1, sibling: "3", siblingIdle: false, isolated: true, governor: "powersave", turbo: "off" },
-        { cpu: 2, sibling: "0", siblingIdle: true, isolated: true, governor: "performance", turbo: "off" },
-        { cpu: 3, sibling: "1", siblingIdle: false, isolated: true, governor: "performance", turbo: "off" },
-      ],
-    );
-  });
+      const aws = readFileSync(path.join(sb.dir, "aws-calls"), "utf8").split("\0");
+      assert.deepEqual(aws.slice(0, 2), ["ssm", "get-parameter"]);
+      assert.ok(aws.includes("--with-decryption"));
+      const envs = readdirSync(path.join(sb.dir, "calls")).filter((f) => f.startsWith("run-env-"));
+      assert.equal(envs.length, 2);
+      for (const f of envs) assert.equal(readFileSync(path.join(sb.dir, "calls", f), "utf8"), SECRET);
+      for (const argv of sb.calls())
+        assert.ok(!argv.join("\0").includes(SECRET), `${argv[0]} argv carries it`);
+      assert.ok(!r.stdout.includes(SECRET) && !r.stderr.includes(SECRET));
+      assert.ok(!JSON.stringify(sb.marker("ready")).includes(SECRET));
+    });
 
-  test("aws: a boot record too long for SSM's 4 KB gives way in the SSM record (the marker keeps it); the workers' CPUs stay", () => {
-    const longSetup = `{"services": {"status": "failed", "detail": "${"could not mask x.timer ".repeat(200)}"}}`;
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, cpuSetup: longSetup });
-    const r = sb.run(renderUserDataText(values("task-runner")));
-    assert.equal(r.status, 0, r.stderr);
-    const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
-    assert.ok(Buffer.byteLength(raw) <= 4096, `${Buffer.byteLength(raw)} bytes`);
-    assert.equal((JSON.parse(raw) as Record<string, unknown>).cpuSetup, null);
-    assert.deepEqual(sb.marker("ready")!.cpuSetup, JSON.parse(longSetup));
-    const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
-    assert.ok(parsed.ok);
-    assert.deepEqual(
-      parsed.report.workers.map((w) => w.cpu),
-      [0, 1].map((cpu) => ({
+    test("baked digest = the one to run: no login, no pull; otherwise login (password on stdin, temporary config) and pull by digest", async () => {
+      const baked = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
+      assert.equal((await baked.run(renderUserDataText(values("orchestrator")))).status, 0);
+      // run, then inspect through the settle window (as often as it takes), then the restart policy.
+      assert.deepEqual(
+        baked
+          .calls()
+          .map((c) => c[0])
+          .filter((c, i, all) => c !== all[i - 1]),
+        ["version", "image", "run", "inspect", "update"],
+      );
+      assert.equal(baked.marker("ready")!.pulled, false);
+      assert.equal(baked.marker("ready")!.registryLogin, false);
+
+      const other = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: false });
+      const r = await other.run(
+        renderUserDataText(values("orchestrator", { bakedImage: "older@sha256:" + "d".repeat(64) })),
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const calls = other.calls();
+      const login = calls.find((c) => c[0] === "login")!;
+      assert.deepEqual(login, ["login", "--username", "AWS", "--password-stdin", "127.0.0.1:5000"]);
+      assert.equal(readFileSync(path.join(other.dir, "calls", "login-stdin"), "utf8"), REGISTRY_PASSWORD);
+      assert.deepEqual(
+        calls.find((c) => c[0] === "pull"),
+        ["pull", "--quiet", IMAGE],
+      );
+      const cfg = readFileSync(path.join(other.dir, "calls", "login-docker-config"), "utf8");
+      assert.ok(cfg && !existsSync(cfg), "the login's config folder is removed after the pull");
+      assert.equal(other.marker("ready")!.pulled, true);
+    });
+
+    test("the ECR login asks the region of the image's registry, not the instance's (a launch with --region)", async () => {
+      const sb = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: false });
+      const host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
+      const image = `${host}/bench/orchestrator@sha256:${"e".repeat(64)}`;
+      const v = values("orchestrator", {
+        image,
+        bakedImage: "older@sha256:" + "d".repeat(64),
+        region: "ap-south-1",
+      });
+      const r = await sb.run(renderUserDataText({ ...v, registry: { ...v.registry, host } }));
+      assert.equal(r.status, 0, r.stderr);
+      const aws = readFileSync(path.join(sb.dir, "aws-calls"), "utf8").split("\0");
+      const login = aws.indexOf("get-login-password");
+      assert.ok(login > 0, aws.join(" "));
+      assert.deepEqual(aws.slice(login - 1, login + 3), [
+        "ecr",
+        "get-login-password",
+        "--region",
+        "eu-west-1",
+      ]);
+      assert.deepEqual(
+        sb.calls().find((c) => c[0] === "login"),
+        ["login", "--username", "AWS", "--password-stdin", host],
+      );
+      // The secret is still read in the instance's own region.
+      const ssm = aws.indexOf("get-parameter");
+      assert.equal(aws[aws.indexOf("--region", ssm)], "--region");
+      assert.equal(aws[aws.indexOf("--region", ssm) + 1], "ap-south-1");
+    });
+
+    test("auto = one worker per physical core from the real topology (SMT siblings last), each pinned with --cpuset-cpus, restart policy and orchestrator URL", async () => {
+      // 4 CPUs: 0 and 2 are siblings, 1 and 3 are siblings (as on a 2-core, 4-thread instance).
+      const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+      const sb = sandbox({ cpus: "0-3", siblings, baked: true });
+      assert.equal((await sb.run(renderUserDataText(values("task-runner")))).status, 0);
+      const runs = sb.calls().filter((c) => c[0] === "run");
+      const pin = (argv: string[]) => argv[argv.indexOf("--cpuset-cpus") + 1];
+      assert.deepEqual(runs.map(pin).sort(), ["0", "1"], "started at once, so in any order");
+      // Started without a restart policy (a worker that exits in the settle window stays exited, with its exit
+      // code); the configured policy is set once they all stayed up.
+      assert.deepEqual(
+        sb.calls().find((c) => c[0] === "update"),
+        ["update", "--restart", "unless-stopped", "task-runner-1", "task-runner-2"],
+      );
+      for (const argv of runs) {
+        assert.equal(argv[argv.indexOf("--restart") + 1], "no");
+        assert.ok(envOf(argv).includes("ORCHESTRATOR_URL=http://10.0.0.5:8080"));
+        // Every worker carries its image version, so a benchmark result ties to the exact image it ran on.
+        const version = values("task-runner").version;
+        assert.ok(envOf(argv).includes(`IMGTOOL_VERSION=${version}`), argv.join(" "));
+        assert.equal(argv[argv.indexOf(`imgtool.version=${version}`) - 1], "--label");
+      }
+      assert.deepEqual(
+        (sb.marker("ready")!.workers as { name: string; cpus: string }[]).map(({ name, cpus }) => ({
+          name,
+          cpus,
+        })),
+        [
+          { name: "task-runner-1", cpus: "0" },
+          { name: "task-runner-2", cpus: "1" },
+        ],
+      );
+      // The TypeScript planner picks the same CPUs for the same topology.
+      const topo = {
+        allowed: parseCpuList("0-3"),
+        siblings: new Map(Object.entries(siblings).map(([k, v]) => [Number(k), parseCpuList(v)])),
+      };
+      assert.deepEqual(workerCpus(orderCpus(topo), "auto"), [0, 1]);
+      assert.deepEqual(workerCpus(orderCpus(topo), 3), [0, 1, 2]);
+
+      const three = sandbox({ cpus: "0-3", siblings, baked: true });
+      assert.equal((await three.run(renderUserDataText(values("task-runner", { workers: 3 })))).status, 0);
+      assert.deepEqual(
+        three
+          .calls()
+          .filter((c) => c[0] === "run")
+          .map(pin)
+          .sort(),
+        ["0", "1", "2"],
+      );
+    });
+
+    test("each worker carries its own CPU's state (sibling and whether it is idle, isolated, governor, turbo) in its label, environment and the ready record", async () => {
+      // 2 cores with SMT (0/2 and 1/3); CPUs 0 and 3 are still on powersave; turbo is off.
+      const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+      const cpuFiles = {
+        "cpu0/cpufreq/scaling_governor": "powersave\n",
+        "cpu1/cpufreq/scaling_governor": "performance\n",
+        "cpu2/cpufreq/scaling_governor": "performance\n",
+        "cpu3/cpufreq/scaling_governor": "powersave\n",
+        "intel_pstate/no_turbo": "1\n",
+      };
+      const state = (
+        cpu: number,
+        sibling: string,
+        siblingIdle: boolean,
+        isolated: boolean,
+        governor: string,
+      ) => ({
         cpu,
+        sibling,
+        siblingIdle,
+        isolated,
+        governor,
+        turbo: "off",
+      });
+      /** Boot 3 workers; each one's state in the ready record, its label and its environment, by pinned CPU. */
+      const boot = async (files: Record<string, string>, cpuSetup?: string) => {
+        const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles: files, cpuSetup });
+        const r = await sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+        assert.equal(r.status, 0, r.stderr);
+        const ready = sb.marker("ready")!;
+        const fromRecord = Object.fromEntries(
+          (ready.workers as { cpus: string; cpu: unknown }[]).map((w) => [w.cpus, w.cpu]),
+        );
+        for (const argv of sb.calls().filter((c) => c[0] === "run")) {
+          const cpu = argv[argv.indexOf("--cpuset-cpus") + 1]!;
+          const label = argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!;
+          assert.equal(argv[argv.indexOf(label) - 1], "--label");
+          assert.deepEqual(JSON.parse(label.slice(DOCKER_LABEL.cpuState.length + 1)), fromRecord[cpu]);
+          const env = envOf(argv).find((e) => e.startsWith("IMGTOOL_CPU_STATE="))!;
+          assert.deepEqual(JSON.parse(env.slice("IMGTOOL_CPU_STATE=".length)), fromRecord[cpu]);
+        }
+        return { ready, states: fromRecord, sb };
+      };
+
+      // Four boots, side by side; each checked below.
+      const setupRecord = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
+      const auto = sandbox({
+        cpus: "0-3",
+        siblings,
+        baked: true,
+        cpuFiles: { ...cpuFiles, isolated: "1-3\n" },
+      });
+      const plain = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true });
+      const [plainBoot, isolatedBoot, autoRun, plainRun] = await Promise.all([
+        boot(cpuFiles, setupRecord),
+        boot({ ...cpuFiles, isolated: "1-3\n" }),
+        auto.run(renderUserDataText(values("task-runner"))),
+        plain.run(renderUserDataText(values("task-runner"))),
+      ]);
+
+      // No isolation: CPUs 0, 1 and 2 (cores first); 0 and 2 are each other's busy sibling, 3 is left idle.
+      assert.deepEqual(plainBoot.states, {
+        "0": state(0, "2", false, false, "powersave"),
+        "1": state(1, "3", true, false, "performance"),
+        "2": state(2, "0", false, false, "performance"),
+      });
+      // The boot's per-setting record rides along, as it was.
+      assert.deepEqual(plainBoot.ready.cpuSetup, JSON.parse(setupRecord));
+
+      // The kernel isolates 1-3: the workers go there, CPU 0 is left to the system (and is CPU 2's idle sibling).
+      assert.deepEqual(isolatedBoot.states, {
+        "1": state(1, "3", false, true, "performance"),
+        "2": state(2, "0", true, true, "performance"),
+        "3": state(3, "1", false, true, "powersave"),
+      });
+      assert.equal(isolatedBoot.ready.cpuSetup, null);
+      // auto with isolation: one per core among the isolated CPUs, and the TypeScript planner reads the same.
+      assert.equal(autoRun.status, 0, autoRun.stderr);
+      assert.deepEqual(
+        (auto.marker("ready")!.workers as { cpus: string }[]).map((w) => w.cpus),
+        ["1", "2"],
+      );
+      mkdirSync(path.join(auto.dir, "proc/self"), { recursive: true });
+      writeFileSync(path.join(auto.dir, "proc/self/status"), "Cpus_allowed_list:\t0-3\n");
+      assert.deepEqual(workerCpus(orderCpus(readCpuTopology(auto.dir)), "auto"), [1, 2]);
+
+      // No SMT, no cpufreq, no isolation: said so, not guessed.
+      assert.equal(plainRun.status, 0, plainRun.stderr);
+      assert.deepEqual((plain.marker("ready")!.workers as { cpu: unknown }[])[0]!.cpu, {
+        cpu: 0,
         sibling: null,
         siblingIdle: null,
         isolated: false,
         governor: "unknown",
         turbo: "unknown",
-      })),
-    );
-  });
+      });
+    });
 
-  test("aws: a failed boot publishes a failed record with the reason (shortened for SSM's 4 KB), the marker keeps it all", () => {
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-    const r = sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
-    assert.notEqual(r.status, 0);
-    const puts = putCalls(sb.dir);
-    assert.equal(puts.length, 1);
-    const record = JSON.parse(flag(puts[0]!, "--value")!) as Record<string, unknown>;
-    assert.equal(record.status, "failed");
-    assert.match(String(record.reason), /3 workers asked for, but this instance has 2 CPU\(s\)/);
+    test("more workers than CPUs: the boot fails with a marker that says why, and starts nothing", async () => {
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+      const r = await sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+      assert.notEqual(r.status, 0);
+      assert.match(
+        String(sb.marker("failed")!.reason),
+        /3 workers asked for, but this instance has 2 CPU\(s\)/,
+      );
+      assert.equal(sb.calls().filter((c) => c[0] === "run").length, 0);
+    });
 
-    const long = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true, engineAnswers: false });
-    long.run(renderUserDataText(values("orchestrator", { engineWaitSeconds: 1, version: "v".repeat(5000) })));
-    const value = flag(putCalls(long.dir)[0]!, "--value")!;
-    assert.ok(Buffer.byteLength(value) <= 4096, `${Buffer.byteLength(value)} bytes`);
-    assert.match(String((JSON.parse(value) as { reason: string }).reason), /did not answer within 1s/);
-  });
+    test("the wait for the engine is bounded (stand-in docker whose engine never answers)", async () => {
+      const sb = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true, engineAnswers: false });
+      const text = renderUserDataText(values("orchestrator", { engineWaitSeconds: 1 }));
+      // Bounded: it ends by itself (not killed by the sandbox's time limit), failing with the bound it was given.
+      const r = await sb.run(text);
+      assert.equal(r.signal, null, "the user-data ended by itself");
+      assert.notEqual(r.status, 0);
+      assert.match(String(sb.marker("failed")!.reason), /did not answer within 1s/);
+      assert.match(r.stderr, /imgtool-user-data\[orchestrator\]: error: the Docker engine/);
+    });
 
-  test("local: no record is published (the launcher reads the marker)", () => {
-    assert.equal(values("task-runner", {}, "", localCtx).recordPrefix, "");
-    assert.match(renderUserDataText(values("orchestrator", {}, "", localCtx)), /^RECORD_PREFIX=''$/m);
-    // The script with an empty prefix (as local renders it) publishes nothing.
-    const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-    const r = sb.run(renderUserDataText(values("task-runner", { recordPrefix: "" })));
-    assert.equal(r.status, 0, r.stderr);
-    assert.equal(putCalls(sb.dir).length, 0);
-    assert.equal(sb.marker("ready")!.status, "ready");
-  });
-});
+    test("one log line with the seconds from the first line of user-data to all workers running", async () => {
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+      const r = await sb.run(renderUserDataText(values("task-runner")));
+      const lines = r.stderr.split("\n").filter((l) => /: ready: /.test(l));
+      assert.equal(lines.length, 1);
+      assert.match(
+        lines[0]!,
+        /^imgtool-user-data\[task-runner\]: ready: 2 worker\(s\) running on CPU\(s\) 0 1 in \d+\.\d{3} s from the first line of user-data$/,
+      );
+      assert.equal(typeof sb.marker("ready")!.bootToReadySeconds, "number");
+    });
+
+    /** The `aws ssm put-parameter` calls (argv) the script made. */
+    const putCalls = (dir: string): string[][] => {
+      const f = path.join(dir, "aws-calls");
+      if (!existsSync(f)) return [];
+      const words = readFileSync(f, "utf8").split("\0").slice(0, -1);
+      const calls: string[][] = [];
+      for (let i = 0; i < words.length; i++) {
+        if (words[i] === "ssm" && words[i + 1] === "put-parameter") {
+          const end = words.findIndex((w, j) => j > i + 1 && w === "ssm");
+          calls.push(words.slice(i, end === -1 ? undefined : end));
+        }
+      }
+      return calls;
+    };
+    const flag = (argv: string[], name: string) => argv[argv.indexOf(name) + 1];
+
+    test("each boot step's seconds in the ready record (marker and SSM record, in boot order): a slow image check is named", async () => {
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, imageCheckSeconds: 0.3 });
+      const r = await sb.run(renderUserDataText(values("task-runner")));
+      assert.equal(r.status, 0, r.stderr);
+      const steps = sb.marker("ready")!.bootSteps as Record<string, number>;
+      assert.deepEqual(Object.keys(steps), [
+        "engine-wait",
+        "secret-read",
+        "image-check",
+        "pre-warm",
+        "worker-start",
+      ]);
+      for (const s of Object.values(steps)) assert.equal(typeof s, "number");
+      assert.ok(steps["image-check"]! >= 0.3, JSON.stringify(steps));
+      assert.ok(
+        Object.values(steps).reduce((a, b) => a + b, 0) <= Number(sb.marker("ready")!.bootToReadySeconds),
+        "the steps are parts of the boot",
+      );
+      const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+      assert.deepEqual((JSON.parse(raw) as { bootSteps: unknown }).bootSteps, steps);
+      const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+      assert.ok(parsed.ok);
+      assert.deepEqual(parsed.report.bootSteps, steps);
+    });
+
+    test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", async () => {
+      const sb = sandbox({ cpus: "0-3", siblings: { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" }, baked: true });
+      const r = await sb.run(renderUserDataText(values("task-runner")));
+      assert.equal(r.status, 0, r.stderr);
+      const puts = putCalls(sb.dir);
+      assert.equal(puts.length, 1);
+      const put = puts[0]!;
+      assert.equal(flag(put, "--name"), `/imgtool/bench/runs/ud-1/${SANDBOX_INSTANCE}`);
+      assert.equal(flag(put, "--region"), "us-east-1");
+      assert.equal(flag(put, "--type"), "String");
+      assert.ok(put.includes("--overwrite"));
+      const record = JSON.parse(flag(put, "--value")!) as Record<string, unknown>;
+      const marker = sb.marker("ready")!;
+      assert.equal(record.status, "ready");
+      assert.equal(record.role, "task-runner");
+      assert.equal(record.runId, "ud-1");
+      assert.deepEqual(record.workerCpus, ["0", "1"], "one worker per physical core");
+      assert.deepEqual(
+        (marker.workers as { cpus: string }[]).map((w) => w.cpus),
+        record.workerCpus,
+        "the marker's workers, in order",
+      );
+      assert.equal(record.bootToReadySeconds, marker.bootToReadySeconds);
+      assert.equal(record.pulled, false);
+    });
+
+    test("aws: the SSM record carries every worker's CPU state (compact) and the boot's CPU record; the launcher reads back what the marker, the labels and the environment say", async () => {
+      // 2 cores with SMT (0/2 and 1/3), the kernel isolates 1-3, CPU 0 on powersave, the rest performance, turbo off.
+      const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+      const cpuFiles = {
+        isolated: "1-3\n",
+        "cpu1/cpufreq/scaling_governor": "powersave\n",
+        "cpu2/cpufreq/scaling_governor": "performance\n",
+        "cpu3/cpufreq/scaling_governor": "performance\n",
+        "intel_pstate/no_turbo": "1\n",
+      };
+      const setup = '{"governor": {"wanted": "performance", "status": "failed"}, "root": "/"}';
+      for (const workers of [3, "auto"] as const) {
+        const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles, cpuSetup: setup });
+        const r = await sb.run(renderUserDataText(values("task-runner", { workers })));
+        assert.equal(r.status, 0, r.stderr);
+        const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+        const record = JSON.parse(raw) as Record<string, unknown>;
+        assert.deepEqual(record.cpuSetup, JSON.parse(setup));
+        const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+        assert.ok(parsed.ok);
+        const fromMarker = (sb.marker("ready")!.workers as { cpu: unknown }[]).map((w) => w.cpu);
+        assert.deepEqual(
+          parsed.report.workers.map((w) => w.cpu),
+          fromMarker,
+        );
+        const fromLabels = sb
+          .calls()
+          .filter((c) => c[0] === "run")
+          .map((argv) =>
+            JSON.parse(argv.find((a) => a.startsWith(`${DOCKER_LABEL.cpuState}=`))!.split("=")[1]!),
+          );
+        assert.deepEqual(
+          fromLabels.sort((a: { cpu: number }, b: { cpu: number }) => a.cpu - b.cpu),
+          [...fromMarker].sort((a, b) => (a as { cpu: number }).cpu - (b as { cpu: number }).cpu),
+        );
+      }
+      // Isolated CPUs only (1-3): 3 workers on 1, 3, 2 (cores first); auto is one per core among them: 1, 2.
+      const sb = sandbox({ cpus: "0-3", siblings, baked: true, cpuFiles });
+      assert.equal((await sb.run(renderUserDataText(values("task-runner", { workers: 3 })))).status, 0);
+      const parsed = parseRecord(
+        { name: "/x", key: "x", value: flag(putCalls(sb.dir)[0]!, "--value")! },
+        "task-runner",
+      );
+      assert.ok(parsed.ok);
+      assert.deepEqual(
+        parsed.report.workers.map((w) => w.cpu),
+        [
+          { cpu: 1, sibling: "3", siblingIdle: false, isolated: true, governor: "powersave", turbo: "off" },
+          { cpu: 2, sibling: "0", siblingIdle: true, isolated: true, governor: "performance", turbo: "off" },
+          { cpu: 3, sibling: "1", siblingIdle: false, isolated: true, governor: "performance", turbo: "off" },
+        ],
+      );
+    });
+
+    test("aws: a boot record too long for SSM's 4 KB gives way in the SSM record (the marker keeps it); the workers' CPUs stay", async () => {
+      const longSetup = `{"services": {"status": "failed", "detail": "${"could not mask x.timer ".repeat(200)}"}}`;
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, cpuSetup: longSetup });
+      const r = await sb.run(renderUserDataText(values("task-runner")));
+      assert.equal(r.status, 0, r.stderr);
+      const raw = flag(putCalls(sb.dir)[0]!, "--value")!;
+      assert.ok(Buffer.byteLength(raw) <= 4096, `${Buffer.byteLength(raw)} bytes`);
+      assert.equal((JSON.parse(raw) as Record<string, unknown>).cpuSetup, null);
+      assert.deepEqual(sb.marker("ready")!.cpuSetup, JSON.parse(longSetup));
+      const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
+      assert.ok(parsed.ok);
+      assert.deepEqual(
+        parsed.report.workers.map((w) => w.cpu),
+        [0, 1].map((cpu) => ({
+          cpu,
+          sibling: null,
+          siblingIdle: null,
+          isolated: false,
+          governor: "unknown",
+          turbo: "unknown",
+        })),
+      );
+    });
+
+    test("aws: a failed boot publishes a failed record with the reason (shortened for SSM's 4 KB), the marker keeps it all", async () => {
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+      const r = await sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+      assert.notEqual(r.status, 0);
+      const puts = putCalls(sb.dir);
+      assert.equal(puts.length, 1);
+      const record = JSON.parse(flag(puts[0]!, "--value")!) as Record<string, unknown>;
+      assert.equal(record.status, "failed");
+      assert.match(String(record.reason), /3 workers asked for, but this instance has 2 CPU\(s\)/);
+
+      const long = sandbox({ cpus: "0", siblings: { 0: "0" }, baked: true, engineAnswers: false });
+      await long.run(
+        renderUserDataText(values("orchestrator", { engineWaitSeconds: 1, version: "v".repeat(5000) })),
+      );
+      const value = flag(putCalls(long.dir)[0]!, "--value")!;
+      assert.ok(Buffer.byteLength(value) <= 4096, `${Buffer.byteLength(value)} bytes`);
+      assert.match(String((JSON.parse(value) as { reason: string }).reason), /did not answer within 1s/);
+    });
+
+    test("local: no record is published (the launcher reads the marker)", async () => {
+      assert.equal(values("task-runner", {}, "", localCtx).recordPrefix, "");
+      assert.match(renderUserDataText(values("orchestrator", {}, "", localCtx)), /^RECORD_PREFIX=''$/m);
+      // The script with an empty prefix (as local renders it) publishes nothing.
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
+      const r = await sb.run(renderUserDataText(values("task-runner", { recordPrefix: "" })));
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(putCalls(sb.dir).length, 0);
+      assert.equal(sb.marker("ready")!.status, "ready");
+    });
+  },
+);

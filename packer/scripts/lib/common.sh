@@ -55,11 +55,15 @@ require_set() {
   done
 }
 
-# download URL DEST: fetch URL to DEST (written only when complete), retrying transient failures.
+# download URL DEST: fetch URL to DEST (written only when complete), retrying transient failures: curl's own
+# retries (IMGTOOL_DOWNLOAD_CURL_RETRIES, default 2, a second apart: curl waits at least 1 s), inside
+# IMGTOOL_DOWNLOAD_ATTEMPTS attempts IMGTOOL_DOWNLOAD_DELAY seconds apart (doubling). The tests set curl's to 0
+# and the delay to 0, so a failed first request is retried at once by the outer loop.
 download() {
   local url=$1 dest=$2
   retry "${IMGTOOL_DOWNLOAD_ATTEMPTS:-5}" "${IMGTOOL_DOWNLOAD_DELAY:-2}" \
-    curl --fail --silent --show-error --location --connect-timeout 20 --retry 2 --retry-delay 1 \
+    curl --fail --silent --show-error --location --connect-timeout 20 \
+    --retry "${IMGTOOL_DOWNLOAD_CURL_RETRIES:-2}" --retry-delay 1 \
     --output "$dest.partial" -- "$url" || die "download failed: $url"
   mv -f -- "$dest.partial" "$dest"
 }
