@@ -2,32 +2,21 @@
 // each new AMI's snapshots in the zones its region's instances launch in (the subnet's zone, else the default
 // VPC's zones), and `prune` disables it before it deletes a version's snapshots. The real SDK against the AWS
 // stand-in, every call judged with the generated policy of the actor that makes it (bake, prune); Packer is the
-// recording stand-in (test/bake/fixtures/recording-packer.mjs). Off by default: no call at all.
+// recording stand-in (test/bake/fixtures/recording-packer.mjs; the set-up is test/bake/aws-bake-fixture.ts,
+// shared with bake-aws). Off by default: no call at all.
 import { after, afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
-import { makeAwsClients } from "../../src/aws/clients.js";
 import { Ec2Images } from "../../src/aws/ec2.js";
-import { bakeRole, type BakeDeps } from "../../src/bake/bake.js";
-import { makeAwsBakeOps } from "../../src/bake/aws-ops.js";
+import { bakeRole } from "../../src/bake/bake.js";
 import { Catalog } from "../../src/catalog/catalog.js";
 import { SsmStore } from "../../src/catalog/ssm-store.js";
 import { parseConfig, type Config } from "../../src/config/load.js";
 import { recordingSink, type EventSink } from "../../src/events.js";
 import { policyFor } from "../../src/iam/policies.js";
-import { makePackerRunner } from "../../src/packer/runner.js";
 import { awsPruneBackend } from "../../src/prune/backends.js";
 import { prune } from "../../src/prune/prune.js";
-import { renderBake, writeRendered } from "../../src/render/packer.js";
-import { startAwsStandin } from "../support/aws-standin/index.js";
-import { actorCredentials, actorPolicies, policyProblems, SETUP_KEY } from "../support/iam-referee.js";
-
-const HOME = "us-east-1";
-const OTHER = "eu-west-1";
-const ACCOUNT = "123456789012";
-const FAKE_PACKER = new URL("./fixtures/recording-packer.mjs", import.meta.url).pathname;
+import { actorPolicies, policyProblems, SETUP_KEY } from "../support/iam-referee.js";
+import { HOME, OTHER, awsBakeConfigText, startAwsBakeFixture } from "./aws-bake-fixture.js";
 
 /** One region only, Fast Snapshot Restore on. */
 function oneRegion(): Config {
@@ -36,90 +25,24 @@ function oneRegion(): Config {
 }
 
 function configOf(extra: string[]): Config {
-  const text = [
-    "pipeline: bench",
-    "roles:",
-    "  task-runner:",
-    "    instance_types: [c7i.large, c7g.large]",
-    "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
-    "    base:",
-    `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`,
-    "aws:",
-    `  regions: [${HOME}, ${OTHER}]`,
-    ...extra.map((l) => `  ${l}`),
-  ].join("\n");
-  const parsed = parseConfig(text, { baseDir: "/p" });
+  const parsed = parseConfig(awsBakeConfigText(extra), { baseDir: "/p" });
   assert.ok(parsed.config, parsed.errors.join("\n"));
   return parsed.config;
 }
 
 /** A stand-in judging every call with `config`'s policies, and a bake and a prune of its own. */
 async function world(config: Config, fastRestoreReads?: number) {
-  const standin = await startAwsStandin({
+  const fx = await startAwsBakeFixture(config, {
     iam: { policies: actorPolicies(config), setupKey: SETUP_KEY },
     ...(fastRestoreReads !== undefined ? { fastRestoreReads } : {}),
   });
-  const tmp = mkdtempSync(path.join(tmpdir(), "imgtool-bake-fsr-"));
-  const log = path.join(tmp, "packer.log");
-  writeFileSync(log, "");
-  const clients = (region: string, actor: "bake" | "prune") =>
-    makeAwsClients({
-      region,
-      endpoint: standin.endpoint,
-      credentials: actorCredentials(actor),
-      retryBaseDelayMs: 5,
-    });
-  const catalogs = new Map<string, Catalog>();
-  const catalog = async (region: string) => {
-    if (!catalogs.has(region))
-      catalogs.set(
-        region,
-        new Catalog({
-          store: new SsmStore(clients(region, "bake").ssm),
-          prefix: "/imgtool/bench",
-          readBack: { attempts: 3, delayMs: 5 },
-        }),
-      );
-    return catalogs.get(region)!;
-  };
+  const { standin, clients } = fx;
   let day = 0;
   /** One bake of new inputs (a newer base AMI) that Packer "builds" into fresh AMIs. */
   const bakeNew = async (events: EventSink = recordingSink()) => {
     day++;
-    for (const arch of ["x86_64", "arm64"])
-      standin.addImage(HOME, {
-        name: `al2023-ami-2026.${day}-${arch}`,
-        architecture: arch,
-        creationDate: new Date(Date.UTC(2026, 10, day)).toISOString(),
-      });
-    const built = {
-      x86_64: standin.addImage(HOME, { name: `built-${day}-x86_64`, architecture: "x86_64" }).imageId,
-      arm64: standin.addImage(HOME, { name: `built-${day}-arm64`, architecture: "arm64" }).imageId,
-    };
-    const deps: BakeDeps = {
-      config,
-      events,
-      packer: makePackerRunner(FAKE_PACKER),
-      packerVersion: "Packer v1.11.2",
-      render: renderBake,
-      writeRendered,
-      catalog,
-      resolveCommit: async () => "c".repeat(40),
-      gitRevision: async () => "0123456789abcdef",
-      ops: makeAwsBakeOps({
-        config,
-        events,
-        ec2: async (r) => new Ec2Images(clients(r, "bake").ec2, r),
-        wait: { consecutive: 1, intervalMs: 1, sleep: async () => {} },
-      }),
-      buildRoot: tmp,
-      packerEnv: {
-        FAKE_PACKER_LOG: log,
-        FAKE_PACKER_AMIS: `x86_64=${built.x86_64},arm64=${built.arm64}`,
-        AWS_REGION: HOME,
-      },
-    };
-    const r = await bakeRole("task-runner", deps);
+    fx.seedBases(day);
+    const r = await bakeRole("task-runner", fx.deps(fx.seedBuilt(day), { events }));
     assert.equal(r.status, "built");
     return r;
   };
@@ -155,10 +78,7 @@ async function world(config: Config, fastRestoreReads?: number) {
     pruneOld,
     fastRestores,
     expected,
-    close: async () => {
-      await standin.close();
-      rmSync(tmp, { recursive: true, force: true });
-    },
+    close: fx.close,
   };
 }
 

@@ -1,139 +1,54 @@
 // `bake ami` on the aws path: the real SDK against the AWS stand-in, and a recording stand-in for Packer
-// (test/bake/fixtures/recording-packer.mjs: there is no AWS to build on here). Waits for available through a
+// (test/bake/fixtures/recording-packer.mjs: there is no AWS to build on here; the set-up is
+// test/bake/aws-bake-fixture.ts, shared with bake-aws-fsr). Waits for available through a
 // flap, tags AMIs and snapshots, copies to a second region, publishes per region and architecture only after
 // everything succeeded, and publishes nothing when Packer fails or is interrupted.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { makeAwsClients } from "../../src/aws/clients.js";
-import { Ec2Images } from "../../src/aws/ec2.js";
 import { bake, bakeRole, type BakeDeps, InterruptedError } from "../../src/bake/bake.js";
-import { makeAwsBakeOps } from "../../src/bake/aws-ops.js";
-import { Catalog } from "../../src/catalog/catalog.js";
-import { SsmStore } from "../../src/catalog/ssm-store.js";
 import { parseConfig } from "../../src/config/load.js";
 import { FailureError } from "../../src/errors.js";
-import { recordingSink } from "../../src/events.js";
-import { makePackerRunner } from "../../src/packer/runner.js";
-import { renderBake, writeRendered } from "../../src/render/packer.js";
-import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { runMain } from "../support/cli.js";
-import { actorCredentials, actorPolicies } from "../support/iam-referee.js";
-
-const HOME = "us-east-1";
-const OTHER = "eu-west-1";
-const ACCOUNT = "123456789012";
-const FAKE_PACKER = new URL("./fixtures/recording-packer.mjs", import.meta.url).pathname;
+import { actorPolicies } from "../support/iam-referee.js";
+import {
+  HOME,
+  OTHER,
+  awsBakeConfigText,
+  startAwsBakeFixture,
+  type AwsBakeFixture,
+  type Amis,
+} from "./aws-bake-fixture.js";
 
 describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
-  let standin: AwsStandin;
-  let tmp: string;
-  let log: string;
-  const configText = [
-    "pipeline: bench",
-    "roles:",
-    "  task-runner:",
-    "    instance_types: [c7i.large, c7g.large]",
-    "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
-    "    base:",
-    `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`,
-    "aws:",
-    `  regions: [${HOME}, ${OTHER}]`,
-  ].join("\n");
+  let fx: AwsBakeFixture;
+  let standin: AwsBakeFixture["standin"];
+  const configText = awsBakeConfigText();
   const config = parseConfig(configText, { baseDir: "/p" }).config!;
 
   before(async () => {
     // Every call judged with `imgtool iam-policy --for bake`.
-    standin = await startAwsStandin({ iam: { policies: actorPolicies(config) } });
+    fx = await startAwsBakeFixture(config, { iam: { policies: actorPolicies(config) } });
+    standin = fx.standin;
   });
   after(async () => {
-    await standin.close();
+    await fx.close();
   });
   beforeEach(() => {
     standin.reset();
-    tmp = mkdtempSync(path.join(tmpdir(), "imgtool-bake-aws-"));
-    log = path.join(tmp, "packer.log");
-    writeFileSync(log, "");
+    fx.newBuildRoot();
   });
 
-  const clients = (region: string) =>
-    makeAwsClients({
-      region,
-      endpoint: standin.endpoint,
-      credentials: actorCredentials("bake"),
-      retryBaseDelayMs: 5,
-    });
-  const catalogs = new Map<string, Catalog>();
-  const catalog = async (region: string) => {
-    if (!catalogs.has(region)) {
-      catalogs.set(
-        region,
-        new Catalog({
-          store: new SsmStore(clients(region).ssm),
-          prefix: "/imgtool/bench",
-          readBack: { attempts: 3, delayMs: 5 },
-        }),
-      );
-    }
-    return catalogs.get(region)!;
-  };
-
-  function seedBases(day: number) {
-    return {
-      x86_64: standin.addImage(HOME, {
-        name: `al2023-ami-2026.${day}-x86_64`,
-        architecture: "x86_64",
-        creationDate: new Date(Date.UTC(2026, 10, day)).toISOString(),
-      }).imageId,
-      arm64: standin.addImage(HOME, {
-        name: `al2023-ami-2026.${day}-arm64`,
-        architecture: "arm64",
-        creationDate: new Date(Date.UTC(2026, 10, day)).toISOString(),
-      }).imageId,
-    };
-  }
-  function seedBuilt(n: number) {
-    return {
-      x86_64: standin.addImage(HOME, { name: `built-${n}-x86_64`, architecture: "x86_64" }).imageId,
-      arm64: standin.addImage(HOME, { name: `built-${n}-arm64`, architecture: "arm64" }).imageId,
-    };
-  }
-
-  function deps(
-    built: Record<string, string>,
-    extra: Partial<BakeDeps> = {},
-    sleep?: (ms: number) => Promise<void>,
-  ): BakeDeps {
-    const events = recordingSink();
-    return {
-      config,
-      events,
-      packer: makePackerRunner(FAKE_PACKER),
-      packerVersion: "Packer v1.11.2",
-      render: renderBake,
-      writeRendered,
-      catalog,
-      resolveCommit: async () => "c".repeat(40),
-      gitRevision: async () => "0123456789abcdef",
-      ops: makeAwsBakeOps({
-        config,
-        events,
-        ec2: async (r) => new Ec2Images(clients(r).ec2, r),
-        wait: { consecutive: 3, intervalMs: 1, ...(sleep ? { sleep } : { sleep: async () => {} }) },
-      }),
-      buildRoot: tmp,
-      packerEnv: {
-        FAKE_PACKER_LOG: log,
-        FAKE_PACKER_AMIS: `x86_64=${built.x86_64},arm64=${built.arm64}`,
-        AWS_REGION: HOME,
-      },
-      ...extra,
-    };
-  }
-
-  const packerCalls = () => readFileSync(log, "utf8").split("\n").filter(Boolean);
+  const catalogs = { clear: () => fx.catalogs.clear() };
+  const catalog = (region: string) => fx.catalog(region);
+  const seedBases = (day: number) => fx.seedBases(day);
+  const seedBuilt = (n: number) => fx.seedBuilt(n);
+  /** The bake's dependencies; the availability wait wants 3 available reads in a row. */
+  const deps = (built: Amis, extra: Partial<BakeDeps> = {}, sleep?: (ms: number) => Promise<void>) =>
+    fx.deps(built, { consecutive: 3, ...(sleep ? { sleep } : {}), extra });
+  const packerCalls = () => fx.packerCalls();
 
   test("waits through a flap, tags, copies, publishes per region and architecture; then up to date", async () => {
     catalogs.clear();
