@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFi
 import path from "node:path";
 import { projectPath } from "../../src/paths.js";
 import { workerCpuStates } from "../../src/launch/cpu-record.js";
-import { run, tempDir } from "../render/helpers.js";
+import { runAsync, tempDir } from "../render/helpers.js";
 
 const SCRIPT = projectPath("packer", "scripts", "lib", "imgtool-cpu-setup");
 const ARGS = "isolcpus=domain,managed_irq,1-N nohz_full=1-N rcu_nocbs=1-N irqaffinity=0";
@@ -39,12 +39,12 @@ function tree(spec: { files?: Record<string, string>; dirs?: string[]; links?: R
 }
 
 /** Run the script with `conf` against `root`; the record it wrote. */
-function setup(root: string, conf: string | undefined) {
+async function setup(root: string, conf: string | undefined) {
   const dir = tempDir("cpu-setup-run");
   const confFile = path.join(dir, "cpu.conf");
   if (conf !== undefined) writeFileSync(confFile, conf);
   const recordFile = path.join(dir, "run", "cpu.json");
-  const r = run(["bash", SCRIPT], {
+  const r = await runAsync(["bash", SCRIPT], {
     env: { IMGTOOL_SYSFS_ROOT: root, IMGTOOL_CPU_CONF: confFile, IMGTOOL_CPU_RECORD: recordFile },
   });
   assert.equal(r.code, 0, r.out);
@@ -63,8 +63,8 @@ const ALL = [
 const CPU = "sys/devices/system/cpu";
 const gov = (n: number) => `${CPU}/cpu${n}/cpufreq/scaling_governor`;
 
-describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
-  test("allowed: every setting written, read back and recorded applied", () => {
+describe("imgtool-cpu-setup against fake sysfs/procfs trees", { concurrency: true }, () => {
+  test("allowed: every setting written, read back and recorded applied", async () => {
     const root = tree({
       files: {
         [gov(0)]: "powersave\n",
@@ -80,7 +80,7 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
       },
       dirs: ["etc/systemd/system"],
     });
-    const { record } = setup(root, ALL);
+    const { record } = await setup(root, ALL);
     const { at, ...settings } = record as Record_ & { at: string };
     assert.match(at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     assert.deepEqual(
@@ -111,14 +111,14 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
     assert.match(record.irq_affinity.detail, /2 of 2 interrupt/);
   });
 
-  test("AMD-style boost: cpufreq/boost written 0 (off)", () => {
+  test("AMD-style boost: cpufreq/boost written 0 (off)", async () => {
     const root = tree({ files: { [`${CPU}/cpufreq/boost`]: "1\n" } });
-    const { record } = setup(root, "TURBO=off\n");
+    const { record } = await setup(root, "TURBO=off\n");
     assert.equal(record.turbo.status, "applied");
     assert.equal(readFileSync(path.join(root, CPU, "cpufreq/boost"), "utf8"), "0\n");
   });
 
-  test("not allowed: absent files, a folder in place of a file, kernel arguments not the image's (a twin)", () => {
+  test("not allowed: absent files, a folder in place of a file, kernel arguments not the image's (a twin)", async () => {
     const root = tree({
       // No cpufreq at all; no_turbo is a folder; the unit is installed but /etc/systemd/system is missing.
       dirs: [`${CPU}/cpu0/topology`, `${CPU}/intel_pstate/no_turbo`],
@@ -128,7 +128,7 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
       /KERNEL_ARGS_STATUS=applied\nKERNEL_ARGS_DETAIL=.*\n/,
       "KERNEL_ARGS_STATUS=not-allowed\nKERNEL_ARGS_DETAIL=a Docker twin shares its host's kernel\n",
     );
-    const { record } = setup(root, conf);
+    const { record } = await setup(root, conf);
     for (const k of ["governor", "turbo", "services", "kernel_args", "irq_affinity"] as const) {
       assert.equal(record[k].status, "not-allowed", `${k}: ${JSON.stringify(record[k])}`);
     }
@@ -140,13 +140,13 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
 
     // One CPU of two offers no governor file (a folder there): not allowed, and the other CPU is still set.
     const half = tree({ files: { [gov(0)]: "powersave\n" }, dirs: [gov(1)] });
-    const r2 = setup(half, "GOVERNOR=performance\n").record;
+    const r2 = (await setup(half, "GOVERNOR=performance\n")).record;
     assert.equal(r2.governor.status, "not-allowed");
     assert.match(r2.governor.detail, /1 of 2 CPU\(s\)/);
     assert.equal(readFileSync(path.join(half, gov(0)), "utf8"), "performance\n");
   });
 
-  test("failing writes: refused (/dev/full), ignored (/dev/null reads back empty), a kernel booted without the arguments", () => {
+  test("failing writes: refused (/dev/full), ignored (/dev/null reads back empty), a kernel booted without the arguments", async () => {
     const root = tree({
       files: {
         [gov(0)]: "powersave\n",
@@ -162,7 +162,7 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
         [`${CPU}/intel_pstate/no_turbo`]: "/dev/null",
       },
     });
-    const { record } = setup(root, ALL);
+    const { record } = await setup(root, ALL);
     assert.equal(record.governor.status, "failed");
     assert.match(record.governor.detail, /^2 of 3 CPU\(s\) refused performance/);
     assert.equal(record.turbo.status, "failed");
@@ -178,7 +178,7 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
       files: { "proc/cmdline": ARGS, "proc/irq/default_smp_affinity": "3\n" },
       links: { "proc/irq/9/smp_affinity_list": "/dev/null" },
     });
-    const r2 = setup(irq, ALL).record;
+    const r2 = (await setup(irq, ALL)).record;
     assert.equal(r2.irq_affinity.status, "failed");
     // Every argument is in the command line, yet nothing is isolated: read back, so failed.
     assert.equal(r2.kernel_args.status, "failed");
@@ -186,11 +186,11 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
     assert.match(r2.irq_affinity.detail, /1 of 1 interrupt\(s\) accepted CPU 0 but read back/);
   });
 
-  test("nothing asked (an orchestrator, or no cpu.conf): every setting unchanged, nothing written", () => {
+  test("nothing asked (an orchestrator, or no cpu.conf): every setting unchanged, nothing written", async () => {
     const files = { [gov(0)]: "powersave\n", [`${CPU}/intel_pstate/no_turbo`]: "0\n" };
     for (const conf of ["GOVERNOR=unchanged\nTURBO=unchanged\nQUIET_UNITS=\nKERNEL_ARGS=\n", undefined]) {
       const root = tree({ files });
-      const { record, out } = setup(root, conf);
+      const { record, out } = await setup(root, conf);
       for (const k of ["governor", "turbo", "services", "kernel_args", "irq_affinity"] as const) {
         assert.equal(record[k].status, "unchanged", k);
       }
@@ -200,12 +200,12 @@ describe("imgtool-cpu-setup against fake sysfs/procfs trees", () => {
   });
 });
 
-describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", () => {
+describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", { concurrency: true }, () => {
   const STATE = projectPath("packer", "scripts", "lib", "imgtool-cpu-state");
   const state = (root: string, ...args: string[]) =>
-    run(["bash", STATE, ...args], { env: { IMGTOOL_SYSFS: path.join(root, "sys") } });
+    runAsync(["bash", STATE, ...args], { env: { IMGTOOL_SYSFS: path.join(root, "sys") } });
 
-  test("SMT sibling busy or idle, isolation, governor and boost as the fake sysfs says", () => {
+  test("SMT sibling busy or idle, isolation, governor and boost as the fake sysfs says", async () => {
     const root = tree({
       files: {
         [`${CPU}/cpu5/topology/thread_siblings_list`]: "1,5\n",
@@ -214,7 +214,7 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
         [`${CPU}/cpufreq/boost`]: "1\n",
       },
     });
-    const idle = state(root, "5", "5", "6");
+    const idle = await state(root, "5", "5", "6");
     assert.equal(idle.code, 0, idle.out);
     assert.deepEqual(JSON.parse(idle.stdout), {
       cpu: 5,
@@ -224,9 +224,9 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
       governor: "performance",
       turbo: "on",
     });
-    const busy = JSON.parse(state(root, "5", "1", "5").stdout) as { siblingIdle: boolean };
+    const busy = JSON.parse((await state(root, "5", "1", "5")).stdout) as { siblingIdle: boolean };
     assert.equal(busy.siblingIdle, false);
-    const bare = JSON.parse(state(root, "1", "1").stdout) as Record<string, unknown>;
+    const bare = JSON.parse((await state(root, "1", "1")).stdout) as Record<string, unknown>;
     assert.deepEqual(bare, {
       cpu: 1,
       sibling: null,
@@ -237,7 +237,7 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
     });
   });
 
-  test("--record: every worker's CPU in the compact form the SSM ready record carries, read back by the launcher; 192 workers fit", () => {
+  test("--record: every worker's CPU in the compact form the SSM ready record carries, read back by the launcher; 192 workers fit", async () => {
     const root = tree({
       files: {
         [`${CPU}/cpu1/topology/thread_siblings_list`]: "1,5\n",
@@ -250,7 +250,7 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
       },
     });
     const workers = ["1", "2", "3", "5"];
-    const r = state(root, "--record", ...workers);
+    const r = await state(root, "--record", ...workers);
     assert.equal(r.code, 0, r.out);
     const record = JSON.parse(r.stdout) as unknown;
     assert.deepEqual(record, {
@@ -263,7 +263,9 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
     // The launcher's reading is what the one-CPU form says, worker by worker.
     assert.deepEqual(
       workerCpuStates(workers, record),
-      workers.map((w) => JSON.parse(state(root, w, ...workers).stdout) as unknown),
+      (await Promise.all(workers.map((w) => state(root, w, ...workers)))).map(
+        (r) => JSON.parse(r.stdout) as unknown,
+      ),
     );
 
     // 192 workers on 384 CPUs with SMT: the record's CPU part stays small (the record's budget is SSM's 4 KB,
@@ -275,7 +277,7 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
     }
     const big = tree({ files });
     const many = Array.from({ length: 192 }, (_, c) => String(c));
-    const out = state(big, "--record", ...many);
+    const out = await state(big, "--record", ...many);
     assert.equal(out.code, 0, out.out);
     assert.ok(Buffer.byteLength(out.stdout) <= 1_200, `${Buffer.byteLength(out.stdout)} bytes`);
     const states = workerCpuStates(many, JSON.parse(out.stdout))!;
@@ -288,11 +290,11 @@ describe("imgtool-cpu-state (a worker's CPU, read by the user-data at boot)", ()
       governor: "performance",
       turbo: "unknown",
     });
-    assert.equal(state(big, "--record").code, 2, "no worker: usage error");
+    assert.equal((await state(big, "--record")).code, 2, "no worker: usage error");
   });
 
-  test("a CPU that is not a number is a usage error (exit 2)", () => {
-    const r = state(tree({}), "x");
+  test("a CPU that is not a number is a usage error (exit 2)", async () => {
+    const r = await state(tree({}), "x");
     assert.equal(r.code, 2);
     assert.match(r.out, /usage: imgtool-cpu-state CPU/);
   });
