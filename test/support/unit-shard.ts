@@ -21,31 +21,38 @@ import { projectPath } from "../../src/paths.js";
 
 /**
  * What a file costs inside a shard, in seconds, for the balance (only the ratios matter): its time in a shard
- * run on the 2-core machine, scaled to an idle one; a file's waits count as well (install-ruby.sh's download
- * retries). A file not listed counts DEFAULT_SECONDS. Re-measure when a file grows a lot: each file's suite
- * reports its duration_ms in `npm run test:unit`'s output.
+ * run on the 2-core machine, scaled to an idle one; a file's waits count as well (user-data's settle windows
+ * and engine waits). A file not listed counts DEFAULT_SECONDS. Re-measure when a file grows a lot: each file's
+ * suite reports its duration_ms in `npm run test:unit`'s output. Last measured 2026-12-03 on a busy machine
+ * (load 20-50; total scaled to the 48.6 s idle run): files that spawn many processes (cpu-setup, user-data)
+ * may weigh more there than when idle.
  */
 const MEASURED_SECONDS: Record<string, number> = {
-  "test/render/user-data.unit.test.ts": 13,
-  "test/launch/aws.unit.test.ts": 7.5,
-  "test/launch/aws-readiness.unit.test.ts": 6.5,
-  "test/packer/cpu-setup.unit.test.ts": 4.5,
-  "test/packer/install-ruby.unit.test.ts": 4,
-  "test/bake/bake-aws.unit.test.ts": 3.5,
-  "test/bake/bake-aws-fsr.unit.test.ts": 7,
-  "test/catalog/catalog.unit.test.ts": 2,
-  "test/catalog/release.unit.test.ts": 2,
-  "test/catalog/lease.unit.test.ts": 2,
-  "test/config/tags.unit.test.ts": 2,
-  "test/support/aws-standin/ssm.unit.test.ts": 2,
-  "test/support/aws-standin/faults.unit.test.ts": 1.5,
-  "test/bake/bake-aws-preload.unit.test.ts": 1.5,
-  "test/pipeline/pipeline-concurrent.unit.test.ts": 1.5,
-  "test/packer/scripts.unit.test.ts": 1.5,
-  "test/launch/aws-limits.unit.test.ts": 1.5,
-  "test/launch/aws-kms.unit.test.ts": 1.5,
-  "test/pipeline/pipeline-resume.unit.test.ts": 1.5,
-  "test/aws/run-command.unit.test.ts": 1.5,
+  "test/packer/cpu-setup.unit.test.ts": 31.5,
+  "test/render/user-data.unit.test.ts": 24,
+  "test/launch/aws-readiness.unit.test.ts": 10.5,
+  "test/launch/aws.unit.test.ts": 9,
+  "test/bake/bake-aws-fsr.unit.test.ts": 8.5,
+  "test/packer/scripts.unit.test.ts": 5.5,
+  "test/bake/bake-aws.unit.test.ts": 5,
+  "test/catalog/lease.unit.test.ts": 4.5,
+  "test/config/tags.unit.test.ts": 4,
+  "test/pipeline/pipeline-resume.unit.test.ts": 4,
+  "test/pipeline/smoke-check.unit.test.ts": 4,
+  "test/bake/bake-aws-preload.unit.test.ts": 3,
+  "test/launch/aws-limits.unit.test.ts": 3,
+  "test/calibrate/calibrate-aws.unit.test.ts": 2.5,
+  "test/catalog/catalog.unit.test.ts": 2.5,
+  "test/iam/referee.unit.test.ts": 2.5,
+  "test/packer/prewarm.unit.test.ts": 2.5,
+  "test/aws/run-command.unit.test.ts": 2,
+  "test/git.unit.test.ts": 2,
+  "test/push/units.unit.test.ts": 2,
+  "test/catalog/release.unit.test.ts": 1.5,
+  "test/cli/pipeline-command.unit.test.ts": 1,
+  "test/launch/aws-image-check.unit.test.ts": 1,
+  "test/launch/aws-kms.unit.test.ts": 1,
+  "test/packer/install-ruby.unit.test.ts": 1,
 };
 const DEFAULT_SECONDS = 0.5;
 
