@@ -3,15 +3,16 @@
 // smoke launch that fails leaves `stable` where it was and exits non-zero.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { connectDocker } from "../../src/docker/engine.js";
 import { dockerHost, requireStack } from "../../src/local/stack.js";
+import { projectPath } from "../../src/paths.js";
 import { git, makeBenchRepo } from "../support/fixtures/bench-repo.js";
 import { runCli } from "../support/cli.js";
 import { copyProject } from "../support/project-copy.js";
-import { localPipelineConfig, removePipelineArtifacts, tempStateDir } from "../support/local-pipeline.js";
+import { removePipelineArtifacts } from "../support/local-pipeline.js";
 
 interface PipelineJson {
   ok: boolean;
@@ -21,7 +22,7 @@ interface PipelineJson {
   smoke: { passed: boolean; bootToReadySeconds: Record<string, number>; detail: string } | null;
 }
 
-const stateDir = tempStateDir();
+const stateDir = projectPath(".imgtool");
 const stack = requireStack(stateDir);
 const docker = connectDocker(dockerHost(stack, {}));
 const pipeline = `pl${process.pid}`;
@@ -33,17 +34,30 @@ git(repo.path, "rm", "--quiet", "benchmarks/fib.rb");
 git(repo.path, "commit", "--quiet", "-m", "no fib");
 git(repo.path, "checkout", "--quiet", "main");
 
-const config = (ref: string): Promise<string> =>
-  localPipelineConfig({
-    file: path.join(dir, `imgtool-${ref}.config.yaml`),
-    pipeline,
-    repo: repo.path,
-    ref,
-    stateDir,
-    // The rebake's boot is compared with the first run's, minutes apart on a shared machine: this file is
-    // about the pipeline's stages, the boot budget has its own test (boot-budget-local.test.ts).
-    extra: ["boot_budget: { max_ratio: 100 }"],
-  });
+function config(ref: string): string {
+  const file = path.join(dir, `imgtool-${ref}.config.yaml`);
+  const role = (r: string) => [
+    `  ${r}:`,
+    '    ruby: { versions: ["3.1"] }',
+    `    ruby_bench: { repository: ${repo.path}, ref: ${ref} }`,
+    `    app: { context: ${projectPath("examples", r)} }`,
+  ];
+  writeFileSync(
+    file,
+    [
+      `pipeline: ${pipeline}`,
+      "roles:",
+      ...role("task-runner"),
+      ...role("orchestrator"),
+      // The rebake's boot is compared with the first run's, minutes apart on a shared machine: this file is
+      // about the pipeline's stages, the boot budget has its own test (boot-budget-local.test.ts).
+      "boot_budget: { max_ratio: 100 }",
+      "local:",
+      `  state_dir: ${stateDir}`,
+    ].join("\n"),
+  );
+  return file;
+}
 
 const run = (cfg: string, out: string, root?: string) =>
   runCli(["pipeline", "--json", "--out", out, "--config", cfg], {
@@ -56,18 +70,14 @@ const status = (doc: PipelineJson, role: string, stage: string) =>
   doc.stages.find((s) => s.role === role && s.stage === stage)?.status;
 
 describe("imgtool pipeline on the local target (everything real)", () => {
-  after(async () => {
-    await removePipelineArtifacts(docker, pipeline);
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(path.dirname(stateDir), { recursive: true, force: true });
-  });
+  after(() => removePipelineArtifacts(docker, pipeline));
 
   let first: PipelineJson;
   let lastStable: Record<string, string> = {};
 
   test("first run: pushes, bakes (pre-loading the image), smoke-launches, runs a task and promotes", async () => {
     const out = path.join(dir, "out1");
-    const r = await run(await config("main"), out);
+    const r = await run(config("main"), out);
     assert.equal(r.code, 0, r.stderr.slice(-4000));
     first = JSON.parse(r.stdout) as PipelineJson;
     assert.equal(first.ok, true);
@@ -92,7 +102,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
   });
 
   test("second run with no change: nothing is built, pushed, launched or promoted", async () => {
-    const r = await run(await config("main"), path.join(dir, "out2"));
+    const r = await run(config("main"), path.join(dir, "out2"));
     assert.equal(r.code, 0, r.stderr.slice(-4000));
     const doc = JSON.parse(r.stdout) as PipelineJson;
     for (const role of ["task-runner", "orchestrator"]) {
@@ -111,7 +121,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
     const script = copy.path("packer", "scripts", "cleanup.sh");
     writeFileSync(script, `${readFileSync(script, "utf8")}\n`);
     try {
-      const r = await run(await config("main"), path.join(dir, "out-onebyte"), copy.root);
+      const r = await run(config("main"), path.join(dir, "out-onebyte"), copy.root);
       assert.equal(r.code, 0, r.stderr.slice(-4000));
       const doc = JSON.parse(r.stdout) as PipelineJson;
       for (const role of ["task-runner", "orchestrator"]) {
@@ -130,7 +140,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
   });
 
   test("a smoke launch that fails leaves stable unchanged and exits non-zero", async () => {
-    const r = await run(await config("nofib"), path.join(dir, "out3"));
+    const r = await run(config("nofib"), path.join(dir, "out3"));
     assert.equal(r.code, 1, r.stderr.slice(-4000));
     const doc = JSON.parse(r.stdout) as PipelineJson & { error: { message: string } };
     assert.equal(doc.ok, false);
@@ -144,7 +154,7 @@ describe("imgtool pipeline on the local target (everything real)", () => {
     // What is in a version, and what changed between the two bakes of the task runner.
     const v1 = first.stages.find((x) => x.role === "task-runner" && x.stage === "bake")!.version!;
     const v2 = doc.stages.find((x) => x.role === "task-runner" && x.stage === "bake")!.version!;
-    const cfg = await config("main");
+    const cfg = config("main");
     const shown = await runCli(["status", "--version", v1, "--json", "--config", cfg]);
     assert.equal(shown.code, 0, shown.stderr);
     const rec = (
