@@ -5,6 +5,9 @@
  * read the same way: nothing here lists the names.
  */
 
+/** The task runner's step that reads the image's files before the workers start (templates/user-data/common.sh.hbs). */
+export const PREWARM_STEP = "pre-warm";
+
 /** Step name -> seconds, in boot order. */
 export type BootSteps = Record<string, number>;
 

@@ -18,6 +18,7 @@ import {
   judgeBoot,
   verdictDetail,
   verdictLine,
+  verdictStatus,
   type BootMeasure,
   type BootVerdict,
 } from "./boot-budget.js";
@@ -362,9 +363,9 @@ function judgeBoots(
     report.stages.push({
       role: v.role,
       stage: "boot",
-      status: v.ok ? "within-budget" : v.overBudget ? "over-budget" : "slower",
+      status: verdictStatus(v),
       version: v.version,
-      seconds: v.seconds,
+      seconds: v.judgedSeconds,
       detail: verdictDetail(v, budget),
     });
   }

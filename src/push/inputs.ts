@@ -22,6 +22,7 @@ import {
   RESERVED_BUILD_ARGS,
   baseImagesOf,
   checkDockerfile,
+  healthBuildArgs,
   parseDockerfile,
   renderDockerfile,
   type Instruction,
@@ -221,8 +222,13 @@ export async function prepareRole(
     }
     dockerfilePath = "Dockerfile";
     dockerfileLabel = "rendered Dockerfile";
-    dockerfileText = renderDockerfile({ role, buildArgNames: Object.keys(configArgs) });
-    buildArgs = { ...configArgs, IMGTOOL_PACKAGES: rc.packages.join(" ") };
+    const http = role === "orchestrator" ? rc.run.health.http : undefined;
+    dockerfileText = renderDockerfile({
+      role,
+      buildArgNames: Object.keys(configArgs),
+      httpHealth: http !== undefined,
+    });
+    buildArgs = { ...configArgs, IMGTOOL_PACKAGES: rc.packages.join(" "), ...healthBuildArgs(http) };
     const helpers = path.join(deps.projectDir ?? projectPath(), "docker", role, "bin");
     helperFiles = existsSync(helpers) ? await listContext(helpers, { dockerignore: false }) : [];
     const scripts = await listContext(path.join(deps.projectDir ?? projectPath(), "packer", "scripts"), {

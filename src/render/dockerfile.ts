@@ -160,12 +160,44 @@ export interface RenderOptions {
   role: Role;
   /** Names of the config's build args: each gets an ARG line (names are checked: letters, digits, _). */
   buildArgNames: string[];
+  /**
+   * The orchestrator has an HTTP check (roles.orchestrator.run.health.http): its HEALTHCHECK asks it, at the
+   * path, port and status of {@link healthBuildArgs}; without one, `HEALTHCHECK NONE`.
+   * @default true
+   */
+  httpHealth?: boolean;
+}
+
+/** The orchestrator's HTTP check as the config gives it (roles.orchestrator.run.health.http). */
+export interface HttpHealthCheck {
+  path: string;
+  port?: number | undefined;
+  status?: number | undefined;
+}
+
+/**
+ * The build args that carry the orchestrator's HTTP check into its image, for docker/orchestrator/bin/
+ * imgtool-healthcheck: the path, the port (empty: the orchestrator's PORT) and the status (empty: any 2xx).
+ */
+export function healthBuildArgs(http: HttpHealthCheck | undefined): Record<string, string> {
+  if (!http) return {};
+  return {
+    IMGTOOL_HEALTH_PATH: http.path,
+    IMGTOOL_HEALTH_PORT: http.port === undefined ? "" : String(http.port),
+    IMGTOOL_HEALTH_STATUS: http.status === undefined ? "" : String(http.status),
+  };
 }
 
 const ARG_NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Build args the rendered Dockerfile itself declares; config build args may not reuse them. */
-export const RESERVED_BUILD_ARGS = ["BASE_IMAGE", "IMGTOOL_PACKAGES", "RUBY_BENCH_REF", "RUBY_BENCH_COMMIT"];
+export const RESERVED_BUILD_ARGS = [
+  "BASE_IMAGE",
+  "IMGTOOL_PACKAGES",
+  "RUBY_BENCH_REF",
+  "RUBY_BENCH_COMMIT",
+  ...Object.keys(healthBuildArgs({ path: "/" })),
+];
 
 /**
  * The provisioning scripts (under packer/scripts/) that the rendered Dockerfile runs, as the AMI does: they go
@@ -185,8 +217,9 @@ export const LABEL_BUILD_ARGS = {
 } as const;
 
 /**
- * The role's Dockerfile. Its text depends only on the role and the NAMES of the build args: every config
- * value (base image, packages, the ruby-bench ref, build-arg values) arrives as a build arg, never as text.
+ * The role's Dockerfile. Its text depends only on the role, the NAMES of the build args and whether the
+ * orchestrator has an HTTP check: every config value (base image, packages, the ruby-bench ref, the health
+ * check's path and port, build-arg values) arrives as a build arg, never as text.
  */
 export function renderDockerfile(opts: RenderOptions): string {
   for (const name of opts.buildArgNames) {
@@ -196,6 +229,7 @@ export function renderDockerfile(opts: RenderOptions): string {
     role: opts.role,
     taskRunner: opts.role === "task-runner",
     orchestrator: opts.role === "orchestrator",
+    httpHealth: opts.httpHealth ?? true,
     buildArgNames: [...opts.buildArgNames].sort(),
   });
 }

@@ -4,7 +4,7 @@
 // Pushes: two real CLI processes on the local target (real engine and registry). Bakes: the aws path, the
 // real SDK against the AWS stand-in (every call judged with the bake policy) and the recording Packer
 // stand-in, with the first bake held inside Packer until the second one has met the lease.
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,7 +26,13 @@ import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { runCli } from "../support/cli.js";
 import { actorCredentials, actorPolicies } from "../support/iam-referee.js";
-import { dockerCli, registryTags, tempProject, type TempProject } from "../push/support.js";
+import type { TempProject } from "../push/support.js";
+import { localEngine } from "../render/helpers.js";
+import { unavailable } from "../support/unavailable.js";
+
+// The pushes need the engine stack: loaded only where it is there (test/support/unavailable.ts decides).
+const skip = unavailable(localEngine().skip);
+let support: typeof import("../push/support.js");
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -48,7 +54,7 @@ function smallProject(): TempProject {
   const ctx = mkdtempSync(path.join(tmpdir(), "imgtool-concurrent-"));
   writeFileSync(path.join(ctx, "Dockerfile"), "FROM scratch\nCOPY a.txt /a.txt\n");
   writeFileSync(path.join(ctx, "a.txt"), `${Date.now()} ${randomBytes(8).toString("hex")}\n`);
-  return tempProject(
+  return support.tempProject(
     `roles:\n  orchestrator:\n    app:\n      context: ${ctx}\n      dockerfile: Dockerfile\n`,
   );
 }
@@ -70,14 +76,17 @@ const push = (p: TempProject, extra: string[] = []) =>
     timeoutMs: 300_000,
   });
 
-describe("fault: two concurrent pushes of one change (local target, real engine)", () => {
+describe("fault: two concurrent pushes of one change (local target, real engine)", { skip }, () => {
+  before(async () => {
+    support = await import("../push/support.js");
+  });
   test("both wait for the lease: one builds, pushes and publishes; the other finds it up to date", async () => {
     const p = smallProject();
     const [a, b] = await Promise.all([push(p, ["--wait-lease", "600"]), push(p, ["--wait-lease", "600"])]);
     assert.equal(a.code, 0, a.stderr);
     assert.equal(b.code, 0, b.stderr);
     const results = [a, b].map((r) => (JSON.parse(r.stdout) as { results: JsonResult[] }).results[0]!);
-    cleanups.push(() => dockerCli(["image", "rm", `${results[0]!.uri}:${results[0]!.tag}`]));
+    cleanups.push(() => support.dockerCli(["image", "rm", `${results[0]!.uri}:${results[0]!.tag}`]));
     assert.deepEqual(results.map((r) => r.status).sort(), ["pushed", "up-to-date"]);
     assert.equal(results.filter((r) => r.published).length, 1, "exactly one run published");
     assert.equal(results[0]!.reference, results[1]!.reference, "both runs report the same image");
@@ -85,7 +94,7 @@ describe("fault: two concurrent pushes of one change (local target, real engine)
     const h = await history(p);
     assert.equal(h.length, 1, JSON.stringify(h));
     assert.equal(h[0]!.value, results[0]!.reference);
-    assert.deepEqual(await registryTags(`${p.pipeline}/orchestrator`), [results[0]!.tag]);
+    assert.deepEqual(await support.registryTags(`${p.pipeline}/orchestrator`), [results[0]!.tag]);
   });
 
   test("a push while another run holds the lease fails at once, naming the holder and the fix; nothing is pushed", async () => {
@@ -114,7 +123,7 @@ describe("fault: two concurrent pushes of one change (local target, real engine)
       assert.equal(result!.status, "failed");
       assert.equal(result!.published, false);
       assert.deepEqual(await history(p), []);
-      assert.deepEqual(await registryTags(`${p.pipeline}/orchestrator`), []);
+      assert.deepEqual(await support.registryTags(`${p.pipeline}/orchestrator`), []);
       // The holder's lease is untouched, and once it is released a push goes through.
       assert.equal((await holder.holder("orchestrator-image"))?.token, held.token);
       await holder.release("orchestrator-image", held);
@@ -124,7 +133,7 @@ describe("fault: two concurrent pushes of one change (local target, real engine)
     const again = await push(p);
     assert.equal(again.code, 0, again.stderr);
     const [done] = (JSON.parse(again.stdout) as { results: JsonResult[] }).results;
-    cleanups.push(() => dockerCli(["image", "rm", `${done!.uri}:${done!.tag}`]));
+    cleanups.push(() => support.dockerCli(["image", "rm", `${done!.uri}:${done!.tag}`]));
     assert.equal(done!.status, "pushed");
   });
 });

@@ -4,7 +4,7 @@
 // registry: exit 1, the message names the image, the role, that it is gone and the fix, and nothing of the run
 // is left: no container, no volume, no instance folder, no run record. The launch stops in its checks, before
 // anything starts, so the twin here is a stand-in (the base image): no instance is ever made from it.
-import { after, describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -13,24 +13,35 @@ import { SqliteStore } from "../../src/catalog/sqlite-store.js";
 import { machineArch } from "../../src/config/arch.js";
 import { registryImageProbe } from "../../src/launch/image-check.js";
 import { RegistryClient } from "../../src/registry/client.js";
+import { localEngine } from "../render/helpers.js";
 import { runCli } from "../support/cli.js";
-import { docker, engine, password, pushLabelledImage, stack, tempProject } from "../push/support.js";
+import { unavailable } from "../support/unavailable.js";
 
-const refs: string[] = [];
-after(async () => {
-  for (const r of refs) await engine.removeImage(r).catch(() => undefined);
-});
+const skip = unavailable(localEngine().skip);
 
-const basic = `Basic ${Buffer.from(`${stack.registry.user}:${password}`).toString("base64")}`;
-const manifest = (repo: string, digest: string, method: "HEAD" | "DELETE") =>
-  fetch(`http://${stack.registry.endpoint}/v2/${repo}/manifests/${digest}`, {
-    method,
-    headers: { authorization: basic, accept: "application/vnd.docker.distribution.manifest.v2+json" },
+describe("fault: a launch whose image is gone from the registry", { skip }, () => {
+  // The engine stack is loaded only where it is there (test/support/unavailable.ts decides).
+  let s: typeof import("../push/support.js");
+  const refs: string[] = [];
+  before(async () => {
+    s = await import("../push/support.js");
+  });
+  after(async () => {
+    for (const r of refs) await s?.engine.removeImage(r).catch(() => undefined);
   });
 
-describe("fault: a launch whose image is gone from the registry", () => {
+  const manifest = (repo: string, digest: string, method: "HEAD" | "DELETE") =>
+    fetch(`http://${s.stack.registry.endpoint}/v2/${repo}/manifests/${digest}`, {
+      method,
+      headers: {
+        authorization: `Basic ${Buffer.from(`${s.stack.registry.user}:${s.password}`).toString("base64")}`,
+        accept: "application/vnd.docker.distribution.manifest.v2+json",
+      },
+    });
+
   test("exit 1 before anything starts, naming the image and the fix; nothing of the run left", async () => {
-    const p = tempProject();
+    const { docker, password, pushLabelledImage, stack } = s;
+    const p = s.tempProject();
     const repo = `${p.pipeline}/orchestrator`;
     const uri = `${stack.registry.endpoint}/${repo}`;
     // A small image of its own (one label on the base), pushed, then published.

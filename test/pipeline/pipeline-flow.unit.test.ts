@@ -251,6 +251,7 @@ describe("pipeline decisions: the boot budget", () => {
     seconds: { "task-runner": 10, orchestrator: 20 },
     max_ratio: 1.5,
     min_slowdown_seconds: 1,
+    pre_warm: { seconds: 300, in_budget: false },
   };
   const steps = { "engine-wait": 0.01, "secret-read": 0.003, "image-check": 0.04, "worker-start": 0.5 };
   const smokeWith = (seconds: number, s: Record<string, number> = steps): SmokeOutcome => ({
@@ -336,6 +337,40 @@ describe("pipeline decisions: the boot budget", () => {
         ),
     );
     assert.equal(await stableOf(s.cat, "task-runner"), undefined, "nothing was promoted");
+  });
+
+  test("a first night's pre-warm of minutes (aws, a lazily loaded volume): promoted; over its own ceiling: refused", async () => {
+    const s = setup();
+    s.deps.bootBudget = budget;
+    s.setSmoke(smokeWith(180.6, { ...steps, "pre-warm": 180 }));
+    const r = await runPipeline(["task-runner"], s.deps, { smoke: true });
+    assert.equal(r.promoted, true);
+    const row = r.stages.find((x) => x.stage === "boot")!;
+    assert.equal(row.status, "within-budget");
+    assert.equal(row.seconds, 0.6, "the row shows the boot the budget judged");
+    assert.match(
+      row.detail!,
+      /^budget 10 s without pre-warm, no previous; .*; pre-warm 180\.000 s \(ceiling 300 s\)$/,
+    );
+    const rec = await bootRecordOf(s.cat, "task-runner", "x86_64", versionOf(r));
+    assert.ok(rec && !("unreadable" in rec));
+    assert.equal(rec.seconds, 180.6, "the record keeps the whole boot");
+    assert.equal(rec.steps["pre-warm"], 180);
+
+    s.setSmoke(smokeWith(400.6, { ...steps, "pre-warm": 400 }));
+    let report: { stages: { stage: string; status: string }[] } | undefined;
+    await assert.rejects(runPipeline(["task-runner"], s.deps, { smoke: true }), (e: unknown) => {
+      report = (e as { report?: typeof report }).report;
+      return (
+        e instanceof FailureError &&
+        /pre-warm 400\.000 s, over its ceiling of 300 s \(boot_budget\.pre_warm\.seconds\)/.test(e.message) &&
+        /boot_budget\.pre_warm\.seconds/.test(e.fix ?? "")
+      );
+    });
+    assert.deepEqual(
+      report?.stages.filter((x) => x.stage === "boot").map((x) => x.status),
+      ["pre-warm-over-ceiling"],
+    );
   });
 
   test("a previous record imgtool cannot have written: a warning, the budget alone judges", async () => {

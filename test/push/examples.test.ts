@@ -107,3 +107,63 @@ describe("the task runner's HEALTHCHECK", () => {
     );
   });
 });
+
+describe("the orchestrator's HEALTHCHECK (docker/orchestrator/bin/imgtool-healthcheck, real ruby)", () => {
+  // A tiny HTTP server in the container: 200 on /healthz, 204 on /nocontent, 404 elsewhere; /tmp/up once it
+  // listens. Each check prints its exit code.
+  const SERVER = [
+    'require "socket"',
+    's = TCPServer.new("127.0.0.1", 9000)',
+    'File.write("/tmp/up", "")',
+    "loop do",
+    "  c = s.accept",
+    '  path = c.gets.to_s.split(" ")[1]',
+    '  while (l = c.gets) && l != "\\r\\n"; end',
+    '  code = { "/healthz" => "200 OK", "/nocontent" => "204 No Content" }.fetch(path, "404 Not Found")',
+    '  c.write("HTTP/1.1 #{code}\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n")',
+    "  c.close",
+    "end",
+  ].join("\n");
+  const CHECKS: [string, string, number][] = [
+    ["the configured path and port", "IMGTOOL_HEALTH_PATH=/healthz IMGTOOL_HEALTH_PORT=9000", 0],
+    ["the old fixed /health is not the check", "IMGTOOL_HEALTH_PATH=/health IMGTOOL_HEALTH_PORT=9000", 1],
+    [
+      "no port given: the orchestrator's PORT",
+      "IMGTOOL_HEALTH_PATH=/healthz IMGTOOL_HEALTH_PORT= PORT=9000",
+      0,
+    ],
+    ["another port: nothing answers", "IMGTOOL_HEALTH_PATH=/healthz IMGTOOL_HEALTH_PORT=9001", 1],
+    [
+      "a configured status must be the answer",
+      "IMGTOOL_HEALTH_PATH=/healthz IMGTOOL_HEALTH_PORT=9000 IMGTOOL_HEALTH_STATUS=204",
+      1,
+    ],
+    [
+      "the configured status answered",
+      "IMGTOOL_HEALTH_PATH=/nocontent IMGTOOL_HEALTH_PORT=9000 IMGTOOL_HEALTH_STATUS=204",
+      0,
+    ],
+    ["no path baked in (not an imgtool build)", "IMGTOOL_HEALTH_PORT=9000", 1],
+  ];
+
+  test("asks the configured path, port and status; 1 for anything else", async () => {
+    const bin = projectPath("docker", "orchestrator", "bin");
+    const script = [
+      `ruby -e '${SERVER.replace(/'/g, "'\\''")}' &`,
+      "i=0; while [ ! -e /tmp/up ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done",
+      ...CHECKS.map(([, env], n) => `env ${env} /h/imgtool-healthcheck 2>>/tmp/err; echo "check${n} $?"`),
+      "cat /tmp/err >&2",
+    ].join("\n");
+    const r = await exec(
+      ["docker", "run", "--rm", "--network", "none", "-v", `${bin}:/h:ro`, RUBY_BASE, "sh", "-c", script],
+      { env: { ...process.env, DOCKER_HOST: stack.docker.host } },
+    );
+    assert.equal(r.exitCode, 0, r.stderr);
+    const codes = Object.fromEntries(
+      [...r.stdout.matchAll(/^check(\d+) (\d+)$/gm)].map((m) => [Number(m[1]), Number(m[2])]),
+    );
+    CHECKS.forEach(([what, , want], n) => assert.equal(codes[n], want, `${what}: ${r.stdout}\n${r.stderr}`));
+    assert.match(r.stderr, /GET \/health on port 9000 answered 404/);
+    assert.match(r.stderr, /IMGTOOL_HEALTH_PATH is nil, not a path/);
+  });
+});

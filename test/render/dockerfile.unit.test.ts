@@ -9,8 +9,10 @@ import { projectPath } from "../../src/paths.js";
 import {
   CONTAINER_SCRIPTS,
   DockerfileSyntaxError,
+  RESERVED_BUILD_ARGS,
   baseImagesOf,
   checkDockerfile,
+  healthBuildArgs,
   parseDockerfile,
   renderDockerfile,
 } from "../../src/render/dockerfile.js";
@@ -84,6 +86,47 @@ describe("Dockerfiles", () => {
       );
     }
     for (const f of CONTAINER_SCRIPTS) assert.ok(existsSync(projectPath("packer", "scripts", f)), f);
+  });
+
+  test("the orchestrator's HEALTHCHECK asks the configured HTTP check: path, port and status as build args", () => {
+    const text = renderDockerfile({ role: "orchestrator", buildArgNames: [] });
+    const ins = parseDockerfile(text);
+    const health = ins.filter((i) => i.keyword === "HEALTHCHECK");
+    assert.deepEqual(
+      health.map((i) => i.args),
+      ['--interval=10s --timeout=3s --start-period=5s --retries=3 CMD ["imgtool-healthcheck"]'],
+    );
+    const args = ins.filter((i) => i.keyword === "ARG").map((i) => i.args);
+    const env = ins.find((i) => i.keyword === "ENV" && i.args.includes("IMGTOOL_HEALTH_PATH"));
+    for (const name of Object.keys(healthBuildArgs({ path: "/x" }))) {
+      assert.ok(args.includes(name), `ARG ${name}`);
+      assert.ok(env?.args.includes(`${name}=\${${name}}`), `ENV ${name} for imgtool-healthcheck`);
+      assert.ok(RESERVED_BUILD_ARGS.includes(name), `${name} is reserved`);
+    }
+    assert.ok(env!.line < health[0]!.line);
+    assert.doesNotMatch(text, /\/health\b/, "no path in the text: it is a build arg");
+    assert.deepEqual(healthBuildArgs({ path: "/healthz", port: 9000, status: 204 }), {
+      IMGTOOL_HEALTH_PATH: "/healthz",
+      IMGTOOL_HEALTH_PORT: "9000",
+      IMGTOOL_HEALTH_STATUS: "204",
+    });
+    assert.deepEqual(healthBuildArgs({ path: "/health" }), {
+      IMGTOOL_HEALTH_PATH: "/health",
+      IMGTOOL_HEALTH_PORT: "",
+      IMGTOOL_HEALTH_STATUS: "",
+    });
+    assert.deepEqual(healthBuildArgs(undefined), {});
+  });
+
+  test("an orchestrator without an HTTP check: HEALTHCHECK NONE, no health build args; the linter agrees", () => {
+    const text = renderDockerfile({ role: "orchestrator", buildArgNames: [], httpHealth: false });
+    assert.deepEqual(validate(text), []);
+    const ins = parseDockerfile(text);
+    assert.deepEqual(
+      ins.filter((i) => i.keyword === "HEALTHCHECK").map((i) => i.args),
+      ["NONE"],
+    );
+    assert.doesNotMatch(text, /IMGTOOL_HEALTH_/);
   });
 
   test("the linter does find problems (so a clean result means something)", () => {

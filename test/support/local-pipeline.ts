@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
 import type Docker from "dockerode";
+import { freePort } from "../../src/launch/local.js";
 import { projectPath } from "../../src/paths.js";
 
 /** A fresh state folder whose stack.json is the real one's, pointed at the new folder. */
@@ -21,6 +22,41 @@ export function tempStateDir(): string {
 
 /** A pipeline name no other test run uses. */
 export const uniquePipelineName = (prefix = "t"): string => `${prefix}${randomBytes(5).toString("hex")}`;
+
+/**
+ * Write a local pipeline's config to `file`: both roles from the examples' contexts with Ruby 3.1 and the
+ * ruby-bench repository `repo` at `ref`, the orchestrator on a port the kernel chose, the state folder
+ * `stateDir` (from {@link tempStateDir}), then `extra` lines. Resolves with `file`.
+ */
+export async function localPipelineConfig(o: {
+  file: string;
+  pipeline: string;
+  repo: string;
+  stateDir: string;
+  ref?: string;
+  extra?: string[];
+}): Promise<string> {
+  const role = (r: string) => [
+    `  ${r}:`,
+    '    ruby: { versions: ["3.1"] }',
+    `    ruby_bench: { repository: ${o.repo}, ref: ${o.ref ?? "main"} }`,
+    `    app: { context: ${projectPath("examples", r)} }`,
+  ];
+  writeFileSync(
+    o.file,
+    [
+      `pipeline: ${o.pipeline}`,
+      "roles:",
+      ...role("task-runner"),
+      ...role("orchestrator"),
+      `launch: { orchestrator_port: ${await freePort()} }`,
+      "local:",
+      `  state_dir: ${o.stateDir}`,
+      ...(o.extra ?? []),
+    ].join("\n"),
+  );
+  return o.file;
+}
 
 /** Remove the twin images and the volumes (pre-load stores, instance stores) of `pipeline`. */
 export async function removePipelineArtifacts(docker: Docker, pipeline: string): Promise<void> {

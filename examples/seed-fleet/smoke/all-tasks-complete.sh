@@ -12,9 +12,20 @@ benchmark=${SMOKE_BENCHMARK:-fib}
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 
-# The key goes to curl on its standard input (a config file), never on a command line.
-code=$(printf 'header = "Authorization: Bearer %s"\n' "$API_KEY" |
-  curl -s --max-time 10 -K - -o "$tmp" -w '%{http_code}' -X POST -H 'content-type: application/json' \
+# The key goes to curl on its standard input as a header line (-H @-: the line as it is, no quoting to get
+# wrong, whatever quotes or backslashes the key holds), never on a command line. A line break in it would
+# start another header: refused.
+nl='
+'
+cr=$(printf '\r')
+case $API_KEY in
+  *"$nl"* | *"$cr"*)
+    echo "API_KEY holds a line break: it cannot be an HTTP header value"
+    exit 1
+    ;;
+esac
+code=$(printf 'Authorization: Bearer %s\n' "$API_KEY" |
+  curl -s --max-time 10 -H @- -o "$tmp" -w '%{http_code}' -X POST -H 'content-type: application/json' \
     --data "{\"run_id\":\"$run\",\"tasks\":$workers,\"benchmark\":\"$benchmark\"}" "$base/runs") || code=000
 if [ "$code" != 201 ]; then
   echo "the orchestrator refused the run (HTTP $code): $(cat "$tmp")"
