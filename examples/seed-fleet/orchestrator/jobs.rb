@@ -15,7 +15,7 @@ stop = false
 %w[INT TERM].each { |sig| trap(sig) { stop = true } }
 
 begin
-  SeedOrchestrator.when_database_up(Float(ENV.fetch("DB_WAIT_SECONDS", "120"))) { store.migrate! }
+  SeedOrchestrator.when_database_up(Float(ENV.fetch("DB_WAIT_SECONDS", "600"))) { store.migrate! }
 rescue PG::Error => e
   abort "jobs: cannot prepare the database at #{ENV.fetch("PGHOST", "(PGHOST unset)")}: #{e.message.strip}"
 end
