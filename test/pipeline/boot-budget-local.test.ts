@@ -1,7 +1,7 @@
 // The boot budget on the local target, everything real (engine, registry, Packer-baked twins, local instances):
 // a first pipeline run records the new versions' boot with its steps and promotes them; then a provisioning
 // change (made in a copy of the project: no tracked file is touched) bakes into the task runner's twin a docker
-// wrapper that adds a 2 s sleep to the boot's image check, and the pipeline refuses to promote, naming that step
+// wrapper that adds an 8 s sleep to the boot's image check, and the pipeline refuses to promote, naming that step
 // and both numbers; `stable` stays where it was and `status --version` shows the refused version's boot.
 import { after, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -46,14 +46,14 @@ interface PipelineJson {
 const BOOT_STEPS = ["engine-wait", "secret-read", "image-check", "pre-warm", "worker-start"];
 
 // The provisioning change under test: the task runner's twin gets a docker wrapper (first on PATH) whose
-// `docker image inspect IMAGE`, the boot's image check, sleeps 2 s. Only that form (three arguments): the
+// `docker image inspect IMAGE`, the boot's image check, sleeps 8 s (well above what load adds to another step). Only that form (three arguments): the
 // pre-warm's own `docker image inspect --format ... IMAGE` must stay as fast as before, or the step that grew
 // most would be pre-warm or image-check by chance. Appended to cleanup.sh in the project's copy.
 const SLOW_IMAGE_CHECK = `
-# test (boot-budget-local): a provisioning change that slows the boot's image check by 2 s.
+# test (boot-budget-local): a provisioning change that slows the boot's image check by 8 s.
 if [[ $IMGTOOL_ROLE == task-runner ]]; then
   real_docker=$(command -v docker)
-  printf '%s\\n' '#!/bin/sh' 'if [ "$#" -eq 3 ] && [ "$1 $2" = "image inspect" ]; then sleep 2; fi' "exec $real_docker \\"\\$@\\"" >/usr/local/bin/docker
+  printf '%s\\n' '#!/bin/sh' 'if [ "$#" -eq 3 ] && [ "$1 $2" = "image inspect" ]; then sleep 8; fi' "exec $real_docker \\"\\$@\\"" >/usr/local/bin/docker
   chmod 0755 /usr/local/bin/docker
 fi
 `;
@@ -126,7 +126,7 @@ describe(
       );
     });
 
-    test("a provisioning change that adds a 2 s sleep to the image check: promotion refused, naming the step and both numbers", async (t) => {
+    test("a provisioning change that adds an 8 s sleep to the image check: promotion refused, naming the step and both numbers", async (t) => {
       const cfg = await config("slow", ["boot_budget:", "  seconds: { task-runner: 2 }"]);
       const r = await pipelineRun(cfg, copy.root);
       assert.equal(r.code, 1, r.stderr.slice(-4000));
@@ -145,9 +145,9 @@ describe(
         "no promote stage ran",
       );
 
-      // The instance timed the slowed step: at least the 2 s the wrapper sleeps.
+      // The instance timed the slowed step: at least the 8 s the wrapper sleeps.
       const tr = doc.smoke!.boots.find((b) => b.role === "task-runner")!;
-      assert.ok(tr.steps["image-check"]! >= 2, JSON.stringify(tr.steps));
+      assert.ok(tr.steps["image-check"]! >= 8, JSON.stringify(tr.steps));
       assert.equal(
         doc.stages.find((s) => s.role === "task-runner" && s.stage === "boot")?.status,
         "over-budget",
@@ -185,7 +185,7 @@ describe(
         .boots;
       assert.equal(boots.length, 1);
       assert.equal(boots[0]!.role, "task-runner");
-      assert.ok(boots[0]!.steps["image-check"]! >= 2);
+      assert.ok(boots[0]!.steps["image-check"]! >= 8);
     });
   },
 );
