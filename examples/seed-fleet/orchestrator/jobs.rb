@@ -2,10 +2,8 @@
 
 # The seed example's jobs worker: the same image as the web process, another command. Every JOBS_INTERVAL_SECONDS
 # (default 5) it puts claimed tasks whose runner stopped heartbeating for HEARTBEAT_TIMEOUT_SECONDS (default 120)
-# back to pending, so another runner takes them. The database as for the web process (PGHOST, PGUSER, ...,
-# DB_WAIT_SECONDS).
+# back to pending, so another runner takes them. The database as for the web process (PGHOST, PGUSER, ...).
 $LOAD_PATH.unshift(File.join(__dir__, "lib"))
-require "seed_orchestrator/startup"
 require "seed_orchestrator/store"
 
 interval = Float(ENV.fetch("JOBS_INTERVAL_SECONDS", "5"))
@@ -15,7 +13,7 @@ stop = false
 %w[INT TERM].each { |sig| trap(sig) { stop = true } }
 
 begin
-  SeedOrchestrator.when_database_up(Float(ENV.fetch("DB_WAIT_SECONDS", "600"))) { store.migrate! }
+  store.migrate!
 rescue PG::Error => e
   abort "jobs: cannot prepare the database at #{ENV.fetch("PGHOST", "(PGHOST unset)")}: #{e.message.strip}"
 end
