@@ -38,11 +38,15 @@ async function world(config: Config, fastRestoreReads?: number) {
   });
   const { standin, clients } = fx;
   let day = 0;
+  const start = Date.now();
   /** One bake of new inputs (a newer base AMI) that Packer "builds" into fresh AMIs. */
   const bakeNew = async (events: EventSink = recordingSink()) => {
     day++;
     fx.seedBases(day);
-    const r = await bakeRole("task-runner", fx.deps(fx.seedBuilt(day), { events }));
+    // Each bake a second after the last: version names carry the build time to the second, and two bakes
+    // in the same second would order by their hashes instead.
+    const now = () => new Date(start + day * 1000);
+    const r = await bakeRole("task-runner", fx.deps(fx.seedBuilt(day), { events, extra: { now } }));
     assert.equal(r.status, "built");
     return r;
   };
