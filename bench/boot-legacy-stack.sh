@@ -48,6 +48,18 @@ rm -rf repo
 log "compose build"
 docker-compose build --quiet
 log "compose up"
+# Local necessity: this engine runs without iptables in the host's network namespace, where the host's FORWARD
+# policy drops the packets between two services of a project bridge (web -> db). imgtool's instances open them
+# through the chain the launcher names (packer/scripts/lib/imgtool-stack); the same here, before any service
+# starts, as EC2's engine would with its own iptables. imgtool-shutdown removes the chain.
+if [[ -n ${IMGTOOL_STACK_FORWARD_CHAIN:-} ]]; then
+  docker-compose up --no-start
+  iptables -w 10 -N "$IMGTOOL_STACK_FORWARD_CHAIN"
+  for net in $(docker network ls -q --filter label=com.docker.compose.project=orchestrator --filter driver=bridge); do
+    iptables -w 10 -A "$IMGTOOL_STACK_FORWARD_CHAIN" -i "br-$net" -o "br-$net" -j ACCEPT
+  done
+  iptables -w 10 -I DOCKER-USER -j "$IMGTOOL_STACK_FORWARD_CHAIN"
+fi
 docker-compose up --detach
 
 log "waiting for GET /up"

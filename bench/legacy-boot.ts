@@ -15,6 +15,7 @@ import {
   SHUTDOWN_SCRIPT,
   dockerTimeMs,
   execIn,
+  stackForwardChain,
 } from "../src/launch/local.js";
 import type { LocalStack } from "../src/local/stack.js";
 import { projectPath } from "../src/paths.js";
@@ -54,6 +55,9 @@ export async function legacyBoot(
     Env: [
       `IMGTOOL_DOCKERD_ARGS=${INSTANCE_DOCKERD_FLAGS} --cgroup-parent=${name}`,
       `IMGTOOL_CGROUP_PARENT=${name}`,
+      // A Compose project's bridge forwards between its services only through this chain (as in imgtool's
+      // instance, src/launch/local.ts); boot-legacy-stack.sh makes it, imgtool-shutdown removes it.
+      `IMGTOOL_STACK_FORWARD_CHAIN=${stackForwardChain(name)}`,
       `WORKERS=${workers}`,
       `REGISTRY=${fx.stack.registry.endpoint}`,
       `REGISTRY_USER=${fx.stack.registry.user}`,

@@ -10,7 +10,7 @@ import { projectPath } from "../paths.js";
 /**
  * Capabilities and security options that let an engine run inside a container here (`--privileged` is refused
  * on these machines). NET_ADMIN is needed: the engine brings up the host network's sandbox for every
- * `--network host` container. Also what a helper container needs to copy an engine's store (device nodes).
+ * `--network host` container, and a local stack's boot adds its forwarding chain (src/launch/local.ts). Also what a helper container needs to copy an engine's store (device nodes).
  */
 export const NESTED_ENGINE_PRIVILEGES = {
   CapAdd: ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "MKNOD"],
@@ -30,7 +30,8 @@ export function engineScript(name: "imgtool-shutdown"): string {
 
 /**
  * The host config of a container that runs a nested engine: the privileges, the host's network (to reach the
- * loopback registry; imgtool-engine --host-network leaves it alone), the engine's store volume at
+ * loopback registry; imgtool-engine --host-network leaves it alone, but for a local stack's forwarding chain,
+ * src/launch/local.ts stackForwardChain), the engine's store volume at
  * /var/lib/docker, the cgroup hierarchy, then `binds`.
  */
 export function nestedEngineHostConfig(storeVolume: string, binds: string[] = []): Docker.HostConfig {

@@ -13,10 +13,12 @@
  *   the SSM SecureString read through the instance role): it is in no user-data, environment, label or log;
  * - the instance shares this machine's network (its engine changes no bridge, iptables rule or sysctl; its
  *   workers use the host network), so the loopback registry and the orchestrator's port are reachable as on a VPC;
+ *   a stack's Compose project bridges are the one exception: see {@link stackForwardChain};
  * - the instance is sized by a CPU set of this machine; the user-data pins its workers inside it.
  * The readiness marker (/run/imgtool) and cloud-init's run folder are folders of the state dir, so the launcher
  * sees them without exec.
  */
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import net from "node:net";
@@ -63,6 +65,27 @@ export const INSTANCE_HOST_CONFIG = NESTED_ENGINE_PRIVILEGES;
  * masquerading or forwarding changes either.
  */
 export const INSTANCE_DOCKERD_FLAGS = "--iptables=false --ip-masq=false --ip-forward=false";
+
+/**
+ * The iptables chain through which a local instance lets the services of its Compose stack reach each other.
+ *
+ * Why: the instance's engine runs in the host's network namespace without iptables (above), so a project bridge it
+ * creates for a stack is a bridge of this machine, and the host's FORWARD policy (DROP, set by the outer engine;
+ * br_netfilter is on, so bridged frames go through FORWARD) drops every packet between two services on it: `web`
+ * could not reach `db:5432`. imgtool-stack (packer/scripts/lib) makes this chain when the variable
+ * IMGTOOL_STACK_FORWARD_CHAIN names it: after `compose up --no-start`, one ACCEPT rule per project bridge (in on it
+ * and out on it, nothing else), jumped to from the top of the host's DOCKER-USER chain, before any service starts;
+ * `imgtool-stack down` and imgtool-shutdown (run before the instance is removed) delete it. One chain per instance
+ * (a hash of its name: at most 28 characters, as iptables wants), so concurrent instances never touch each other's.
+ * On aws the variable is unset: the instance's engine manages its own iptables in its own host.
+ *
+ * The other design, an own network namespace per local instance (its engine then runs with iptables there), would
+ * also remove the host-network port races between concurrent instances, but needs a path from each instance to the
+ * loopback registry, the orchestrator's URL from the task runners and imgtool's health port: not done yet.
+ */
+export function stackForwardChain(instanceName: string): string {
+  return `IMGTOOL-${createHash("sha256").update(instanceName).digest("hex").slice(0, 12)}`;
+}
 
 /** PID 1 of a local instance: the twin's entrypoint, as on the twin (packer/scripts/lib/imgtool-boot). */
 export const BOOT_ENTRYPOINT = "/usr/local/sbin/imgtool-boot";
@@ -166,6 +189,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       Env: [
         `IMGTOOL_CGROUP_PARENT=${name}`,
         `IMGTOOL_DOCKERD_ARGS=${INSTANCE_DOCKERD_FLAGS} --cgroup-parent=${name}`,
+        `IMGTOOL_STACK_FORWARD_CHAIN=${stackForwardChain(name)}`,
       ],
       Labels: labels,
       HostConfig: {

@@ -18,7 +18,7 @@ import {
   resultErrors,
   statusStages,
 } from "../../src/launch/cloud-init.js";
-import { localBackend } from "../../src/launch/local.js";
+import { localBackend, stackForwardChain } from "../../src/launch/local.js";
 import type { GroupRequest } from "../../src/launch/types.js";
 import { USER_DATA_LIMIT } from "../../src/render/user-data.js";
 
@@ -210,4 +210,13 @@ test("cloudInitErrors: result, then each stage, then the log; an error in both r
     ["__init__.py[WARNING]: Unhandled unknown content-type (text/x-sh) userdata: 'b'#!/bin/sh'...'"],
   );
   assert.deepEqual(cloudInitErrors({}), []);
+});
+
+test("stackForwardChain: one iptables chain name per instance, within iptables' 28 characters", () => {
+  const a = stackForwardChain("imgtool-p-run-1-orchestrator-0");
+  const b = stackForwardChain("imgtool-p-run-1-orchestrator-1");
+  assert.match(a, /^IMGTOOL-[0-9a-f]{12}$/);
+  assert.ok(a.length <= 28);
+  assert.notEqual(a, b);
+  assert.equal(stackForwardChain("imgtool-p-run-1-orchestrator-0"), a);
 });

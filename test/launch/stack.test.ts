@@ -4,7 +4,10 @@
 // launch`: the stack boots from the baked images (the registry sees no request for library/postgres), its
 // services are ready and the stack's boot-to-ready is reported; a service that exits fails the boot with its
 // name, exit code and last log line, and nothing is left running. The services are on the instance engine's own
-// bridge network (a namespace each): only web's port, a free one that launch picks, is published.
+// bridge network (a namespace each): only web's port, a free one that launch picks, is published. web reaches db
+// by its service name over that network (web's healthcheck connects to db:5432 first), which on the local target
+// works only through the instance's forwarding chain (src/launch/local.ts, stackForwardChain): the test takes the
+// chain's jump out and sees db unreachable, puts it back and sees it reachable; after terminate the chain is gone.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
@@ -12,10 +15,12 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, w
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { stackForwardChain } from "../../src/launch/local.js";
 import { projectPath } from "../../src/paths.js";
 import { readStack, dockerHost } from "../../src/local/stack.js";
 import { runCli } from "../support/cli.js";
 import { makeRubyBenchRepo } from "../support/fixtures/ruby-bench.js";
+import { postgresRegistryPath, stackRegistryEntry } from "../support/stack-registry.js";
 import { dockerCli } from "../support/twin-bake.js";
 
 const id = randomBytes(3).toString("hex");
@@ -44,9 +49,10 @@ const COMPOSE = `services:
       PORT: "8080"
     ports:
       - "\${PORT}:8080"
-    # The image's own check, with room for a loaded machine (its default gives a Ruby start 3 s).
+    # db reached by its service name over the project network, then the image's own check, with room for a
+    # loaded machine (its default gives a Ruby start 3 s).
     healthcheck:
-      test: ["CMD", "imgtool-healthcheck"]
+      test: ["CMD", "ruby", "-rsocket", "-e", "Socket.tcp('db', 5432, connect_timeout: 5).close; exec('imgtool-healthcheck')"]
       interval: 1s
       timeout: 30s
       retries: 30
@@ -89,7 +95,7 @@ function config(file: string, rubyBench: string, port: number, jobsFail?: string
       '    ruby: { versions: ["3.1"] }',
       `    ruby_bench: { repository: ${rubyBench}, ref: main }`,
       `    app: { context: ${projectPath("examples", "orchestrator")} }`,
-      "    stack: { file: compose.yaml, app_services: [web, jobs], wait_for: [db, web, jobs] }",
+      `    stack: { file: compose.yaml, app_services: [web, jobs], wait_for: [db, web, jobs]${stackRegistryEntry()} }`,
       "    run:",
       "      env:",
       '        DB_PASSWORD: "{secret:db-password}"',
@@ -170,6 +176,7 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
     const doc = JSON.parse(r.stdout) as {
       orchestrator: { url: string; healthy: boolean };
       instances: {
+        id: string;
         role: string;
         stack?: string[];
         pulled: boolean;
@@ -188,12 +195,56 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
     assert.equal(doc.orchestrator.healthy, true);
     const health = await fetch(`${doc.orchestrator.url}/health`);
     assert.equal(health.status, 200);
-    // Nothing was pulled at boot: the registry saw no request for the stack's third-party image.
+    // Nothing was pulled at boot: the registry saw no request for the stack's third-party image (at this test's
+    // path: the registry is shared, and another pipeline may pull its own copy, e.g. <pipeline>/library/postgres).
     const log = readFileSync(registryLog).subarray(offset).toString("utf8");
-    assert.doesNotMatch(log, /library\/postgres/);
+    assert.doesNotMatch(log, postgresRegistryPath());
+
+    // web reaches db:5432 by name over the project bridge, in the host's namespace, only through the chain.
+    const chain = stackForwardChain(orch.id);
+    const image = docker(["inspect", "--format", "{{.Image}}", orch.id]).out.trim();
+    const inInstance = (script: string) => docker(["exec", orch.id, "sh", "-c", script]);
+    const webToDb =
+      'docker exec "$(docker ps -q --filter label=com.docker.compose.service=web)" ' +
+      "ruby -rsocket -e \"Socket.tcp('db', 5432, connect_timeout: 5).close\"";
+    const rules = inInstance(`iptables -w 10 -S ${chain}`);
+    assert.equal(rules.code, 0, rules.out);
+    assert.match(rules.out, new RegExp(`-A ${chain} -i (br-[0-9a-f]{12}) -o \\1 -j ACCEPT`));
+    assert.equal(inInstance(webToDb).code, 0, "web reaches db with the chain");
+    assert.equal(inInstance(`iptables -w 10 -D DOCKER-USER -j ${chain}`).code, 0);
+    try {
+      assert.notEqual(
+        inInstance(webToDb).code,
+        0,
+        "without the chain the host's FORWARD policy drops web -> db",
+      );
+    } finally {
+      assert.equal(inInstance(`iptables -w 10 -I DOCKER-USER -j ${chain}`).code, 0);
+    }
+    assert.equal(inInstance(webToDb).code, 0, "web reaches db again with the chain back");
+
     const t = await imgtool(["terminate", "--run-id", run], good);
     assert.equal(t.code, 0, t.stderr);
     assert.equal(leftContainers(), "", "the first instance is gone before the next test starts");
+    // The chain went with the instance (looked at in the host's namespace, from the twin image's iptables).
+    // The whole filter table: iptables-nft 1.8.9 answers `-S` of a missing chain with "incompatible", not "No chain".
+    const table = docker([
+      "run",
+      "--rm",
+      "--network",
+      "host",
+      "--cap-add",
+      "NET_ADMIN",
+      "--entrypoint",
+      "iptables",
+      image,
+      "-w",
+      "10",
+      "-S",
+    ]);
+    assert.equal(table.code, 0, table.out);
+    assert.match(table.out, /^-N DOCKER-USER$/m, "the listing is the host's filter table");
+    assert.ok(!table.out.includes(chain), `the chain ${chain} is still there:\n${table.out}`);
   });
 
   test("a service that exits fails the boot naming it, its exit code and last log line; nothing is left", async () => {

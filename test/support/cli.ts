@@ -1,5 +1,6 @@
 /** Run the real, compiled imgtool CLI (bin/imgtool -> dist/) as a child process. */
 import { spawn } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { projectPath } from "../../src/paths.js";
 
@@ -14,7 +15,11 @@ export function runCli(
   /** root: the project whose bin/imgtool runs (default: this one; a copy from test/support/project-copy.ts). */
   opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number; root?: string } = {},
 ): Promise<CliResult> {
-  return startCli(args, { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 }).done;
+  try {
+    return startCli(args, { ...opts, timeoutMs: opts.timeoutMs ?? 60_000 }).done;
+  } catch (e) {
+    return Promise.reject(e as Error);
+  }
 }
 
 /**
@@ -31,6 +36,7 @@ export function startCli(
   done: Promise<CliResult>;
 } {
   const root = opts.root ?? projectPath();
+  if (root === projectPath()) assertBuildCurrent(root);
   const child = spawn(process.execPath, [path.join(root, "bin", "imgtool"), ...args], {
     cwd: opts.cwd ?? root,
     env: { ...process.env, AWS_EC2_METADATA_DISABLED: "true", ...opts.env },
@@ -68,6 +74,38 @@ export function startCli(
     },
     done,
   };
+}
+
+let buildChecked = false;
+
+/**
+ * Throws when this project's dist/ is older than a file of src/: the CLI the test would run is not the code it
+ * tests. Why: a stale dist/ looks like a bug of the new code (seen: a stack test failing after minutes with "web
+ * is unhealthy", the launcher's half of a change missing from dist/ while the twin baked the scripts' half). No
+ * dist/ at all is left to the spawn to report. Checked once per process.
+ */
+function assertBuildCurrent(root: string): void {
+  if (buildChecked) return;
+  let built: number;
+  try {
+    built = statSync(path.join(root, "dist", "cli", "bin.js")).mtimeMs;
+  } catch {
+    return;
+  }
+  const newer: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile() && statSync(p).mtimeMs > built) newer.push(path.relative(root, p));
+    }
+  };
+  walk(path.join(root, "src"));
+  if (newer.length)
+    throw new Error(
+      `dist/ is older than ${newer.slice(0, 3).join(", ")}${newer.length > 3 ? ` and ${newer.length - 3} more` : ""}: run \`npm run build\` before the tests that run the CLI.`,
+    );
+  buildChecked = true;
 }
 
 /**

@@ -10,6 +10,7 @@ import path from "node:path";
 import { freePort } from "../../src/launch/local.js";
 import { projectPath } from "../../src/paths.js";
 import { tempStateDir, uniquePipelineName } from "./local-pipeline.js";
+import { stackRegistryEntry } from "./stack-registry.js";
 
 export const SEED_FLEET = projectPath("examples", "seed-fleet");
 export const SETUP_RUBY_BENCH = projectPath(".imgtool", "examples", "ruby-bench");
@@ -42,7 +43,8 @@ export async function copySeedFleet(prefix = "sf"): Promise<SeedFleetCopy> {
     .replace(/^pipeline: seed$/m, `pipeline: ${pipeline}`)
     .replaceAll("../../.imgtool/examples/ruby-bench", SETUP_RUBY_BENCH)
     .replace(/^ {2}state_dir: .*$/m, `  state_dir: ${stateDir}`)
-    .replace(/^launch:$/m, `launch:\n  orchestrator_port: ${port}`);
+    .replace(/^launch:$/m, `launch:\n  orchestrator_port: ${port}`)
+    .replace(/^( {4}stack: \{.*)( \})$/m, `$1${stackRegistryEntry()}$2`);
   if (changed.split("\n").length !== original.split("\n").length + 1 || !changed.includes(stateDir)) {
     throw new Error(`${configFile}: the copy's edits did not all find their lines`);
   }

@@ -2,8 +2,10 @@
 
 # The seed example's jobs worker: the same image as the web process, another command. Every JOBS_INTERVAL_SECONDS
 # (default 5) it puts claimed tasks whose runner stopped heartbeating for HEARTBEAT_TIMEOUT_SECONDS (default 120)
-# back to pending, so another runner takes them. The database as for the web process (PGHOST, PGUSER, ...).
+# back to pending, so another runner takes them. The database as for the web process (PGHOST, PGUSER, ...,
+# DB_WAIT_SECONDS).
 $LOAD_PATH.unshift(File.join(__dir__, "lib"))
+require "seed_orchestrator/startup"
 require "seed_orchestrator/store"
 
 interval = Float(ENV.fetch("JOBS_INTERVAL_SECONDS", "5"))
@@ -13,7 +15,7 @@ stop = false
 %w[INT TERM].each { |sig| trap(sig) { stop = true } }
 
 begin
-  store.migrate!
+  SeedOrchestrator.when_database_up(Float(ENV.fetch("DB_WAIT_SECONDS", "600"))) { store.migrate! }
 rescue PG::Error => e
   abort "jobs: cannot prepare the database at #{ENV.fetch("PGHOST", "(PGHOST unset)")}: #{e.message.strip}"
 end

@@ -7,9 +7,11 @@
 #   SECRET_KEY_BASE              the app secret that signs task leases (a declared secret)
 #   PGHOST PGUSER PGPASSWORD PGDATABASE   the database, as libpq reads them (the password a declared secret)
 #   CLAIM_RETRY_SECONDS (default 2)       the retry delay a `wait` answer gives
+#   DB_WAIT_SECONDS (default 600)         how long to wait at start for a database that is still starting
 $LOAD_PATH.unshift(File.join(__dir__, "lib"))
 require "webrick"
 require "seed_orchestrator/api"
+require "seed_orchestrator/startup"
 require "seed_orchestrator/store"
 
 def fetch_env(name)
@@ -20,7 +22,7 @@ end
 
 store = SeedOrchestrator::Store.new
 begin
-  store.migrate!
+  SeedOrchestrator.when_database_up(Float(ENV.fetch("DB_WAIT_SECONDS", "600"))) { store.migrate! }
 rescue PG::Error => e
   abort "orchestrator: cannot prepare the database at #{ENV.fetch("PGHOST", "(PGHOST unset)")}: #{e.message.strip}"
 end

@@ -1,0 +1,114 @@
+// packer/scripts/lib/imgtool-stack's check of the forwarding chain, run with bash against stand-ins for docker
+// and docker-compose (PATH): on an engine with --iptables=false (a local instance, in the host's network
+// namespace) whose project has a bridge network, an `up` without IMGTOOL_STACK_FORWARD_CHAIN fails at once and
+// says why (it used to go on, and the boot failed minutes later with "stack service web is unhealthy": the
+// services could not reach each other); an engine with iptables, or a project without a bridge, goes on as before.
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { projectPath } from "../../src/paths.js";
+
+const SCRIPT = projectPath("packer", "scripts", "lib", "imgtool-stack");
+
+let dir: string;
+let engine: ChildProcess;
+let enginePidfile: string;
+const plainPidfile = () => path.join(dir, "plain.pid");
+
+/** The stand-ins log every call to calls.log; `docker network ls` answers $FAKE_NETWORKS. */
+function writeStandIns(bin: string) {
+  const docker = `#!/bin/bash
+echo "docker $*" >>"$FAKE_LOG"
+case "$1 $2" in
+  "compose version") exit 1 ;;
+  "network ls") [[ -z \${FAKE_NETWORKS:-} ]] || printf '%s\\n' $FAKE_NETWORKS ;;
+  "network inspect") shift 2; while [[ $1 == --* ]]; do shift 2; done; for id in "$@"; do echo "$id <no value>"; done ;;
+esac
+exit 0
+`;
+  const compose = `#!/bin/bash
+echo "docker-compose $*" >>"$FAKE_LOG"
+exit 0
+`;
+  writeFileSync(path.join(bin, "docker"), docker);
+  writeFileSync(path.join(bin, "docker-compose"), compose);
+  chmodSync(path.join(bin, "docker"), 0o755);
+  chmodSync(path.join(bin, "docker-compose"), 0o755);
+}
+
+function up(env: Record<string, string>) {
+  const log = path.join(dir, "calls.log");
+  writeFileSync(log, "");
+  const r = spawnSync("bash", [SCRIPT, "up"], {
+    encoding: "utf8",
+    timeout: 30_000,
+    env: {
+      PATH: `${path.join(dir, "bin")}:${process.env.PATH}`,
+      IMGTOOL_STACK_DIR: path.join(dir, "stack"),
+      IMGTOOL_STACK_WAIT_SECONDS: "0",
+      FAKE_LOG: log,
+      ...env,
+    },
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, calls: readFileSync(log, "utf8") };
+}
+
+describe("imgtool-stack up: the forwarding chain a local instance needs", () => {
+  before(() => {
+    dir = mkdtempSync(path.join(tmpdir(), "imgtool-stack-fwd-"));
+    mkdirSync(path.join(dir, "bin"));
+    mkdirSync(path.join(dir, "stack"));
+    writeStandIns(path.join(dir, "bin"));
+    writeFileSync(path.join(dir, "stack", "compose.yaml"), "services: {}\n");
+    writeFileSync(path.join(dir, "stack", "settle-ms"), "0\n");
+    writeFileSync(path.join(dir, "stack", "wait-for"), "web\n");
+    // A process whose command line is an engine's without iptables (what the script reads from /proc); `; :` so
+    // that bash does not exec sleep in its place.
+    engine = spawn("bash", ["-c", "sleep 60; :", "dockerd", "--iptables=false", "--ip-masq=false"], {
+      stdio: "ignore",
+    });
+    enginePidfile = path.join(dir, "engine.pid");
+    writeFileSync(enginePidfile, `${engine.pid}\n`);
+    writeFileSync(plainPidfile(), `${process.pid}\n`);
+  });
+  after(() => {
+    engine.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("engine without iptables, a project bridge, no chain: fails at once, saying why", () => {
+    const r = up({ IMGTOOL_ENGINE_PIDFILE: enginePidfile, FAKE_NETWORKS: "0123456789abcdef" });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /cannot reach each other .* no IMGTOOL_STACK_FORWARD_CHAIN .*npm run build/);
+    assert.equal(r.stdout.trim().split("\n").length, 1, "one line, as the failure record shows it");
+    assert.match(r.calls, /docker-compose .* up --no-start --no-build/);
+    assert.doesNotMatch(r.calls, /up --detach/, "no service was started");
+    assert.match(r.calls, /docker-compose .* down/, "the created project is removed");
+  });
+
+  test("engine without iptables but no bridge network (e.g. network_mode): goes on", () => {
+    const r = up({ IMGTOOL_ENGINE_PIDFILE: enginePidfile });
+    assert.doesNotMatch(r.stdout, /IMGTOOL_STACK_FORWARD_CHAIN/);
+    assert.match(r.calls, /up --no-start/, "the project's networks were looked at");
+    assert.match(r.calls, /up --detach --no-build/);
+  });
+
+  test("engine with iptables (an AMI): no chain needed, the project is started as before", () => {
+    const r = up({ IMGTOOL_ENGINE_PIDFILE: plainPidfile(), FAKE_NETWORKS: "0123456789abcdef" });
+    assert.doesNotMatch(r.stdout, /IMGTOOL_STACK_FORWARD_CHAIN/);
+    assert.doesNotMatch(r.calls, /--no-start/);
+    assert.match(r.calls, /up --detach --no-build/);
+  });
+
+  test("no engine pidfile: taken as an engine with iptables", () => {
+    const r = up({
+      IMGTOOL_ENGINE_PIDFILE: path.join(dir, "missing.pid"),
+      FAKE_NETWORKS: "0123456789abcdef",
+    });
+    assert.doesNotMatch(r.stdout, /IMGTOOL_STACK_FORWARD_CHAIN/);
+    assert.match(r.calls, /up --detach --no-build/);
+  });
+});
