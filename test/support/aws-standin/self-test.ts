@@ -10,10 +10,6 @@ import type { AwsClientOptions, AwsClients } from "../../../src/aws/clients.js";
 import { startAwsStandin } from "./index.js";
 import type { AwsStandin } from "./index.js";
 
-// These protocol tests call every operation the stand-in knows, not just those imgtool makes: keep them out of
-// the log that test/iam/coverage.check.ts compares with the IAM policies.
-delete process.env.IMGTOOL_AWS_CALLS_LOG;
-
 export const REGION = "us-east-1";
 export const OTHER = "eu-west-1";
 
@@ -23,10 +19,17 @@ const made: AwsClients[] = [];
 
 /** Start a stand-in for this test file, reset it before each test, stop it and every client afterwards. */
 export function useStandin(): void {
+  // These protocol tests call every operation the stand-in knows, not just those imgtool makes: keep them out of
+  // the log that test/iam/coverage.check.ts compares with the IAM policies. Per test file, in its hooks (not when
+  // this module is imported: in a unit shard it is imported once for several files), and given back after.
+  let callsLog: string | undefined;
   before(async () => {
+    callsLog = process.env.IMGTOOL_AWS_CALLS_LOG;
+    delete process.env.IMGTOOL_AWS_CALLS_LOG;
     standin = await startAwsStandin();
   });
   after(async () => {
+    if (callsLog !== undefined) process.env.IMGTOOL_AWS_CALLS_LOG = callsLog;
     for (const c of made) {
       c.ec2.destroy();
       c.ssm.destroy();
