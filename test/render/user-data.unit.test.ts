@@ -382,6 +382,35 @@ describe(
   "user-data: the script run by bash against stand-ins for docker and aws",
   { concurrency: SANDBOXES_AT_ONCE },
   () => {
+    /**
+     * A boot that several tests check, each only reading its result (exit, output, calls, markers): run once, by
+     * the first test to ask. Every boot costs dozens of processes.
+     */
+    const sharedBoot = (make: () => { sb: ReturnType<typeof sandbox>; text: string }) => {
+      let boot: Promise<{ sb: ReturnType<typeof sandbox>; r: Awaited<ReturnType<typeof runProcess>> }>;
+      return () =>
+        (boot ??= (async () => {
+          const { sb, text } = make();
+          return { sb, r: await sb.run(text) };
+        })());
+    };
+    /** The task runner's default boot on 2 CPUs without SMT. */
+    const twoCpus = sharedBoot(() => ({
+      sb: sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true }),
+      text: renderUserDataText(values("task-runner")),
+    }));
+    /** The task runner's default boot on 2 cores with SMT (0/2 and 1/3), as on a 2-core, 4-thread instance. */
+    const smtSiblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+    const twoCoresSmt = sharedBoot(() => ({
+      sb: sandbox({ cpus: "0-3", siblings: smtSiblings, baked: true }),
+      text: renderUserDataText(values("task-runner")),
+    }));
+    /** 3 workers asked for on 2 CPUs: a failed boot. */
+    const tooManyWorkers = sharedBoot(() => ({
+      sb: sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true }),
+      text: renderUserDataText(values("task-runner", { workers: 3 })),
+    }));
+
     test("hostile values arrive byte-for-byte in docker's argv and execute nothing", async () => {
       const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
       const text = renderUserDataText(
@@ -404,8 +433,7 @@ describe(
     });
 
     test("the secret is read at boot (SSM, through the aws CLI with IMDSv1 off) into the workers' environment, never into argv, logs or markers", async () => {
-      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-      const r = await sb.run(renderUserDataText(values("task-runner")));
+      const { sb, r } = await twoCpus();
       assert.equal(r.status, 0, r.stderr);
       const aws = readFileSync(path.join(sb.dir, "aws-calls"), "utf8").split("\0");
       assert.deepEqual(aws.slice(0, 2), ["ssm", "get-parameter"]);
@@ -483,9 +511,9 @@ describe(
 
     test("auto = one worker per physical core from the real topology (SMT siblings last), each pinned with --cpuset-cpus, restart policy and orchestrator URL", async () => {
       // 4 CPUs: 0 and 2 are siblings, 1 and 3 are siblings (as on a 2-core, 4-thread instance).
-      const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
-      const sb = sandbox({ cpus: "0-3", siblings, baked: true });
-      assert.equal((await sb.run(renderUserDataText(values("task-runner")))).status, 0);
+      const siblings = smtSiblings;
+      const { sb, r } = await twoCoresSmt();
+      assert.equal(r.status, 0, r.stderr);
       const runs = sb.calls().filter((c) => c[0] === "run");
       const pin = (argv: string[]) => argv[argv.indexOf("--cpuset-cpus") + 1];
       assert.deepEqual(runs.map(pin).sort(), ["0", "1"], "started at once, so in any order");
@@ -632,8 +660,7 @@ describe(
     });
 
     test("more workers than CPUs: the boot fails with a marker that says why, and starts nothing", async () => {
-      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-      const r = await sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+      const { sb, r } = await tooManyWorkers();
       assert.notEqual(r.status, 0);
       assert.match(
         String(sb.marker("failed")!.reason),
@@ -654,8 +681,7 @@ describe(
     });
 
     test("one log line with the seconds from the first line of user-data to all workers running", async () => {
-      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-      const r = await sb.run(renderUserDataText(values("task-runner")));
+      const { sb, r } = await twoCpus();
       const lines = r.stderr.split("\n").filter((l) => /: ready: /.test(l));
       assert.equal(lines.length, 1);
       assert.match(
@@ -707,8 +733,7 @@ describe(
     });
 
     test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", async () => {
-      const sb = sandbox({ cpus: "0-3", siblings: { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" }, baked: true });
-      const r = await sb.run(renderUserDataText(values("task-runner")));
+      const { sb, r } = await twoCoresSmt();
       assert.equal(r.status, 0, r.stderr);
       const puts = putCalls(sb.dir);
       assert.equal(puts.length, 1);
@@ -811,8 +836,7 @@ describe(
     });
 
     test("aws: a failed boot publishes a failed record with the reason (shortened for SSM's 4 KB), the marker keeps it all", async () => {
-      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true });
-      const r = await sb.run(renderUserDataText(values("task-runner", { workers: 3 })));
+      const { sb, r } = await tooManyWorkers();
       assert.notEqual(r.status, 0);
       const puts = putCalls(sb.dir);
       assert.equal(puts.length, 1);

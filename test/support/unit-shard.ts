@@ -20,39 +20,40 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { projectPath } from "../../src/paths.js";
 
 /**
- * What a file costs inside a shard, in seconds, for the balance (only the ratios matter): its time in a shard
- * run on the 2-core machine, scaled to an idle one; a file's waits count as well (user-data's settle windows
- * and engine waits). A file not listed counts DEFAULT_SECONDS. Re-measure when a file grows a lot: each file's
- * suite reports its duration_ms in `npm run test:unit`'s output. Last measured 2026-12-03 on a busy machine
- * (load 20-50; total scaled to the 48.6 s idle run): files that spawn many processes (cpu-setup, user-data)
- * may weigh more there than when idle.
+ * What a file costs inside a shard, in seconds, for the balance (only the ratios matter). On the 2-core machine
+ * the three shards share two cores, so a file's cost is the CPU it takes: its user+sys seconds run alone
+ * (`/usr/bin/time npx tsx --test FILE`), less 2 s for its own process's start-up (measured with no test
+ * selected), which a shard pays once. A file not listed counts DEFAULT_SECONDS. Re-measure when a file grows a
+ * lot. Last measured 2026-12-04 on a busy machine (load 6-9, so every figure is high by about the same factor);
+ * the files that use the AWS stand-in count a little high, as each alone loads the AWS SDK a shard loads once.
  */
 const MEASURED_SECONDS: Record<string, number> = {
-  "test/packer/cpu-setup.unit.test.ts": 31.5,
-  "test/render/user-data.unit.test.ts": 24,
-  "test/launch/aws-readiness.unit.test.ts": 10.5,
-  "test/launch/aws.unit.test.ts": 9,
-  "test/bake/bake-aws-fsr.unit.test.ts": 8.5,
-  "test/packer/scripts.unit.test.ts": 5.5,
-  "test/bake/bake-aws.unit.test.ts": 5,
-  "test/catalog/lease.unit.test.ts": 4.5,
-  "test/config/tags.unit.test.ts": 4,
-  "test/pipeline/pipeline-resume.unit.test.ts": 4,
-  "test/pipeline/smoke-check.unit.test.ts": 4,
-  "test/bake/bake-aws-preload.unit.test.ts": 3,
-  "test/launch/aws-limits.unit.test.ts": 3,
-  "test/calibrate/calibrate-aws.unit.test.ts": 2.5,
-  "test/catalog/catalog.unit.test.ts": 2.5,
-  "test/iam/referee.unit.test.ts": 2.5,
-  "test/packer/prewarm.unit.test.ts": 2.5,
-  "test/aws/run-command.unit.test.ts": 2,
-  "test/git.unit.test.ts": 2,
-  "test/push/units.unit.test.ts": 2,
-  "test/catalog/release.unit.test.ts": 1.5,
+  "test/render/user-data.unit.test.ts": 14.5,
+  "test/launch/aws-readiness.unit.test.ts": 11.5,
+  "test/launch/aws.unit.test.ts": 9.5,
+  "test/bake/bake-aws-fsr.unit.test.ts": 7.5,
+  "test/bake/bake-aws-preload.unit.test.ts": 6,
+  "test/bake/bake-aws.unit.test.ts": 6,
+  "test/packer/cpu-setup.unit.test.ts": 5,
+  "test/calibrate/calibrate-aws.unit.test.ts": 4,
+  "test/launch/aws-limits.unit.test.ts": 4,
+  "test/aws/run-command.unit.test.ts": 3.5,
+  "test/catalog/lease.unit.test.ts": 3.5,
+  "test/catalog/release.unit.test.ts": 3.5,
+  "test/packer/install-ruby.unit.test.ts": 3.5,
+  "test/catalog/catalog.unit.test.ts": 3,
+  "test/launch/aws-image-check.unit.test.ts": 3,
+  "test/launch/aws-kms.unit.test.ts": 3,
+  "test/packer/scripts.unit.test.ts": 3,
+  "test/pipeline/pipeline-resume.unit.test.ts": 3,
+  "test/config/tags.unit.test.ts": 2,
+  "test/packer/prewarm.unit.test.ts": 2,
+  "test/push/publish-regions.unit.test.ts": 2,
+  "test/pipeline/smoke-check.unit.test.ts": 1.5,
+  "test/push/units.unit.test.ts": 1.5,
   "test/cli/pipeline-command.unit.test.ts": 1,
-  "test/launch/aws-image-check.unit.test.ts": 1,
-  "test/launch/aws-kms.unit.test.ts": 1,
-  "test/packer/install-ruby.unit.test.ts": 1,
+  "test/git.unit.test.ts": 1,
+  "test/iam/referee.unit.test.ts": 1,
 };
 const DEFAULT_SECONDS = 0.5;
 
