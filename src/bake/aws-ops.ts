@@ -120,6 +120,42 @@ export function makeAwsBakeOps(opts: {
       return image.ImageId;
     },
     baseInputs: (base, home) => ({ bases: base, region: home }),
+    async adoptBase({ role, arches, region, inputsHash }) {
+      // AMIs of this account tagged as this pipeline's base of these inputs (a catalog that lost them, or
+      // another region's): the newest version with an available AMI for every architecture.
+      const images = await (
+        await opts.ec2(region)
+      ).byTags({
+        [TAG.pipeline]: config.pipeline,
+        [TAG.role]: role,
+        [TAG.stage]: "base",
+        [TAG.inputsHash]: inputsHash,
+      });
+      const tagOf = (i: (typeof images)[number], k: string) => i.Tags?.find((t) => t.Key === k)?.Value;
+      const versions = new Map<string, typeof images>();
+      for (const i of images) {
+        const v = tagOf(i, TAG.version);
+        if (i.State === "available" && v && i.ImageId) versions.set(v, [...(versions.get(v) ?? []), i]);
+      }
+      const complete = [...versions.entries()]
+        .map(([version, imgs]) => ({
+          version,
+          byArch: arches.map((a) => imgs.find((i) => tagOf(i, TAG.arch) === a)),
+          builtAt: imgs.map((i) => i.CreationDate ?? "").sort()[0] ?? "",
+        }))
+        .filter((c) => c.builtAt && c.byArch.every(Boolean))
+        .sort((a, b) => b.builtAt.localeCompare(a.builtAt))[0];
+      if (!complete) return null;
+      return {
+        version: complete.version,
+        builtAt: new Date(complete.builtAt).toISOString(),
+        artifacts: arches.map((arch, n) => ({ region, arch, id: complete.byArch[n]!.ImageId! })),
+      };
+    },
+    async exists(id, region) {
+      const image = await (await opts.ec2(region)).describe(id);
+      return image !== undefined && image.State !== "deregistered";
+    },
     async finish(made, { role, version, regions, tags, emit }) {
       const [home, ...others] = regions as [string, ...string[]];
       const artifacts: BakeArtifact[] = [];

@@ -33,6 +33,7 @@ import {
   renderInputs,
   renderedHash,
   type BakeInputs,
+  type BakeStageName,
   type ManifestArtifact,
   type RenderedBake,
 } from "../render/packer.js";
@@ -60,7 +61,16 @@ export interface BakeResult {
   seconds: number;
   /** The image pre-loaded into the AMI / twin store, or null when none was published yet. */
   preloadedImage: string | null;
+  /** A staged bake: which stage this result is ("base" or "role"); absent for the single full bake. */
+  stage?: BakeStageName;
+  /** Why this stage was built or skipped (inputs unchanged, new inputs, --force, older than the age limit). */
+  reason?: string;
+  /** The role stage: the base stage's result (built, up to date, or found in the catalog with --stage role). */
+  base?: BakeResult;
 }
+
+/** Which stages `bake ami --stage` runs. */
+export type BakeStageChoice = BakeStageName | "all";
 
 /**
  * What a bake does that depends on its target: aws over EC2 (./aws-ops.ts), local on the Docker engine
@@ -84,6 +94,31 @@ export interface BakeTargetOps {
    * with the snapshots, copy; local: tag the twin image, pre-load the role's image into its store's volume).
    */
   finish(made: ManifestArtifact[], bake: FinishingBake): Promise<FinishedBake>;
+  /**
+   * Check before building a base stage that this catalog does not know: a base of the same inputs hash made by
+   * another catalog (local: a base twin on the engine labelled with the hash, tagged into this pipeline's base
+   * repository when found). Null: none. Absent: the target has no such look-up.
+   */
+  adoptBase?(q: AdoptBaseQuery): Promise<AdoptedBase | null>;
+  /** Whether a published artefact still exists (a base removed outside this catalog is rebuilt). */
+  exists?(id: string, region: string): Promise<boolean>;
+}
+
+/** What {@link BakeTargetOps.adoptBase} looks for. */
+export interface AdoptBaseQuery {
+  config: Config;
+  role: Role;
+  arches: Arch[];
+  region: string;
+  inputsHash: string;
+}
+
+/** A base found by its inputs hash outside this catalog. */
+export interface AdoptedBase {
+  version: string;
+  /** When it was built (the age rule applies to it as to a base this catalog published). */
+  builtAt: string;
+  artifacts: BakeArtifact[];
 }
 
 /** The bake, as its target's {@link BakeTargetOps.finish} sees it. */
@@ -101,6 +136,8 @@ export interface FinishingBake {
   stackImages?: string[];
   /** A "build" event of the role's bake. */
   emit: (message: string) => void;
+  /** A staged bake's stage: "base" artefacts are named apart (the local twin's repository gains "-base"). */
+  stage?: BakeStageName;
 }
 
 export interface FinishedBake {
@@ -171,18 +208,50 @@ function packerInterrupted(what: string, signal: StopSignal, killedLeft?: string
 
 export const hashLabel = (inputsHash: string) => `h-${inputsHash.slice(0, 24)}`;
 
+export interface BakeOptions {
+  force?: boolean;
+  abortReason?: () => "SIGINT" | "SIGTERM";
+}
+
+/** One stage of a staged bake, as {@link bakeRole} runs it. */
+interface StageSpec {
+  stage: BakeStageName;
+  /** Role stage: the base stage's artefacts (home region, per architecture), found through the catalog. */
+  base?: { ids: Record<string, string>; version: string; inputsHash: string; built: boolean };
+  /** Base stage: rebuild when the published base is older than this (days; roles.<role>.base.max_age_days). */
+  maxAgeDays?: number;
+  /** Compute the inputs hash only: no catalog check, no build (the role stage's look-up of its base). */
+  hashOnly?: boolean;
+}
+
+/** A bake's resolved inputs and its inputs hash (what a stage or the full bake depends on). */
+interface ResolvedInputs {
+  base: Record<string, string>;
+  rubyBenchCommit: string;
+  imageRef: string | undefined;
+  stack: Awaited<ReturnType<typeof bakeStack>>;
+  inputsHash: string;
+  filesHash: string;
+}
+
+/**
+ * The single full bake (every step in one Packer build), or one stage of a staged bake (`spec`): the base
+ * stage starts from the configured base and publishes kind "base" in the home region only; the role stage
+ * starts from the base stage's artefact and publishes the role's AMIs / twin as the full bake does.
+ */
 export async function bakeRole(
   role: Role,
   deps: BakeDeps,
-  opts: { force?: boolean; abortReason?: () => "SIGINT" | "SIGTERM" } = {},
+  opts: BakeOptions = {},
+  spec?: StageSpec,
 ): Promise<BakeResult> {
   const started = Date.now();
   const { config, events, ops } = deps;
   const { target } = ops;
-  const rc = config.roles[role];
-  const arches = targetArches(config, role, target);
-  const regions = targetRegions(config, target);
-  const home = regions[0]!;
+  const stage = spec?.stage;
+  const { arches, home, regions } = stagePlaces(config, role, target, stage);
+  const kind = stage === "base" ? ("base" as const) : ("ami" as const);
+  const what = stage ? `${stage} stage` : "bake";
   const emit = (
     type: "start" | "check" | "found" | "skip" | "build" | "progress" | "publish" | "warn" | "done",
     message: string,
@@ -190,27 +259,26 @@ export async function bakeRole(
   ) => events({ type, role, message, ...(data ? { data } : {}) });
 
   // 1. Inputs: the resolved base, the ruby-bench commit, the role's published image, the rendered files.
-  emit("check", "resolving inputs (base, ruby-bench commit, published image)");
-  const base: Record<string, string> = {};
-  for (const arch of arches) base[arch] = await ops.resolveBase(config, role, arch);
-  const rubyBenchCommit = await deps.resolveCommit(role, rc.ruby_bench);
-  const homeCatalog = await deps.catalog(home);
-  const imageKey = { role, kind: "image" as const };
-  const published = (await homeCatalog.resolve([imageKey])).found[0];
-  const imageRef = published?.value;
-  if (!imageRef)
-    emit(
-      "warn",
-      "no container image is published for this role yet: the bake skips the pre-load step and records that",
-    );
-  const stack = await bakeStack({
-    stack: rc.stack,
-    target,
-    imageRef,
-    settleSeconds: rc.run.settle_seconds,
-    ...(deps.registry ? { localRegistry: deps.registry } : {}),
-    ...(deps.registryLogin ? { login: (ref: string) => deps.registryLogin!.credentials(ref) } : {}),
-  });
+  const { base, rubyBenchCommit, imageRef, stack, inputsHash, filesHash } = await resolveInputs(
+    role,
+    deps,
+    spec,
+    emit,
+  );
+  if (spec?.hashOnly)
+    return {
+      role,
+      target,
+      status: "up-to-date",
+      version: "",
+      inputsHash,
+      renderedHash: filesHash,
+      artifacts: [],
+      packerRuns: 0,
+      seconds: (Date.now() - started) / 1000,
+      preloadedImage: null,
+      stage: spec.stage,
+    };
 
   const baseInputs = (
     version: string,
@@ -225,6 +293,8 @@ export async function bakeRole(
     ...(deps.runId ? { runId: deps.runId } : {}),
     ...ops.baseInputs(base, home),
     ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
+    ...(stage ? { stage } : {}),
+    ...(spec?.base ? { baseVersion: spec.base.version } : {}),
     ...(stack ? { stack } : {}),
     ...(imageRef
       ? {
@@ -243,35 +313,10 @@ export async function bakeRole(
         }
       : {}),
   });
-  const filesHash = renderedHash(
-    deps.render(
-      config,
-      role,
-      target,
-      renderInputs(config, role, {
-        ...(ops.baseInputs(base, home).region ? { region: home } : {}),
-        ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
-      }),
-    ),
-  );
-  const inputsHash = hashParts([
-    { name: "rendered-files", content: filesHash },
-    { name: "target", content: target },
-    { name: "base", content: JSON.stringify(base) },
-    { name: "ruby-bench", content: `${rc.ruby_bench.repository}@${rubyBenchCommit}` },
-    { name: "image", content: imageRef ?? "none" },
-    {
-      name: "registry",
-      content: deps.registry
-        ? `${deps.registry.user}@${deps.registry.endpoint}`
-        : (deps.registryLogin?.id ?? "none"),
-    },
-    { name: "regions", content: regions.join(",") },
-    ...(stack ? [{ name: "stack", content: JSON.stringify(stack) }] : []),
-  ]);
-
   // 2. Check before work: is there an artefact for this hash in every region and architecture?
-  const keys = arches.map((arch) => ({ role, kind: "ami" as const, arch }));
+  const keys = arches.map((arch) => ({ role, kind, arch }));
+  let reason = opts.force ? "--force" : `no ${what} is published for inputs ${inputsHash.slice(0, 12)}`;
+  if (spec?.base?.built) reason = `its base ${spec.base.version} is new`;
   if (!opts.force) {
     let version: string | undefined;
     const artifacts: BakeArtifact[] = [];
@@ -288,8 +333,29 @@ export async function bakeRole(
         artifacts.push({ region, arch: a.key.arch as Arch, id: a.value });
       }
     }
-    if (lacking.length === 0 && version) {
-      emit("skip", `up to date: ${version} (inputs ${inputsHash.slice(0, 12)} unchanged)`);
+    // A base's artefact can be removed outside this catalog (another catalog's prune of a base twin they
+    // shared, an AMI deregistered by hand): one that is gone is not up to date.
+    if (stage === "base" && version && lacking.length === 0 && ops.exists) {
+      const gone: string[] = [];
+      for (const a of artifacts) if (!(await ops.exists(a.id, a.region))) gone.push(a.id);
+      if (gone.length) {
+        reason = `${version} is published but ${gone.join(", ")} is gone (removed outside this catalog)`;
+        version = undefined;
+        lacking.push(home);
+      }
+    }
+    const nowMs = (deps.now ?? (() => new Date()))().getTime();
+    const ageOf = (builtAt: unknown) =>
+      typeof builtAt === "string" ? (nowMs - new Date(builtAt).getTime()) / 86_400_000 : 0;
+    const tooOldAt = (days: number) => spec?.maxAgeDays !== undefined && days > spec.maxAgeDays;
+    const ageDays = ageOf(homeFound[0]?.meta?.builtAt);
+    const tooOld = version !== undefined && tooOldAt(ageDays);
+    const tooOldReason = (v: string, days: number) =>
+      `${v} is ${days.toFixed(1)} days old, older than roles.${role}.base.max_age_days (${spec?.maxAgeDays}): rebuilt for OS updates`;
+    if (tooOld && version) reason = tooOldReason(version, ageDays);
+    if (lacking.length === 0 && version && !tooOld) {
+      reason = `inputs ${inputsHash.slice(0, 12)} unchanged`;
+      emit("skip", `${stage ? `${stage} stage ` : ""}up to date: ${version} (${reason})`);
       return {
         role,
         target,
@@ -301,11 +367,55 @@ export async function bakeRole(
         packerRuns: 0,
         seconds: (Date.now() - started) / 1000,
         preloadedImage: imageRef ?? null,
+        ...(stage ? { stage, reason } : {}),
       };
+    }
+    // Check before work beyond this catalog: a base of the same inputs made by another catalog is recorded
+    // in this one instead of built again (unless it is too old too).
+    if (stage === "base" && ops.adoptBase && (!version || lacking.length)) {
+      const adopted = await ops.adoptBase({ config, role, arches, region: home, inputsHash });
+      const days = adopted ? ageOf(adopted.builtAt) : 0;
+      if (adopted && tooOldAt(days)) reason = tooOldReason(adopted.version, days);
+      else if (adopted) {
+        for (const a of adopted.artifacts)
+          await (
+            await deps.catalog(a.region)
+          ).publish(
+            { role, kind, arch: a.arch },
+            a.id,
+            {
+              version: adopted.version,
+              inputsHash,
+              renderedHash: filesHash,
+              builtAt: adopted.builtAt,
+              base: base[a.arch],
+              region: a.region,
+              stage: "base",
+              adopted: true,
+            },
+            { dataType: ops.dataType, labels: [hashLabel(inputsHash)] },
+          );
+        reason = `found ${adopted.version} by its inputs ${inputsHash.slice(0, 12)} outside this catalog: recorded, not rebuilt`;
+        emit("skip", `base stage up to date: ${reason}`);
+        return {
+          role,
+          target,
+          status: "up-to-date",
+          version: adopted.version,
+          inputsHash,
+          renderedHash: filesHash,
+          artifacts: adopted.artifacts,
+          packerRuns: 0,
+          seconds: (Date.now() - started) / 1000,
+          preloadedImage: null,
+          stage,
+          reason,
+        };
+      }
     }
     // A run stopped between regions' publishes: the home region has every architecture for these inputs, so
     // finish the others from that artefact (copies, waits, tags are idempotent) instead of building again.
-    if (!lacking.includes(home) && homeFound.length === keys.length) {
+    if (!tooOld && !lacking.includes(home) && homeFound.length === keys.length) {
       return resumePublish(role, deps, {
         homeFound,
         lacking,
@@ -328,9 +438,10 @@ export async function bakeRole(
     registry = await deps.registryLogin.credentials(imageRef);
   }
   const rendered = deps.render(config, role, target, baseInputs(version, inputsHash, gitRevision, registry));
-  const dir = path.join(deps.buildRoot, `${role}-${version}`);
+  const dir = path.join(deps.buildRoot, `${role}-${stage ? `${stage}-` : ""}${version}`);
   await mkdir(dir, { recursive: true });
   await deps.writeRendered(rendered, dir);
+  if (stage) emit("build", `${stage} stage: rebuilding (${reason})`);
   emit("build", `baking ${version} with Packer in ${dir}`, {
     version,
     inputsHash,
@@ -390,7 +501,7 @@ export async function bakeRole(
       `Packer's manifest lists ${made.length} artefact(s) for ${role}, expected ${rendered.sources.length}.`,
     );
   }
-  const versionManifests: Record<string, unknown> = {};
+  const versionManifests: Record<string, Record<string, unknown> | null> = {};
   for (const src of rendered.sources)
     versionManifests[src.arch] = await readVersionManifest(path.join(dir, src.versionManifestFile));
   const tags = {
@@ -399,6 +510,8 @@ export async function bakeRole(
     [TAG.version]: version,
     [TAG.inputsHash]: inputsHash,
     [TAG.gitRevision]: gitRevision,
+    ...(stage === "base" ? { [TAG.stage]: "base" } : {}),
+    ...(spec?.base ? { [TAG.baseVersion]: spec.base.version } : {}),
   };
 
   const { artifacts, preloadVolume } = await ops.finish(made, {
@@ -410,6 +523,7 @@ export async function bakeRole(
     imageRef,
     ...(stack ? { stackImages: stack.images.slice(1) } : {}),
     emit: (message) => emit("build", message),
+    ...(stage ? { stage } : {}),
   });
 
   // 5. Publish, only now that everything for this role succeeded (and nobody asked to stop meanwhile).
@@ -422,7 +536,7 @@ export async function bakeRole(
   for (const a of artifacts) {
     const cat = await deps.catalog(a.region);
     await cat.publish(
-      { role, kind: "ami", arch: a.arch },
+      { role, kind, arch: a.arch },
       a.id,
       {
         version,
@@ -435,12 +549,27 @@ export async function bakeRole(
         rubyBenchCommit,
         image: imageRef ?? null,
         preloadVolume,
-        manifest: versionManifests[a.arch] ?? null,
+        manifest: spec?.base
+          ? {
+              ...versionManifests[a.arch],
+              // Which base this role version was built on (prune keeps it while this version is kept).
+              base: {
+                version: spec.base.version,
+                inputsHash: spec.base.inputsHash,
+                id: spec.base.ids[a.arch] ?? null,
+              },
+            }
+          : (versionManifests[a.arch] ?? null),
+        ...(stage ? { stage } : {}),
+        ...(spec?.base ? { baseVersion: spec.base.version, baseInputsHash: spec.base.inputsHash } : {}),
       },
       { dataType: ops.dataType, labels: [hashLabel(inputsHash)] },
     );
   }
-  emit("done", `built ${version}: ${artifacts.map((a) => `${a.region}/${a.arch} ${a.id}`).join(", ")}`);
+  emit(
+    "done",
+    `built ${stage ? `${stage} stage ` : ""}${version}: ${artifacts.map((a) => `${a.region}/${a.arch} ${a.id}`).join(", ")}`,
+  );
   return {
     role,
     target,
@@ -452,7 +581,104 @@ export async function bakeRole(
     packerRuns: 1,
     seconds: (Date.now() - started) / 1000,
     preloadedImage: imageRef ?? null,
+    ...(stage ? { stage, reason } : {}),
   };
+}
+
+/** A bake's architectures and regions (home first). A base is only ever a source of the role stage, which
+ * builds in the home region: the base stage publishes there only. */
+function stagePlaces(config: Config, role: Role, target: Target, stage: BakeStageName | undefined) {
+  const arches = targetArches(config, role, target);
+  const all = targetRegions(config, target);
+  const home = all[0]!;
+  return { arches, home, regions: stage === "base" ? [home] : all };
+}
+
+/**
+ * A bake's inputs and inputs hash. The full bake and the role stage: the resolved base (the role stage's is
+ * the base stage's artefact), the ruby-bench commit, the role's published image (and stack), the rendered
+ * files. The base stage: the resolved upstream base and its own rendered files only, so a new image digest or
+ * ruby-bench commit leaves it unchanged.
+ */
+async function resolveInputs(
+  role: Role,
+  deps: BakeDeps,
+  spec: StageSpec | undefined,
+  emit: (type: "check" | "warn", message: string) => void,
+): Promise<ResolvedInputs> {
+  const { config, ops } = deps;
+  const { target } = ops;
+  const rc = config.roles[role];
+  const stage = spec?.stage;
+  const { arches, home, regions } = stagePlaces(config, role, target, stage);
+  const base: Record<string, string> = {};
+  let rubyBenchCommit = rc.ruby_bench.ref;
+  let imageRef: string | undefined;
+  let stack: ResolvedInputs["stack"];
+  if (stage === "base") {
+    emit("check", "resolving the base stage's inputs (upstream base)");
+    for (const arch of arches) base[arch] = await ops.resolveBase(config, role, arch);
+  } else {
+    emit("check", "resolving inputs (base, ruby-bench commit, published image)");
+    if (spec?.base) Object.assign(base, spec.base.ids);
+    else for (const arch of arches) base[arch] = await ops.resolveBase(config, role, arch);
+    rubyBenchCommit = await deps.resolveCommit(role, rc.ruby_bench);
+    const homeCatalog = await deps.catalog(home);
+    const published = (await homeCatalog.resolve([{ role, kind: "image" as const }])).found[0];
+    imageRef = published?.value;
+    if (!imageRef)
+      emit(
+        "warn",
+        "no container image is published for this role yet: the bake skips the pre-load step and records that",
+      );
+    stack = await bakeStack({
+      stack: rc.stack,
+      target,
+      imageRef,
+      settleSeconds: rc.run.settle_seconds,
+      ...(deps.registry ? { localRegistry: deps.registry } : {}),
+      ...(deps.registryLogin ? { login: (ref: string) => deps.registryLogin!.credentials(ref) } : {}),
+    });
+  }
+  const filesHash = renderedHash(
+    deps.render(
+      config,
+      role,
+      target,
+      renderInputs(config, role, {
+        ...(ops.baseInputs(base, home).region ? { region: home } : {}),
+        ...(deps.packerVersion ? { packerVersion: deps.packerVersion } : {}),
+        ...(stage ? { stage } : {}),
+      }),
+    ),
+  );
+  const inputsHash = hashParts(
+    stage === "base"
+      ? [
+          { name: "stage", content: "base" },
+          { name: "rendered-files", content: filesHash },
+          { name: "target", content: target },
+          { name: "base", content: JSON.stringify(base) },
+        ]
+      : [
+          ...(stage ? [{ name: "stage", content: stage }] : []),
+          { name: "rendered-files", content: filesHash },
+          { name: "target", content: target },
+          { name: "base", content: JSON.stringify(base) },
+          { name: "ruby-bench", content: `${rc.ruby_bench.repository}@${rubyBenchCommit}` },
+          { name: "image", content: imageRef ?? "none" },
+          {
+            name: "registry",
+            content: deps.registry
+              ? `${deps.registry.user}@${deps.registry.endpoint}`
+              : (deps.registryLogin?.id ?? "none"),
+          },
+          { name: "regions", content: regions.join(",") },
+          ...(stack ? [{ name: "stack", content: JSON.stringify(stack) }] : []),
+        ],
+  );
+
+  return { base, rubyBenchCommit, imageRef, stack, inputsHash, filesHash };
 }
 
 /**
@@ -553,15 +779,73 @@ async function readVersionManifest(file: string): Promise<Record<string, unknown
   }
 }
 
+/**
+ * A staged bake of one role: the base stage (skipped when its inputs are unchanged and it is younger than
+ * roles.<role>.base.max_age_days), then the role stage, whose source is the base artefact found through the
+ * catalog by the base stage's inputs hash. `stage` "base" runs the base stage only; "role" only looks the base
+ * up (and fails, naming the fix, when none is published for the current base inputs). `force` applies to the
+ * stages that run. The result is the role stage's, with the base stage's result in `base` ("base": the base's).
+ */
+export async function bakeStaged(
+  role: Role,
+  deps: BakeDeps,
+  opts: BakeOptions & { stage: BakeStageChoice },
+): Promise<BakeResult> {
+  const { config, ops } = deps;
+  const baseSpec: StageSpec = { stage: "base", maxAgeDays: config.roles[role].base.max_age_days };
+  let base: BakeResult;
+  if (opts.stage === "role") {
+    base = await bakeRole(role, deps, {}, { ...baseSpec, hashOnly: true });
+  } else {
+    base = await bakeRole(role, deps, opts, baseSpec);
+    if (opts.stage === "base") return base;
+  }
+  // The role stage's source: the base stage's artefact, through the catalog, by the base's inputs hash.
+  const home = targetRegions(config, ops.target)[0]!;
+  const arches = targetArches(config, role, ops.target);
+  const found = await (
+    await deps.catalog(home)
+  ).resolve(
+    arches.map((arch) => ({ role, kind: "base" as const, arch })),
+    { label: hashLabel(base.inputsHash), meta: true },
+  );
+  const version = found.found[0]?.meta?.version;
+  if (found.missing.length || !version) {
+    throw new FailureError(
+      `No base stage of ${role} is published for its current inputs (${base.inputsHash.slice(0, 12)}): the role stage has no source.`,
+      { fix: `Run \`imgtool bake ami --stage base --role ${role}\` (or \`--stage all\`) first.` },
+    );
+  }
+  if (opts.stage === "role")
+    base = {
+      ...base,
+      version,
+      artifacts: found.found.map((a) => ({ region: home, arch: a.key.arch as Arch, id: a.value })),
+      reason: "not run (--stage role): found in the catalog by its inputs hash",
+    };
+  const ids = Object.fromEntries(found.found.map((a) => [a.key.arch!, a.value]));
+  const roleResult = await bakeRole(role, deps, opts, {
+    stage: "role",
+    base: { ids, version, inputsHash: base.inputsHash, built: base.status === "built" },
+  });
+  return { ...roleResult, base };
+}
+
 /** Bake several roles in parallel; every role's result, or the first failure after all have settled. */
 export async function bake(
   roles: Role[],
   deps: BakeDeps,
-  opts: { force?: boolean; abortReason?: () => "SIGINT" | "SIGTERM" } = {},
+  /** stage: a staged bake (base and/or role stage, {@link bakeStaged}); absent: the single full bake. */
+  opts: BakeOptions & { stage?: BakeStageChoice } = {},
 ): Promise<BakeResult[]> {
+  const { stage } = opts;
   // One publisher per pipeline and role: each role's check, bake and publish run under its lease.
   const settled = await Promise.allSettled(
-    roles.map((r) => holding(deps.lease, `${r}-ami`, () => bakeRole(r, deps, opts))),
+    roles.map((r) =>
+      holding(deps.lease, `${r}-ami`, () =>
+        stage ? bakeStaged(r, deps, { ...opts, stage }) : bakeRole(r, deps, opts),
+      ),
+    ),
   );
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failed) throw failed.reason;

@@ -9,7 +9,7 @@ import path from "node:path";
 import type { ActiveRun } from "../leftovers/runs.js";
 import type Docker from "dockerode";
 import { FailureError, InterruptedError, UsageError, stopSignalOf } from "../errors.js";
-import type { BakeArtifact, BakeTargetOps } from "./bake.js";
+import { hashLabel, type BakeArtifact, type BakeTargetOps } from "./bake.js";
 
 /** The local target's bake ops, and the pre-load on its own (the launch tests pre-load twins they build). */
 export interface TwinOps extends BakeTargetOps {
@@ -21,7 +21,7 @@ export interface TwinOps extends BakeTargetOps {
     labels: Record<string, string>,
   ): Promise<void>;
 }
-import { DOCKER_LABEL } from "../config/tags.js";
+import { DOCKER_LABEL, IMAGE_LABEL, SHARED_BASE_REPO, TAG } from "../config/tags.js";
 import { registerPending } from "../process-group.js";
 import { ENGINE_LIB_MOUNT, engineLibDir, nestedEngineHostConfig } from "../docker/nested-engine.js";
 
@@ -53,9 +53,44 @@ export function makeTwinOps(opts: {
       }
     },
     baseInputs: (base) => ({ base: Object.values(base)[0]! }),
-    async finish(made, { config, role, version, imageRef, stackImages, emit }) {
+    async adoptBase({ config, role, arches, inputsHash }) {
+      const found = await docker.listImages({
+        filters: JSON.stringify({
+          label: [
+            `${IMAGE_LABEL.stage}=base`,
+            `${IMAGE_LABEL.role}=${role}`,
+            `${IMAGE_LABEL.inputsHash}=${inputsHash}`,
+          ],
+        }),
+      });
+      const newest = found
+        .filter((i) => i.Labels?.[IMAGE_LABEL.version])
+        .sort((a, b) => b.Created - a.Created)[0];
+      if (!newest) return null;
+      const version = newest.Labels[IMAGE_LABEL.version]!;
+      // This pipeline's tag: its prune and clean-ups see the base it now uses.
+      await docker
+        .getImage(newest.Id)
+        .tag({ repo: `imgtool-twin/${config.pipeline}-${role}-base`, tag: version });
+      return {
+        version,
+        builtAt: new Date(newest.Created * 1000).toISOString(),
+        artifacts: [{ region: "local", arch: arches[0]!, id: newest.Id }],
+      };
+    },
+    async exists(id) {
+      try {
+        await docker.getImage(id).inspect();
+        return true;
+      } catch (e) {
+        if ((e as { statusCode?: number }).statusCode === 404) return false;
+        throw e;
+      }
+    },
+    async finish(made, { config, role, version, imageRef, stackImages, emit, stage, tags }) {
       const artifacts: BakeArtifact[] = [];
-      const repo = `imgtool-twin/${config.pipeline}-${role}`;
+      // A staged bake's base twins have their own repository: prune and launch see only the role's twins.
+      const repo = `imgtool-twin/${config.pipeline}-${role}${stage === "base" ? "-base" : ""}`;
       const cleanup: Cleanup = { removed: [], failed: [] };
       let preloadVolume: string | null = null;
       let preloading = false;
@@ -69,6 +104,9 @@ export function makeTwinOps(opts: {
         for (const m of made) {
           if (signal?.aborted) throw new Stopped();
           await docker.getImage(m.id).tag({ repo, tag: version });
+          // A base twin is the engine's too: its engine-wide tag outlives the pipelines' tags (see sharedBaseTag).
+          const hash = tags[TAG.inputsHash];
+          if (stage === "base" && hash) await docker.getImage(m.id).tag(sharedBaseTag(role, hash));
           artifacts.push({ region: "local", arch: m.arch, id: m.id });
         }
         if (imageRef) {
@@ -235,4 +273,14 @@ async function attempt(c: Cleanup, what: string, remove: () => Promise<unknown>)
     if ((e as { statusCode?: number }).statusCode === 404) c.removed.push(what);
     else c.failed.push(`${what} (${(e as Error).message})`);
   }
+}
+
+/**
+ * The engine-wide tag of a base twin (`imgtool-base-twin/<role>:h-<inputs hash>`): a base twin's content does
+ * not depend on the pipeline, so every pipeline on the engine with the same base inputs uses it (check before
+ * work: found by its labels, {@link TwinOps.adoptBase}). This tag keeps it while pipelines' own tags come and go;
+ * a prune that removes the last pipeline's tag of a base removes this one too (src/prune/backends.ts).
+ */
+export function sharedBaseTag(role: string, inputsHash: string): { repo: string; tag: string } {
+  return { repo: `${SHARED_BASE_REPO}${role}`, tag: hashLabel(inputsHash) };
 }

@@ -5,13 +5,15 @@
  *   <prefix>/task-runner/ami/x86_64        value: the AMI id (aws) or twin image id (local)
  *   <prefix>/task-runner/ami/x86_64/meta   value: JSON metadata (version, inputs hash, git revision, ...)
  *   <prefix>/orchestrator/image            value: the image reference URI@sha256:...
+ *   <prefix>/task-runner/base/x86_64       value: a staged bake's base AMI id (aws) or base twin image id (local)
  * Every publish is a new parameter version carrying the version name as a label, and moves `latest`.
  */
 import { FailureError, UsageError, errorName, isImgtoolError } from "../errors.js";
 import { ignoreEvents, type EventSink } from "../events.js";
 import { VERSION_LIMIT_ERROR, type DataType, type ParameterStore, type StoredVersion } from "./store.js";
 
-export type ArtifactKind = "ami" | "image";
+/** "base": a staged bake's base stage (src/bake/bake.ts), the source of the role stage's "ami". */
+export type ArtifactKind = "ami" | "image" | "base";
 
 export interface ArtifactKey {
   role: string;
@@ -122,7 +124,7 @@ export class Catalog {
   keyOf(name: string): ArtifactKey | undefined {
     if (!name.startsWith(`${this.prefix}/`) || name.endsWith("/meta")) return undefined;
     const [role, kind, arch, ...rest] = name.slice(this.prefix.length + 1).split("/");
-    if (!role || (kind !== "ami" && kind !== "image") || rest.length) return undefined;
+    if (!role || (kind !== "ami" && kind !== "image" && kind !== "base") || rest.length) return undefined;
     return { role, kind, ...(arch ? { arch } : {}) };
   }
 
@@ -465,7 +467,8 @@ export class Catalog {
  */
 export function foreignValue(kind: ArtifactKind, value: string): string | undefined {
   if (kind === "image" && /^ami-[0-9a-f]+$/.test(value)) return "an AMI id where an image reference belongs";
-  if (kind === "ami" && /[/@]/.test(value)) return "an image reference where an AMI id belongs";
+  if ((kind === "ami" || kind === "base") && /[/@]/.test(value))
+    return "an image reference where an AMI id belongs";
   if (value.trim() === "") return "an empty value";
   return undefined;
 }

@@ -324,7 +324,8 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           // The commits the run resolved once, so that the AMIs pin what the images pinned.
           const resolveCommit: typeof bd.resolveCommit = async (role, src) =>
             pins[role] ?? bd.resolveCommit(role, src);
-          return bake(roles, { ...bd, resolveCommit }, { force, abortReason: ctx.abortReason });
+          // Both stages: the base is rebuilt only when its inputs changed or it is too old.
+          return bake(roles, { ...bd, resolveCommit }, { force, stage: "all", abortReason: ctx.abortReason });
         },
         async smoke() {
           const { launch } = await import("../launch/launch.js");

@@ -165,7 +165,14 @@ export function buildParser(argv: string[]): Argv {
               "The Packer that will build it; before 1.7 the plugins file goes to plugins/ (default: 1.7+)",
           })
           .example("$0 render --role task-runner --target aws --out build/", "Write the aws HCL for one role")
-          .example("$0 render --out build/ --packer-version 1.6.6", "Both twins, laid out for Packer 1.6.6"),
+          .option("stage", {
+            choices: ["full", "staged"] as const,
+            default: "full" as const,
+            describe:
+              "full: the single build with every step; staged: both stages of `bake ami`, OUT/<target>/<role>/base and .../role",
+          })
+          .example("$0 render --out build/ --packer-version 1.6.6", "Both twins, laid out for Packer 1.6.6")
+          .example("$0 render --out build/ --stage staged", "The base and role stages' HCL of both roles"),
       run(async () => (await import("./commands/render.js")).renderCommand),
     )
     .command("bake <what>", "Bake machine images with Packer and publish them to the catalog", (y) =>
@@ -176,9 +183,20 @@ export function buildParser(argv: string[]): Argv {
           (yy) =>
             yy
               .option("role", roleOption)
-              .option("force", { type: "boolean", default: false, describe: "Bake even when up to date" })
+              .option("stage", {
+                choices: ["base", "role", "all"] as const,
+                default: "all" as const,
+                describe:
+                  "Which stage to bake: base (OS updates, Docker, Ruby, packages, CPU settings), role (ruby-bench, the role's images, validate, manifest; on the base found by its inputs hash), or both",
+              })
+              .option("force", {
+                type: "boolean",
+                default: false,
+                describe: "Bake the chosen stage(s) even when up to date",
+              })
               .option("wait-lease", waitLeaseOption)
               .example("$0 bake ami", "Bake both roles' local twins")
+              .example("$0 bake ami --stage role", "Rebake only the role stage, on the published base")
               .example(
                 "$0 bake ami --target aws --role task-runner --json",
                 "Bake one AMI on AWS, JSON result",

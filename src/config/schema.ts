@@ -86,8 +86,19 @@ function roleSchema(role: Role) {
           })
           .default({ image: "imgtool/base:bookworm" })
           .describe("Base image for the local target's twin."),
+        max_age_days: z
+          .number()
+          .min(0, msg("must be 0 or more"))
+          .default(7)
+          .describe(
+            "A staged bake rebuilds the base stage (OS updates, Docker, Ruby) when it is older than this, even with unchanged inputs, so security updates do not wait for a new base AMI.",
+          ),
       })
-      .default({ aws: AwsBase.parse(undefined), local: { image: "imgtool/base:bookworm" } })
+      .default({
+        aws: AwsBase.parse(undefined),
+        local: { image: "imgtool/base:bookworm" },
+        max_age_days: 7,
+      })
       .describe("What the AMI (aws) or the twin image (local) starts from."),
     instance_types: z
       .array(

@@ -17,6 +17,10 @@ export const TAG = {
   gitRevision: "imgtool:git-revision",
   arch: "imgtool:arch",
   runId: "imgtool:run-id",
+  /** A staged bake's stage ("base" on base AMIs); absent on role AMIs and single-stage bakes. */
+  stage: "imgtool:stage",
+  /** On a role AMI: the version of the base AMI it was built from. */
+  baseVersion: "imgtool:base-version",
 } as const;
 
 /** Docker label keys on containers and volumes imgtool makes (local target) and on the workers it starts. */
@@ -48,7 +52,19 @@ export const IMAGE_LABEL = {
   rubyBenchCommit: "org.imgtool.ruby-bench.commit",
   /** On the local base images scripts/setup builds: the hash of the spec they were built from. */
   baseSpec: "org.imgtool.base-spec",
+  /** On a staged bake's twin: its stage ("base" / "role"). */
+  stage: "org.imgtool.stage",
+  /** On a base twin: its version (with {@link IMAGE_LABEL.inputsHash}: found again by another catalog). */
+  version: "org.imgtool.version",
+  /** On a role-stage twin: the version of the base twin it was built from. */
+  baseVersion: "org.imgtool.base-version",
 } as const;
+
+/**
+ * The repository of a local base twin's engine-wide tag (`imgtool-base-twin/<role>:h-<inputs hash>`, see
+ * src/bake/twin-ops.ts sharedBaseTag): a base twin is shared by every pipeline on the engine with its inputs.
+ */
+export const SHARED_BASE_REPO = "imgtool-base-twin/";
 
 /** What every template gets besides its own context. */
 export const TEMPLATE_KEYS = { tag: TAG, label: DOCKER_LABEL, imageLabel: IMAGE_LABEL } as const;

@@ -116,6 +116,8 @@ export interface LabelledResource {
   /** The container's name (without "/"), the image's first tag (else its short id), or the volume's name. */
   name: string;
   labels: Record<string, string>;
+  /** An image's tags (`repo:tag`, none for an untagged image). */
+  tags?: string[];
 }
 
 /** The engine calls imgtool's flows make. Tests may hand in another implementation. */
@@ -303,6 +305,7 @@ export function dockerEngine(docker: Docker): DockerEngine {
           id: i.Id,
           name: i.RepoTags?.find((t) => t !== "<none>:<none>") ?? i.Id.replace(/^sha256:/, "").slice(0, 12),
           labels: i.Labels ?? {},
+          tags: (i.RepoTags ?? []).filter((t) => t !== "<none>:<none>"),
         })),
         ...volumes.map((v) => ({
           kind: "volume" as const,

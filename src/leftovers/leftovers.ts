@@ -8,7 +8,7 @@
  */
 import { rm } from "node:fs/promises";
 import { ARCHES, ROLES, type Role } from "../config/schema.js";
-import { DOCKER_LABEL, IMAGE_LABEL } from "../config/tags.js";
+import { DOCKER_LABEL, IMAGE_LABEL, SHARED_BASE_REPO } from "../config/tags.js";
 import type { DockerEngine, LabelledResource } from "../docker/engine.js";
 import type { EventSink } from "../events.js";
 import { deadRuns, pidAlive, type DeadRun, type PidCheck } from "./runs.js";
@@ -69,7 +69,8 @@ export async function findLeftovers(opts: {
 export interface CatalogHistory {
   history(key: {
     role: Role;
-    kind: "ami";
+    /** base: a staged bake's base twin, published like a role's twin. */
+    kind: "ami" | "base";
     arch: (typeof ARCHES)[number];
   }): Promise<{ version: string | undefined; value: string }[]>;
 }
@@ -95,7 +96,14 @@ export function publishedIn(
       return false;
     const p = r.labels[DOCKER_LABEL.pipeline] ?? r.labels[IMAGE_LABEL.pipeline];
     const role = r.labels[DOCKER_LABEL.role] ?? r.labels[IMAGE_LABEL.role];
-    if (p !== pipeline || !(ROLES as readonly string[]).includes(role ?? "")) return true;
+    if (!(ROLES as readonly string[]).includes(role ?? "")) return true;
+    if (r.kind === "image" && p === undefined && r.labels[IMAGE_LABEL.stage] === "base") {
+      // A base twin names no pipeline (src/render/packer.ts: every pipeline on the engine with its inputs may
+      // use it). The dead run of this state folder that built it is this pipeline's: it is judged by this
+      // catalog, unless another pipeline has tagged it (adopted it: src/bake/twin-ops.ts adoptBase).
+      const own = `imgtool-twin/${pipeline}-${role}-base:`;
+      if ((r.tags ?? []).some((t) => !t.startsWith(own) && !t.startsWith(SHARED_BASE_REPO))) return true;
+    } else if (p !== pipeline) return true;
     const version = r.labels[DOCKER_LABEL.version];
     let history: CatalogHistory;
     try {
@@ -103,10 +111,12 @@ export function publishedIn(
     } catch {
       return true; // a catalog that cannot be read cannot say it is unpublished: keep it
     }
-    for (const arch of ARCHES) {
-      for (const h of await history.history({ role: role as Role, kind: "ami", arch })) {
-        if (r.kind === "image" ? h.value === r.id : h.version !== undefined && h.version === version)
-          return true;
+    for (const kind of ["ami", "base"] as const) {
+      for (const arch of ARCHES) {
+        for (const h of await history.history({ role: role as Role, kind, arch })) {
+          if (r.kind === "image" ? h.value === r.id : h.version !== undefined && h.version === version)
+            return true;
+        }
       }
     }
     return false;

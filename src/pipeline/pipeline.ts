@@ -69,7 +69,8 @@ export interface PipelineDeps {
 
 export interface StageReport {
   role: Role | "all";
-  stage: "push" | "bake" | "smoke" | "boot" | "promote";
+  /** bake-base: a staged bake's base stage; bake: the role stage (or the single full bake). */
+  stage: "push" | "bake-base" | "bake" | "smoke" | "boot" | "promote";
   status: string;
   version: string | null;
   seconds: number;
@@ -169,8 +170,26 @@ async function pipelineStages(
 
   emit("pipeline: bake AMIs (pre-loading the pushed images)");
   const baked = await withReport(() => deps.bake(roles, pins));
-  for (const b of baked)
-    stages.push({ role: b.role, stage: "bake", status: b.status, version: b.version, seconds: b.seconds });
+  for (const b of baked) {
+    // A staged bake: the base stage's row first, each with why it was built or skipped.
+    if (b.base)
+      stages.push({
+        role: b.role,
+        stage: "bake-base",
+        status: b.base.status,
+        version: b.base.version,
+        seconds: b.base.seconds,
+        ...(b.base.reason ? { detail: b.base.reason } : {}),
+      });
+    stages.push({
+      role: b.role,
+      stage: "bake",
+      status: b.status,
+      version: b.version,
+      seconds: b.seconds,
+      ...(b.reason ? { detail: b.reason } : {}),
+    });
+  }
 
   // The release of what was just published (both roles, every region): written last, after every artefact.
   const catalogs = await deps.catalogs();

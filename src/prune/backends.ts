@@ -9,7 +9,7 @@ import { ARCHES, type Role } from "../config/schema.js";
 import { errorName } from "../errors.js";
 import type { EventSink } from "../events.js";
 import type { PruneBackend, PrunableVersion, PruneResource } from "./prune.js";
-import { DOCKER_LABEL, TAG, runRecordsRoot } from "../config/tags.js";
+import { DOCKER_LABEL, IMAGE_LABEL, SHARED_BASE_REPO, TAG, runRecordsRoot } from "../config/tags.js";
 import type { ReadyRecordStore } from "../aws/ready-records.js";
 
 /**
@@ -103,31 +103,48 @@ export function awsPruneBackend(opts: {
 }): PruneBackend {
   const { config } = opts;
   const tagsOf = (role: Role) => ({ [TAG.pipeline]: config.pipeline, [TAG.role]: role });
-  return {
-    async versions(role) {
-      const byVersion = new Map<string, PrunableVersion>();
-      const add = (version: string, created: Date, r: PruneResource) => {
-        const v = byVersion.get(version) ?? { version, createdAt: created, images: [] };
-        if (created < v.createdAt) v.createdAt = created;
-        v.images.push(r);
-        byVersion.set(version, v);
-      };
-      for (const region of config.aws.regions) {
-        const ec2 = await opts.ec2(region);
-        for (const img of await ec2.byTags(tagsOf(role))) {
-          const version = img.Tags?.find((t) => t.Key === TAG.version)?.Value;
-          if (version && img.ImageId)
-            add(version, new Date(img.CreationDate ?? 0), { kind: "ami", id: img.ImageId, region });
-        }
-        // Snapshots whose AMI is already gone (a prune that crashed midway) still belong to their version.
-        for (const snap of await ec2.snapshotsByTags(tagsOf(role))) {
-          const version = snap.Tags?.find((t) => t.Key === TAG.version)?.Value;
-          if (version && snap.SnapshotId)
-            add(version, snap.StartTime ?? new Date(0), { kind: "snapshot", id: snap.SnapshotId, region });
-        }
+  type Tagged = { Key?: string; Value?: string }[] | undefined;
+  const tag = (tags: Tagged, key: string) => tags?.find((t) => t.Key === key)?.Value;
+  /** The role's versions (stage "role": no stage tag) or its base versions (stage tag "base"). */
+  const versionsOf = async (role: Role, stage: "role" | "base") => {
+    const byVersion = new Map<string, PrunableVersion>();
+    const add = (version: string, created: Date, r: PruneResource, base: string | undefined) => {
+      const v = byVersion.get(version) ?? { version, createdAt: created, images: [] };
+      if (created < v.createdAt) v.createdAt = created;
+      v.images.push(r);
+      if (base) v.base = base;
+      byVersion.set(version, v);
+    };
+    const ours = (tags: Tagged) => (tag(tags, TAG.stage) === "base") === (stage === "base");
+    for (const region of config.aws.regions) {
+      const ec2 = await opts.ec2(region);
+      for (const img of await ec2.byTags(tagsOf(role))) {
+        const version = tag(img.Tags, TAG.version);
+        if (version && img.ImageId && ours(img.Tags))
+          add(
+            version,
+            new Date(img.CreationDate ?? 0),
+            { kind: "ami", id: img.ImageId, region },
+            tag(img.Tags, TAG.baseVersion),
+          );
       }
-      return [...byVersion.values()];
-    },
+      // Snapshots whose AMI is already gone (a prune that crashed midway) still belong to their version.
+      for (const snap of await ec2.snapshotsByTags(tagsOf(role))) {
+        const version = tag(snap.Tags, TAG.version);
+        if (version && snap.SnapshotId && ours(snap.Tags))
+          add(
+            version,
+            snap.StartTime ?? new Date(0),
+            { kind: "snapshot", id: snap.SnapshotId, region },
+            tag(snap.Tags, TAG.baseVersion),
+          );
+      }
+    }
+    return [...byVersion.values()];
+  };
+  return {
+    versions: (role) => versionsOf(role, "role"),
+    baseVersions: (role) => versionsOf(role, "base"),
     async inUse() {
       const used = new Set<string>();
       for (const region of config.aws.regions)
@@ -201,19 +218,41 @@ export function localPruneBackend(opts: { config: Config; docker: Docker; catalo
   const { config, docker } = opts;
   const repo = (role: Role) => `imgtool-twin/${config.pipeline}-${role}`;
   const notFound = (e: unknown) => (e as { statusCode?: number }).statusCode === 404;
+  /** The twins tagged in `repository`, one version per tag (a role twin names its base in a label). */
+  const twins = async (repository: string): Promise<PrunableVersion[]> => {
+    const out: PrunableVersion[] = [];
+    for (const img of await docker.listImages({ filters: JSON.stringify({ reference: [repository] }) })) {
+      const base = img.Labels?.[IMAGE_LABEL.baseVersion];
+      for (const t of img.RepoTags ?? []) {
+        out.push({
+          version: t.slice(t.lastIndexOf(":") + 1),
+          createdAt: new Date(img.Created * 1000),
+          images: [{ kind: "twin-image", id: t, region: "local" }],
+          ...(base ? { base } : {}),
+        });
+      }
+    }
+    return out;
+  };
+  /**
+   * A base twin whose last pipeline tag went: its engine-wide tag (src/bake/twin-ops.ts sharedBaseTag) goes too,
+   * so nothing keeps it. One another pipeline still tags is kept.
+   */
+  const dropSharedBaseTags = async (id: string) => {
+    let tags: string[];
+    try {
+      tags = (await docker.getImage(id).inspect()).RepoTags ?? [];
+    } catch (e) {
+      if (notFound(e)) return;
+      throw e;
+    }
+    if (!tags.length || !tags.every((t) => t.startsWith(SHARED_BASE_REPO))) return;
+    for (const t of tags) await docker.getImage(t).remove();
+  };
   return {
     async versions(role) {
       const byVersion = new Map<string, PrunableVersion>();
-      for (const img of await docker.listImages({ filters: JSON.stringify({ reference: [repo(role)] }) })) {
-        for (const t of img.RepoTags ?? []) {
-          const version = t.slice(t.lastIndexOf(":") + 1);
-          byVersion.set(version, {
-            version,
-            createdAt: new Date(img.Created * 1000),
-            images: [{ kind: "twin-image", id: t, region: "local" }],
-          });
-        }
-      }
+      for (const v of await twins(repo(role))) byVersion.set(v.version, v);
       const vols = await docker.listVolumes({
         filters: JSON.stringify({
           label: [`${DOCKER_LABEL.pipeline}=${config.pipeline}`, `${DOCKER_LABEL.role}=${role}`],
@@ -228,6 +267,8 @@ export function localPruneBackend(opts: { config: Config; docker: Docker; catalo
       }
       return [...byVersion.values()];
     },
+    // A staged bake's base twins: their own repository, no volumes.
+    baseVersions: (role) => twins(`${repo(role)}-base`),
     async inUse() {
       const used = new Set<string>();
       for (const c of await docker.listContainers({ all: true })) {
@@ -249,7 +290,11 @@ export function localPruneBackend(opts: { config: Config; docker: Docker; catalo
       for (const r of v.images) {
         try {
           if (r.kind === "volume") await docker.getVolume(r.id).remove();
-          else await docker.getImage(r.id).remove();
+          else {
+            const id = (await docker.getImage(r.id).inspect()).Id;
+            await docker.getImage(r.id).remove();
+            await dropSharedBaseTags(id);
+          }
           deleted.push(r);
         } catch (e) {
           if (!notFound(e)) throw e;

@@ -19,11 +19,15 @@ export interface PrunableVersion {
   createdAt: Date;
   /** AMIs / twin images (the things instances run from). */
   images: PruneResource[];
+  /** A staged bake's role version: the base version it was built from (its AMIs' / twin's own record). */
+  base?: string;
 }
 
 export interface PruneBackend {
   /** Every version of a role that exists (from the resources themselves, not the catalog). */
   versions(role: Role): Promise<PrunableVersion[]>;
+  /** Every base version (a staged bake's base stage) of a role that exists; none when absent. */
+  baseVersions?(role: Role): Promise<PrunableVersion[]>;
   /** Ids of images (AMIs, twin images) that running instances use. */
   inUse(): Promise<Set<string>>;
   /** Version names that catalog labels (latest, stable) point to, for a role. */
@@ -41,6 +45,8 @@ export interface PruneBackend {
 
 export interface PruneDecision {
   role: Role;
+  /** "base": a staged bake's base version (kept while a kept role version was built from it). */
+  stage?: "base";
   version: string;
   action: "delete" | "keep";
   reason: string;
@@ -106,11 +112,16 @@ export async function prune(
       // Deprecate only what is kept but no longer wanted: not the newest, not labelled, not running.
       if (d.action === "keep" && i > 0 && !l?.length && used.length === 0) superseded.add(d);
     }
+    decisions.push(...(await baseDecisions(role, versions, decisions, backend, inUse)));
   }
   for (const d of decisions) {
     const verb = opts.dryRun ? "would delete" : "deleting";
     if (d.action === "keep") {
-      opts.events({ type: "skip", role: d.role, message: `keeping ${d.version}: ${d.reason}` });
+      opts.events({
+        type: "skip",
+        role: d.role,
+        message: `keeping ${d.stage ? "base " : ""}${d.version}: ${d.reason}`,
+      });
       if (superseded.has(d) && backend.deprecate && !opts.dryRun)
         for (const img of d.images) await backend.deprecate(img);
       continue;
@@ -118,7 +129,7 @@ export async function prune(
     opts.events({
       type: "start",
       role: d.role,
-      message: `${verb} ${d.version} (${d.images.map((x) => `${x.region}/${x.id}`).join(", ")}): ${d.reason}`,
+      message: `${verb} ${d.stage ? "base " : ""}${d.version} (${d.images.map((x) => `${x.region}/${x.id}`).join(", ")}): ${d.reason}`,
     });
     if (!opts.dryRun) {
       const v = { version: d.version, createdAt: new Date(0), images: d.images };
@@ -126,6 +137,52 @@ export async function prune(
     }
   }
   return decisions;
+}
+
+/**
+ * A role's base versions (staged bakes): the newest is kept (the next role stage builds on it), and so is every
+ * base that a kept role version was built from, or that a running instance uses; the others go.
+ */
+async function baseDecisions(
+  role: Role,
+  roleVersions: PrunableVersion[],
+  roleDecisions: PruneDecision[],
+  backend: PruneBackend,
+  inUse: Set<string>,
+): Promise<PruneDecision[]> {
+  if (!backend.baseVersions) return [];
+  const kept = new Map<string, string[]>();
+  for (const d of roleDecisions) {
+    if (d.role !== role || d.stage || d.action !== "keep") continue;
+    const base = roleVersions.find((v) => v.version === d.version)?.base;
+    if (base) kept.set(base, [...(kept.get(base) ?? []), d.version]);
+  }
+  const bases = (await backend.baseVersions(role)).sort(
+    (a, b) => b.version.localeCompare(a.version) || b.createdAt.getTime() - a.createdAt.getTime(),
+  );
+  return bases.map((v, i): PruneDecision => {
+    const usedBy = kept.get(v.version);
+    const used = v.images.filter((img) => inUse.has(img.id));
+    const keep = (reason: string): PruneDecision => ({
+      role,
+      stage: "base",
+      version: v.version,
+      action: "keep",
+      reason,
+      images: v.images,
+    });
+    if (i === 0) return keep("the newest base (the next role stage builds on it)");
+    if (usedBy) return keep(`the base of kept role version(s) ${usedBy.join(", ")}`);
+    if (used.length) return keep(`in use by a running instance (${used.map((u) => u.id).join(", ")})`);
+    return {
+      role,
+      stage: "base",
+      version: v.version,
+      action: "delete",
+      reason: "an older base that no kept role version was built from",
+      images: v.images,
+    };
+  });
 }
 
 /** aws: remove the readiness records of runs that have no instance left; the names removed (or that would be). */

@@ -75,7 +75,18 @@ export interface BakeInputs {
    * plugins file goes to plugins/ so that `packer build .` does not read it. Default: 1.7 or later.
    */
   packerVersion?: string;
+  /**
+   * Which stage this render is (src/bake/bake.ts): "base" (OS updates, Docker, Ruby, packages, CPU settings),
+   * "role" (ruby-bench, the role's images, validate, the version manifest; its source is the base stage's
+   * artefact, given as {@link BakeInputs.base} / {@link BakeInputs.bases}), or absent: the single full bake.
+   */
+  stage?: BakeStageName;
+  /** Role stage: the base version it builds on (a label on the local twin). */
+  baseVersion?: string;
 }
+
+/** The two stages of a staged bake. */
+export type BakeStageName = "base" | "role";
 
 export interface BakeSource {
   /** Packer source name: the build's name in packer-manifest.json ("x86_64", "arm64", "twin"). */
@@ -144,6 +155,27 @@ export const STEPS = [
   "validate",
   "write-manifest",
 ] as const;
+/** The base stage's steps: what changes rarely (and, task runner, the kernel and CPU settings that need a reboot). */
+export const BASE_STEPS: readonly (typeof STEPS)[number][] = [
+  "update-os",
+  "install-packages",
+  "install-docker",
+  "configure-cloud-init",
+  "install-ruby",
+  "configure-cpu",
+  "cleanup",
+];
+/** The role stage's steps: what changes often; it runs on the base stage's artefact. */
+export const ROLE_STEPS: readonly (typeof STEPS)[number][] = [
+  "install-stack",
+  "install-ruby-bench",
+  "preload-image",
+  "cleanup",
+  "validate",
+  "write-manifest",
+];
+/** build.env keys only the role stage reads: left out of the base stage's build.env (and so its hash). */
+const ROLE_ONLY_ENV = /^IMGTOOL_(RUBY_BENCH_|IMAGE_REF$|STACK_|COMPOSE_|REGISTRY_|PIPELINE$)/;
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
   const out: { arch: Arch; instanceType: string }[] = [];
@@ -277,8 +309,9 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   }
   const pluginsFile = modernPacker ? "plugins.pkr.hcl" : "plugins/plugins.pkr.hcl";
 
+  const stage = inputs.stage;
   const pipeline = config.pipeline;
-  const namePrefix = `${pipeline}-${role}`;
+  const namePrefix = `${pipeline}-${role}${stage === "base" ? "-base" : ""}`;
   const sources: BakeSource[] = [];
   const manifestPerSource = target === "aws" && arches.length > 1;
   let sourcesFile: string;
@@ -298,6 +331,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
         owner: rc.base.aws.owner,
         nameFilter: rc.base.aws.name[arch],
         imageId: bases[arch] ?? false,
+        // The role stage starts from the base stage's AMI, named by id (it matches no base name filter).
+        sourceAmi: stage === "role" ? (bases[arch] ?? false) : false,
       })),
     };
     for (const s of aws.sources) {
@@ -313,7 +348,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       role,
       pipeline,
       namePrefix,
-      description: `imgtool ${pipeline} ${role}`,
+      description: `imgtool ${pipeline} ${role}${stage === "base" ? " base" : ""}`,
+      stage: stage ?? false,
       aws,
     });
   } else {
@@ -324,7 +360,18 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       changes: [
         'ENTRYPOINT ["/usr/local/sbin/imgtool-boot"]',
         'CMD ["sleep", "infinity"]',
-        `LABEL ${IMAGE_LABEL.pipeline}=${dockerfileString(pipeline)} ${IMAGE_LABEL.role}=${dockerfileString(role)}`,
+        // A base twin is the engine's, shared by every pipeline with the same base inputs: no pipeline label.
+        stage === "base"
+          ? `LABEL ${IMAGE_LABEL.role}=${dockerfileString(role)}`
+          : `LABEL ${IMAGE_LABEL.pipeline}=${dockerfileString(pipeline)} ${IMAGE_LABEL.role}=${dockerfileString(role)}`,
+        ...(stage
+          ? [
+              `LABEL ${IMAGE_LABEL.stage}=${dockerfileString(stage)}` +
+                (inputs.baseVersion
+                  ? ` ${IMAGE_LABEL.baseVersion}=${dockerfileString(inputs.baseVersion)}`
+                  : ""),
+            ]
+          : []),
       ],
     };
     sources.push({
@@ -333,7 +380,13 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       arch,
       versionManifestFile: "version-manifest.json",
     });
-    sourcesFile = renderTemplate("packer/sources-local.pkr.hcl.hbs", { role, local });
+    // A base twin carries its inputs hash and version (Packer variables: out of the hash), so a bake of another
+    // catalog finds it on the engine by its inputs hash instead of building it again.
+    sourcesFile = renderTemplate("packer/sources-local.pkr.hcl.hbs", {
+      role,
+      local,
+      buildLabels: stage === "base",
+    });
   }
 
   // The scripts' inputs: build.env, one shell word per value.
@@ -382,8 +435,11 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   if (!modernPacker)
     notes.push(`Packer ${inputs.packerVersion} predates required_plugins: ${pluginsFile} is not built`);
 
-  const registryPasswordEnv = (target === "aws" && inputs.image?.registry?.passwordEnv) || false;
-  const steps = STEPS.map((name) => ({
+  if (stage === "base") for (const k of Object.keys(env)) if (ROLE_ONLY_ENV.test(k)) delete env[k];
+  const registryPasswordEnv =
+    (stage !== "base" && target === "aws" && inputs.image?.registry?.passwordEnv) || false;
+  const stepNames = stage === "base" ? BASE_STEPS : stage === "role" ? ROLE_STEPS : STEPS;
+  const steps = stepNames.map((name) => ({
     name,
     password: name === "preload-image" && registryPasswordEnv !== false,
     buildValues: name === "write-manifest",
@@ -405,10 +461,13 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     "build.pkr.hcl": renderTemplate("packer/build.pkr.hcl.hbs", {
       role,
       target,
-      pipeline,
+      // A local base twin is shared by the engine's pipelines: its manifest names none.
+      pipeline: stage === "base" && target === "local" ? false : pipeline,
       aws: target === "aws",
       sourceRefs: sources.map((s) => s.ref),
-      rubyBenchUpload: repoPath ? `${repoPath.replace(/\/+$/, "")}/` : false,
+      rubyBenchUpload: repoPath && stage !== "base" ? `${repoPath.replace(/\/+$/, "")}/` : false,
+      // The base stage writes no version manifest: the role stage does.
+      versionManifest: stage !== "base",
       steps,
       manifestPerSource,
       manifestFile: MANIFEST_FILE,
@@ -417,7 +476,10 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     "versions.json": readFileSync(versionsFile, "utf8"),
   };
   const executableFiles: string[] = [];
+  const stepScripts = new Set<string>(stepNames.map((n) => `${n}.sh`));
   for (const rel of scriptFiles()) {
+    // A stage carries the shared helpers (lib/) and its own steps' scripts only, so its hash is its own.
+    if (stage && !rel.startsWith("lib/") && !stepScripts.has(rel)) continue;
     const text = readFileSync(projectPath("packer", "scripts", rel), "utf8");
     files[`scripts/${rel}`] = text;
     if (rel.endsWith(".sh") || text.startsWith("#!")) executableFiles.push(`scripts/${rel}`);
@@ -463,7 +525,7 @@ export const RENDER_PLACEHOLDER_VERSION = "v0-render";
 export function renderInputs(
   config: Config,
   role: Role,
-  opts: { region?: string; packerVersion?: string } = {},
+  opts: { region?: string; packerVersion?: string; stage?: BakeStageName } = {},
 ): BakeInputs {
   return {
     version: RENDER_PLACEHOLDER_VERSION,
@@ -472,6 +534,7 @@ export function renderInputs(
     rubyBenchCommit: config.roles[role].ruby_bench.ref,
     ...(opts.region ? { region: opts.region } : {}),
     ...(opts.packerVersion ? { packerVersion: opts.packerVersion } : {}),
+    ...(opts.stage ? { stage: opts.stage } : {}),
   };
 }
 

@@ -57,6 +57,15 @@ describe("bake ami on local (real Packer, real engine)", () => {
         .getImage(`imgtool-twin/${pipeline}-task-runner:${v}`)
         .remove()
         .catch(() => undefined);
+    // The staged bake's base twins (`bake ami` bakes a base stage, then the role stage on it).
+    for (const img of await docker.listImages({
+      filters: JSON.stringify({ reference: [`imgtool-twin/${pipeline}-task-runner-base`] }),
+    }))
+      for (const t of img.RepoTags ?? [])
+        await docker
+          .getImage(t)
+          .remove()
+          .catch(() => undefined);
   });
 
   test("the twin is built, tagged with its version and published with its version manifest", async () => {

@@ -73,7 +73,19 @@ describe(
       process.kill(cli.pid, "SIGKILL");
       assert.equal((await cli.done).code, null, "imgtool was killed");
       cleanup.push(["container", "rm", "-f", preload]);
-      const twins = docker(["image", "ls", "-q", "--filter", label]).out.trim().split("\n").filter(Boolean);
+      // The role's twin (a staged bake's base twin, published before the role stage, carries the label too).
+      const twins = docker([
+        "image",
+        "ls",
+        "-q",
+        "--filter",
+        label,
+        "--filter",
+        `reference=imgtool-twin/${pipeline}-task-runner`,
+      ])
+        .out.trim()
+        .split("\n")
+        .filter(Boolean);
       for (const t of twins) cleanup.push(["image", "rm", "-f", t]);
       assert.equal(twins.length, 1, "the twin Packer committed carries the run's owner label");
       assert.equal(docker(["volume", "inspect", volume]).code, 0, "the pre-load volume is left");
@@ -107,10 +119,32 @@ describe(
         removed.join(", "),
       );
       assert.equal(docker(["ps", "-aq", "--filter", label]).out.trim(), "", "a labelled container remains");
-      assert.equal(
-        docker(["image", "ls", "-q", "--filter", label]).out.trim(),
-        "",
-        "a labelled image remains",
+      // The one labelled image left is the base twin the run published before its role stage: kept, as the
+      // catalog points at it (a staged bake's base stage finishes before the role stage's pre-load).
+      const left = [
+        ...new Set(
+          docker(["image", "ls", "-q", "--no-trunc", "--filter", label]).out.split("\n").filter(Boolean),
+        ),
+      ];
+      for (const id of left) cleanup.push(["image", "rm", "-f", id]);
+      const bases = await runCli(["status", "--json", "--config", cfg], { env: cliEnv });
+      const published = (
+        JSON.parse(bases.stdout) as { artifacts: { kind: string; current: { value: string } | null }[] }
+      ).artifacts
+        .filter((r) => r.kind === "base")
+        .map((r) => r.current?.value);
+      assert.deepEqual(left, published, "a labelled image other than the published base twin remains");
+      assert.ok(
+        left.every(
+          (id) =>
+            docker([
+              "image",
+              "inspect",
+              "--format",
+              '{{index .Config.Labels "org.imgtool.stage"}}',
+              id,
+            ]).out.trim() === "base",
+        ),
       );
       assert.equal(
         docker(["volume", "ls", "-q", "--filter", label]).out.trim(),

@@ -24,11 +24,17 @@ const env = (local as { env?: NodeJS.ProcessEnv }).env ?? {};
 const docker = dockerCli(env);
 
 /** The catalog's entries, as `status` would list them (less their age, which the clock moves). */
-async function catalogEntries(stateDir: string, pipeline: string): Promise<unknown> {
+/**
+ * The catalog's entries but the base stage's (`--force` rebakes the base, published before the role stage), or,
+ * with kind "base", the base stage's only.
+ */
+async function catalogEntries(stateDir: string, pipeline: string, kind?: "base"): Promise<unknown> {
   const store = new SqliteStore(path.join(stateDir, "catalog.db"));
   try {
     const entries = await new Catalog({ store, prefix: `/imgtool/${pipeline}` }).status();
-    return entries.map(({ ageSeconds: _age, ...rest }) => rest);
+    return entries
+      .filter((e) => (e.key.kind === "base") === (kind === "base"))
+      .map(({ ageSeconds: _age, ...rest }) => rest);
   } finally {
     store.close();
   }
@@ -116,10 +122,31 @@ describe("fault: a signal to imgtool during the pre-load", { skip }, () => {
       assert.doesNotMatch(r.stderr, /could NOT remove|internal error/);
 
       assert.equal(docker(["ps", "-aq", "--filter", label]).out.trim(), "", "a container of the run is left");
+      // The base twin the run published before its role stage carries the run's label too, and stays.
       assert.equal(
-        docker(["image", "ls", "-q", "--filter", label]).out.trim(),
+        docker([
+          "image",
+          "ls",
+          "-q",
+          "--filter",
+          label,
+          "--filter",
+          "label=org.imgtool.stage=role",
+        ]).out.trim(),
         "",
-        "an image of the run is left",
+        "an image of the run's role stage is left",
+      );
+      const baseEntry = (await catalogEntries(stateDir, pipeline, "base")) as {
+        current?: { value: string };
+      }[];
+      assert.deepEqual(
+        [
+          ...new Set(
+            docker(["image", "ls", "-q", "--no-trunc", "--filter", label]).out.split("\n").filter(Boolean),
+          ),
+        ],
+        baseEntry.map((e) => e.current?.value),
+        "an image of the run other than its published base twin is left",
       );
       assert.equal(
         docker(["image", "ls", "-q", `imgtool-twin/${pipeline}-task-runner`]).out.trim(),

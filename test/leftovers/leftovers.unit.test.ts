@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { DOCKER_LABEL } from "../../src/config/tags.js";
+import { DOCKER_LABEL, IMAGE_LABEL } from "../../src/config/tags.js";
 import type { LabelledResource } from "../../src/docker/engine.js";
 import { recordingSink } from "../../src/events.js";
 import {
@@ -338,6 +338,59 @@ describe("leftovers: twin images and pre-load volumes of a dead bake", () => {
       "sha256:other",
       "sha256:published",
     ]);
+  });
+
+  test("a base twin (no pipeline label) of a dead run: removed unless this catalog published it or another pipeline tagged it", async () => {
+    const dir = state();
+    const dead = startRun(dir, { command: "imgtool bake ami", pid: 302 });
+    const base = (id: string, tags: string[]): LabelledResource => ({
+      kind: "image",
+      id,
+      name: tags[0] ?? id.slice(7, 19),
+      labels: {
+        [DOCKER_LABEL.owner]: dead.id,
+        [IMAGE_LABEL.role]: "task-runner",
+        [IMAGE_LABEL.stage]: "base",
+        [IMAGE_LABEL.inputsHash]: "abc",
+      },
+      tags,
+    });
+    const engine = fakeEngine([
+      // killed before finish tagged it
+      base("sha256:untagged", []),
+      // killed after finish tagged it (this pipeline's tag and the engine-wide one), before the publish
+      base("sha256:tagged", [
+        "imgtool-twin/bench-task-runner-base:v3",
+        "imgtool-base-twin/task-runner:h-abc",
+      ]),
+      // published in this catalog before the run died
+      base("sha256:published", ["imgtool-twin/bench-task-runner-base:v1"]),
+      // adopted by another pipeline on the engine
+      base("sha256:adopted", ["imgtool-twin/otherpipe-task-runner-base:v2"]),
+    ]);
+    const history = {
+      async history(key: { role: string; kind: string; arch: string }) {
+        return key.kind === "base" && key.arch === "x86_64"
+          ? [{ version: "v1", value: "sha256:published" }]
+          : [];
+      },
+    };
+    const [l] = await findLeftovers({
+      stateDir: dir,
+      engine,
+      alive: () => false,
+      published: publishedIn(async () => history, "bench"),
+    });
+    assert.deepEqual(
+      l!.images.map((i) => i.id),
+      ["sha256:untagged", "sha256:tagged"],
+    );
+    assert.deepEqual(
+      l!.kept.map((k) => k.id),
+      ["sha256:published", "sha256:adopted"],
+    );
+    await removeLeftovers([l!], engine, { dryRun: false, events: recordingSink() });
+    assert.deepEqual(engine.things.map((t) => t.id).sort(), ["sha256:adopted", "sha256:published"]);
   });
 
   test("a catalog that cannot be read keeps every image and volume", async () => {

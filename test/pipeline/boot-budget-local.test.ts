@@ -51,7 +51,9 @@ const BOOT_STEPS = ["engine-wait", "secret-read", "image-check", "pre-warm", "wo
 // most would be pre-warm or image-check by chance. Appended to cleanup.sh in the project's copy.
 const SLOW_IMAGE_CHECK = `
 # test (boot-budget-local): a provisioning change that slows the boot's image check by 8 s.
-if [[ $IMGTOOL_ROLE == task-runner ]]; then
+# cleanup.sh runs in both stages of a staged bake: the role stage finds the wrapper the base stage wrote (and
+# must not wrap it again: it would exec itself).
+if [[ $IMGTOOL_ROLE == task-runner && ! -e /usr/local/bin/docker ]]; then
   real_docker=$(command -v docker)
   printf '%s\\n' '#!/bin/sh' 'if [ "$#" -eq 3 ] && [ "$1 $2" = "image inspect" ]; then sleep 8; fi' "exec $real_docker \\"\\$@\\"" >/usr/local/bin/docker
   chmod 0755 /usr/local/bin/docker

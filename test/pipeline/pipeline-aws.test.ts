@@ -131,6 +131,8 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     }
   };
   const bakeStatus = (doc: PipelineJson) => doc.stages.filter((s) => s.stage === "bake").map((s) => s.status);
+  const baseStatus = (doc: PipelineJson) =>
+    doc.stages.filter((s) => s.stage === "bake-base").map((s) => s.status);
 
   test("first run pushes to ECR and bakes both roles; a second run with nothing changed bakes nothing", async () => {
     seedBase(1);
@@ -140,24 +142,27 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
       ["pushed", "pushed"],
     );
     assert.deepEqual(bakeStatus(first), ["built", "built"]);
-    assert.equal(builds(), 2);
+    assert.deepEqual(baseStatus(first), ["built", "built"]);
+    assert.equal(builds(), 4, "each role: its base stage, then its role stage");
     assert.ok(standin.count("PutParameter", "ssm") > 0, "published to the SSM catalog");
     await recordPushesInEcr();
 
     const second = await run(seedBuilt(2));
     assert.deepEqual(bakeStatus(second), ["up-to-date", "up-to-date"]);
+    assert.deepEqual(baseStatus(second), ["up-to-date", "up-to-date"]);
     assert.deepEqual(
       second.stages.filter((s) => s.stage === "push").map((s) => s.status),
       ["up-to-date", "up-to-date"],
     );
-    assert.equal(builds(), 2, "no Packer build when nothing changed");
+    assert.equal(builds(), 4, "no Packer build when nothing changed");
   });
 
   test("a new base AMI matching the filter causes a rebake", async () => {
     seedBase(2);
     const third = await run(seedBuilt(3));
-    assert.deepEqual(bakeStatus(third), ["built", "built"]);
-    assert.equal(builds(), 4);
+    assert.deepEqual(baseStatus(third), ["built", "built"], "the base stage starts from the base AMI");
+    assert.deepEqual(bakeStatus(third), ["built", "built"], "a new base rebakes the role stage on it");
+    assert.equal(builds(), 8);
   });
 
   test("a one-byte change to a provisioning script rebakes the AMIs and rebuilds no image", async () => {
@@ -173,8 +178,9 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
         ["up-to-date", "up-to-date"],
         "images do not depend on the provisioning scripts",
       );
+      assert.deepEqual(baseStatus(doc), ["built", "built"], "cleanup.sh runs in the base stage too");
       assert.deepEqual(bakeStatus(doc), ["built", "built"], "both roles run cleanup.sh");
-      assert.equal(builds(), 6);
+      assert.equal(builds(), 12);
     } finally {
       copy.remove();
     }

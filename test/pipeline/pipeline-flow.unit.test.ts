@@ -91,6 +91,51 @@ const stableOf = async (cat: Catalog, role: string) =>
   (await cat.resolve([{ role, kind: "ami", arch: "x86_64" }], { label: "stable" })).found[0]?.value;
 
 describe("pipeline decisions", () => {
+  test("a staged bake: a bake-base row before each role's bake row, each saying why it was built or skipped (the nightly summary too)", async () => {
+    const s = setup();
+    const inner = s.deps.bake;
+    s.deps.bake = async (roles, pins) =>
+      (await inner(roles, pins)).map((r) => ({
+        ...r,
+        stage: "role" as const,
+        reason:
+          r.role === "task-runner" ? "its base v-base-2 is new" : "no role stage is published for inputs 1",
+        base: {
+          ...r,
+          stage: "base" as const,
+          status: r.role === "task-runner" ? ("built" as const) : ("up-to-date" as const),
+          version: `v-base-${r.role === "task-runner" ? 2 : 1}`,
+          seconds: 12.5,
+          reason:
+            r.role === "task-runner"
+              ? "v-base-1 is 8.0 days old, older than roles.task-runner.base.max_age_days (7): rebuilt for OS updates"
+              : "inputs 0123456789ab unchanged",
+        },
+      }));
+    const r = await runPipeline(["task-runner", "orchestrator"], s.deps, { smoke: false });
+    const bakes = r.stages.filter((x) => x.stage.startsWith("bake"));
+    assert.deepEqual(
+      bakes.map((x) => [x.role, x.stage, x.status, x.version?.startsWith("v-base") ? x.version : "role"]),
+      [
+        ["task-runner", "bake-base", "built", "v-base-2"],
+        ["task-runner", "bake", "built", "role"],
+        ["orchestrator", "bake-base", "up-to-date", "v-base-1"],
+        ["orchestrator", "bake", "built", "role"],
+      ],
+    );
+    assert.equal(bakes[0]!.seconds, 12.5);
+    const md = summaryMarkdown(r, "local");
+    assert.match(
+      md,
+      /\| task-runner \| bake-base \| built \| v-base-2 \| 12\.5 \| v-base-1 is 8\.0 days old, older than roles\.task-runner\.base\.max_age_days \(7\): rebuilt for OS updates \|/,
+    );
+    assert.match(
+      md,
+      /\| orchestrator \| bake-base \| up-to-date \| v-base-1 \| 12\.5 \| inputs 0123456789ab unchanged \|/,
+    );
+    assert.match(md, /\| task-runner \| bake \| built \| v\S+ \| 0\.0 \| its base v-base-2 is new \|/);
+  });
+
   test("first run: push, bake, smoke, promote; second run with no change: nothing to smoke or promote", async () => {
     const s = setup();
     const r1 = await runPipeline(["task-runner", "orchestrator"], s.deps, { smoke: true });

@@ -6,15 +6,20 @@
 import path from "node:path";
 import { ROLES, type Role } from "../../config/schema.js";
 import type { Context, GlobalArgs } from "../context.js";
+import type { BakeStageName } from "../../render/packer.js";
 
 export interface RenderArgs {
   role: Role | "all";
   out: string;
   "packer-version"?: string;
+  /** full: the single build; staged: the base and role stages of `bake ami` (one folder each). */
+  stage?: "full" | "staged";
 }
 
 interface RenderResult {
   role: Role;
+  /** A staged render: which stage these files are. */
+  stage?: BakeStageName;
   target: string;
   dir: string;
   written: boolean;
@@ -34,49 +39,55 @@ export async function renderCommand(ctx: Context, args: GlobalArgs & RenderArgs)
     await import("../../render/packer.js");
   const roles = args.role === "all" ? [...ROLES] : [args.role];
   const results: RenderResult[] = [];
-  for (const role of roles) {
-    const ref = ctx.config.roles[role].ruby_bench.ref;
-    const inputs = renderInputs(ctx.config, role, {
-      ...(ctx.target === "aws" ? { region: ctx.homeRegion } : {}),
-      ...(args["packer-version"] ? { packerVersion: args["packer-version"] } : {}),
-    });
-    // The hash of the rendered files: the part of a bake's inputs hash that the bake records as its
-    // renderedHash (a bake also hashes the resolved base, commit and image).
-    const hash = renderedHash(renderBake(ctx.config, role, ctx.target, inputs));
-    const r = renderBake(ctx.config, role, ctx.target, { ...inputs, inputsHash: hash });
-    const dir = path.resolve(args.out, ctx.target, role);
-    if (!ctx.dryRun) await writeRendered(r, dir);
-    results.push({
-      role,
-      target: ctx.target,
-      dir,
-      written: !ctx.dryRun,
-      files: Object.keys(r.files).sort(),
-      renderedHash: hash,
-      buildArgs: r.buildArgs,
-      initArgs: r.initArgs,
-      pluginsFile: r.pluginsFile,
-      minPackerVersion: r.minPackerVersion,
-      sources: r.sources.map((s) => ({ name: s.name, arch: s.arch, instanceType: s.instanceType ?? null })),
-      placeholders: {
-        version: RENDER_PLACEHOLDER_VERSION,
-        inputsHash: "the hash of the rendered files only",
-        gitRevision: "unknown",
-        rubyBenchCommit: `the ref ${JSON.stringify(ref)}, not resolved to a commit`,
-        image: "none: the pre-load step skips",
-        base:
-          ctx.target === "aws"
-            ? "not resolved: the source_ami_filter picks the newest match at build time"
-            : "the configured base image, not resolved to a digest",
-      },
-      notes: r.notes,
-    });
-  }
+  const stages: (BakeStageName | undefined)[] = args.stage === "staged" ? ["base", "role"] : [undefined];
+  for (const role of roles)
+    for (const stage of stages) {
+      const ref = ctx.config.roles[role].ruby_bench.ref;
+      const inputs = renderInputs(ctx.config, role, {
+        ...(ctx.target === "aws" ? { region: ctx.homeRegion } : {}),
+        ...(args["packer-version"] ? { packerVersion: args["packer-version"] } : {}),
+        ...(stage ? { stage } : {}),
+      });
+      // The hash of the rendered files: the part of a bake's inputs hash that the bake records as its
+      // renderedHash (a bake also hashes the resolved base, commit and image).
+      const hash = renderedHash(renderBake(ctx.config, role, ctx.target, inputs));
+      const r = renderBake(ctx.config, role, ctx.target, { ...inputs, inputsHash: hash });
+      const dir = path.resolve(args.out, ctx.target, role, ...(stage ? [stage] : []));
+      if (!ctx.dryRun) await writeRendered(r, dir);
+      results.push({
+        role,
+        ...(stage ? { stage } : {}),
+        target: ctx.target,
+        dir,
+        written: !ctx.dryRun,
+        files: Object.keys(r.files).sort(),
+        renderedHash: hash,
+        buildArgs: r.buildArgs,
+        initArgs: r.initArgs,
+        pluginsFile: r.pluginsFile,
+        minPackerVersion: r.minPackerVersion,
+        sources: r.sources.map((s) => ({ name: s.name, arch: s.arch, instanceType: s.instanceType ?? null })),
+        placeholders: {
+          version: RENDER_PLACEHOLDER_VERSION,
+          inputsHash: "the hash of the rendered files only",
+          gitRevision: "unknown",
+          rubyBenchCommit: `the ref ${JSON.stringify(ref)}, not resolved to a commit`,
+          image: "none: the pre-load step skips",
+          base:
+            stage === "role"
+              ? "the base stage's artefact, found through the catalog at bake time (here: the configured base)"
+              : ctx.target === "aws"
+                ? "not resolved: the source_ami_filter picks the newest match at build time"
+                : "the configured base image, not resolved to a digest",
+        },
+        notes: r.notes,
+      });
+    }
   ctx.out.result({ results }, () =>
     results
       .map((r) =>
         [
-          `${r.written ? "rendered" : "would render (--dry-run)"} ${r.role} (${r.target}) into ${r.dir}: ${r.files.length} files, rendered-files hash ${r.renderedHash.slice(0, 12)}`,
+          `${r.written ? "rendered" : "would render (--dry-run)"} ${r.role}${r.stage ? ` ${r.stage} stage` : ""} (${r.target}) into ${r.dir}: ${r.files.length} files, rendered-files hash ${r.renderedHash.slice(0, 12)}`,
           `  placeholders, since render builds nothing: version ${r.placeholders.version!}, ruby-bench commit = ${r.placeholders.rubyBenchCommit!}, image = ${r.placeholders.image!}, base = ${r.placeholders.base!}`,
           ...r.notes.map((n) => `  note: ${n}`),
           `  to build: cd ${r.dir} && ${r.target === "aws" ? `packer ${r.initArgs.join(" ")} && ` : ""}packer ${r.buildArgs.join(" ")}` +

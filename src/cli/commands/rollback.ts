@@ -2,6 +2,7 @@
  * `imgtool rollback`: move a channel (`latest` or `stable`) back to an earlier release in one write, or with
  * --role and --kind one artefact's own `latest` label back to an earlier version; on either target.
  */
+import type { ArtifactKey } from "../../catalog/catalog.js";
 import { UsageError } from "../../errors.js";
 import type { Context, GlobalArgs } from "../context.js";
 
@@ -31,7 +32,7 @@ export async function rollback(
   }
   const catalog = await ctx.deps.catalog();
   const { role, kind } = args;
-  let keys = [{ role, kind, ...(args.arch ? { arch: args.arch } : {}) }];
+  let keys: ArtifactKey[] = [{ role, kind, ...(args.arch ? { arch: args.arch } : {}) }];
   if (args.kind === "ami" && !args.arch) {
     keys = (await catalog.status()).map((r) => r.key).filter((k) => k.role === role && k.kind === "ami");
     if (keys.length === 0) {
