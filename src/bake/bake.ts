@@ -15,7 +15,7 @@
  */
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import type { Artifact, Catalog } from "../catalog/catalog.js";
+import type { Artifact, ArtifactKey, Catalog } from "../catalog/catalog.js";
 import { holding, type LeaseKeeper } from "../catalog/lease.js";
 import { versionName } from "../catalog/catalog.js";
 import type { DataType } from "../catalog/store.js";
@@ -82,6 +82,8 @@ export interface BakeTargetOps {
   readonly dataType: DataType;
   /** Whether Packer needs `packer init` (its plugins) before the build. */
   readonly packerInit: boolean;
+  /** Whether finish can copy a published version's pre-loaded store ({@link FinishingBake.seed}). */
+  readonly seedsPreload?: boolean;
   /** The newest base for a role and architecture: an AMI id (aws), the local base image's id (local). */
   resolveBase(config: Config, role: Role, arch: Arch): Promise<string>;
   /** The resolved bases as the renderer takes them. */
@@ -138,6 +140,18 @@ export interface FinishingBake {
   emit: (message: string) => void;
   /** A staged bake's stage: "base" artefacts are named apart (the local twin's repository gains "-base"). */
   stage?: BakeStageName;
+  /**
+   * Check before work (local: the pre-load): the role's latest version was built on the same base and holds
+   * the same images, so its store is what a pull would make again; the target may copy it instead.
+   */
+  seed?: PreloadSeed;
+}
+
+/** A published version's pre-loaded store, with the same images on the same base as this bake's. */
+export interface PreloadSeed {
+  version: string;
+  /** The volume that holds it (local). */
+  volume: string;
 }
 
 export interface FinishedBake {
@@ -514,6 +528,11 @@ export async function bakeRole(
     ...(spec?.base ? { [TAG.baseVersion]: spec.base.version } : {}),
   };
 
+  const stackImages = stack ? stack.images.slice(1) : [];
+  const seed =
+    ops.seedsPreload && stage === "role" && imageRef && spec?.base && !opts.force
+      ? await preloadSeed(await deps.catalog(home), keys[0]!, spec.base.version, [imageRef, ...stackImages])
+      : undefined;
   const { artifacts, preloadVolume } = await ops.finish(made, {
     config,
     role,
@@ -521,9 +540,10 @@ export async function bakeRole(
     regions,
     tags,
     imageRef,
-    ...(stack ? { stackImages: stack.images.slice(1) } : {}),
+    ...(stack ? { stackImages } : {}),
     emit: (message) => emit("build", message),
     ...(stage ? { stage } : {}),
+    ...(seed ? { seed } : {}),
   });
 
   // 5. Publish, only now that everything for this role succeeded (and nobody asked to stop meanwhile).
@@ -549,6 +569,8 @@ export async function bakeRole(
         rubyBenchCommit,
         image: imageRef ?? null,
         preloadVolume,
+        // What the pre-load volume holds: a later role stage with the same images copies it (preloadSeed).
+        ...(preloadVolume && imageRef ? { preloadImages: [imageRef, ...stackImages] } : {}),
         manifest: spec?.base
           ? {
               ...versionManifests[a.arch],
@@ -583,6 +605,31 @@ export async function bakeRole(
     preloadedImage: imageRef ?? null,
     ...(stage ? { stage, reason } : {}),
   };
+}
+
+/**
+ * The role's latest version, when it was built on `baseVersion` and its pre-load volume holds exactly `images`
+ * (a new ruby-bench commit, a rebake after a failed one): its store is the one a pull would make now. Whether
+ * the volume is still there is the target's check. None with --force, which pulls afresh.
+ */
+async function preloadSeed(
+  catalog: Catalog,
+  key: ArtifactKey,
+  baseVersion: string,
+  images: string[],
+): Promise<PreloadSeed | undefined> {
+  const meta = (await catalog.resolve([key], { meta: true })).found[0]?.meta;
+  const held = meta?.preloadImages;
+  if (
+    !meta ||
+    typeof meta.preloadVolume !== "string" ||
+    meta.baseVersion !== baseVersion ||
+    !Array.isArray(held) ||
+    held.length !== images.length ||
+    !images.every((ref, i) => held[i] === ref)
+  )
+    return undefined;
+  return { version: meta.version, volume: meta.preloadVolume };
 }
 
 /** A bake's architectures and regions (home first). A base is only ever a source of the role stage, which

@@ -9,7 +9,7 @@ import path from "node:path";
 import type { ActiveRun } from "../leftovers/runs.js";
 import type Docker from "dockerode";
 import { FailureError, InterruptedError, UsageError, stopSignalOf } from "../errors.js";
-import { hashLabel, type BakeArtifact, type BakeTargetOps } from "./bake.js";
+import { hashLabel, type BakeArtifact, type BakeTargetOps, type PreloadSeed } from "./bake.js";
 
 /** The local target's bake ops, and the pre-load on its own (the launch tests pre-load twins they build). */
 export interface TwinOps extends BakeTargetOps {
@@ -23,7 +23,13 @@ export interface TwinOps extends BakeTargetOps {
 }
 import { DOCKER_LABEL, IMAGE_LABEL, SHARED_BASE_REPO, TAG } from "../config/tags.js";
 import { registerPending } from "../process-group.js";
-import { ENGINE_LIB_MOUNT, engineLibDir, nestedEngineHostConfig } from "../docker/nested-engine.js";
+import { inspected } from "../docker/engine.js";
+import {
+  ENGINE_LIB_MOUNT,
+  copyStoreEntrypoint,
+  engineLibDir,
+  nestedEngineHostConfig,
+} from "../docker/nested-engine.js";
 
 export function makeTwinOps(opts: {
   docker: Docker;
@@ -39,6 +45,7 @@ export function makeTwinOps(opts: {
     target: "local",
     dataType: "text",
     packerInit: false,
+    seedsPreload: true,
     async resolveBase(config, role) {
       const image = config.roles[role].base.local.image;
       try {
@@ -78,16 +85,8 @@ export function makeTwinOps(opts: {
         artifacts: [{ region: "local", arch: arches[0]!, id: newest.Id }],
       };
     },
-    async exists(id) {
-      try {
-        await docker.getImage(id).inspect();
-        return true;
-      } catch (e) {
-        if ((e as { statusCode?: number }).statusCode === 404) return false;
-        throw e;
-      }
-    },
-    async finish(made, { config, role, version, imageRef, stackImages, emit, stage, tags }) {
+    exists: (id) => inspected(docker.getImage(id).inspect()),
+    async finish(made, { config, role, version, imageRef, stackImages, emit, stage, tags, seed }) {
       const artifacts: BakeArtifact[] = [];
       // A staged bake's base twins have their own repository: prune and launch see only the role's twins.
       const repo = `imgtool-twin/${config.pipeline}-${role}${stage === "base" ? "-base" : ""}`;
@@ -111,7 +110,17 @@ export function makeTwinOps(opts: {
         }
         if (imageRef) {
           preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
-          emit(`pre-loading ${[imageRef, ...(stackImages ?? [])].join(", ")} into volume ${preloadVolume}`);
+          // Check before work: the store of a version with the same images on the same base is copied, not pulled.
+          let from: PreloadSeed | undefined;
+          if (seed && (await inspected(docker.getVolume(seed.volume).inspect()))) from = seed;
+          else if (seed)
+            emit(`the pre-loaded store of ${seed.version} (volume ${seed.volume}) is gone: pulling`);
+          emit(
+            `pre-loading ${[imageRef, ...(stackImages ?? [])].join(", ")} into volume ${preloadVolume}` +
+              (from
+                ? ` (a copy of volume ${from.volume}: ${from.version} holds the same images on the same base; no pull)`
+                : ""),
+          );
           preloading = true;
           await runPreload(
             made[0]!.id,
@@ -124,6 +133,7 @@ export function makeTwinOps(opts: {
             },
             cleanup,
             stackImages,
+            from,
           );
           preloading = false;
         }
@@ -182,6 +192,8 @@ export function makeTwinOps(opts: {
     cleanup: Cleanup,
     /** A Compose stack's other images, pulled into the same store. */
     extra: string[] = [],
+    /** A published store of the same images on the same base: copied into the volume instead of a pull. */
+    seed?: PreloadSeed,
   ): Promise<void> {
     if (signal?.aborted) throw new Stopped();
     // The run's owner label too: a run killed mid-pre-load leaves a volume `imgtool doctor` finds.
@@ -189,12 +201,12 @@ export function makeTwinOps(opts: {
       Name: volume,
       Labels: { ...labels, ...owner, [DOCKER_LABEL.image]: imageRef },
     });
-    const env = [`IMGTOOL_IMAGE=${[imageRef, ...extra].join(" ")}`];
-    const binds = [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
+    const env = seed ? [] : [`IMGTOOL_IMAGE=${[imageRef, ...extra].join(" ")}`];
+    const binds = seed ? [`${seed.volume}:/from:ro`] : [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
     // The password reaches `docker login` on stdin from a read-only mounted file: never the container's
     // environment (which `docker inspect` shows) nor a command line.
     let secretDir: string | undefined;
-    if (opts.registry) {
+    if (opts.registry && !seed) {
       secretDir = await mkdtemp(path.join(opts.run?.dir ?? tmpdir(), "imgtool-preload-"));
       const file = path.join(secretDir, "registry-password");
       await writeFile(file, opts.registry.password, { mode: 0o600 });
@@ -215,12 +227,18 @@ export function makeTwinOps(opts: {
     try {
       container = await docker.createContainer({
         Image: twinImageId,
-        // packer/scripts/lib/imgtool-preload: start the twin's engine on the volume, pull, stop it cleanly.
-        Entrypoint: ["/bin/sh", `${ENGINE_LIB_MOUNT}/imgtool-preload`],
+        // packer/scripts/lib/imgtool-preload: start the twin's engine on the volume, pull, stop it cleanly. A
+        // seed: copy its store (no engine, no network).
+        Entrypoint: seed
+          ? copyStoreEntrypoint("/var/lib/docker", { requireStore: true })
+          : ["/bin/sh", `${ENGINE_LIB_MOUNT}/imgtool-preload`],
         Cmd: [],
         Env: env,
         Labels: { ...labels, ...owner },
-        HostConfig: nestedEngineHostConfig(volume, binds),
+        HostConfig: {
+          ...nestedEngineHostConfig(volume, binds),
+          ...(seed ? { NetworkMode: "none" } : {}),
+        },
       });
       if (signal?.aborted) throw new Stopped();
       signal?.addEventListener("abort", kill, { once: true });
@@ -234,8 +252,10 @@ export function makeTwinOps(opts: {
       if (signal?.aborted) throw new Stopped();
       if (StatusCode !== 0) {
         const logs = (await container.logs({ stdout: true, stderr: true, tail: 30 })).toString("utf8");
+        const how = seed ? `by a copy of volume ${seed.volume} (${seed.version}) ` : "";
         throw new FailureError(
-          `Pre-loading ${imageRef} into the twin's image store failed (exit ${StatusCode}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
+          `Pre-loading ${imageRef} into the twin's image store ${how}failed (exit ${StatusCode}${seed && StatusCode === 3 ? ": it holds no image store" : ""}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
+          seed ? { fix: "Bake again with --force: it pulls the images afresh." } : {},
         );
       }
       await container.remove({ force: true });

@@ -45,6 +45,17 @@ export async function engineVersion(host: string, timeoutMs = 3000): Promise<Eng
   return { version: v.Version, apiVersion: v.ApiVersion };
 }
 
+/** Whether a dockerode inspect (of an image, a volume, a container) found the object: 404 is no, else it throws. */
+export async function inspected(p: Promise<unknown>): Promise<boolean> {
+  try {
+    await p;
+    return true;
+  } catch (e) {
+    if ((e as { statusCode?: number }).statusCode === 404) return false;
+    throw e;
+  }
+}
+
 /** Whether the engine at `host` has an image by that reference. */
 export async function imageExists(host: string, ref: string): Promise<boolean> {
   return (await dockerEngine(connectDocker(host, { timeoutMs: 5000 })).inspectImage(ref)) !== undefined;

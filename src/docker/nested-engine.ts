@@ -42,3 +42,14 @@ export function nestedEngineHostConfig(storeVolume: string, binds: string[] = []
     Binds: [`${storeVolume}:/var/lib/docker`, "/sys/fs/cgroup:/sys/fs/cgroup", ...binds],
   };
 }
+
+/**
+ * The command that copies an engine's store (its /var/lib/docker, mounted read-only at /from) into `to`, as an
+ * instance's root volume is a copy of the AMI's snapshot. With `requireStore`, a source that holds no image
+ * store (an empty volume: the engine creates one for a name that is gone) fails with exit 3 instead of copying
+ * nothing. The container needs {@link NESTED_ENGINE_PRIVILEGES} (MKNOD: the store's whiteout device nodes).
+ */
+export function copyStoreEntrypoint(to: string, opts: { requireStore?: boolean } = {}): string[] {
+  const copy = `cp -a /from/. ${to}/`;
+  return ["/bin/sh", "-c", opts.requireStore ? `test -d /from/image || exit 3; ${copy}` : copy];
+}

@@ -30,9 +30,15 @@ import { cloudInitErrors, ec2UserDataRefusal, userDataRefused } from "./cloud-in
 import type { Config } from "../config/load.js";
 import { FailureError, UsageError } from "../errors.js";
 import type { EventSink } from "../events.js";
-import { NESTED_ENGINE_PRIVILEGES, engineScript, nestedEngineHostConfig } from "../docker/nested-engine.js";
+import {
+  NESTED_ENGINE_PRIVILEGES,
+  copyStoreEntrypoint,
+  engineScript,
+  nestedEngineHostConfig,
+} from "../docker/nested-engine.js";
 import { formatCpuList, readCpuTopology, type CpuTopology } from "./cpus.js";
 import { localInstanceName } from "./ids.js";
+import { inspected as exists } from "../docker/engine.js";
 import type {
   BootContext,
   FoundInstance,
@@ -130,7 +136,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     if (!from) return;
     const c = await docker.createContainer({
       Image: image,
-      Entrypoint: ["/bin/sh", "-c", "cp -a /from/. /to/"],
+      Entrypoint: copyStoreEntrypoint("/to"),
       Cmd: [],
       Labels: labels,
       NetworkDisabled: true,
@@ -435,17 +441,6 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
 /** NoCloud's meta-data of a local instance: its id (cloud-init runs the user-data once per id) and hostname. */
 export function metaData(name: string): string {
   return `instance-id: ${name}\nlocal-hostname: ${name}\n`;
-}
-
-/** Whether a dockerode inspect found the object (404: no). */
-async function exists(p: Promise<unknown>): Promise<boolean> {
-  try {
-    await p;
-    return true;
-  } catch (e) {
-    if ((e as { statusCode?: number }).statusCode === 404) return false;
-    throw e;
-  }
 }
 
 async function readText(file: string): Promise<string | undefined> {
