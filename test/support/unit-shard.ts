@@ -20,40 +20,40 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { projectPath } from "../../src/paths.js";
 
 /**
- * What a file costs inside a shard, in seconds, for the balance (only the ratios matter). On the 2-core machine
- * the three shards share two cores, so a file's cost is the CPU it takes: its user+sys seconds run alone
- * (`/usr/bin/time npx tsx --test FILE`), less 2 s for its own process's start-up (measured with no test
- * selected), which a shard pays once. A file not listed counts DEFAULT_SECONDS. Re-measure when a file grows a
- * lot. Last measured 2026-12-04 on a busy machine (load 6-9, so every figure is high by about the same factor);
- * the files that use the AWS stand-in count a little high, as each alone loads the AWS SDK a shard loads once.
+ * What a file costs inside a shard, in seconds, for the balance (only the ratios matter): the time it took in
+ * its shard (node:test's duration_ms of the file's suite in `npm run test:unit`), as the files of a shard run
+ * one after another and that time is what a file adds to its shard's wall time, waits included. A file not
+ * listed counts DEFAULT_SECONDS. Re-measure when a file grows a lot. Last measured 2026-12-04 during a CI run
+ * (load ~4.7, so every figure is high by about the same factor); tags.unit after its two spawns went side by
+ * side (4.5 -> about 1 s).
  */
 const MEASURED_SECONDS: Record<string, number> = {
-  "test/render/user-data.unit.test.ts": 14.5,
-  "test/launch/aws-readiness.unit.test.ts": 11.5,
-  "test/launch/aws.unit.test.ts": 9.5,
-  "test/bake/bake-aws-fsr.unit.test.ts": 7.5,
-  "test/bake/bake-aws-preload.unit.test.ts": 6,
-  "test/bake/bake-aws.unit.test.ts": 6,
-  "test/packer/cpu-setup.unit.test.ts": 5,
-  "test/calibrate/calibrate-aws.unit.test.ts": 4,
-  "test/launch/aws-limits.unit.test.ts": 4,
-  "test/aws/run-command.unit.test.ts": 3.5,
-  "test/catalog/lease.unit.test.ts": 3.5,
-  "test/catalog/release.unit.test.ts": 3.5,
-  "test/packer/install-ruby.unit.test.ts": 3.5,
-  "test/catalog/catalog.unit.test.ts": 3,
-  "test/launch/aws-image-check.unit.test.ts": 3,
-  "test/launch/aws-kms.unit.test.ts": 3,
-  "test/packer/scripts.unit.test.ts": 3,
-  "test/pipeline/pipeline-resume.unit.test.ts": 3,
-  "test/config/tags.unit.test.ts": 2,
-  "test/packer/prewarm.unit.test.ts": 2,
-  "test/push/publish-regions.unit.test.ts": 2,
+  "test/launch/aws.unit.test.ts": 11.0,
+  "test/render/user-data.unit.test.ts": 9.8,
+  "test/bake/bake-staged-aws.unit.test.ts": 8.7,
+  "test/bake/bake-aws-fsr.unit.test.ts": 6.2,
+  "test/bake/bake-aws.unit.test.ts": 4.0,
+  "test/launch/aws-readiness.unit.test.ts": 3.6,
+  "test/bake/bake-aws-preload.unit.test.ts": 2.7,
+  "test/catalog/catalog.unit.test.ts": 1.8,
+  "test/aws/run-command.unit.test.ts": 1.8,
+  "test/catalog/release.unit.test.ts": 1.5,
+  "test/catalog/lease.unit.test.ts": 1.5,
   "test/pipeline/smoke-check.unit.test.ts": 1.5,
-  "test/push/units.unit.test.ts": 1.5,
-  "test/cli/pipeline-command.unit.test.ts": 1,
-  "test/git.unit.test.ts": 1,
-  "test/iam/referee.unit.test.ts": 1,
+  "test/support/aws-standin/faults.unit.test.ts": 1.4,
+  "test/launch/aws-limits.unit.test.ts": 1.3,
+  "test/config/tags.unit.test.ts": 1.0,
+  "test/push/units.unit.test.ts": 1.0,
+  "test/launch/aws-kms.unit.test.ts": 0.9,
+  "test/git.unit.test.ts": 0.9,
+  "test/examples/seed-fleet-smoke.unit.test.ts": 0.9,
+  "test/launch/aws-image-check.unit.test.ts": 0.9,
+  "test/pipeline/pipeline-resume.unit.test.ts": 0.9,
+  "test/packer/cpu-setup.unit.test.ts": 0.8,
+  "test/support/aws-standin/ssm.unit.test.ts": 0.8,
+  "test/packer/scripts.unit.test.ts": 0.8,
+  "test/calibrate/calibrate-aws.unit.test.ts": 0.7,
+  "test/iam/referee.unit.test.ts": 0.7,
 };
 const DEFAULT_SECONDS = 0.5;
 
