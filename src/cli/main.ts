@@ -166,13 +166,16 @@ export function buildParser(argv: string[]): Argv {
           })
           .example("$0 render --role task-runner --target aws --out build/", "Write the aws HCL for one role")
           .option("stage", {
-            choices: ["full", "staged"] as const,
-            default: "full" as const,
+            choices: ["staged", "full"] as const,
+            default: "staged" as const,
             describe:
-              "full: the single build with every step; staged: both stages of `bake ami`, OUT/<target>/<role>/base and .../role",
+              "staged: both stages that `bake ami` runs, OUT/<target>/<role>/base and .../role (each with the rendered-files hash its bake records); full: one build with every step, OUT/<target>/<role>",
           })
-          .example("$0 render --out build/ --packer-version 1.6.6", "Both twins, laid out for Packer 1.6.6")
-          .example("$0 render --out build/ --stage staged", "The base and role stages' HCL of both roles"),
+          .example(
+            "$0 render --out build/ --packer-version 1.6.6",
+            "Both twins' stages, laid out for Packer 1.6.6",
+          )
+          .example("$0 render --out build/ --stage full", "Every step of a role in one build, for reading"),
       run(async () => (await import("./commands/render.js")).renderCommand),
     )
     .command("bake <what>", "Bake machine images with Packer and publish them to the catalog", (y) =>

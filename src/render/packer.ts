@@ -424,14 +424,18 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     IMGTOOL_CPU_QUIET_SERVICES: String(rc.cpu.quiet_services),
     IMGTOOL_CPU_KERNEL_ARGS: isRunner && rc.cpu.isolate ? ISOLATION_KERNEL_ARGS : "",
   };
-  if (!inputs.image) {
-    notes.push(
-      `no ${role} image is published yet: the pre-load step skips, and the version manifest says so`,
-    );
-  } else if (target === "local") {
-    notes.push(`the twin's pre-load of ${inputs.image.ref} happens outside Packer (into the engine volume)`);
+  // The base stage neither pre-loads nor checks out ruby-bench: those notes are the role stage's (and a full bake's).
+  if (stage !== "base") {
+    if (!inputs.image)
+      notes.push(
+        `no ${role} image is published yet: the pre-load step skips, and the version manifest says so`,
+      );
+    else if (target === "local")
+      notes.push(
+        `the twin's pre-load of ${inputs.image.ref} happens outside Packer (into the engine volume)`,
+      );
+    if (repoPath) notes.push(`ruby-bench is the local repository ${repoPath}: uploaded into the build`);
   }
-  if (repoPath) notes.push(`ruby-bench is the local repository ${repoPath}: uploaded into the build`);
   if (!modernPacker)
     notes.push(`Packer ${inputs.packerVersion} predates required_plugins: ${pluginsFile} is not built`);
 

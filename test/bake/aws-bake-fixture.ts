@@ -19,19 +19,26 @@ import { makePackerRunner } from "../../src/packer/runner.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 import { actorCredentials } from "../support/iam-referee.js";
+import { runMain } from "../support/cli.js";
 
 export const HOME = "us-east-1";
 export const OTHER = "eu-west-1";
 export const ACCOUNT = "123456789012";
 export const FAKE_PACKER = new URL("./fixtures/recording-packer.mjs", import.meta.url).pathname;
 
-/** The tests' config: a task-runner on both architectures, baked in two regions; `awsLines` go under `aws:`. */
-export function awsBakeConfigText(awsLines: string[] = []): string {
+/**
+ * The tests' config: a task-runner on both architectures (or `instanceTypes`), baked in two regions; `awsLines`
+ * go under `aws:`.
+ */
+export function awsBakeConfigText(
+  awsLines: string[] = [],
+  instanceTypes: string[] = ["c7i.large", "c7g.large"],
+): string {
   return [
     "pipeline: bench",
     "roles:",
     "  task-runner:",
-    "    instance_types: [c7i.large, c7g.large]",
+    `    instance_types: [${instanceTypes.join(", ")}]`,
     "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
     "    base:",
     `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`,
@@ -162,3 +169,35 @@ export async function startAwsBakeFixture(
 }
 
 export type AwsBakeFixture = Awaited<ReturnType<typeof startAwsBakeFixture>>;
+
+/**
+ * What `imgtool render --target aws --role task-runner --dry-run --json` prints for `configText` (written into
+ * `dir`) with `args`: each result's stage (none for a full render) and rendered-files hash.
+ */
+export async function renderedHashes(
+  configText: string,
+  dir: string,
+  args: string[],
+): Promise<[string | undefined, string][]> {
+  const file = path.join(dir, "imgtool.config.yaml");
+  writeFileSync(file, configText);
+  const cli = await runMain([
+    "render",
+    "--target",
+    "aws",
+    "--role",
+    "task-runner",
+    "--packer-version",
+    "Packer v1.11.2",
+    "--dry-run",
+    "--json",
+    "--out",
+    path.join(dir, "out"),
+    "--config",
+    file,
+    ...args,
+  ]);
+  if (cli.code !== 0) throw new Error(`imgtool render failed (exit ${cli.code}): ${cli.stderr}`);
+  const doc = JSON.parse(cli.stdout) as { results: { stage?: string; renderedHash: string }[] };
+  return doc.results.map((x) => [x.stage, x.renderedHash]);
+}

@@ -5,18 +5,18 @@
 // everything succeeded, and publishes nothing when Packer fails or is interrupted.
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { bake, bakeRole, type BakeDeps, InterruptedError } from "../../src/bake/bake.js";
 import { parseConfig } from "../../src/config/load.js";
 import { FailureError } from "../../src/errors.js";
-import { runMain } from "../support/cli.js";
 import { actorPolicies } from "../support/iam-referee.js";
 import {
   HOME,
   OTHER,
   awsBakeConfigText,
+  renderedHashes,
   startAwsBakeFixture,
   type AwsBakeFixture,
   type Amis,
@@ -163,29 +163,10 @@ describe("bake ami on aws (AWS stand-in + recording Packer stand-in)", () => {
 
     const dir = mkdtempSync(path.join(tmpdir(), "imgtool-bake-render-"));
     try {
-      const file = path.join(dir, "imgtool.config.yaml");
-      writeFileSync(file, configText);
-      const cli = await runMain([
-        "render",
-        "--target",
-        "aws",
-        "--role",
-        "task-runner",
-        "--packer-version",
-        "Packer v1.11.2",
-        "--dry-run",
-        "--json",
-        "--out",
-        path.join(dir, "out"),
-        "--config",
-        file,
+      // A full bake (no stage) against `render --stage full`.
+      assert.deepEqual(await renderedHashes(configText, dir, ["--stage", "full"]), [
+        [undefined, r.renderedHash],
       ]);
-      assert.equal(cli.code, 0, cli.stderr);
-      const doc = JSON.parse(cli.stdout) as { results: { role: string; renderedHash: string }[] };
-      assert.deepEqual(
-        doc.results.map((x) => [x.role, x.renderedHash]),
-        [["task-runner", r.renderedHash]],
-      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -21,31 +21,15 @@ import { awsPruneBackend } from "../../src/prune/backends.js";
 import { prune } from "../../src/prune/prune.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
+import { FAKE_PACKER, HOME, OTHER, awsBakeConfigText, renderedHashes } from "./aws-bake-fixture.js";
 import { actorCredentials, actorPolicies } from "../support/iam-referee.js";
-
-const HOME = "us-east-1";
-const OTHER = "eu-west-1";
-const ACCOUNT = "123456789012";
-const FAKE_PACKER = new URL("./fixtures/recording-packer.mjs", import.meta.url).pathname;
 
 describe("staged bake on aws (AWS stand-in + recording Packer stand-in)", () => {
   let standin: AwsStandin;
   let tmp: string;
   let log: string;
-  const config = parseConfig(
-    [
-      "pipeline: bench",
-      "roles:",
-      "  task-runner:",
-      "    instance_types: [c7i.large]",
-      "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
-      "    base:",
-      `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`,
-      "aws:",
-      `  regions: [${HOME}, ${OTHER}]`,
-    ].join("\n"),
-    { baseDir: "/p" },
-  ).config!;
+  const configText = awsBakeConfigText([], ["c7i.large"]);
+  const config = parseConfig(configText, { baseDir: "/p" }).config!;
 
   before(async () => {
     standin = await startAwsStandin({ iam: { policies: actorPolicies(config) } });
@@ -127,6 +111,18 @@ describe("staged bake on aws (AWS stand-in + recording Packer stand-in)", () => 
   /** The rendered sources of the role stage's build folder for `version`. */
   const roleSources = (version: string) =>
     readFileSync(path.join(tmp, `task-runner-role-${version}`, "sources.pkr.hcl"), "utf8");
+
+  test("each stage records the rendered-files hash that `imgtool render` prints for it (render's default: both stages)", async () => {
+    seedUpstream();
+    const r = await bakeStaged("task-runner", deps({ base: seed("base-1"), role: seed("role-1") }), {
+      stage: "all",
+    });
+    assert.deepEqual(await renderedHashes(configText, tmp, []), [
+      ["base", r.base!.renderedHash],
+      ["role", r.renderedHash],
+    ]);
+    assert.notEqual(r.base!.renderedHash, r.renderedHash);
+  });
 
   test("the role stage's source AMI is the base AMI found through the catalog; the base is published in home only", async () => {
     seedUpstream();

@@ -15,14 +15,24 @@ function project(config = ""): { dir: string; config: string } {
 }
 
 describe("imgtool render", () => {
-  test("default: both roles, local target, into OUT/local/<role>; says what is a placeholder", async () => {
+  test("default: both roles' two stages, local target, into OUT/local/<role>/{base,role}; says what is a placeholder", async () => {
     const p = project();
     try {
       const out = path.join(p.dir, "out");
       const r = await runCli(["render", "--out", out, "--config", p.config]);
       assert.equal(r.code, 0, r.stderr);
-      for (const role of ["task-runner", "orchestrator"]) {
-        const d = path.join(out, "local", role);
+      assert.equal(
+        existsSync(path.join(out, "local", "task-runner", "build.pkr.hcl")),
+        false,
+        "no full build",
+      );
+      for (const [role, stage] of [
+        ["task-runner", "base"],
+        ["task-runner", "role"],
+        ["orchestrator", "base"],
+        ["orchestrator", "role"],
+      ] as const) {
+        const d = path.join(out, "local", role, stage);
         for (const f of [
           "plugins.pkr.hcl",
           "variables.pkr.hcl",
@@ -34,11 +44,31 @@ describe("imgtool render", () => {
         ]) {
           assert.ok(existsSync(path.join(d, f)), `${role}/${f}`);
         }
-        assert.equal(statSync(path.join(d, "scripts", "validate.sh")).mode & 0o111, 0o111);
         assert.match(readFileSync(path.join(d, "imgtool.pkrvars.hcl"), "utf8"), /version += "v0-render"/);
-        assert.match(readFileSync(path.join(d, "build.env"), "utf8"), /^IMGTOOL_RUBY_BENCH_COMMIT=main$/m);
+        // Only the role stage depends on ruby-bench (a new commit rebakes it alone).
+        const env = readFileSync(path.join(d, "build.env"), "utf8");
+        if (stage === "role") assert.match(env, /^IMGTOOL_RUBY_BENCH_COMMIT=main$/m);
+        else assert.doesNotMatch(env, /IMGTOOL_RUBY_BENCH_COMMIT/);
       }
-      assert.match(r.stdout, /rendered task-runner \(local\) into .*out\/local\/task-runner: \d+ files/);
+      // The base stage updates the OS and installs Ruby; the role stage checks out ruby-bench and validates.
+      const build = (role: string, stage: string) =>
+        readFileSync(path.join(out, "local", role, stage, "build.pkr.hcl"), "utf8");
+      assert.match(build("task-runner", "base"), /scripts\/update-os\.sh/);
+      assert.doesNotMatch(build("task-runner", "base"), /scripts\/install-ruby-bench\.sh/);
+      assert.match(build("task-runner", "role"), /scripts\/install-ruby-bench\.sh/);
+      assert.doesNotMatch(build("task-runner", "role"), /scripts\/update-os\.sh/);
+      assert.equal(
+        statSync(path.join(out, "local", "task-runner", "role", "scripts", "validate.sh")).mode & 0o111,
+        0o111,
+      );
+      assert.match(
+        r.stdout,
+        /rendered task-runner base stage \(local\) into .*out\/local\/task-runner\/base: \d+ files/,
+      );
+      assert.match(
+        r.stdout,
+        /rendered task-runner role stage \(local\) into .*out\/local\/task-runner\/role: \d+ files/,
+      );
       assert.match(
         r.stdout,
         /placeholders, since render builds nothing: version v0-render, ruby-bench commit = the ref "main", not resolved/,
@@ -62,6 +92,8 @@ describe("imgtool render", () => {
         "aws",
         "--role",
         "task-runner",
+        "--stage",
+        "full",
         "--json",
         "--config",
         p.config,
@@ -114,8 +146,10 @@ describe("imgtool render", () => {
         p.config,
       ]);
       assert.equal(r.code, 0, r.stderr);
-      assert.ok(existsSync(path.join(out, "local", "orchestrator", "plugins", "plugins.pkr.hcl")));
-      assert.ok(!existsSync(path.join(out, "local", "orchestrator", "plugins.pkr.hcl")));
+      for (const stage of ["base", "role"]) {
+        assert.ok(existsSync(path.join(out, "local", "orchestrator", stage, "plugins", "plugins.pkr.hcl")));
+        assert.ok(!existsSync(path.join(out, "local", "orchestrator", stage, "plugins.pkr.hcl")));
+      }
       const dry = path.join(p.dir, "dry");
       const d = await runCli(["render", "--out", dry, "--dry-run", "--config", p.config]);
       assert.equal(d.code, 0, d.stderr);

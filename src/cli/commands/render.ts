@@ -12,7 +12,7 @@ export interface RenderArgs {
   role: Role | "all";
   out: string;
   "packer-version"?: string;
-  /** full: the single build; staged: the base and role stages of `bake ami` (one folder each). */
+  /** staged (the default): the base and role stages of `bake ami` (one folder each); full: the single build. */
   stage?: "full" | "staged";
 }
 
@@ -39,7 +39,7 @@ export async function renderCommand(ctx: Context, args: GlobalArgs & RenderArgs)
     await import("../../render/packer.js");
   const roles = args.role === "all" ? [...ROLES] : [args.role];
   const results: RenderResult[] = [];
-  const stages: (BakeStageName | undefined)[] = args.stage === "staged" ? ["base", "role"] : [undefined];
+  const stages: (BakeStageName | undefined)[] = args.stage === "full" ? [undefined] : ["base", "role"];
   for (const role of roles)
     for (const stage of stages) {
       const ref = ctx.config.roles[role].ruby_bench.ref;
