@@ -19,6 +19,7 @@ const FULL_RUNS = Number(process.env.BENCH_FULL_RUNS ?? 2);
 const config = projectPath("examples", "imgtool.config.yaml");
 /** The example's ruby-bench repository (examples/imgtool.config.yaml, made by scripts/setup). */
 const rubyBench = projectPath(".imgtool", "examples", "ruby-bench");
+const rubyBenchHead = execFileSync("git", ["rev-parse", "HEAD"], { cwd: rubyBench, encoding: "utf8" }).trim();
 const nextRubyBenchCommit = () =>
   execFileSync(
     "git",
@@ -94,4 +95,6 @@ for (const role of ["task-runner", "orchestrator"]) {
     ),
   );
 }
+// The example's ruby-bench repository as scripts/setup made it (its commit is what the examples pin).
+execFileSync("git", ["reset", "-q", "--hard", rubyBenchHead], { cwd: rubyBench });
 report(rows);

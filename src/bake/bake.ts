@@ -442,6 +442,13 @@ export async function bakeRole(
     }
   }
 
+  // Check before work, for the pre-load after Packer: the store of a published version it may copy.
+  const stackImages = stack ? stack.images.slice(1) : [];
+  const seed =
+    ops.seedsPreload && stage === "role" && imageRef && spec?.base && !opts.force
+      ? await preloadSeed(await deps.catalog(home), keys[0]!, spec.base.version, [imageRef, ...stackImages])
+      : undefined;
+
   // 3. Render to a build folder and run Packer.
   const now = (deps.now ?? (() => new Date()))();
   const version = versionName(now, inputsHash);
@@ -528,11 +535,6 @@ export async function bakeRole(
     ...(spec?.base ? { [TAG.baseVersion]: spec.base.version } : {}),
   };
 
-  const stackImages = stack ? stack.images.slice(1) : [];
-  const seed =
-    ops.seedsPreload && stage === "role" && imageRef && spec?.base && !opts.force
-      ? await preloadSeed(await deps.catalog(home), keys[0]!, spec.base.version, [imageRef, ...stackImages])
-      : undefined;
   const { artifacts, preloadVolume } = await ops.finish(made, {
     config,
     role,

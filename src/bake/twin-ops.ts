@@ -29,6 +29,7 @@ import {
   copyStoreEntrypoint,
   engineLibDir,
   nestedEngineHostConfig,
+  preloadScriptsHash,
 } from "../docker/nested-engine.js";
 
 export function makeTwinOps(opts: {
@@ -111,10 +112,13 @@ export function makeTwinOps(opts: {
         if (imageRef) {
           preloadVolume = `imgtool-${config.pipeline}-${role}-${version}-store`;
           // Check before work: the store of a version with the same images on the same base is copied, not pulled.
-          let from: PreloadSeed | undefined;
-          if (seed && (await inspected(docker.getVolume(seed.volume).inspect()))) from = seed;
-          else if (seed)
-            emit(`the pre-loaded store of ${seed.version} (volume ${seed.volume}) is gone: pulling`);
+          let from: (PreloadSeed & { scripts: string }) | undefined;
+          if (seed) {
+            const checked = await checkSeed(seed, imageRef);
+            if ("scripts" in checked) from = { ...seed, scripts: checked.scripts };
+            else
+              emit(`the pre-loaded store of ${seed.version} (volume ${seed.volume}) ${checked.not}: pulling`);
+          }
           emit(
             `pre-loading ${[imageRef, ...(stackImages ?? [])].join(", ")} into volume ${preloadVolume}` +
               (from
@@ -192,14 +196,22 @@ export function makeTwinOps(opts: {
     cleanup: Cleanup,
     /** A Compose stack's other images, pulled into the same store. */
     extra: string[] = [],
-    /** A published store of the same images on the same base: copied into the volume instead of a pull. */
-    seed?: PreloadSeed,
+    /**
+     * A published store of the same images on the same base, made by the scripts `scripts` names: copied into
+     * the volume instead of a pull.
+     */
+    seed?: PreloadSeed & { scripts: string },
   ): Promise<void> {
     if (signal?.aborted) throw new Stopped();
     // The run's owner label too: a run killed mid-pre-load leaves a volume `imgtool doctor` finds.
     await docker.createVolume({
       Name: volume,
-      Labels: { ...labels, ...owner, [DOCKER_LABEL.image]: imageRef },
+      Labels: {
+        ...labels,
+        ...owner,
+        [DOCKER_LABEL.image]: imageRef,
+        [DOCKER_LABEL.preloadScripts]: seed?.scripts ?? preloadScriptsHash(),
+      },
     });
     const env = seed ? [] : [`IMGTOOL_IMAGE=${[imageRef, ...extra].join(" ")}`];
     const binds = seed ? [`${seed.volume}:/from:ro`] : [`${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`];
@@ -254,7 +266,7 @@ export function makeTwinOps(opts: {
         const logs = (await container.logs({ stdout: true, stderr: true, tail: 30 })).toString("utf8");
         const how = seed ? `by a copy of volume ${seed.volume} (${seed.version}) ` : "";
         throw new FailureError(
-          `Pre-loading ${imageRef} into the twin's image store ${how}failed (exit ${StatusCode}${seed && StatusCode === 3 ? ": it holds no image store" : ""}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
+          `Pre-loading ${imageRef} into the twin's image store ${how}failed (exit ${StatusCode}${seed && StatusCode === 3 ? ": it is empty" : ""}):\n${logs.replace(/[^\x20-\x7e\n]/g, "")}`,
           seed ? { fix: "Bake again with --force: it pulls the images afresh." } : {},
         );
       }
@@ -269,6 +281,31 @@ export function makeTwinOps(opts: {
       signal?.removeEventListener("abort", kill);
       if (secretDir) await rm(secretDir, { recursive: true, force: true });
     }
+  }
+  /**
+   * Whether a seed's volume is the store its catalog entry says: labelled with that version and image (an
+   * empty, unlabelled volume of the same name is what the engine makes when something mounts a name that is
+   * gone) and made by the scripts a pull would run now. Its scripts' hash, or why not.
+   */
+  async function checkSeed(
+    seed: PreloadSeed,
+    imageRef: string,
+  ): Promise<{ scripts: string } | { not: string }> {
+    let labels: Record<string, string> | null | undefined;
+    try {
+      labels = (await docker.getVolume(seed.volume).inspect()).Labels;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return { not: "is gone" };
+      throw e;
+    }
+    if (labels?.[DOCKER_LABEL.version] !== seed.version || labels[DOCKER_LABEL.image] !== imageRef)
+      return { not: `is not labelled as ${seed.version}'s store of ${imageRef}` };
+    const scripts = labels[DOCKER_LABEL.preloadScripts];
+    if (scripts !== preloadScriptsHash())
+      return {
+        not: "was made by other pre-load scripts (packer/scripts/lib/imgtool-preload, imgtool-engine)",
+      };
+    return { scripts };
   }
   return ops;
 }

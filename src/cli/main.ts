@@ -156,7 +156,7 @@ export function buildParser(argv: string[]): Argv {
           .option("role", roleOption)
           .option("out", {
             type: "string",
-            describe: "Output folder (each role goes to OUT/<target>/<role>)",
+            describe: "Output folder (each role's stages go to OUT/<target>/<role>/base and .../role)",
             demandOption: true,
           })
           .option("packer-version", {

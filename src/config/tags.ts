@@ -37,6 +37,8 @@ export const DOCKER_LABEL = {
   cpuState: "imgtool.cpu",
   /** The image a pre-load volume holds. */
   image: "imgtool.image",
+  /** The hash of the scripts that made a pre-load volume's store (a copy keeps its source's). */
+  preloadScripts: "imgtool.preload-scripts",
   /**
    * The run (process) that made a container or volume: its run record is `<state>/runs/<id>/run.json`. Found
    * by `imgtool doctor` when that run died without cleaning up (src/leftovers/).

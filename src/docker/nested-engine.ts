@@ -3,7 +3,9 @@
  * twin's pre-load at bake time, a local instance at launch) and for where its scripts are. The engine itself
  * starts through packer/scripts/lib/imgtool-engine, everywhere.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import type Docker from "dockerode";
 import { projectPath } from "../paths.js";
 
@@ -22,6 +24,17 @@ export const ENGINE_LIB_MOUNT = "/run/imgtool-lib";
 
 /** The folder of imgtool-engine, imgtool-preload, imgtool-shutdown and imgtool-boot on this machine. */
 export const engineLibDir = (): string => projectPath("packer", "scripts", "lib");
+
+/**
+ * The hash of the scripts that make a pre-load store (imgtool-preload and the imgtool-engine it starts): a
+ * store made by other scripts is not copied as if a pull made it now (src/bake/twin-ops.ts).
+ */
+export function preloadScriptsHash(): string {
+  const h = createHash("sha256");
+  for (const name of ["imgtool-preload", "imgtool-engine"])
+    h.update(readFileSync(path.join(engineLibDir(), name)));
+  return h.digest("hex").slice(0, 16);
+}
 
 /** The text of one of those scripts, to run with `sh -c` where nothing can be mounted (an exec). */
 export function engineScript(name: "imgtool-shutdown"): string {
@@ -45,11 +58,10 @@ export function nestedEngineHostConfig(storeVolume: string, binds: string[] = []
 
 /**
  * The command that copies an engine's store (its /var/lib/docker, mounted read-only at /from) into `to`, as an
- * instance's root volume is a copy of the AMI's snapshot. With `requireStore`, a source that holds no image
- * store (an empty volume: the engine creates one for a name that is gone) fails with exit 3 instead of copying
- * nothing. The container needs {@link NESTED_ENGINE_PRIVILEGES} (MKNOD: the store's whiteout device nodes).
+ * instance's root volume is a copy of the AMI's snapshot. With `requireStore`, an empty source (the engine
+ * creates an empty volume for a name that is gone) fails with exit 3 instead of copying nothing. The container needs {@link NESTED_ENGINE_PRIVILEGES} (MKNOD: the store's whiteout device nodes).
  */
 export function copyStoreEntrypoint(to: string, opts: { requireStore?: boolean } = {}): string[] {
   const copy = `cp -a /from/. ${to}/`;
-  return ["/bin/sh", "-c", opts.requireStore ? `test -d /from/image || exit 3; ${copy}` : copy];
+  return ["/bin/sh", "-c", opts.requireStore ? `[ -n "$(ls -A /from)" ] || exit 3; ${copy}` : copy];
 }

@@ -20,9 +20,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { projectPath } from "../../src/paths.js";
 
 /**
- * What a file costs inside a shard, in seconds, for the balance (only the ratios matter): the time it took in
- * its shard (node:test's duration_ms of the file's suite in `npm run test:unit`), as the files of a shard run
- * one after another and that time is what a file adds to its shard's wall time, waits included. A file not
+ * What a file costs inside a shard, in seconds, for the balance (only the ratios matter): the time its tests
+ * took in its shard (node:test's duration_ms of the file's suite in `npm run test:unit`), as the files of a
+ * shard run one after another, waits included. Its import (the shard imports every file first) is not in it. A file not
  * listed counts DEFAULT_SECONDS. Re-measure when a file grows a lot. Last measured 2026-12-04 during a CI run
  * (load ~4.7, so every figure is high by about the same factor); tags.unit after its two spawns went side by
  * side (4.5 -> about 1 s).

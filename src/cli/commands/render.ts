@@ -71,8 +71,11 @@ export async function renderCommand(ctx: Context, args: GlobalArgs & RenderArgs)
           version: RENDER_PLACEHOLDER_VERSION,
           inputsHash: "the hash of the rendered files only",
           gitRevision: "unknown",
-          rubyBenchCommit: `the ref ${JSON.stringify(ref)}, not resolved to a commit`,
-          image: "none: the pre-load step skips",
+          rubyBenchCommit:
+            stage === "base"
+              ? "not an input of the base stage"
+              : `the ref ${JSON.stringify(ref)}, not resolved to a commit`,
+          image: stage === "base" ? "not an input of the base stage" : "none: the pre-load step skips",
           base:
             stage === "role"
               ? "the base stage's artefact, found through the catalog at bake time (here: the configured base)"
