@@ -59,7 +59,8 @@ export function nestedEngineHostConfig(storeVolume: string, binds: string[] = []
 /**
  * The command that copies an engine's store (its /var/lib/docker, mounted read-only at /from) into `to`, as an
  * instance's root volume is a copy of the AMI's snapshot. With `requireStore`, an empty source (the engine
- * creates an empty volume for a name that is gone) fails with exit 3 instead of copying nothing. The container needs {@link NESTED_ENGINE_PRIVILEGES} (MKNOD: the store's whiteout device nodes).
+ * creates an empty volume for a name that is gone) fails with exit 3 instead of copying nothing. The container
+ * needs {@link NESTED_ENGINE_PRIVILEGES} (MKNOD: the store's whiteout device nodes).
  */
 export function copyStoreEntrypoint(to: string, opts: { requireStore?: boolean } = {}): string[] {
   const copy = `cp -a /from/. ${to}/`;
