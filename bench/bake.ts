@@ -11,6 +11,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { runCli } from "../test/support/cli.js";
+import { nextRubyBenchCommit } from "../test/support/fixtures/ruby-bench.js";
 import { projectPath } from "../src/paths.js";
 import { median, report, row, type BenchRow } from "./lib.js";
 
@@ -20,22 +21,6 @@ const config = projectPath("examples", "imgtool.config.yaml");
 /** The example's ruby-bench repository (examples/imgtool.config.yaml, made by scripts/setup). */
 const rubyBench = projectPath(".imgtool", "examples", "ruby-bench");
 const rubyBenchHead = execFileSync("git", ["rev-parse", "HEAD"], { cwd: rubyBench, encoding: "utf8" }).trim();
-const nextRubyBenchCommit = () =>
-  execFileSync(
-    "git",
-    [
-      "-c",
-      "user.name=bench",
-      "-c",
-      "user.email=bench@bench.invalid",
-      "commit",
-      "--allow-empty",
-      "-q",
-      "-m",
-      "bench",
-    ],
-    { cwd: rubyBench },
-  );
 
 interface BakeJson {
   results: { role: string; status: string; packerRuns: number; base?: { packerRuns: number } }[];
@@ -70,7 +55,7 @@ for (const role of ["task-runner", "orchestrator"]) {
   for (let i = 0; i < FULL_RUNS; i++) {
     full.push((await bake(["--role", role, "--force"])).seconds);
     roleStage.push((await bake(["--role", role, "--stage", "role", "--force"])).seconds);
-    nextRubyBenchCommit();
+    nextRubyBenchCommit(rubyBench);
     const next = await bake(["--role", role]);
     const base = next.doc.results[0]?.base;
     if (base?.packerRuns) throw new Error(`a new ruby-bench commit rebuilt the ${role} base stage`);

@@ -26,6 +26,7 @@ import { makePackerRunner } from "../../src/packer/runner.js";
 import { projectPath } from "../../src/paths.js";
 import { renderBake, writeRendered } from "../../src/render/packer.js";
 import { localEngine, packerVersion } from "../render/helpers.js";
+import { nextRubyBenchCommit } from "../support/fixtures/ruby-bench.js";
 import { dockerCli, twinBakeProject } from "../support/twin-bake.js";
 import { unavailable } from "../support/unavailable.js";
 
@@ -169,11 +170,7 @@ describe("staged bake on local (real Packer, real engine)", { skip }, () => {
   });
 
   test("a new ruby-bench commit rebakes only the role stage, on the same base twin", async () => {
-    execFileSync(
-      "git",
-      ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "--allow-empty", "-q", "-m", "next"],
-      { cwd: fixture.path },
-    );
+    nextRubyBenchCommit(fixture.path);
     const d = deps(config);
     const r = await bakeStaged("task-runner", d, { stage: "all" });
     assert.equal(r.base!.status, "up-to-date");

@@ -6,12 +6,12 @@
 // file trees are compared by a container that mounts both.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DOCKER_LABEL } from "../../src/config/tags.js";
 import { runCli } from "../support/cli.js";
+import { nextRubyBenchCommit } from "../support/fixtures/ruby-bench.js";
 import { dockerCli, ownStateDir, twinBakeProject } from "../support/twin-bake.js";
 import { unavailable } from "../support/unavailable.js";
 import { localEngine } from "../render/helpers.js";
@@ -58,12 +58,6 @@ describe(
       assert.ok(volume, `a pre-load: ${r.stderr.slice(-2000)}`);
       return { role, stderr: r.stderr, pulled, volume };
     };
-    const nextCommit = () =>
-      execFileSync(
-        "git",
-        ["-c", "user.name=t", "-c", "user.email=t@t.invalid", "commit", "--allow-empty", "-q", "-m", "next"],
-        { cwd: rubyBench },
-      );
     /**
      * The file tree of a store volume (paths, types, sizes) as a container that mounts it read-only lists it:
      * whether it holds an image store, how many entries, and their digest.
@@ -120,7 +114,7 @@ describe(
       assert.doesNotMatch(first.stderr, /a copy of volume/);
       assert.ok(first.pulled.length > 0, "the first bake pulls its image from the registry");
 
-      nextCommit();
+      nextRubyBenchCommit(rubyBench);
       const second = await bake();
       assert.notEqual(second.role.version, first.role.version);
       assert.match(
@@ -140,7 +134,7 @@ describe(
       docker(["volume", "rm", "-f", second.volume]);
       assert.equal(docker(["volume", "create", second.volume]).code, 0);
       stray.push(second.volume);
-      nextCommit();
+      nextRubyBenchCommit(rubyBench);
       const third = await bake();
       assert.match(
         third.stderr,

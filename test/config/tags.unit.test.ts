@@ -1,9 +1,9 @@
 // The one tag-key table: the templates and the shell scripts read their keys from it, never spell them out.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { exec } from "../../src/exec.js";
 import { projectPath } from "../../src/paths.js";
 import { DOCKER_LABEL, IMAGE_LABEL, TAG } from "../../src/config/tags.js";
 
@@ -36,20 +36,11 @@ describe("config/tags", () => {
   test("the shell reads a label key from the table: image_label in scripts/lib/common.sh", async () => {
     const lib = projectPath("scripts", "lib", "common.sh");
     // Each call starts tsx (seconds on a loaded machine): both run side by side.
-    const label = (name: string) =>
-      new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn("bash", ["-c", '. "$1"; image_label "$2"', "-", lib, name]);
-        let stdout = "";
-        let stderr = "";
-        child.stdout.on("data", (d: Buffer) => (stdout += d.toString("utf8")));
-        child.stderr.on("data", (d: Buffer) => (stderr += d.toString("utf8")));
-        child.on("error", reject);
-        child.on("close", (status) => resolve({ status, stdout, stderr }));
-      });
+    const label = (name: string) => exec(["bash", "-c", '. "$1"; image_label "$2"', "-", lib, name]);
     const [r, bad] = await Promise.all([label("baseSpec"), label("toString")]);
-    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.exitCode, 0, r.stderr);
     assert.equal(r.stdout, `${IMAGE_LABEL.baseSpec}\n`);
-    assert.equal(bad.status, 1);
+    assert.equal(bad.exitCode, 1);
     assert.match(bad.stderr, /toString is not a key of IMAGE_LABEL/);
   });
 
