@@ -3,13 +3,15 @@
 // own volume instead of pulling again; with no such volume (an empty, unlabelled one of its name: what the engine
 // leaves when something mounts a name that is gone), or with --force, it pulls. Real CLI, Packer,
 // engine and registry: the registry's own request log says whether anything was pulled, and the two volumes'
-// file trees are compared by a container that mounts both.
+// file trees are compared by a container that mounts both, and the twin's own engine, started on the copy, has the
+// image under its digest.
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { DOCKER_LABEL } from "../../src/config/tags.js";
+import { ENGINE_LIB_MOUNT, NESTED_ENGINE_PRIVILEGES, engineLibDir } from "../../src/docker/nested-engine.js";
 import { runCli } from "../support/cli.js";
 import { nextRubyBenchCommit } from "../support/fixtures/ruby-bench.js";
 import { dockerCli, ownStateDir, twinBakeProject } from "../support/twin-bake.js";
@@ -36,6 +38,7 @@ describe(
     let registryLog = "";
     let imageRepo = "";
     let imageId = "";
+    let imageRef = "";
     /** Volumes the test made without the pipeline's label. */
     const stray: string[] = [];
 
@@ -96,6 +99,7 @@ describe(
         `org.imgtool.test.preload-seed="${pipeline}"`,
       );
       imageId = pushed.imageId;
+      imageRef = pushed.ref;
       await publishLocalImage(stateDir, pipeline, "task-runner", pushed.ref, "v20261204-000001-cccc0001");
     });
     after(() => {
@@ -128,6 +132,31 @@ describe(
       const copied = tree(second.volume, twin);
       assert.match(copied, /^store\n\d{3,}\n[0-9a-f]{64} /, "the copy holds the engine's image store");
       assert.equal(copied, tree(first.volume, twin), "the copy is the first version's store, file for file");
+      // The real judge of a store: the twin's own engine, started on the copy, has the image under its digest.
+      const engine = docker([
+        "run",
+        "--rm",
+        ...NESTED_ENGINE_PRIVILEGES.CapAdd.flatMap((c) => ["--cap-add", c]),
+        ...NESTED_ENGINE_PRIVILEGES.SecurityOpt.flatMap((o) => ["--security-opt", o]),
+        "--network",
+        "host",
+        "-v",
+        `${second.volume}:/var/lib/docker`,
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup",
+        "-v",
+        `${engineLibDir()}:${ENGINE_LIB_MOUNT}:ro`,
+        "--entrypoint",
+        "/bin/sh",
+        twin,
+        "-c",
+        `sh ${ENGINE_LIB_MOUNT}/imgtool-engine start --host-network --pidfile /run/t.pid --wait 30 -- ` +
+          `--host unix:///var/run/docker.sock && docker image inspect --format '{{index .RepoDigests 0}}' "$0"; ` +
+          `rc=$?; sh ${ENGINE_LIB_MOUNT}/imgtool-engine stop --pidfile /run/t.pid --wait 60; exit $rc`,
+        imageRef,
+      ]);
+      assert.equal(engine.code, 0, engine.out);
+      assert.equal(engine.out.trim(), imageRef, "the engine on the copied store has the image by its digest");
 
       // The latest version's store was removed, and a volume of its name is back, empty and unlabelled (what the
       // engine makes when something mounts a name that is gone): not a store to copy; the next rebake pulls.
