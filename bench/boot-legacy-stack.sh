@@ -51,16 +51,19 @@ log "compose up"
 # Local necessity: this engine runs without iptables in the host's network namespace, where the host's FORWARD
 # policy drops the packets between two services of a project bridge (web -> db). imgtool's instances open them
 # through the chain the launcher names (packer/scripts/lib/imgtool-stack); the same here, before any service
-# starts, as EC2's engine would with its own iptables. imgtool-shutdown removes the chain.
+# starts, as EC2's engine would with its own iptables: the project's one (default) bridge gets a name of this
+# instance's in an override file, its rule goes in, then one `compose up`, as imgtool's boot does.
+# imgtool-shutdown removes the chain.
+files=()
 if [[ -n ${IMGTOOL_STACK_FORWARD_CHAIN:-} ]]; then
-  docker-compose up --no-start
+  bridge=ib$(printf '%s/default' "$IMGTOOL_STACK_FORWARD_CHAIN" | sha256sum | cut -c1-12)
+  printf 'networks:\n  default:\n    driver_opts:\n      com.docker.network.bridge.name: "%s"\n' "$bridge" >bridges.yaml
+  files=(--file docker-compose.yml --file bridges.yaml)
   iptables -w 10 -N "$IMGTOOL_STACK_FORWARD_CHAIN"
-  for net in $(docker network ls -q --filter label=com.docker.compose.project=orchestrator --filter driver=bridge); do
-    iptables -w 10 -A "$IMGTOOL_STACK_FORWARD_CHAIN" -i "br-$net" -o "br-$net" -j ACCEPT
-  done
+  iptables -w 10 -A "$IMGTOOL_STACK_FORWARD_CHAIN" -i "$bridge" -o "$bridge" -j ACCEPT
   iptables -w 10 -I DOCKER-USER -j "$IMGTOOL_STACK_FORWARD_CHAIN"
 fi
-docker-compose up --detach
+docker-compose "${files[@]}" up --detach
 
 log "waiting for GET /up"
 until [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$PORT/up" || true) == 200 ]]; do

@@ -44,7 +44,7 @@ export function renderStack(
   composeText: string,
   stack: Pick<StackConfig, "app_services" | "wait_for" | "file">,
   digests: Map<string, string>,
-): { compose: string; waitFor: string[] } {
+): { compose: string; waitFor: string[]; bridges: string[] } {
   const doc = parseCompose(composeText, stack.file);
   const services = doc.get("services") as { items: { key: { value: string } }[] } | undefined;
   const names = services && isMap(services) ? services.items.map((i) => String(i.key.value)) : [];
@@ -72,7 +72,66 @@ export function renderStack(
     doc.deleteIn(["services", name, "build"]);
     doc.setIn(["services", name, "image"], pinned);
   }
-  return { compose: doc.toString(), waitFor: stack.wait_for ?? names };
+  return {
+    compose: doc.toString(),
+    waitFor: stack.wait_for ?? names,
+    bridges: projectBridges(composeText, stack.file),
+  };
+}
+
+/** The bridge option that names a network's interface; unset, the engine names it br-<12 characters of its id>. */
+const BRIDGE_NAME_OPT = "com.docker.network.bridge.name";
+/** Compose's own pattern for a network's key. */
+const NETWORK_KEY_RE = /^[a-zA-Z0-9._-]+$/;
+
+/**
+ * The bridge networks the project creates (pure): one word per network a service is on (`default` for a service
+ * without `networks:` or `network_mode:`), in order of first use, leaving out external networks and other
+ * drivers; `KEY=NAME` when the compose file names the bridge itself (driver_opts com.docker.network.bridge.name).
+ * Why: a local instance (packer/scripts/lib/imgtool-stack) names each such bridge per instance and puts its
+ * forwarding rule in before Compose runs at all, so one `compose up` starts the stack.
+ */
+export function projectBridges(composeText: string, file: string): string[] {
+  const js = parseDocument(composeText, { merge: true }).toJS() as {
+    services?: Record<string, { networks?: unknown; network_mode?: unknown } | null>;
+    networks?: Record<
+      string,
+      { external?: unknown; driver?: unknown; driver_opts?: Record<string, unknown> } | null
+    >;
+  };
+  const used: string[] = [];
+  for (const service of Object.values(js.services ?? {})) {
+    if (service?.network_mode !== undefined) continue;
+    const nets = service?.networks;
+    const keys =
+      nets === undefined || nets === null
+        ? ["default"]
+        : Array.isArray(nets)
+          ? nets.map(String)
+          : Object.keys(nets);
+    for (const key of keys) if (!used.includes(key)) used.push(key);
+  }
+  const words: string[] = [];
+  for (const key of used) {
+    if (!NETWORK_KEY_RE.test(key))
+      throw new UsageError(
+        `${file}: the network name ${JSON.stringify(key)} is not one Compose takes (letters, digits, ".", "_", "-").`,
+      );
+    const def = js.networks?.[key];
+    if (def?.external) continue;
+    if ((def?.driver ?? "bridge") !== "bridge") continue;
+    const named = def?.driver_opts?.[BRIDGE_NAME_OPT];
+    if (named === undefined || named === null || named === "") {
+      words.push(key);
+    } else if (typeof named === "string" && /^[^\s=/:]{1,15}$/.test(named)) {
+      words.push(`${key}=${named}`);
+    } else {
+      throw new UsageError(
+        `${file}: networks.${key}.driver_opts["${BRIDGE_NAME_OPT}"] is ${JSON.stringify(named)}, not an interface name (1 to 15 characters, no space, "=", "/" or ":").`,
+      );
+    }
+  }
+  return words;
 }
 
 /** The third-party images of a compose file (every non-app service's `image`). */
@@ -150,9 +209,10 @@ export async function resolveStack(o: ResolveStackOptions): Promise<BakedStack> 
     }
     digests.set(image, `${host}/${repo}@${found.digest}`);
   }
-  const { compose, waitFor } = renderStack(text, o.stack, digests);
+  const { compose, waitFor, bridges } = renderStack(text, o.stack, digests);
   return {
     compose,
+    bridges,
     images: [o.appImage, ...new Set(digests.values())],
     waitFor,
     settleMs: Math.round(o.settleSeconds * 1000),

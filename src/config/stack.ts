@@ -57,6 +57,8 @@ export interface BakedStack {
   images: string[];
   /** The services the boot waits for. */
   waitFor: string[];
+  /** The project's bridge networks: `KEY`, or `KEY=NAME` when the compose file names the bridge (projectBridges). */
+  bridges: string[];
   /** How long services without a healthcheck must stay up (run.settle_seconds). */
   settleMs: number;
 }

@@ -79,8 +79,9 @@ export const INSTANCE_DOCKERD_FLAGS = "--iptables=false --ip-masq=false --ip-for
  * creates for a stack is a bridge of this machine, and the host's FORWARD policy (DROP, set by the outer engine;
  * br_netfilter is on, so bridged frames go through FORWARD) drops every packet between two services on it: `web`
  * could not reach `db:5432`. imgtool-stack (packer/scripts/lib) makes this chain when the variable
- * IMGTOOL_STACK_FORWARD_CHAIN names it: after `compose up --no-start`, one ACCEPT rule per project bridge (in on it
- * and out on it, nothing else), jumped to from the top of the host's DOCKER-USER chain, before any service starts;
+ * IMGTOOL_STACK_FORWARD_CHAIN names it: one ACCEPT rule per project bridge (in on it and out on it, nothing else;
+ * each bridge named per instance, so the rules go in before Compose runs), jumped to from the top of the host's
+ * DOCKER-USER chain, before any service starts;
  * `imgtool-stack down` and imgtool-shutdown (run before the instance is removed) delete it. One chain per instance
  * (a hash of its name: at most 28 characters, as iptables wants), so concurrent instances never touch each other's.
  * On aws the variable is unset: the instance's engine manages its own iptables in its own host.

@@ -3,7 +3,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parse } from "yaml";
-import { APP_IMAGE_VAR, renderStack, stackImageRef, thirdPartyImages } from "../../src/bake/stack-images.js";
+import {
+  APP_IMAGE_VAR,
+  projectBridges,
+  renderStack,
+  stackImageRef,
+  thirdPartyImages,
+} from "../../src/bake/stack-images.js";
 import { UsageError } from "../../src/errors.js";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -43,6 +49,7 @@ test("the rendered compose file runs app services on the role's image and others
   assert.deepEqual(doc.services.web!.ports, ["${PORT}:3000"]);
   assert.deepEqual(doc.volumes, { pgdata: {} });
   assert.deepEqual(r.waitFor, ["db", "web"]);
+  assert.deepEqual(r.bridges, ["default"], "every service is on the project's default network");
   assert.deepEqual(
     renderStack(COMPOSE, { ...stack, wait_for: undefined }, new Map([["postgres:15", pinned]])).waitFor,
     ["db", "web", "jobs"],
@@ -62,5 +69,56 @@ test("config errors name the service", () => {
   assert.throws(
     () => renderStack("nope: 1\n", stack, new Map()),
     (e: Error) => e instanceof UsageError && /has no services/.test(e.message),
+  );
+});
+
+test("the project's bridge networks, as a local instance names them before Compose runs", () => {
+  const compose = `x-app: &app
+  networks: [front, back]
+services:
+  proxy:
+    image: nginx
+    networks:
+      front: {}
+      outside: {}
+  web:
+    <<: *app
+    image: app
+  db:
+    image: postgres
+  sidecar:
+    image: tool
+    network_mode: "service:web"
+  metrics:
+    image: agent
+    networks: [overlaynet, named]
+networks:
+  back:
+    driver_opts: { com.docker.network.bridge.name: br-back0 }
+  outside:
+    external: true
+  overlaynet:
+    driver: overlay
+  named:
+    driver: bridge
+    driver_opts: { com.docker.network.bridge.name: "" }
+`;
+  // front (proxy, web via the merge key), outside is external, back is named by the file, db on default,
+  // sidecar shares web's namespace, overlaynet is no bridge, named has an empty name: the engine names it.
+  assert.deepEqual(projectBridges(compose, "compose.yaml"), ["front", "back=br-back0", "default", "named"]);
+  assert.deepEqual(projectBridges("services:\n  a:\n    network_mode: host\n", "compose.yaml"), []);
+  assert.throws(
+    () => projectBridges("services:\n  a:\n    networks: ['a b']\n", "c.yaml"),
+    (e: Error) => e instanceof UsageError && /c\.yaml: the network name "a b"/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      projectBridges(
+        "services:\n  a:\n    networks: [n]\nnetworks:\n  n:\n    driver_opts: { com.docker.network.bridge.name: toolongbridgename0 }\n",
+        "c.yaml",
+      ),
+    (e: Error) =>
+      e instanceof UsageError &&
+      /networks\.n\.driver_opts\["com.docker.network.bridge.name"\] is "toolongbridgename0"/.test(e.message),
   );
 });

@@ -6,9 +6,11 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { parse } from "yaml";
 import { projectPath } from "../../src/paths.js";
 
 const SCRIPT = projectPath("packer", "scripts", "lib", "imgtool-stack");
@@ -33,21 +35,36 @@ exit 0
 echo "docker-compose $*" >>"$FAKE_LOG"
 exit 0
 `;
-  writeFileSync(path.join(bin, "docker"), docker);
-  writeFileSync(path.join(bin, "docker-compose"), compose);
-  chmodSync(path.join(bin, "docker"), 0o755);
-  chmodSync(path.join(bin, "docker-compose"), 0o755);
+  // iptables: logged; a table with DOCKER-USER and no chain or jump of imgtool's yet (-D, -F, -X find nothing).
+  const iptables = `#!/bin/bash
+echo "iptables $*" >>"$FAKE_LOG"
+case "$3" in -D | -F | -X) exit 1 ;; esac
+exit 0
+`;
+  for (const [name, text] of [
+    ["docker", docker],
+    ["docker-compose", compose],
+    ["iptables", iptables],
+  ] as const) {
+    writeFileSync(path.join(bin, name), text);
+    chmodSync(path.join(bin, name), 0o755);
+  }
 }
 
-function up(env: Record<string, string>) {
+/** `up`, with the bake's list of bridges ($DIR/bridges) when `bridges` is given (absent: a twin baked before it). */
+function up(env: Record<string, string>, bridges?: string[]) {
   const log = path.join(dir, "calls.log");
   writeFileSync(log, "");
+  rmSync(path.join(dir, "stack", "bridges"), { force: true });
+  rmSync(path.join(dir, "run"), { recursive: true, force: true });
+  if (bridges) writeFileSync(path.join(dir, "stack", "bridges"), bridges.map((b) => `${b}\n`).join(""));
   const r = spawnSync("bash", [SCRIPT, "up"], {
     encoding: "utf8",
     timeout: 30_000,
     env: {
       PATH: `${path.join(dir, "bin")}:${process.env.PATH}`,
       IMGTOOL_STACK_DIR: path.join(dir, "stack"),
+      IMGTOOL_STACK_RUN_DIR: path.join(dir, "run"),
       IMGTOOL_STACK_WAIT_SECONDS: "0",
       FAKE_LOG: log,
       ...env,
@@ -93,6 +110,52 @@ describe("imgtool-stack up: the forwarding chain a local instance needs", () => 
     const r = up({ IMGTOOL_ENGINE_PIDFILE: enginePidfile });
     assert.doesNotMatch(r.stdout, /IMGTOOL_STACK_FORWARD_CHAIN/);
     assert.match(r.calls, /up --no-start/, "the project's networks were looked at");
+    assert.match(r.calls, /up --detach --no-build/);
+  });
+
+  test("baked bridges and a chain: the rules are in before the one Compose run, which names the bridges", () => {
+    const chain = "IMGTOOL-0123456789ab";
+    const r = up({ IMGTOOL_ENGINE_PIDFILE: enginePidfile, IMGTOOL_STACK_FORWARD_CHAIN: chain }, [
+      "default",
+      "back=br-back0",
+    ]);
+    const calls = r.calls.split("\n");
+    // One `up` (the `down` after it: the stand-ins start no service, so the wait of 0 s gives up).
+    const compose = calls.filter((c) => c.startsWith("docker-compose ") && c.includes(" up "));
+    assert.equal(compose.length, 1, r.calls);
+    assert.doesNotMatch(r.calls, /--no-start/);
+    const override = path.join(dir, "run", "stack-bridges.yaml");
+    assert.match(
+      compose[0]!,
+      new RegExp(`--file \\S+/compose\\.yaml --file ${override} up --detach --no-build`),
+    );
+    // One name per instance and network: ib + 12 hex of a hash of the chain and the key.
+    const name = `ib${createHash("sha256").update(`${chain}/default`).digest("hex").slice(0, 12)}`;
+    assert.deepEqual(parse(readFileSync(override, "utf8")), {
+      networks: { default: { driver_opts: { "com.docker.network.bridge.name": name } } },
+    });
+    const ruleFor = (bridge: string) =>
+      calls.indexOf(`iptables -w 10 -A ${chain} -i ${bridge} -o ${bridge} -j ACCEPT`);
+    const jump = calls.indexOf(`iptables -w 10 -I DOCKER-USER -j ${chain}`);
+    const composeAt = calls.indexOf(compose[0]!);
+    assert.ok(ruleFor(name) >= 0 && ruleFor("br-back0") >= 0 && jump >= 0, r.calls);
+    assert.ok(
+      Math.max(ruleFor(name), ruleFor("br-back0"), jump) < composeAt,
+      `rules before Compose:\n${r.calls}`,
+    );
+  });
+
+  test("baked bridges, engine without iptables, no chain: fails at once without creating anything", () => {
+    const r = up({ IMGTOOL_ENGINE_PIDFILE: enginePidfile }, ["default"]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stdout, /cannot reach each other .* no IMGTOOL_STACK_FORWARD_CHAIN/);
+    assert.doesNotMatch(r.calls, / up /, "nothing was created or started");
+  });
+
+  test("baked bridges, none in the project (network_mode), no chain: one Compose run", () => {
+    const r = up({ IMGTOOL_ENGINE_PIDFILE: enginePidfile }, []);
+    assert.doesNotMatch(r.stdout, /IMGTOOL_STACK_FORWARD_CHAIN/);
+    assert.doesNotMatch(r.calls, /--no-start/);
     assert.match(r.calls, /up --detach --no-build/);
   });
 
