@@ -9,8 +9,10 @@ set -o errexit -o nounset -o pipefail
 # IMGTOOL_STACK_COMPOSE_B64: the rendered compose.yaml (base64), empty when the role is not a stack;
 # IMGTOOL_STACK_WAIT_FOR: the services the boot waits for (space-separated); IMGTOOL_STACK_SETTLE_MS: how long
 # those without a healthcheck must stay up; IMGTOOL_STACK_BRIDGES: the project's bridge networks (KEY, or KEY=NAME
-# when compose.yaml names the bridge; src/bake/stack-images.ts, projectBridges), for a local instance's forwarding.
-require_set IMGTOOL_STACK_COMPOSE_B64 IMGTOOL_STACK_WAIT_FOR IMGTOOL_STACK_SETTLE_MS IMGTOOL_STACK_BRIDGES
+# when compose.yaml names the bridge; src/bake/stack-images.ts, projectBridges) and IMGTOOL_STACK_BRIDGES_OVERRIDE_B64
+# (the Compose file that names the others through variables; empty when none), for a local instance's forwarding.
+require_set IMGTOOL_STACK_COMPOSE_B64 IMGTOOL_STACK_WAIT_FOR IMGTOOL_STACK_SETTLE_MS IMGTOOL_STACK_BRIDGES \
+  IMGTOOL_STACK_BRIDGES_OVERRIDE_B64
 STACK_DIR=${IMGTOOL_STACK_DIR:-/etc/imgtool/stack}
 if [[ -z $IMGTOOL_STACK_COMPOSE_B64 ]]; then
   log "skipped: the role is not a Compose stack"
@@ -48,6 +50,10 @@ printf '%s\n' "${WORDS[@]}" >"$STACK_DIR/wait-for"
 printf '%s\n' "$IMGTOOL_STACK_SETTLE_MS" >"$STACK_DIR/settle-ms"
 words "$IMGTOOL_STACK_BRIDGES"
 if ((${#WORDS[@]} > 0)); then printf '%s\n' "${WORDS[@]}"; fi >"$STACK_DIR/bridges"
+rm -f -- "$STACK_DIR/bridges.yaml"
+if [[ -n $IMGTOOL_STACK_BRIDGES_OVERRIDE_B64 ]]; then
+  printf '%s' "$IMGTOOL_STACK_BRIDGES_OVERRIDE_B64" | base64 -d >"$STACK_DIR/bridges.yaml"
+fi
 install -D -m 0755 "$IMGTOOL_LIB_DIR/imgtool-stack" /usr/local/sbin/imgtool-stack
 
 # Self-check: Compose runs, and reads the baked project.

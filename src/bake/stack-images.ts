@@ -5,7 +5,7 @@
  * are then pre-loaded into the twin's store (local) or the AMI (aws) with the role's own.
  */
 import { readFile } from "node:fs/promises";
-import { parseDocument, isMap, type Document } from "yaml";
+import { parseDocument, isMap, stringify, type Document } from "yaml";
 import type { BakedStack, StackConfig } from "../config/stack.js";
 import type { Target } from "../config/schema.js";
 import { FailureError, UsageError } from "../errors.js";
@@ -44,7 +44,7 @@ export function renderStack(
   composeText: string,
   stack: Pick<StackConfig, "app_services" | "wait_for" | "file">,
   digests: Map<string, string>,
-): { compose: string; waitFor: string[]; bridges: string[] } {
+): { compose: string; waitFor: string[]; bridges: ReturnType<typeof projectBridges> } {
   const doc = parseCompose(composeText, stack.file);
   const services = doc.get("services") as { items: { key: { value: string } }[] } | undefined;
   const names = services && isMap(services) ? services.items.map((i) => String(i.key.value)) : [];
@@ -84,15 +84,22 @@ const BRIDGE_NAME_OPT = "com.docker.network.bridge.name";
 /** Compose's own pattern for a network's key. */
 const NETWORK_KEY_RE = /^[a-zA-Z0-9._-]+$/;
 
+/** The variable through which a local instance gives the bridge of line N of `bridges` its name. */
+export const bridgeVar = (line: number) => `IMGTOOL_STACK_BRIDGE_${line}`;
+
 /**
- * The bridge networks the project creates (pure): one word per network a service is on (`default` for a service
- * without `networks:` or `network_mode:`), in order of first use, leaving out external networks and other
+ * The bridge networks the project creates (pure). `words`: one per network a service is on (`default` for a
+ * service without `networks:` or `network_mode:`), in order of first use, leaving out external networks and other
  * drivers; `KEY=NAME` when the compose file names the bridge itself (driver_opts com.docker.network.bridge.name).
+ * `override`: a Compose file that names every other one `${IMGTOOL_STACK_BRIDGE_<its line>}` ("" when there is
+ * none); each network in it is the compose file's whole definition plus that option, because Compose v1 takes a
+ * top-level network of a later file in place of the earlier one's, not merged with it.
  * Why: a local instance (packer/scripts/lib/imgtool-stack) names each such bridge per instance and puts its
  * forwarding rule in before Compose runs at all, so one `compose up` starts the stack.
  */
-export function projectBridges(composeText: string, file: string): string[] {
+export function projectBridges(composeText: string, file: string): { words: string[]; override: string } {
   const js = parseDocument(composeText, { merge: true }).toJS() as {
+    version?: unknown;
     services?: Record<string, { networks?: unknown; network_mode?: unknown } | null>;
     networks?: Record<
       string,
@@ -112,6 +119,7 @@ export function projectBridges(composeText: string, file: string): string[] {
     for (const key of keys) if (!used.includes(key)) used.push(key);
   }
   const words: string[] = [];
+  const named: Record<string, unknown> = {};
   for (const key of used) {
     if (!NETWORK_KEY_RE.test(key))
       throw new UsageError(
@@ -120,18 +128,28 @@ export function projectBridges(composeText: string, file: string): string[] {
     const def = js.networks?.[key];
     if (def?.external) continue;
     if ((def?.driver ?? "bridge") !== "bridge") continue;
-    const named = def?.driver_opts?.[BRIDGE_NAME_OPT];
-    if (named === undefined || named === null || named === "") {
+    const own = def?.driver_opts?.[BRIDGE_NAME_OPT];
+    if (own === undefined || own === null || own === "") {
+      named[key] = {
+        ...def,
+        driver_opts: { ...def?.driver_opts, [BRIDGE_NAME_OPT]: `\${${bridgeVar(words.length)}}` },
+      };
       words.push(key);
-    } else if (typeof named === "string" && /^[^\s=/:]{1,15}$/.test(named)) {
-      words.push(`${key}=${named}`);
+    } else if (typeof own === "string" && /^[^\s=/:$]{1,15}$/.test(own)) {
+      words.push(`${key}=${own}`);
     } else {
       throw new UsageError(
-        `${file}: networks.${key}.driver_opts["${BRIDGE_NAME_OPT}"] is ${JSON.stringify(named)}, not an interface name (1 to 15 characters, no space, "=", "/" or ":").`,
+        `${file}: networks.${key}.driver_opts["${BRIDGE_NAME_OPT}"] is ${JSON.stringify(own)}, not an interface name.`,
+        {
+          fix: 'Give 1 to 15 characters with no space, "=", "/", ":" or "$" (no variable), or leave it out.',
+        },
       );
     }
   }
-  return words;
+  const override = Object.keys(named).length
+    ? stringify({ ...(js.version !== undefined ? { version: js.version } : {}), networks: named })
+    : "";
+  return { words, override };
 }
 
 /** The third-party images of a compose file (every non-app service's `image`). */
@@ -212,7 +230,8 @@ export async function resolveStack(o: ResolveStackOptions): Promise<BakedStack> 
   const { compose, waitFor, bridges } = renderStack(text, o.stack, digests);
   return {
     compose,
-    bridges,
+    bridges: bridges.words,
+    bridgesOverride: bridges.override,
     images: [o.appImage, ...new Set(digests.values())],
     waitFor,
     settleMs: Math.round(o.settleSeconds * 1000),

@@ -59,6 +59,8 @@ export interface BakedStack {
   waitFor: string[];
   /** The project's bridge networks: `KEY`, or `KEY=NAME` when the compose file names the bridge (projectBridges). */
   bridges: string[];
+  /** A Compose file naming the unnamed ones through variables (projectBridges); "" when there is none. */
+  bridgesOverride: string;
   /** How long services without a healthcheck must stay up (run.settle_seconds). */
   settleMs: number;
 }

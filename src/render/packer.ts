@@ -31,6 +31,7 @@ function stackEnv(stack: BakedStack | undefined): Record<string, string> {
     IMGTOOL_STACK_WAIT_FOR: stack ? stack.waitFor.join(" ") : "",
     IMGTOOL_STACK_SETTLE_MS: stack ? String(stack.settleMs) : "",
     IMGTOOL_STACK_BRIDGES: stack ? stack.bridges.join(" ") : "",
+    IMGTOOL_STACK_BRIDGES_OVERRIDE_B64: stack ? Buffer.from(stack.bridgesOverride).toString("base64") : "",
     IMGTOOL_STACK_IMAGES: stack ? stack.images.slice(1).join(" ") : "",
     IMGTOOL_COMPOSE_PACKAGE_APT: c.apt_package,
     IMGTOOL_COMPOSE_URL: c.url,

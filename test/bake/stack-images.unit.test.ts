@@ -49,7 +49,7 @@ test("the rendered compose file runs app services on the role's image and others
   assert.deepEqual(doc.services.web!.ports, ["${PORT}:3000"]);
   assert.deepEqual(doc.volumes, { pgdata: {} });
   assert.deepEqual(r.waitFor, ["db", "web"]);
-  assert.deepEqual(r.bridges, ["default"], "every service is on the project's default network");
+  assert.deepEqual(r.bridges.words, ["default"], "every service is on the project's default network");
   assert.deepEqual(
     renderStack(COMPOSE, { ...stack, wait_for: undefined }, new Map([["postgres:15", pinned]])).waitFor,
     ["db", "web", "jobs"],
@@ -105,8 +105,52 @@ networks:
 `;
   // front (proxy, web via the merge key), outside is external, back is named by the file, db on default,
   // sidecar shares web's namespace, overlaynet is no bridge, named has an empty name: the engine names it.
-  assert.deepEqual(projectBridges(compose, "compose.yaml"), ["front", "back=br-back0", "default", "named"]);
-  assert.deepEqual(projectBridges("services:\n  a:\n    network_mode: host\n", "compose.yaml"), []);
+  const r = projectBridges(compose, "compose.yaml");
+  assert.deepEqual(r.words, ["front", "back=br-back0", "default", "named"]);
+  // The override names the unnamed ones by their line in words, and keeps each one's whole definition.
+  assert.deepEqual(parse(r.override), {
+    networks: {
+      front: { driver_opts: { "com.docker.network.bridge.name": "${IMGTOOL_STACK_BRIDGE_0}" } },
+      default: { driver_opts: { "com.docker.network.bridge.name": "${IMGTOOL_STACK_BRIDGE_2}" } },
+      named: {
+        driver: "bridge",
+        driver_opts: { "com.docker.network.bridge.name": "${IMGTOOL_STACK_BRIDGE_3}" },
+      },
+    },
+  });
+  const rich = `version: "3.8"
+services:
+  a:
+    image: x
+networks:
+  default:
+    name: shared-\${RUN}
+    internal: true
+    labels: { team: bench }
+    ipam: { config: [{ subnet: 10.99.0.0/24 }] }
+    driver_opts: { com.docker.network.driver.mtu: "1400" }
+`;
+  const kept = projectBridges(rich, "compose.yaml");
+  assert.deepEqual(kept.words, ["default"]);
+  assert.deepEqual(parse(kept.override), {
+    version: "3.8",
+    networks: {
+      default: {
+        name: "shared-${RUN}",
+        internal: true,
+        labels: { team: "bench" },
+        ipam: { config: [{ subnet: "10.99.0.0/24" }] },
+        driver_opts: {
+          "com.docker.network.driver.mtu": "1400",
+          "com.docker.network.bridge.name": "${IMGTOOL_STACK_BRIDGE_0}",
+        },
+      },
+    },
+  });
+  assert.deepEqual(projectBridges("services:\n  a:\n    network_mode: host\n", "compose.yaml"), {
+    words: [],
+    override: "",
+  });
   assert.throws(
     () => projectBridges("services:\n  a:\n    networks: ['a b']\n", "c.yaml"),
     (e: Error) => e instanceof UsageError && /c\.yaml: the network name "a b"/.test(e.message),
@@ -120,5 +164,16 @@ networks:
     (e: Error) =>
       e instanceof UsageError &&
       /networks\.n\.driver_opts\["com.docker.network.bridge.name"\] is "toolongbridgename0"/.test(e.message),
+  );
+  assert.throws(
+    () =>
+      projectBridges(
+        'services:\n  a:\n    networks: [n]\nnetworks:\n  n:\n    driver_opts: { com.docker.network.bridge.name: "br-${X}" }\n',
+        "c.yaml",
+      ),
+    (e: Error) =>
+      e instanceof UsageError &&
+      /"br-\$\{X\}", not an interface name/.test(e.message) &&
+      /no variable/.test(e.fix ?? ""),
   );
 });

@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { parse } from "yaml";
+import { projectBridges } from "../../src/bake/stack-images.js";
 import { projectPath } from "../../src/paths.js";
 
 const SCRIPT = projectPath("packer", "scripts", "lib", "imgtool-stack");
@@ -31,8 +31,9 @@ case "$1 $2" in
 esac
 exit 0
 `;
+  // docker-compose: logged with the bridge names it was given (the override's variables).
   const compose = `#!/bin/bash
-echo "docker-compose $*" >>"$FAKE_LOG"
+echo "docker-compose $* [\${IMGTOOL_STACK_BRIDGE_0:-}|\${IMGTOOL_STACK_BRIDGE_1:-}]" >>"$FAKE_LOG"
 exit 0
 `;
   // iptables: logged; a table with DOCKER-USER and no chain or jump of imgtool's yet (-D, -F, -X find nothing).
@@ -51,20 +52,23 @@ exit 0
   }
 }
 
-/** `up`, with the bake's list of bridges ($DIR/bridges) when `bridges` is given (absent: a twin baked before it). */
-function up(env: Record<string, string>, bridges?: string[]) {
+/**
+ * `up` (or `down`), with the bake's list of bridges ($DIR/bridges) when `bridges` is given (absent: a twin baked
+ * before it) and its override ($DIR/bridges.yaml) when `override` is.
+ */
+function up(env: Record<string, string>, bridges?: string[], override?: string, command = "up") {
   const log = path.join(dir, "calls.log");
   writeFileSync(log, "");
   rmSync(path.join(dir, "stack", "bridges"), { force: true });
-  rmSync(path.join(dir, "run"), { recursive: true, force: true });
+  rmSync(path.join(dir, "stack", "bridges.yaml"), { force: true });
   if (bridges) writeFileSync(path.join(dir, "stack", "bridges"), bridges.map((b) => `${b}\n`).join(""));
-  const r = spawnSync("bash", [SCRIPT, "up"], {
+  if (override) writeFileSync(path.join(dir, "stack", "bridges.yaml"), override);
+  const r = spawnSync("bash", [SCRIPT, command], {
     encoding: "utf8",
     timeout: 30_000,
     env: {
       PATH: `${path.join(dir, "bin")}:${process.env.PATH}`,
       IMGTOOL_STACK_DIR: path.join(dir, "stack"),
-      IMGTOOL_STACK_RUN_DIR: path.join(dir, "run"),
       IMGTOOL_STACK_WAIT_SECONDS: "0",
       FAKE_LOG: log,
       ...env,
@@ -115,25 +119,25 @@ describe("imgtool-stack up: the forwarding chain a local instance needs", () => 
 
   test("baked bridges and a chain: the rules are in before the one Compose run, which names the bridges", () => {
     const chain = "IMGTOOL-0123456789ab";
-    const r = up({ IMGTOOL_ENGINE_PIDFILE: enginePidfile, IMGTOOL_STACK_FORWARD_CHAIN: chain }, [
-      "default",
-      "back=br-back0",
-    ]);
+    // What the bake lists for a project with a bridge named by the file and the default network.
+    const baked = projectBridges(
+      "services:\n  a:\n    image: x\n    networks: [back, default]\nnetworks:\n  back:\n    driver_opts: { com.docker.network.bridge.name: br-back0 }\n",
+      "compose.yaml",
+    );
+    assert.deepEqual(baked.words, ["back=br-back0", "default"]);
+    const env = { IMGTOOL_ENGINE_PIDFILE: enginePidfile, IMGTOOL_STACK_FORWARD_CHAIN: chain };
+    const r = up(env, baked.words, baked.override);
     const calls = r.calls.split("\n");
     // One `up` (the `down` after it: the stand-ins start no service, so the wait of 0 s gives up).
     const compose = calls.filter((c) => c.startsWith("docker-compose ") && c.includes(" up "));
     assert.equal(compose.length, 1, r.calls);
     assert.doesNotMatch(r.calls, /--no-start/);
-    const override = path.join(dir, "run", "stack-bridges.yaml");
-    assert.match(
-      compose[0]!,
-      new RegExp(`--file \\S+/compose\\.yaml --file ${override} up --detach --no-build`),
-    );
-    // One name per instance and network: ib + 12 hex of a hash of the chain and the key.
+    // One name per instance and network: ib + 12 hex of a hash of the chain and the key, given to Compose as the
+    // variable of its line (1) in the list, which the baked override names the bridge by.
     const name = `ib${createHash("sha256").update(`${chain}/default`).digest("hex").slice(0, 12)}`;
-    assert.deepEqual(parse(readFileSync(override, "utf8")), {
-      networks: { default: { driver_opts: { "com.docker.network.bridge.name": name } } },
-    });
+    const files = `--file \\S+/compose\\.yaml --file \\S+/bridges\\.yaml`;
+    assert.match(compose[0]!, new RegExp(`${files} up --detach --no-build \\[\\|${name}\\]$`));
+    assert.match(baked.override, /IMGTOOL_STACK_BRIDGE_1/);
     const ruleFor = (bridge: string) =>
       calls.indexOf(`iptables -w 10 -A ${chain} -i ${bridge} -o ${bridge} -j ACCEPT`);
     const jump = calls.indexOf(`iptables -w 10 -I DOCKER-USER -j ${chain}`);
@@ -143,6 +147,20 @@ describe("imgtool-stack up: the forwarding chain a local instance needs", () => 
       Math.max(ruleFor(name), ruleFor("br-back0"), jump) < composeAt,
       `rules before Compose:\n${r.calls}`,
     );
+    // `down` reads the project the same way, and removes the chain.
+    const down = up(env, baked.words, baked.override, "down");
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.calls, new RegExp(`${files} down --timeout 5 \\[\\|${name}\\]`));
+    assert.match(down.calls, new RegExp(`iptables -w 10 -X ${chain}`));
+  });
+
+  test("a twin whose list names an unnamed bridge but has no override: the two-run way", () => {
+    const r = up(
+      { IMGTOOL_ENGINE_PIDFILE: enginePidfile, IMGTOOL_STACK_FORWARD_CHAIN: "IMGTOOL-0123456789ab" },
+      ["default"],
+    );
+    assert.match(r.calls, /up --no-start --no-build/);
+    assert.doesNotMatch(r.calls, /bridges\.yaml/);
   });
 
   test("baked bridges, engine without iptables, no chain: fails at once without creating anything", () => {

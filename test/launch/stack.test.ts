@@ -70,6 +70,14 @@ const COMPOSE = `services:
     depends_on:
       db:
         condition: service_healthy
+# The project's network with settings of its own: a local instance names its bridge in an override, which must
+# keep them (Compose v1 takes a later file's network in place of the earlier one's).
+networks:
+  default:
+    labels:
+      imgtool.test: kept
+    driver_opts:
+      com.docker.network.driver.mtu: "1400"
 `;
 
 /**
@@ -213,9 +221,9 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
     const bridge = new RegExp(`-A ${chain} -i (ib[0-9a-f]{12}) -o \\1 -j ACCEPT`).exec(rules.out)?.[1];
     assert.ok(bridge, rules.out);
     const made = inInstance(
-      `docker network inspect imgtool_default --format '{{index .Options "com.docker.network.bridge.name"}}'`,
+      `docker network inspect imgtool_default --format '{{index .Options "com.docker.network.bridge.name"}} {{index .Options "com.docker.network.driver.mtu"}} {{index .Labels "imgtool.test"}}'`,
     );
-    assert.equal(made.out.trim(), bridge, made.out);
+    assert.equal(made.out.trim(), `${bridge} 1400 kept`, "named, and the file's own settings kept");
     assert.equal(inInstance(webToDb).code, 0, "web reaches db with the chain");
     assert.equal(inInstance(`iptables -w 10 -D DOCKER-USER -j ${chain}`).code, 0);
     try {
