@@ -52,7 +52,8 @@ log "compose up"
 # policy drops the packets between two services of a project bridge (web -> db). imgtool's instances open them
 # through the chain the launcher names (packer/scripts/lib/imgtool-stack); the same here, before any service
 # starts, as EC2's engine would with its own iptables: the project's one (default) bridge gets a name of this
-# instance's in an override file, its rule goes in, then one `compose up`, as imgtool's boot does.
+# instance's in an override file, its rule goes in, then one `compose up`, as imgtool's boot does (a bare
+# networks.default: the example's compose file defines no top-level network, which the override would replace).
 # imgtool-shutdown removes the chain.
 files=()
 if [[ -n ${IMGTOOL_STACK_FORWARD_CHAIN:-} ]]; then

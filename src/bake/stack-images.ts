@@ -147,7 +147,11 @@ export function projectBridges(composeText: string, file: string): { words: stri
     }
   }
   const override = Object.keys(named).length
-    ? stringify({ ...(js.version !== undefined ? { version: js.version } : {}), networks: named })
+    ? // Compose v1 reads YAML 1.1: a string such as "on", "yes" or "1:30" stays quoted, a string.
+      stringify(
+        { ...(js.version !== undefined ? { version: js.version } : {}), networks: named },
+        { compat: "yaml-1.1" },
+      )
     : "";
   return { words, override };
 }

@@ -126,19 +126,20 @@ networks:
   default:
     name: shared-\${RUN}
     internal: true
-    labels: { team: bench }
+    labels: { team: bench, public: "yes", window: "1:30" }
     ipam: { config: [{ subnet: 10.99.0.0/24 }] }
     driver_opts: { com.docker.network.driver.mtu: "1400" }
 `;
   const kept = projectBridges(rich, "compose.yaml");
   assert.deepEqual(kept.words, ["default"]);
-  assert.deepEqual(parse(kept.override), {
+  // Read as Compose v1 reads it (YAML 1.1, where an unquoted yes is a boolean and 1:30 a number).
+  assert.deepEqual(parse(kept.override, { version: "1.1" }), {
     version: "3.8",
     networks: {
       default: {
         name: "shared-${RUN}",
         internal: true,
-        labels: { team: "bench" },
+        labels: { team: "bench", public: "yes", window: "1:30" },
         ipam: { config: [{ subnet: "10.99.0.0/24" }] },
         driver_opts: {
           "com.docker.network.driver.mtu": "1400",
