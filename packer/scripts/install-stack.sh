@@ -8,9 +8,9 @@ set -o errexit -o nounset -o pipefail
 
 # IMGTOOL_STACK_COMPOSE_B64: the rendered compose.yaml (base64), empty when the role is not a stack;
 # IMGTOOL_STACK_WAIT_FOR: the services the boot waits for (space-separated); IMGTOOL_STACK_SETTLE_MS: how long
-# those without a healthcheck must stay up; IMGTOOL_STACK_BRIDGES: the project's bridge networks (KEY, or KEY=NAME
-# when compose.yaml names the bridge; src/bake/stack-images.ts, projectBridges) and IMGTOOL_STACK_BRIDGES_OVERRIDE_B64
-# (the Compose file that names the others through variables; empty when none), for a local instance's forwarding.
+# those without a healthcheck must stay up; IMGTOOL_STACK_BRIDGES: the project's bridge networks (their keys;
+# src/bake/stack-images.ts, projectBridges) and IMGTOOL_STACK_BRIDGES_OVERRIDE_B64 (the Compose file that names each
+# through a variable; empty when none), for a local instance's forwarding.
 require_set IMGTOOL_STACK_COMPOSE_B64 IMGTOOL_STACK_WAIT_FOR IMGTOOL_STACK_SETTLE_MS IMGTOOL_STACK_BRIDGES \
   IMGTOOL_STACK_BRIDGES_OVERRIDE_B64
 STACK_DIR=${IMGTOOL_STACK_DIR:-/etc/imgtool/stack}

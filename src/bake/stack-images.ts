@@ -88,12 +88,14 @@ const NETWORK_KEY_RE = /^[a-zA-Z0-9._-]+$/;
 export const bridgeVar = (line: number) => `IMGTOOL_STACK_BRIDGE_${line}`;
 
 /**
- * The bridge networks the project creates (pure). `words`: one per network a service is on (`default` for a
+ * The bridge networks the project creates (pure). `words`: one key per network a service is on (`default` for a
  * service without `networks:` or `network_mode:`), in order of first use, leaving out external networks and other
- * drivers; `KEY=NAME` when the compose file names the bridge itself (driver_opts com.docker.network.bridge.name).
- * `override`: a Compose file that names every other one `${IMGTOOL_STACK_BRIDGE_<its line>}` ("" when there is
- * none); each network in it is the compose file's whole definition plus that option, because Compose v1 takes a
- * top-level network of a later file in place of the earlier one's, not merged with it.
+ * drivers. `override`: a Compose file that names each of them `${IMGTOOL_STACK_BRIDGE_<its line>}` ("" when there
+ * is none), also one the compose file names itself (driver_opts com.docker.network.bridge.name: two local
+ * instances must not share an interface); each network in it is the compose file's whole definition plus that
+ * option, because Compose v1 takes a top-level network of a later file in place of the earlier one's, not merged
+ * with it. (An older twin's list has `KEY=NAME` for a bridge the file names, which its override leaves out;
+ * imgtool-stack still reads that.)
  * Why: a local instance (packer/scripts/lib/imgtool-stack) names each such bridge per instance and puts its
  * forwarding rule in before Compose runs at all, so one `compose up` starts the stack.
  */
@@ -129,22 +131,26 @@ export function projectBridges(composeText: string, file: string): { words: stri
     if (def?.external) continue;
     if ((def?.driver ?? "bridge") !== "bridge") continue;
     const own = def?.driver_opts?.[BRIDGE_NAME_OPT];
-    if (own === undefined || own === null || own === "") {
-      named[key] = {
-        ...def,
-        driver_opts: { ...def?.driver_opts, [BRIDGE_NAME_OPT]: `\${${bridgeVar(words.length)}}` },
-      };
-      words.push(key);
-    } else if (typeof own === "string" && /^[^\s=/:$]{1,15}$/.test(own)) {
-      words.push(`${key}=${own}`);
-    } else {
+    if (
+      own !== undefined &&
+      own !== null &&
+      own !== "" &&
+      !(typeof own === "string" && /^[^\s=/:$]{1,15}$/.test(own))
+    )
       throw new UsageError(
         `${file}: networks.${key}.driver_opts["${BRIDGE_NAME_OPT}"] is ${JSON.stringify(own)}, not an interface name.`,
         {
           fix: 'Give 1 to 15 characters with no space, "=", "/", ":" or "$" (no variable), or leave it out.',
         },
       );
-    }
+    // Named by the file or not, a local instance names it its own: every local instance shares this machine's
+    // network namespace, where two engines would otherwise share one interface (and each chain pass the other's
+    // traffic). On aws the override is never read and the file's name stands.
+    named[key] = {
+      ...def,
+      driver_opts: { ...def?.driver_opts, [BRIDGE_NAME_OPT]: `\${${bridgeVar(words.length)}}` },
+    };
+    words.push(key);
   }
   const override = Object.keys(named).length
     ? // Compose v1 reads YAML 1.1: a string such as "on", "yes" or "1:30" stays quoted, a string.

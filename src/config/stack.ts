@@ -57,9 +57,9 @@ export interface BakedStack {
   images: string[];
   /** The services the boot waits for. */
   waitFor: string[];
-  /** The project's bridge networks: `KEY`, or `KEY=NAME` when the compose file names the bridge (projectBridges). */
+  /** The keys of the project's bridge networks (projectBridges). */
   bridges: string[];
-  /** A Compose file naming the unnamed ones through variables (projectBridges); "" when there is none. */
+  /** A Compose file naming each of them through a variable (projectBridges); "" when there is none. */
   bridgesOverride: string;
   /** How long services without a healthcheck must stay up (run.settle_seconds). */
   settleMs: number;

@@ -106,11 +106,13 @@ networks:
   // front (proxy, web via the merge key), outside is external, back is named by the file, db on default,
   // sidecar shares web's namespace, overlaynet is no bridge, named has an empty name: the engine names it.
   const r = projectBridges(compose, "compose.yaml");
-  assert.deepEqual(r.words, ["front", "back=br-back0", "default", "named"]);
-  // The override names the unnamed ones by their line in words, and keeps each one's whole definition.
+  assert.deepEqual(r.words, ["front", "back", "default", "named"]);
+  // The override names each by its line in words, the one the file names too (two local instances at once must
+  // not share its interface), and keeps each one's whole definition.
   assert.deepEqual(parse(r.override), {
     networks: {
       front: { driver_opts: { "com.docker.network.bridge.name": "${IMGTOOL_STACK_BRIDGE_0}" } },
+      back: { driver_opts: { "com.docker.network.bridge.name": "${IMGTOOL_STACK_BRIDGE_1}" } },
       default: { driver_opts: { "com.docker.network.bridge.name": "${IMGTOOL_STACK_BRIDGE_2}" } },
       named: {
         driver: "bridge",

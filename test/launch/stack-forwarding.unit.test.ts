@@ -124,7 +124,7 @@ describe("imgtool-stack up: the forwarding chain a local instance needs", () => 
       "services:\n  a:\n    image: x\n    networks: [back, default]\nnetworks:\n  back:\n    driver_opts: { com.docker.network.bridge.name: br-back0 }\n",
       "compose.yaml",
     );
-    assert.deepEqual(baked.words, ["back=br-back0", "default"]);
+    assert.deepEqual(baked.words, ["back", "default"]);
     const env = { IMGTOOL_ENGINE_PIDFILE: enginePidfile, IMGTOOL_STACK_FORWARD_CHAIN: chain };
     const r = up(env, baked.words, baked.override);
     const calls = r.calls.split("\n");
@@ -132,26 +132,30 @@ describe("imgtool-stack up: the forwarding chain a local instance needs", () => 
     const compose = calls.filter((c) => c.startsWith("docker-compose ") && c.includes(" up "));
     assert.equal(compose.length, 1, r.calls);
     assert.doesNotMatch(r.calls, /--no-start/);
-    // One name per instance and network: ib + 12 hex of a hash of the chain and the key, given to Compose as the
-    // variable of its line (1) in the list, which the baked override names the bridge by.
-    const name = `ib${createHash("sha256").update(`${chain}/default`).digest("hex").slice(0, 12)}`;
+    // One name per instance and network, the one the file names too: ib + 12 hex of a hash of the chain and
+    // the key, given to Compose as the variable of its line in the list, which the baked override names it by.
+    const own = (key: string) =>
+      `ib${createHash("sha256").update(`${chain}/${key}`).digest("hex").slice(0, 12)}`;
+    const [back, name] = [own("back"), own("default")];
     const files = `--file \\S+/compose\\.yaml --file \\S+/bridges\\.yaml`;
-    assert.match(compose[0]!, new RegExp(`${files} up --detach --no-build \\[\\|${name}\\]$`));
-    assert.match(baked.override, /IMGTOOL_STACK_BRIDGE_1/);
+    assert.match(compose[0]!, new RegExp(`${files} up --detach --no-build \\[${back}\\|${name}\\]$`));
+    assert.match(baked.override, /IMGTOOL_STACK_BRIDGE_0[^]*IMGTOOL_STACK_BRIDGE_1/);
     const ruleFor = (bridge: string) =>
       calls.indexOf(`iptables -w 10 -A ${chain} -i ${bridge} -o ${bridge} -j ACCEPT`);
     const jump = calls.indexOf(`iptables -w 10 -I DOCKER-USER -j ${chain}`);
     const composeAt = calls.indexOf(compose[0]!);
-    assert.ok(ruleFor(name) >= 0 && ruleFor("br-back0") >= 0 && jump >= 0, r.calls);
-    assert.ok(
-      Math.max(ruleFor(name), ruleFor("br-back0"), jump) < composeAt,
-      `rules before Compose:\n${r.calls}`,
-    );
+    assert.ok(ruleFor(name) >= 0 && ruleFor(back) >= 0 && jump >= 0, r.calls);
+    assert.doesNotMatch(r.calls, /br-back0/, "the file's own name is not this instance's");
+    assert.ok(Math.max(ruleFor(name), ruleFor(back), jump) < composeAt, `rules before Compose:\n${r.calls}`);
     // `down` reads the project the same way, and removes the chain.
     const down = up(env, baked.words, baked.override, "down");
     assert.equal(down.code, 0, down.stderr);
-    assert.match(down.calls, new RegExp(`${files} down --timeout 5 \\[\\|${name}\\]`));
+    assert.match(down.calls, new RegExp(`${files} down --timeout 5 \\[${back}\\|${name}\\]`));
     assert.match(down.calls, new RegExp(`iptables -w 10 -X ${chain}`));
+    // An older twin's list (KEY=NAME for the bridge the file names, left out of its override): that name, as is.
+    const older = up(env, ["back=br-back0", "default"], baked.override);
+    assert.match(older.calls, new RegExp(`iptables -w 10 -A ${chain} -i br-back0 -o br-back0 -j ACCEPT`));
+    assert.match(older.calls, new RegExp(`up --detach --no-build \\[\\|${name}\\]$`, "m"));
   });
 
   test("a twin whose list names an unnamed bridge but has no override: the two-run way", () => {

@@ -11,7 +11,16 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -71,13 +80,16 @@ const COMPOSE = `services:
       db:
         condition: service_healthy
 # The project's network with settings of its own: a local instance names its bridge in an override, which must
-# keep them (Compose v1 takes a later file's network in place of the earlier one's).
+# keep them (Compose v1 takes a later file's network in place of the earlier one's), quoted as Compose v1's YAML
+# 1.1 needs ("yes" unquoted is a boolean there, which Compose refuses as a label), and whose name, the file's own
+# here, is the instance's (two local instances at once would share the file's interface).
 networks:
   default:
     labels:
-      imgtool.test: kept
+      imgtool.test: "yes"
     driver_opts:
       com.docker.network.driver.mtu: "1400"
+      com.docker.network.bridge.name: imgtoolfixed0
 `;
 
 /**
@@ -223,7 +235,10 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
     const made = inInstance(
       `docker network inspect imgtool_default --format '{{index .Options "com.docker.network.bridge.name"}} {{index .Options "com.docker.network.driver.mtu"}} {{index .Labels "imgtool.test"}}'`,
     );
-    assert.equal(made.out.trim(), `${bridge} 1400 kept`, "named, and the file's own settings kept");
+    assert.equal(made.out.trim(), `${bridge} 1400 yes`, "named, and the file's own settings kept");
+    // The instance shares this machine's network namespace: the kernel shows the interface under that name only.
+    assert.ok(existsSync(`/sys/class/net/${bridge}`), `no interface ${bridge} on this machine`);
+    assert.ok(!existsSync("/sys/class/net/imgtoolfixed0"), "an interface under the file's own name");
     assert.equal(inInstance(webToDb).code, 0, "web reaches db with the chain");
     assert.equal(inInstance(`iptables -w 10 -D DOCKER-USER -j ${chain}`).code, 0);
     try {
