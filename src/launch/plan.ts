@@ -342,13 +342,14 @@ export const PENDING_ORCHESTRATOR_URL = "http://<orchestrator-private-address>";
 
 /**
  * Split this machine's CPUs between the local instances, physical cores first: each task-runner instance gets
- * as many CPUs as it has workers (auto: an equal share), the orchestrator one more; when there are not enough,
- * instances share CPUs, and the plan says so.
+ * as many CPUs as it has workers (auto: an equal share), the orchestrator one more (its workers' CPUs; a Compose
+ * stack, which pins no workers, every CPU the task runners leave, as its own instance has all of its vCPUs on
+ * aws); when there are not enough, instances share CPUs, and the plan says so.
  */
 export function allocateLocalCpus(
   machine: CpuTopology,
   runners: { count: number; workers: "auto" | number },
-  orchestrator: { workers: "auto" | number } | undefined,
+  orchestrator: { workers: "auto" | number; stack?: boolean } | undefined,
 ): { runner: number[][]; orchestrator: number[] | undefined; warnings: string[] } {
   const { ordered } = orderCpus(machine);
   const warnings: string[] = [];
@@ -381,7 +382,11 @@ export function allocateLocalCpus(
   }
   let orch: number[] | undefined;
   if (orchestrator) {
-    const k = orchestrator.workers === "auto" ? 1 : orchestrator.workers;
+    const k = orchestrator.stack
+      ? Math.max(1, m - cursor)
+      : orchestrator.workers === "auto"
+        ? 1
+        : orchestrator.workers;
     if (cursor + k <= m) orch = take(k);
     else {
       orch = ordered.slice(Math.max(0, m - k));
@@ -415,7 +420,9 @@ export function buildPlan(input: {
     cpus = allocateLocalCpus(
       input.machine,
       { count: opts.taskRunners * opts.instanceTypes.length, workers: opts.workersPerInstance },
-      input.reuse ? undefined : { workers: orchWorkers },
+      input.reuse
+        ? undefined
+        : { workers: orchWorkers, stack: config.roles.orchestrator.stack !== undefined },
     );
     warnings.push(...cpus.warnings);
   }

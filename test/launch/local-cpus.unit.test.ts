@@ -1,0 +1,36 @@
+// How the local target splits this machine's CPUs between its instances (allocateLocalCpus, pure): task runners
+// first, as many CPUs as their workers; the orchestrator its workers' CPUs, or, as a Compose stack (no pinned
+// workers; on aws its instance has every vCPU of its type), every CPU the task runners leave.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { allocateLocalCpus } from "../../src/launch/plan.js";
+
+/** A machine of `n` CPUs, one per core (no SMT). */
+const machine = (n: number) => ({ allowed: Array.from({ length: n }, (_, i) => i), siblings: new Map() });
+
+test("an orchestrator with workers: its workers' CPUs, after the task runners'", () => {
+  const r = allocateLocalCpus(machine(4), { count: 1, workers: 2 }, { workers: "auto" });
+  assert.deepEqual(r.runner, [[0, 1]]);
+  assert.deepEqual(r.orchestrator, [2]);
+  assert.deepEqual(r.warnings, []);
+});
+
+test("a Compose stack orchestrator: every CPU the task runners leave", () => {
+  // Alone (the stack bench, a launch with --task-runners 0): the whole machine, as the seed's flow has it.
+  assert.deepEqual(
+    allocateLocalCpus(machine(2), { count: 0, workers: "auto" }, { workers: "auto", stack: true }),
+    {
+      runner: [],
+      orchestrator: [0, 1],
+      warnings: [],
+    },
+  );
+  const beside = allocateLocalCpus(machine(4), { count: 1, workers: 1 }, { workers: "auto", stack: true });
+  assert.deepEqual(beside.runner, [[0]]);
+  assert.deepEqual(beside.orchestrator, [1, 2, 3]);
+  // Nothing left: it shares the last CPU with a worker, and the plan says so.
+  const full = allocateLocalCpus(machine(2), { count: 1, workers: "auto" }, { workers: "auto", stack: true });
+  assert.deepEqual(full.runner, [[0, 1]]);
+  assert.deepEqual(full.orchestrator, [1]);
+  assert.match(full.warnings.join("\n"), /the orchestrator shares CPU 1 with a task-runner worker/);
+});
