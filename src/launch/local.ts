@@ -4,11 +4,11 @@
  *
  * - its engine's store (/var/lib/docker) is its OWN copy of the pre-load volume made at bake time, as an
  *   instance's root volume is its own copy of the AMI's snapshot (two engines never share a store);
- * - it boots through the twin's entrypoint, imgtool-boot, as systemd boots the AMI: the CPU settings, the engine,
- *   then cloud-init's four stages, seeded through NoCloud with the exact rendered user-data (gzipped when so
- *   configured) and an instance id: cloud-init decodes and runs it, once per instance id, output on the console
- *   (`docker logs`); /run is a fresh tmpfs at every start, /var/lib/cloud (the container's own layer) persists
- *   across a restart, as on a reboot;
+ * - it boots through the twin's entrypoint, imgtool-boot, as systemd boots the AMI: cloud-init's local and network
+ *   stages, then the CPU settings and the engine beside its config stage, then its final stage, seeded through
+ *   NoCloud with the exact rendered user-data (gzipped when so configured) and an instance id: cloud-init decodes
+ *   and runs it, once per instance id, output on the console (`docker logs`); /run is a fresh tmpfs at every
+ *   start, /var/lib/cloud (the container's own layer) persists across a restart, as on a reboot;
  * - the secret the user-data reads at boot is a read-only file mounted at /run/secrets/ (the local stand-in for
  *   the SSM SecureString read through the instance role): it is in no user-data, environment, label or log;
  * - the instance shares this machine's network (its engine changes no bridge, iptables rule or sysctl; its

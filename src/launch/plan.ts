@@ -342,9 +342,10 @@ export const PENDING_ORCHESTRATOR_URL = "http://<orchestrator-private-address>";
 
 /**
  * Split this machine's CPUs between the local instances, physical cores first: each task-runner instance gets
- * as many CPUs as it has workers (auto: an equal share), the orchestrator one more (its workers' CPUs; a Compose
- * stack, which pins no workers, every CPU the task runners leave, as its own instance has all of its vCPUs on
- * aws); when there are not enough, instances share CPUs, and the plan says so.
+ * as many CPUs as it has workers (auto: an equal share), then the orchestrator as many as its workers (auto: one);
+ * a Compose stack, which pins no workers, gets every CPU whose core no task runner uses (its instance has all of
+ * its vCPUs on aws; an SMT sibling of a worker's CPU would disturb that worker). When there are not enough,
+ * instances share CPUs, and the plan says so.
  */
 export function allocateLocalCpus(
   machine: CpuTopology,
@@ -382,17 +383,17 @@ export function allocateLocalCpus(
   }
   let orch: number[] | undefined;
   if (orchestrator) {
-    const k = orchestrator.stack
-      ? Math.max(1, m - cursor)
-      : orchestrator.workers === "auto"
-        ? 1
-        : orchestrator.workers;
-    if (cursor + k <= m) orch = take(k);
+    // The CPUs no task runner has, nor an SMT sibling of one of theirs (none once they share CPUs).
+    const used = new Set(runner.flat().flatMap((c) => machine.siblings.get(c) ?? [c]));
+    const free = shared ? [] : ordered.slice(cursor).filter((c) => !used.has(c));
+    const k = orchestrator.stack || orchestrator.workers === "auto" ? 1 : orchestrator.workers;
+    if (orchestrator.stack && free.length > 0) orch = [...free].sort((a, b) => a - b);
+    else if (!orchestrator.stack && !shared && cursor + k <= m) orch = take(k);
     else {
       orch = ordered.slice(Math.max(0, m - k));
       if (runners.count > 0)
         warnings.push(
-          `this machine has ${m} CPU(s): the orchestrator shares CPU ${formatCpuList(orch)} with a task-runner worker`,
+          `this machine has ${m} CPU(s): the orchestrator shares CPU ${formatCpuList(orch)} (or its core) with a task-runner worker`,
         );
     }
   }
@@ -439,6 +440,7 @@ export function buildPlan(input: {
     url: string | undefined,
   ): PlannedGroup => {
     const arch = targetArch(opts.target, instanceType);
+    const stack = config.roles[role].stack !== undefined;
     const ami = resolved.amis.get(amiKey(role, arch))!;
     const image = resolved.images.get(role)!;
     const values = userDataValues(config, opts, ctx, role, {
@@ -462,9 +464,9 @@ export function buildPlan(input: {
       bakedImage: ami.bakedImage,
       preloadVolume: ami.preloadVolume,
       workers,
-      ...(instanceCpus
-        ? { instanceCpus, workerCpus: instanceCpus.map((c) => predictWorkers(c, workers)) }
-        : {}),
+      ...(stack ? { stack: true as const } : {}),
+      ...(instanceCpus ? { instanceCpus } : {}),
+      ...(instanceCpus && !stack ? { workerCpus: instanceCpus.map((c) => predictWorkers(c, workers)) } : {}),
       userData: renderUserData(values, config.launch.user_data_compression),
     };
   };

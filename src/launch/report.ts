@@ -120,6 +120,7 @@ export function planJson(plan: LaunchPlan) {
     imageVersion: g.imageVersion,
     bakedImage: g.bakedImage,
     workers: g.workers,
+    stack: g.stack ?? false,
     instanceCpus: g.instanceCpus?.map(formatCpuList) ?? null,
     workerCpus: g.workerCpus?.map((w) => w.map(String)) ?? null,
     userData: { bytes: g.userData.bytes.length, compression: g.userData.compression, text: g.userData.text },

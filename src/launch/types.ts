@@ -180,7 +180,9 @@ export interface PlannedGroup extends Pick<
   imageVersion: string;
   bakedImage: string | null;
   workers: "auto" | number;
-  /** local: the CPUs of each worker of each instance, as the user-data will pick them. */
+  /** The role is a Compose stack: it starts the project, no pinned workers (`workers` and `workerCpus` do not apply). */
+  stack?: true;
+  /** local: the CPUs of each worker of each instance, as the user-data will pick them (not for a stack). */
   workerCpus?: number[][];
 }
 

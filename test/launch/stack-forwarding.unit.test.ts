@@ -153,7 +153,11 @@ describe("imgtool-stack up: the forwarding chain a local instance needs", () => 
     assert.match(down.calls, new RegExp(`${files} down --timeout 5 \\[${back}\\|${name}\\]`));
     assert.match(down.calls, new RegExp(`iptables -w 10 -X ${chain}`));
     // An older twin's list (KEY=NAME for the bridge the file names, left out of its override): that name, as is.
-    const older = up(env, ["back=br-back0", "default"], baked.override);
+    const older = up(
+      env,
+      ["back=br-back0", "default"],
+      "networks:\n  default:\n    driver_opts:\n      com.docker.network.bridge.name: ${IMGTOOL_STACK_BRIDGE_1}\n",
+    );
     assert.match(older.calls, new RegExp(`iptables -w 10 -A ${chain} -i br-back0 -o br-back0 -j ACCEPT`));
     assert.match(older.calls, new RegExp(`up --detach --no-build \\[\\|${name}\\]$`, "m"));
   });

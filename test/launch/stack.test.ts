@@ -190,6 +190,19 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
   test("the stack boots from its baked images: db, web and jobs ready, boot-to-ready reported", async () => {
     const run = `stack-ok-${process.pid}-${id}`;
     runs.push(run);
+    // The plan: alone, the stack's instance gets every CPU of this machine (it pins no workers).
+    const plan = await imgtool(
+      ["launch", "--task-runners", "0", "--run-id", run, "--dry-run", "--json"],
+      good,
+    );
+    assert.equal(plan.code, 0, plan.stderr.slice(-4000));
+    const planned = (
+      JSON.parse(plan.stdout) as { plan: { orchestrator: { group: Record<string, unknown> } } }
+    ).plan.orchestrator.group;
+    const cpus = /^Cpus_allowed_list:\s*(\S+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1];
+    assert.deepEqual([planned.stack, planned.instanceCpus, planned.workerCpus], [true, [cpus], null]);
+    const human = await imgtool(["launch", "--task-runners", "0", "--run-id", run, "--dry-run"], good);
+    assert.match(human.stdout, new RegExp(`Compose stack on CPU ${cpus}, no pinned workers`));
     const offset = statSync(registryLog).size;
     const r = await imgtool(["launch", "--task-runners", "0", "--run-id", run, "--json"], good);
     assert.equal(r.code, 0, r.stderr.slice(-4000));

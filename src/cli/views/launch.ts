@@ -52,11 +52,13 @@ export function humanPlan(p: PlanJson): string {
     `${g.ami} (${g.amiVersion})`,
     `${g.image} (${g.imageVersion})`,
     g.bakedImage === g.image ? "yes" : "no (pulls at boot)",
-    g.workerCpus
-      ? g.workerCpus.map((w, i) => `#${i + 1}: ${w.length} on CPU ${w.join(",")}`).join("; ")
-      : g.workers === "auto"
-        ? "auto: one per physical core, read at boot"
-        : `${g.workers}, first ${g.workers} CPUs at boot (physical cores first)`,
+    g.stack
+      ? `Compose stack${g.instanceCpus ? ` on CPU ${g.instanceCpus.join("; ")}` : ""}, no pinned workers`
+      : g.workerCpus
+        ? g.workerCpus.map((w, i) => `#${i + 1}: ${w.length} on CPU ${w.join(",")}`).join("; ")
+        : g.workers === "auto"
+          ? "auto: one per physical core, read at boot"
+          : `${g.workers}, first ${g.workers} CPUs at boot (physical cores first)`,
   ]);
   const lines = [
     `Plan for run ${p.runId} on ${p.target} (pipeline ${p.pipeline}, label ${p.label}, region ${p.region}); nothing was changed.`,
