@@ -405,7 +405,7 @@ export const ConfigSchema = z
           .max(65535, msg("must be between 1 and 65535"))
           .default(8080)
           .describe(
-            "Port the orchestrator listens on; task runners get http://<its private address>:<port> (local: another free port when taken).",
+            "Port the orchestrator listens on; task runners get http://<its private address>:<port> (local: another free port when taken, or claimed by another launch on this machine).",
           ),
         restart_policy: z
           .enum(["no", "on-failure", "always", "unless-stopped"])

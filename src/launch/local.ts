@@ -38,6 +38,7 @@ import {
 } from "../docker/nested-engine.js";
 import { formatCpuList, readCpuTopology, type CpuTopology } from "./cpus.js";
 import { localInstanceName } from "./ids.js";
+import { portClaims } from "./port-claims.js";
 import { inspected as exists } from "../docker/engine.js";
 import type {
   BootContext,
@@ -87,8 +88,9 @@ export const INSTANCE_DOCKERD_FLAGS = "--iptables=false --ip-masq=false --ip-for
  * On aws the variable is unset: the instance's engine manages its own iptables in its own host.
  *
  * The other design, an own network namespace per local instance (its engine then runs with iptables there), would
- * also remove the host-network port races between concurrent instances, but needs a path from each instance to the
- * loopback registry, the orchestrator's URL from the task runners and imgtool's health port: not done yet.
+ * also give each instance ports of its own (today two launches at once choose the orchestrator's port through claims,
+ * src/launch/port-claims.ts), but needs a path from each instance to the loopback registry, the orchestrator's URL
+ * from the task runners and imgtool's health port: not done yet.
  */
 export function stackForwardChain(instanceName: string): string {
   return `IMGTOOL-${createHash("sha256").update(instanceName).digest("hex").slice(0, 12)}`;
@@ -126,6 +128,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
   /** Names this launch created something for (volume, container): what a failed group start cleans up. */
   const claimed = new Set<string>();
   let port: number | undefined;
+  const claims = portClaims(path.join(stateDir, "port-claims"));
 
   const copyStore = async (
     from: string | null,
@@ -286,15 +289,18 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
   return {
     target: "local",
 
-    async bootContext(): Promise<BootContext> {
+    async bootContext(runId): Promise<BootContext> {
       if (port === undefined) {
         const want = config.launch.orchestrator_port;
-        port = (await portFree(want)) ? want : await freePort();
+        const held = await claims.heldBy(want, runId);
+        port = !held && (await portFree(want)) ? want : await freePort();
         if (port !== want) {
           events({
             type: "warn",
             role: "orchestrator",
-            message: `port ${want} is taken on this machine: the local orchestrator listens on ${port}`,
+            message:
+              `port ${want} is ${held ? `claimed by the launch of run ${held.runId}` : "taken"} on this machine: ` +
+              `the local orchestrator listens on ${port}`,
           });
         }
       }
@@ -307,7 +313,16 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       };
     },
 
-    async prepare() {
+    async prepare(runId) {
+      if (port !== undefined) {
+        const held = await claims.claim(port, runId);
+        if (held) {
+          throw new FailureError(
+            `Port ${port} for the local orchestrator was claimed at the same moment by the launch of run ${held.runId} (pid ${held.pid}).`,
+            { fix: "Launch again: this launch started nothing, and the next picks another port." },
+          );
+        }
+      }
       for (const made of await ensureLocalSecrets(config)) {
         events({
           type: "publish",
@@ -420,6 +435,11 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     async terminate(ids) {
       await Promise.all(ids.map((id) => removeOne(id, started.get(id)?.runId)));
       return ids;
+    },
+
+    /** The run's claims on the orchestrator's port (a running orchestrator's port is bound, taken anyway). */
+    async forgetRun(runId) {
+      await claims.release(runId);
     },
 
     async find(filter) {

@@ -34,7 +34,7 @@ export async function precheck(
   checkRunId(opts.runId);
   checkOptions(opts);
   const compression = config.launch.user_data_compression;
-  const ctx = await backend.bootContext();
+  const ctx = await backend.bootContext(opts.runId);
 
   // 1. The 16 KB limit, before any API call: each role's user-data with the longest values the catalog can hold
   //    (the orchestrator's too with --reuse-orchestrator: none may be running).
@@ -51,7 +51,7 @@ export async function precheck(
     });
     checkUserDataSize(role, worstCaseSize(values, compression), { compression, bound: true });
   }
-  if (!opts.dryRun) await backend.prepare();
+  if (!opts.dryRun) await backend.prepare(opts.runId);
   events({
     type: "start",
     message:
