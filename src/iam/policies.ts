@@ -151,6 +151,17 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           { Sid: "PackerAmazonEbs", Effect: "Allow", Action: PACKER_EC2, Resource: "*" },
           tagAtLaunch(["instance", "volume"]),
           {
+            // Packer's amazon plugin (1.x) puts run_tags on its temporary key pair and security group as it creates
+            // them (CreateKeyPair, CreateSecurityGroup with TagSpecifications): EC2 asks for ec2:CreateTags too.
+            Sid: "TagPackerTemporaries",
+            Effect: "Allow",
+            Action: ["ec2:CreateTags"],
+            Resource: [...arns("ec2:*:*:key-pair/*"), ...arns("ec2:*:*:security-group/*")],
+            Condition: {
+              StringEquals: { "ec2:CreateAction": ["CreateKeyPair", "CreateSecurityGroup"], ...requestTag },
+            },
+          },
+          {
             // Packer tags its AMI and snapshots after CreateImage, the bake its copies: with the pipeline's tag,
             // on images and snapshots that carry no other pipeline's tag.
             Sid: "TagOwnImages",

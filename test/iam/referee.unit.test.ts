@@ -114,6 +114,55 @@ describe("IAM referee: what the actors need is allowed", () => {
     }
   });
 
+  test("bake: what Packer's amazon plugin asks of EC2, its temporary key pair and security group tagged with run_tags as they are created", async () => {
+    // The plugin (builder/common step_key_pair.go, step_security_group.go) sends run_tags as TagSpecifications of
+    // CreateKeyPair and CreateSecurityGroup; EC2 then also evaluates ec2:CreateTags with ec2:CreateAction.
+    const tagged = (type: string, createAction: string): IamRequest => ({
+      action: "ec2:CreateTags",
+      resource: ec2(type, "*"),
+      context: { ...requestTags("nightly"), "ec2:CreateAction": createAction },
+    });
+    for (const req of [
+      {
+        action: "ec2:CreateKeyPair",
+        resource: ec2("key-pair", "packer_0123"),
+        context: requestTags("nightly"),
+      },
+      tagged("key-pair", "CreateKeyPair"),
+      {
+        action: "ec2:CreateSecurityGroup",
+        resource: ec2("security-group", "*"),
+        context: requestTags("nightly"),
+      },
+      { action: "ec2:CreateSecurityGroup", resource: ec2("vpc", "vpc-0123abcd") },
+      tagged("security-group", "CreateSecurityGroup"),
+      { action: "ec2:AuthorizeSecurityGroupIngress", resource: ec2("security-group", "sg-0123abcd") },
+      { action: "ec2:RunInstances", resource: ec2("instance", "*"), context: requestTags("nightly") },
+      tagged("instance", "RunInstances"),
+      tagged("volume", "RunInstances"),
+      { action: "ec2:DeleteKeyPair", resource: ec2("key-pair", "packer_0123") },
+      { action: "ec2:DeleteSecurityGroup", resource: ec2("security-group", "sg-0123abcd") },
+    ]) {
+      assert.ok(await allowed("bake", req), JSON.stringify(req));
+    }
+    // Only at create, and only with the pipeline's tag: no tagging of another's group, or of one that exists.
+    assert.ok(!(await allowed("bake", tagged("security-group", "RunInstances"))));
+    assert.ok(
+      !(await allowed("bake", {
+        action: "ec2:CreateTags",
+        resource: ec2("security-group", "sg-0123abcd"),
+        context: requestTags("nightly"),
+      })),
+    );
+    assert.ok(
+      !(await allowed("bake", {
+        action: "ec2:CreateTags",
+        resource: ec2("key-pair", "*"),
+        context: { ...requestTags("other"), "ec2:CreateAction": "CreateKeyPair" },
+      })),
+    );
+  });
+
   test("launch: EC2's use of a customer-managed EBS key, through ec2.<region> of a configured region only, judged with the key policy", async () => {
     const key = (region: string) =>
       `arn:aws:kms:${region}:${ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
