@@ -203,7 +203,7 @@ export const RESERVED_BUILD_ARGS = [
  * The provisioning scripts (under packer/scripts/) that the rendered Dockerfile runs, as the AMI does: they go
  * into the build context under imgtool/scripts/. Only these: a change to another script rebuilds no image.
  */
-export const CONTAINER_SCRIPTS = ["install-packages.sh", "lib/common.sh"];
+export const CONTAINER_SCRIPTS = ["install-packages.sh", "lib/common.sh", "lib/core.sh"];
 
 /** Build args that carry the rendered Dockerfile's OCI label values (set at build time, not hashed). */
 export const LABEL_BUILD_ARGS = {

@@ -3,7 +3,8 @@
 // it reuses.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
 import { validate } from "dockerfile-utils";
 import { projectPath } from "../../src/paths.js";
 import {
@@ -86,6 +87,18 @@ describe("Dockerfiles", () => {
       );
     }
     for (const f of CONTAINER_SCRIPTS) assert.ok(existsSync(projectPath("packer", "scripts", f)), f);
+    // Every file those scripts source (their `# shellcheck source=` lines, as shellcheck follows them) goes along:
+    // without lib/core.sh, any roles.<role>.packages failed the image build ("core.sh: No such file").
+    for (const f of CONTAINER_SCRIPTS) {
+      const text = readFileSync(projectPath("packer", "scripts", f), "utf8");
+      for (const m of text.matchAll(/^# shellcheck source=(\S+)/gm)) {
+        const sourced = path.posix.join(path.posix.dirname(f), m[1]!);
+        assert.ok(
+          CONTAINER_SCRIPTS.includes(sourced),
+          `${f} sources ${sourced}, which the image does not get`,
+        );
+      }
+    }
   });
 
   test("the orchestrator's HEALTHCHECK asks the configured HTTP check: path, port and status as build args", () => {
