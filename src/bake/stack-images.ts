@@ -7,7 +7,8 @@
 import { readFile } from "node:fs/promises";
 import { parseDocument, isMap, stringify, type Document } from "yaml";
 import type { BakedStack, StackConfig } from "../config/stack.js";
-import type { Target } from "../config/schema.js";
+import type { Config } from "../config/load.js";
+import { ROLES, type Role, type Target } from "../config/schema.js";
 import { FailureError, UsageError } from "../errors.js";
 import { RegistryClient, registryHost } from "../registry/client.js";
 
@@ -198,22 +199,48 @@ export interface ResolveStackOptions {
   fetch?: typeof fetch;
 }
 
-/** Read the compose file, resolve every third-party image to a digest in the stack's registry, render. */
-export async function resolveStack(o: ResolveStackOptions): Promise<BakedStack> {
-  let text: string;
+async function readComposeFile(stack: StackConfig, role: Role): Promise<string> {
   try {
-    text = await readFile(o.stack.file, "utf8");
+    return await readFile(stack.file, "utf8");
   } catch (e) {
     throw new UsageError(
-      `roles.orchestrator.stack.file: cannot read ${o.stack.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}).`,
+      `roles.${role}.stack.file: cannot read ${stack.file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}).`,
       { fix: "Give the path of your compose.yaml, relative to the config file." },
     );
   }
-  const host = registryHost(o.registry.endpoint);
-  const prefix = o.registry.endpoint
+}
+
+/** The path part of a registry endpoint (`host/docker-hub` -> `docker-hub`; none -> ""). */
+function registryPrefix(endpoint: string): string {
+  return endpoint
     .replace(/^[a-z]+:\/\//i, "")
-    .slice(host.length)
+    .slice(registryHost(endpoint).length)
     .replace(/^\/+|\/+$/g, "");
+}
+
+/**
+ * aws: the ECR repositories the bake reads the stacks' third-party images from (for `iam-policy --for bake`):
+ * each image's repository under the path of roles.<role>.stack.registry.aws, as the bake looks it up.
+ */
+export async function stackRepositories(config: Config): Promise<string[]> {
+  const out = new Set<string>();
+  for (const role of ROLES) {
+    const stack = config.roles[role].stack;
+    if (!stack) continue;
+    const prefix = stack.registry.aws ? registryPrefix(stack.registry.aws) : "";
+    for (const image of thirdPartyImages(await readComposeFile(stack, role), stack)) {
+      const { repo } = stackImageRef(image);
+      out.add(prefix ? `${prefix}/${repo}` : repo);
+    }
+  }
+  return [...out].sort();
+}
+
+/** Read the compose file, resolve every third-party image to a digest in the stack's registry, render. */
+export async function resolveStack(o: ResolveStackOptions): Promise<BakedStack> {
+  const text = await readComposeFile(o.stack, "orchestrator");
+  const host = registryHost(o.registry.endpoint);
+  const prefix = registryPrefix(o.registry.endpoint);
   const client = new RegistryClient({
     endpoint: `${o.target === "local" ? "http" : "https"}://${host}`,
     credentials: () => Promise.resolve({ username: o.registry.user, password: o.registry.password }),

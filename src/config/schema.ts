@@ -179,6 +179,12 @@ function roleSchema(role: Role) {
           .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, msg("must be a build-arg name")), z.string())
           .default({})
           .describe("Build args passed to the image build."),
+        packages: z
+          .array(z.string().regex(PACKAGE_RE, msg("must be a package name such as ruby-pg")))
+          .default([])
+          .describe(
+            "OS packages installed in the container image only, by its base's package manager (apt or dnf), after the role's packages (which go on the AMI and the image); for the rendered Dockerfile. E.g. Debian's ruby-webrick and ruby-pg on a debian base image.",
+          ),
         tag_prefix: z
           .string()
           .regex(
@@ -210,6 +216,7 @@ function roleSchema(role: Role) {
       .default({
         context: `examples/${role}`,
         build_args: {},
+        packages: [],
         base_image: { aws: `ruby:${versions.ruby.default_versions[0]}`, local: "imgtool/ruby:bookworm" },
       })
       .describe("The role's container image."),

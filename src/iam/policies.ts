@@ -87,7 +87,15 @@ export function instanceRoleName(config: Config): string | undefined {
   return config.aws.instance_role ?? config.aws.instance_profile;
 }
 
-export function policyFor(actor: Actor, config: Config): PolicyDocument {
+export interface PolicyExtras {
+  /**
+   * bake: the ECR repositories of the stacks' third-party images (`stackRepositories`, read from the compose
+   * files by the caller): the bake resolves them to digests and its build instance pulls them with its token.
+   */
+  stackRepositories?: string[];
+}
+
+export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {}): PolicyDocument {
   const partitions = [...new Set(config.aws.regions.map(partitionOf))];
   const arns = (rest: string): string[] => partitions.map((p) => `arn:${p}:${rest}`);
   const prefix = config.aws.ssm_prefix.replace(/^\//, "");
@@ -212,6 +220,27 @@ export function policyFor(actor: Actor, config: Config): PolicyDocument {
           // bake's own permissions.
           ecrToken,
           ecrPull,
+          // A stack's third-party images (e.g. library/postgres), exactly those repositories. A pull-through cache
+          // (stack.registry.aws) imports an image on its first pull and makes its repository then: the puller needs
+          // ecr:BatchImportUpstreamImage and ecr:CreateRepository on it.
+          ...(extras.stackRepositories?.length
+            ? [
+                {
+                  Sid: "StackImagesPull",
+                  Effect: "Allow" as const,
+                  Action: [
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:BatchImportUpstreamImage",
+                    "ecr:CreateRepository",
+                    "ecr:GetDownloadUrlForLayer",
+                  ],
+                  Resource: [...new Set(extras.stackRepositories)].flatMap((r) =>
+                    arns(`ecr:*:*:repository/${r}`),
+                  ),
+                },
+              ]
+            : []),
         ],
       };
     case "push":

@@ -200,6 +200,12 @@ export async function prepareRole(
     dockerfilePath = rc.app.dockerfile.split(path.sep).join("/");
     const abs = path.resolve(contextDir, rc.app.dockerfile);
     dockerfileLabel = abs;
+    if (rc.app.packages.length) {
+      throw new UsageError(
+        `${at}.packages (${rc.app.packages.join(", ")}) is for the rendered Dockerfile; ${at}.dockerfile is your own.`,
+        { fix: `Install them in ${abs}, or remove ${at}.dockerfile to use the rendered one.` },
+      );
+    }
     try {
       dockerfileText = await readFile(abs, "utf8");
     } catch (e) {
@@ -228,7 +234,8 @@ export async function prepareRole(
       buildArgNames: Object.keys(configArgs),
       httpHealth: http !== undefined,
     });
-    buildArgs = { ...configArgs, IMGTOOL_PACKAGES: rc.packages.join(" "), ...healthBuildArgs(http) };
+    const packages = [...new Set([...rc.packages, ...rc.app.packages])];
+    buildArgs = { ...configArgs, IMGTOOL_PACKAGES: packages.join(" "), ...healthBuildArgs(http) };
     const helpers = path.join(deps.projectDir ?? projectPath(), "docker", role, "bin");
     helperFiles = existsSync(helpers) ? await listContext(helpers, { dockerignore: false }) : [];
     const scripts = await listContext(path.join(deps.projectDir ?? projectPath(), "packer", "scripts"), {

@@ -4,9 +4,14 @@
 // actor needs is denied to every actor.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { parseConfig } from "../../src/config/load.js";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { loadConfig, parseConfig } from "../../src/config/load.js";
+import { projectPath } from "../../src/paths.js";
 import { ACTORS, policyFor, type Actor } from "../../src/iam/policies.js";
 import { evaluate, policyProblems, type IamRequest } from "../support/iam-referee.js";
+import { stackRepositories } from "../../src/bake/stack-images.js";
 
 const ACCOUNT = "123456789012";
 const config = parseConfig(
@@ -161,6 +166,62 @@ describe("IAM referee: what the actors need is allowed", () => {
         context: { ...requestTags("other"), "ec2:CreateAction": "CreateKeyPair" },
       })),
     );
+  });
+
+  test("bake: a stack's third-party images, exactly their repositories (read from compose.yaml), also through a pull-through cache", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "imgtool-iam-stack-"));
+    try {
+      writeFileSync(
+        path.join(dir, "compose.yaml"),
+        "services:\n  db: { image: postgres:15 }\n  cache: { image: bitnami/redis:7.2 }\n  web: { build: . }\n",
+      );
+      const stackConfig = (registry: string) =>
+        parseConfig(
+          [
+            "pipeline: nightly",
+            "roles:",
+            "  orchestrator:",
+            `    stack: { file: compose.yaml, app_services: [web]${registry} }`,
+          ].join("\n"),
+          { baseDir: dir },
+        ).config!;
+      const plain = stackConfig("");
+      assert.deepEqual(await stackRepositories(plain), ["bitnami/redis", "library/postgres"]);
+      const cached = stackConfig(
+        ", registry: { aws: 123456789012.dkr.ecr.us-east-1.amazonaws.com/docker-hub }",
+      );
+      const repos = await stackRepositories(cached);
+      assert.deepEqual(repos, ["docker-hub/bitnami/redis", "docker-hub/library/postgres"]);
+
+      const bake = policyFor("bake", cached, { stackRepositories: repos });
+      assert.deepEqual(await policyProblems(bake), []);
+      const repo = (r: string) => `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/${r}`;
+      const may = async (action: string, r: string) =>
+        (await evaluate(bake, { action, resource: repo(r) }, ACCOUNT)).allowed;
+      for (const action of [
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+        "ecr:BatchImportUpstreamImage",
+        "ecr:CreateRepository",
+      ]) {
+        assert.ok(await may(action, "docker-hub/library/postgres"), action);
+        assert.ok(
+          !(await may(action, "docker-hub/library/mysql")),
+          `${action} on an image the stack does not use`,
+        );
+      }
+      assert.ok(!(await may("ecr:PutImage", "docker-hub/library/postgres")), "the bake never pushes there");
+      // Without the list, no such statement: the policy of a fleet with no stack is as before.
+      assert.ok(!policyFor("bake", plain).Statement.some((st) => st.Sid === "StackImagesPull"));
+
+      // The example fleet's own stack (PostgreSQL).
+      const seed = loadConfig(projectPath("examples/seed-fleet/imgtool.config.yaml"), {
+        explicit: true,
+      }).config;
+      assert.deepEqual(await stackRepositories(seed), ["library/postgres"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("launch: EC2's use of a customer-managed EBS key, through ec2.<region> of a configured region only, judged with the key policy", async () => {

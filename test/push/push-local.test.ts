@@ -8,6 +8,7 @@ import { appendFileSync, cpSync, mkdirSync, mkdtempSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { prepareRole } from "../../src/push/inputs.js";
+import { projectPath } from "../../src/paths.js";
 import { pushImages, type RoleResult } from "../../src/push/push.js";
 import { gitRubyBench } from "../../src/push/ruby-bench.js";
 import { exec } from "../../src/exec.js";
@@ -437,6 +438,32 @@ describe("push image, local target (real engine, real registry)", () => {
     assert.deepEqual((await deps.catalog.resolve([{ role: "orchestrator", kind: "image" }])).found, []);
   });
 
+  test("app.packages on a bare Debian base: the image gets them from Debian's archive (the seed example's aws route: Debian's Ruby with WEBrick and pg)", async () => {
+    const p = tempProject(
+      [
+        "roles:",
+        "  orchestrator:",
+        `    app: { context: ${projectPath("examples/seed-fleet/orchestrator")}, base_image: { local: imgtool/base:bookworm }, packages: [ruby, ruby-webrick, ruby-pg] }`,
+        "",
+      ].join("\n"),
+    );
+    const { results } = await pushImages(
+      { config: p.config, target: "local", roles: ["orchestrator"] },
+      localDeps(p),
+    );
+    const r = byRole(results, "orchestrator");
+    assert.equal(r.status, "pushed", r.error?.message);
+    const out = await dockerCli([
+      "run",
+      "--rm",
+      r.reference!,
+      "ruby",
+      "-e",
+      'require "webrick"; require "pg"; puts "ruby #{RUBY_VERSION} pg #{PG::VERSION}"',
+    ]);
+    assert.match(out, /^ruby 3\.\d+\.\d+ pg \d+\.\d+/);
+  });
+
   test("the content tag: the same inputs give the same tag; the ruby-bench commit, a build arg or the base change it", async () => {
     const local = makeBenchRepo();
     const p = tempProject(`roles:\n  task-runner:\n    ruby_bench:\n      repository: ${local.path}\n`);
@@ -464,5 +491,32 @@ describe("push image, local target (real engine, real registry)", () => {
       },
     };
     assert.notEqual(await tag(otherBase), t2, "another base image");
+
+    // app.packages: the image's own packages, after the role's (which go on the AMI too), in the one build arg.
+    const appPackages = (app: Partial<typeof rc.app>, packages = rc.packages) => ({
+      ...p.config,
+      roles: { ...p.config.roles, "task-runner": { ...rc, packages, app: { ...rc.app, ...app } } },
+    });
+    const withPackages = await prepareRole(
+      "task-runner",
+      appPackages({ packages: ["jq", "curl"] }, ["curl", "make"]),
+      "local",
+      deps,
+    );
+    assert.equal(withPackages.buildArgs.IMGTOOL_PACKAGES, "curl make jq");
+    assert.notEqual(withPackages.tag, t2, "an image package");
+    await assert.rejects(
+      prepareRole(
+        "task-runner",
+        appPackages({ packages: ["jq"], dockerfile: "Dockerfile.own" }),
+        "local",
+        deps,
+      ),
+      (e: unknown) => {
+        assert.ok(isImgtoolError(e) && e.exitCode === 2, String(e));
+        assert.match(e.message, /roles\.task-runner\.app\.packages \(jq\) is for the rendered Dockerfile/);
+        return true;
+      },
+    );
   });
 });
