@@ -440,7 +440,7 @@ export const ConfigSchema = z
           .max(3600)
           .default(600)
           .describe(
-            "How long `imgtool launch` waits for the orchestrator's health and every instance's readiness (aws: the record it publishes in SSM).",
+            "How long `imgtool launch` waits for the orchestrator's health and every instance's readiness (aws: the record it publishes in SSM). An instance's own wait for its workers or stack is a quarter shorter (at most 120 s), so it fails first and launch shows why.",
           ),
         worker_env: z
           .strictObject({

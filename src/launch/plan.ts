@@ -324,10 +324,20 @@ export function userDataValues(
       run: config.roles[role].run,
       instanceType: v.instanceType ?? config.roles[role].instance_types[0]!,
       orchestratorPort: ctx.orchestratorPort,
-      healthWaitSeconds: config.launch.ready_timeout_seconds,
+      healthWaitSeconds: instanceWaitSeconds(config.launch.ready_timeout_seconds),
       secretLocation: (name) => secretLocation(config, ctx, name),
     },
   };
+}
+
+/**
+ * How long an instance's user-data waits for its workers or stack to be ready: shorter than launch's own wait
+ * (launch.ready_timeout_seconds, counted from the start request, before the boot's first line), by a quarter of it
+ * and at most 120 s. So a service that never gets ready fails on the instance first, and launch shows the
+ * instance's reason (the service, its exit code, its last log lines) instead of "no readiness record".
+ */
+export function instanceWaitSeconds(readyTimeoutSeconds: number): number {
+  return readyTimeoutSeconds - Math.min(120, Math.floor(readyTimeoutSeconds / 4));
 }
 
 /** Where an instance reads a declared secret at boot: its SSM name (aws) or its file in the local instance. */

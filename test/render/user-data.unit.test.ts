@@ -25,7 +25,7 @@ import { projectPath } from "../../src/paths.js";
 import { UsageError } from "../../src/errors.js";
 import { orderCpus, parseCpuList, readCpuTopology, workerCpus } from "../../src/launch/cpus.js";
 import { parseRecord } from "../../src/launch/aws-ready.js";
-import { userDataValues } from "../../src/launch/plan.js";
+import { instanceWaitSeconds, userDataValues } from "../../src/launch/plan.js";
 import type { BootContext, LaunchOptions } from "../../src/launch/types.js";
 import {
   USER_DATA_LIMIT,
@@ -315,6 +315,19 @@ describe("user-data: rendering", () => {
       assert.doesNotMatch(text, /\bgit clone\b|\bdocker build\b/);
       assert.ok(!text.includes(SECRET));
       assert.match(text, /^SECRET_LOCATIONS=\(\/imgtool\/bench\/secrets\/orchestrator-api-key\)$/m);
+    }
+  });
+
+  test("the instance's own wait (workers, stack) ends before launch's: a quarter of launch.ready_timeout_seconds sooner, at most 120 s", () => {
+    assert.deepEqual([600, 60, 20, 5, 3600].map(instanceWaitSeconds), [480, 45, 15, 4, 3480]);
+    for (const [extra, wait] of [
+      ["", 480],
+      ["launch:\n  ready_timeout_seconds: 60\n", 45],
+    ] as const) {
+      const text = renderUserDataText(values("orchestrator", {}, extra));
+      assert.match(text, new RegExp(`^HEALTH_WAIT_SECONDS=${wait}$`, "m"));
+      // The stack's helper gets the same wait (its own default is 600 s).
+      assert.match(text, /IMGTOOL_STACK_WAIT_SECONDS=\$HEALTH_WAIT_SECONDS \\\n\s+exec imgtool-stack up /);
     }
   });
 
