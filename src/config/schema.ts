@@ -412,7 +412,7 @@ export const ConfigSchema = z
           .max(65535, msg("must be between 1 and 65535"))
           .default(8080)
           .describe(
-            "Port the orchestrator listens on; task runners get http://<its private address>:<port> (local: another free port when taken, or claimed by another launch on this machine).",
+            "Port the orchestrator listens on; task runners get http://<its private address>:<port> (local: another free port when taken, or claimed by another launch of this checkout).",
           ),
         restart_policy: z
           .enum(["no", "on-failure", "always", "unless-stopped"])
@@ -440,7 +440,7 @@ export const ConfigSchema = z
           .max(3600)
           .default(600)
           .describe(
-            "How long `imgtool launch` waits for the orchestrator's health and every instance's readiness (aws: the record it publishes in SSM). An instance's own wait for its workers or stack is a quarter shorter (at most 120 s), so it fails first and launch shows why.",
+            "How long `imgtool launch` waits for the orchestrator's health and every instance's readiness (aws: the record it publishes in SSM). An instance's own wait for its workers or stack is shorter, by 120 s and engine_wait_seconds (a quarter at most), so it usually fails first and launch shows why.",
           ),
         worker_env: z
           .strictObject({

@@ -221,8 +221,8 @@ export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {
           ecrToken,
           ecrPull,
           // A stack's third-party images (e.g. library/postgres), exactly those repositories. A pull-through cache
-          // (stack.registry.aws) imports an image on its first pull and makes its repository then: the puller needs
-          // ecr:BatchImportUpstreamImage and ecr:CreateRepository on it.
+          // (only where stack.registry.aws names one) imports an image on its first pull and makes its repository
+          // then: the puller needs ecr:BatchImportUpstreamImage and ecr:CreateRepository on it.
           ...(extras.stackRepositories?.length
             ? [
                 {
@@ -231,8 +231,9 @@ export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {
                   Action: [
                     "ecr:BatchCheckLayerAvailability",
                     "ecr:BatchGetImage",
-                    "ecr:BatchImportUpstreamImage",
-                    "ecr:CreateRepository",
+                    ...(ROLES.some((r) => config.roles[r].stack?.registry.aws)
+                      ? ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"]
+                      : []),
                     "ecr:GetDownloadUrlForLayer",
                   ],
                   Resource: [...new Set(extras.stackRepositories)].flatMap((r) =>

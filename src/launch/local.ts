@@ -38,7 +38,7 @@ import {
 } from "../docker/nested-engine.js";
 import { formatCpuList, readCpuTopology, type CpuTopology } from "./cpus.js";
 import { localInstanceName } from "./ids.js";
-import { portClaims } from "./port-claims.js";
+import { describeOwner, portClaims } from "./port-claims.js";
 import { inspected as exists } from "../docker/engine.js";
 import type {
   BootContext,
@@ -128,7 +128,11 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
   /** Names this launch created something for (volume, container): what a failed group start cleans up. */
   const claimed = new Set<string>();
   let port: number | undefined;
-  const claims = portClaims(path.join(stateDir, "port-claims"));
+  // Claims live as long as launch waits for readiness (a --no-wait launch exits before its instance binds the port).
+  const claims = portClaims(path.join(stateDir, "port-claims"), {
+    ttlMs: (config.launch.ready_timeout_seconds + 60) * 1000,
+  });
+  const owner = (runId: string) => `${config.pipeline}.${runId}`;
 
   const copyStore = async (
     from: string | null,
@@ -286,20 +290,50 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
     if (runId) await rm(runDir(runId, name), { recursive: true, force: true });
   };
 
+  /** Start one group whole or not at all, as one RunInstances does. */
+  const startGroup = async (req: GroupRequest, runId: string): Promise<StartedInstance[]> => {
+    const first = req.firstIndex ?? 0;
+    const settled = await Promise.allSettled(
+      Array.from({ length: req.count }, (_, i) => startOne(req, runId, first + i, req.instanceCpus?.[i])),
+    );
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
+    if (failed) {
+      // A group starts whole or not at all, as one RunInstances does.
+      await Promise.all(
+        Array.from({ length: req.count }, (_, i) =>
+          localInstanceName(config.pipeline, runId, req.role, first + i),
+        )
+          .filter((name) => claimed.has(name))
+          .map((name) => removeOne(name, runId).catch(() => undefined)),
+      );
+      throw failed.reason;
+    }
+    const names = settled.map((s) => (s as PromiseFulfilledResult<string>).value);
+    return names.map((id): StartedInstance => ({
+      id,
+      role: req.role,
+      instanceType: req.instanceType,
+      arch: req.arch,
+      market: "on-demand",
+      privateIp: "127.0.0.1",
+      state: "running",
+    }));
+  };
+
   return {
     target: "local",
 
     async bootContext(runId): Promise<BootContext> {
       if (port === undefined) {
         const want = config.launch.orchestrator_port;
-        const held = await claims.heldBy(want, runId);
+        const held = await claims.heldBy(want, owner(runId));
         port = !held && (await portFree(want)) ? want : await freePort();
         if (port !== want) {
           events({
             type: "warn",
             role: "orchestrator",
             message:
-              `port ${want} is ${held ? `claimed by the launch of run ${held.runId}` : "taken"} on this machine: ` +
+              `port ${want} is ${held ? `claimed by the launch of ${describeOwner(held.owner)}` : "taken"} on this machine: ` +
               `the local orchestrator listens on ${port}`,
           });
         }
@@ -313,16 +347,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
       };
     },
 
-    async prepare(runId) {
-      if (port !== undefined) {
-        const held = await claims.claim(port, runId);
-        if (held) {
-          throw new FailureError(
-            `Port ${port} for the local orchestrator was claimed at the same moment by the launch of run ${held.runId} (pid ${held.pid}).`,
-            { fix: "Launch again: this launch started nothing, and the next picks another port." },
-          );
-        }
-      }
+    async prepare() {
       for (const made of await ensureLocalSecrets(config)) {
         events({
           type: "publish",
@@ -344,32 +369,23 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
           by: "the local target, as EC2 does",
         });
       }
-      const first = req.firstIndex ?? 0;
-      const settled = await Promise.allSettled(
-        Array.from({ length: req.count }, (_, i) => startOne(req, runId, first + i, req.instanceCpus?.[i])),
-      );
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
-      if (failed) {
-        // A group starts whole or not at all, as one RunInstances does.
-        await Promise.all(
-          Array.from({ length: req.count }, (_, i) =>
-            localInstanceName(config.pipeline, runId, req.role, first + i),
-          )
-            .filter((name) => claimed.has(name))
-            .map((name) => removeOne(name, runId).catch(() => undefined)),
-        );
-        throw failed.reason;
+      // The orchestrator's port: claimed only when an orchestrator starts (a launch that keeps one claims none).
+      const claiming = req.role === "orchestrator" && port !== undefined;
+      if (claiming) {
+        const held = await claims.claim(port!, owner(runId));
+        if (held) {
+          throw new FailureError(
+            `Port ${port} for the local orchestrator was claimed at the same moment by the launch of ${describeOwner(held.owner)} (pid ${held.pid}).`,
+            { fix: "Launch again: this launch started nothing, and the next picks another port." },
+          );
+        }
       }
-      const names = settled.map((s) => (s as PromiseFulfilledResult<string>).value);
-      return names.map((id): StartedInstance => ({
-        id,
-        role: req.role,
-        instanceType: req.instanceType,
-        arch: req.arch,
-        market: "on-demand",
-        privateIp: "127.0.0.1",
-        state: "running",
-      }));
+      try {
+        return await startGroup(req, runId);
+      } catch (e) {
+        if (claiming) await claims.release(owner(runId)).catch(() => undefined);
+        throw e;
+      }
     },
 
     async waitReady(inst, timeoutMs, signal): Promise<ReadyReport> {
@@ -439,7 +455,7 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
 
     /** The run's claims on the orchestrator's port (a running orchestrator's port is bound, taken anyway). */
     async forgetRun(runId) {
-      await claims.release(runId);
+      await claims.release(owner(runId));
     },
 
     async find(filter) {

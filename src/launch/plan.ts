@@ -324,7 +324,10 @@ export function userDataValues(
       run: config.roles[role].run,
       instanceType: v.instanceType ?? config.roles[role].instance_types[0]!,
       orchestratorPort: ctx.orchestratorPort,
-      healthWaitSeconds: instanceWaitSeconds(config.launch.ready_timeout_seconds),
+      healthWaitSeconds: instanceWaitSeconds(
+        config.launch.ready_timeout_seconds,
+        config.launch.engine_wait_seconds,
+      ),
       secretLocation: (name) => secretLocation(config, ctx, name),
     },
   };
@@ -332,12 +335,13 @@ export function userDataValues(
 
 /**
  * How long an instance's user-data waits for its workers or stack to be ready: shorter than launch's own wait
- * (launch.ready_timeout_seconds, counted from the start request, before the boot's first line), by a quarter of it
- * and at most 120 s. So a service that never gets ready fails on the instance first, and launch shows the
- * instance's reason (the service, its exit code, its last log lines) instead of "no readiness record".
+ * (launch.ready_timeout_seconds, counted from the start request, before the boot's first line and the engine
+ * wait), by 120 s plus the engine wait, at most a quarter of it. So a service that never gets ready fails on the
+ * instance first (unless the boot itself took longer than that margin), and launch shows the instance's reason
+ * (the service, its exit code, its last log lines) instead of "no readiness record".
  */
-export function instanceWaitSeconds(readyTimeoutSeconds: number): number {
-  return readyTimeoutSeconds - Math.min(120, Math.floor(readyTimeoutSeconds / 4));
+export function instanceWaitSeconds(readyTimeoutSeconds: number, engineWaitSeconds: number): number {
+  return readyTimeoutSeconds - Math.min(120 + engineWaitSeconds, Math.floor(readyTimeoutSeconds / 4));
 }
 
 /** Where an instance reads a declared secret at boot: its SSM name (aws) or its file in the local instance. */

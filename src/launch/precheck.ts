@@ -51,7 +51,7 @@ export async function precheck(
     });
     checkUserDataSize(role, worstCaseSize(values, compression), { compression, bound: true });
   }
-  if (!opts.dryRun) await backend.prepare(opts.runId);
+  if (!opts.dryRun) await backend.prepare();
   events({
     type: "start",
     message:

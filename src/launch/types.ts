@@ -138,11 +138,8 @@ export interface LaunchBackend {
   readonly target: Target;
   /** Target facts for the user-data of this run; makes no change and (aws) no API call. */
   bootContext(runId: string): Promise<BootContext>;
-  /**
-   * Make what the instances read at boot exist (local: the secret file; the claim on the orchestrator's port). Not
-   * called on a dry run.
-   */
-  prepare(runId: string): Promise<void>;
+  /** Make what the instances read at boot exist (local: the secret file). Not called on a dry run. */
+  prepare(): Promise<void>;
   /**
    * Start one group with one request; resolves once the request is answered (not when ready). On aws a spot
    * request that meets a capacity error falls back to on-demand.

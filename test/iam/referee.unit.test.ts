@@ -213,6 +213,14 @@ describe("IAM referee: what the actors need is allowed", () => {
       assert.ok(!(await may("ecr:PutImage", "docker-hub/library/postgres")), "the bake never pushes there");
       // Without the list, no such statement: the policy of a fleet with no stack is as before.
       assert.ok(!policyFor("bake", plain).Statement.some((st) => st.Sid === "StackImagesPull"));
+      // No pull-through cache configured: pulls only, nothing is imported or made.
+      const pushedThere = policyFor("bake", plain, { stackRepositories: await stackRepositories(plain) });
+      const arn = `arn:aws:ecr:us-east-1:${ACCOUNT}:repository/library/postgres`;
+      assert.ok(
+        (await evaluate(pushedThere, { action: "ecr:BatchGetImage", resource: arn }, ACCOUNT)).allowed,
+      );
+      for (const action of ["ecr:BatchImportUpstreamImage", "ecr:CreateRepository"])
+        assert.ok(!(await evaluate(pushedThere, { action, resource: arn }, ACCOUNT)).allowed, action);
 
       // The example fleet's own stack (PostgreSQL).
       const seed = loadConfig(projectPath("examples/seed-fleet/imgtool.config.yaml"), {

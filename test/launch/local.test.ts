@@ -398,7 +398,7 @@ describe("launch on the local target (containers with their own engine, through 
       { type: "text/x-shellscript", filename: "imgtool-user-data.sh", body: script },
     ]);
     const b = backend();
-    await b.prepare(RUN_M);
+    await b.prepare();
     const [inst] = await b.start(taskRunnerRequest(gzipSync(mime), mime), RUN_M);
     const ready = await b.waitReady!(inst!, 600_000);
     assert.equal(ready.workers.length, 1);

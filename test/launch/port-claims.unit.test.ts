@@ -3,7 +3,7 @@
 // folder as two processes of one checkout do. The port they want is one the kernel just handed out as free.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import type Docker from "dockerode";
@@ -11,7 +11,14 @@ import { parseConfig } from "../../src/config/load.js";
 import { FailureError } from "../../src/errors.js";
 import type { ImgtoolEvent } from "../../src/events.js";
 import { freePort, localBackend } from "../../src/launch/local.js";
-import { CLAIM_TTL_MS, portClaims } from "../../src/launch/port-claims.js";
+import type { GroupRequest } from "../../src/launch/types.js";
+import { machineArch } from "../../src/config/arch.js";
+import {
+  CLAIM_MAX_AGE_MS,
+  CLAIM_MIN_TTL_MS,
+  describeOwner,
+  portClaims,
+} from "../../src/launch/port-claims.js";
 
 function withDir(fn: (dir: string) => Promise<void>) {
   return async () => {
@@ -36,10 +43,10 @@ test(
       "a run's own claim never holds the port against it",
     );
     const held = await b.claim(8080, "run-b");
-    assert.equal(held?.runId, "run-a");
+    assert.equal(held?.owner, "run-a");
     assert.equal(held?.pid, 101);
     assert.deepEqual(readdirSync(dir), ["8080.run-a"], "the losing claim is withdrawn");
-    assert.equal((await b.heldBy(8080, "run-b"))?.runId, "run-a");
+    assert.equal((await b.heldBy(8080, "run-b"))?.owner, "run-a");
     await a.release("run-a");
     assert.equal(await b.heldBy(8080, "run-b"), undefined);
     assert.equal(await b.claim(8080, "run-b"), undefined);
@@ -47,16 +54,26 @@ test(
 );
 
 test(
-  "port claims: a claim whose process is gone holds the port for its TTL only (an instance of a --no-wait launch may still bind it)",
+  "port claims: a claim holds the port for its TTL whatever its process (a --no-wait launch exits before its instance binds it), then while its process runs, a day at most; an expired claim is removed",
   withDir(async (dir) => {
     let now = 1_000_000;
-    const dead = portClaims(dir, { pid: 303, alive: () => false, now: () => now });
-    assert.equal(await dead.claim(8080, "run-gone"), undefined);
-    now += CLAIM_TTL_MS - 1;
-    assert.equal((await dead.heldBy(8080, "run-new"))?.runId, "run-gone");
+    let running = false;
+    const ttlMs = CLAIM_MIN_TTL_MS + 60_000;
+    const c = portClaims(dir, { pid: 303, alive: () => running, now: () => now, ttlMs });
+    assert.equal(await c.claim(8080, "p.run-gone"), undefined);
+    now += ttlMs - 1;
+    assert.equal((await c.heldBy(8080, "p.run-new"))?.owner, "p.run-gone");
     now += 1;
-    assert.equal(await dead.heldBy(8080, "run-new"), undefined);
-    assert.equal(await dead.claim(8080, "run-new"), undefined);
+    running = true;
+    assert.equal((await c.heldBy(8080, "p.run-new"))?.owner, "p.run-gone", "its process still runs");
+    now += CLAIM_MAX_AGE_MS;
+    assert.equal(await c.heldBy(8080, "p.run-new"), undefined, "a day old: its pid may be another process's");
+    assert.deepEqual(readdirSync(dir), [], "the expired claim is gone");
+    assert.equal(await c.claim(8080, "p.run-new"), undefined);
+    // Never shorter than the minimum, whatever the option says.
+    const short = portClaims(dir, { alive: () => false, now: () => now, ttlMs: 1 });
+    assert.equal((await short.heldBy(8080, "p.other"))?.owner, "p.run-new");
+    assert.equal(describeOwner("seed.run-1"), "run run-1 (pipeline seed)");
   }),
 );
 
@@ -72,63 +89,99 @@ test(
   }),
 );
 
-/** A Docker client that fails every call: bootContext, prepare and forgetRun need no engine. */
-const noEngine = new Proxy({} as Docker, {
-  get: (_t, prop) => (prop === "then" ? undefined : () => assert.fail(`engine called: ${String(prop)}`)),
-});
-
-function launcher(dir: string, want: number, events: ImgtoolEvent[]) {
-  const parsed = parseConfig(`local:\n  state_dir: ${dir}\nlaunch:\n  orchestrator_port: ${want}\n`, {
-    baseDir: dir,
+/** A Docker client that fails every call (counted): bootContext needs no engine; start fails at its first call. */
+function failingEngine(calls: string[]): Docker {
+  return new Proxy({} as Docker, {
+    get: (_t, prop) =>
+      prop === "then"
+        ? undefined
+        : () => {
+            calls.push(String(prop));
+            throw new Error(`engine called: ${String(prop)}`);
+          },
   });
+}
+
+function launcher(dir: string, want: number, events: ImgtoolEvent[], calls: string[] = []) {
+  const parsed = parseConfig(
+    `pipeline: pc\nlocal:\n  state_dir: ${dir}\nlaunch:\n  orchestrator_port: ${want}\n`,
+    { baseDir: dir },
+  );
   assert.ok(parsed.config, parsed.errors.join("\n"));
   return localBackend({
     config: parsed.config,
-    docker: noEngine,
+    docker: failingEngine(calls),
     registry: { user: "AWS", passwordFile: path.join(dir, "password") },
     events: (e) => events.push(e),
     stateDir: dir,
   });
 }
 
+function request(role: "orchestrator" | "task-runner"): GroupRequest {
+  const bytes = Buffer.from("#!/bin/bash\n");
+  return {
+    role,
+    instanceType: "local",
+    arch: machineArch(),
+    count: 1,
+    market: "on-demand",
+    imageId: "sha256:twin",
+    preloadVolume: null,
+    userData: { role, text: bytes.toString(), bytes, compression: "none" },
+    tags: {},
+  };
+}
+
 test(
-  "local launches: a second launch avoids the port the first claimed (and says whose); two that picked it at once: the second fails before starting anything",
+  "local launches: a launch avoids a port another launch claimed (and says whose); one that chose it at the same moment fails before the engine is called; a failed start, and terminate, release the claim",
   withDir(async (dir) => {
     const want = await freePort();
+    const claimsDir = path.join(dir, "port-claims");
+    const other = portClaims(claimsDir);
     const events: ImgtoolEvent[] = [];
-    const first = launcher(dir, want, events);
-    assert.equal((await first.bootContext("run-a")).orchestratorPort, want);
-    await first.prepare("run-a");
 
-    // Later: the port is free on the machine (no instance bound it yet), but claimed.
-    const second = launcher(dir, want, events);
-    const port = (await second.bootContext("run-b")).orchestratorPort;
+    // Another launch of this checkout claimed the port (its instance has not bound it yet).
+    assert.equal(await other.claim(want, "pc.run-a"), undefined);
+    const calls: string[] = [];
+    const later = launcher(dir, want, events, calls);
+    const port = (await later.bootContext("run-b")).orchestratorPort;
     assert.notEqual(port, want);
     const warn = events.find((e) => e.type === "warn");
-    assert.match(warn?.message ?? "", new RegExp(`port ${want} is claimed by the launch of run run-a`));
-    await second.prepare("run-b");
+    assert.match(
+      warn?.message ?? "",
+      new RegExp(`port ${want} is claimed by the launch of run run-a \\(pipeline pc\\)`),
+    );
 
-    // At once: both chose the port before either claimed it.
-    await first.forgetRun!("run-a");
-    const x = launcher(dir, want, events);
-    const y = launcher(dir, want, events);
-    assert.equal((await x.bootContext("run-x")).orchestratorPort, want);
-    assert.equal((await y.bootContext("run-y")).orchestratorPort, want);
-    await x.prepare("run-x");
-    await assert.rejects(y.prepare("run-y"), (e: unknown) => {
+    // At the same moment: this launch chose the port before the other claimed it.
+    await other.release("pc.run-a");
+    const racing = launcher(dir, want, events, calls);
+    assert.equal((await racing.bootContext("run-c")).orchestratorPort, want);
+    assert.equal(await other.claim(want, "pc.run-a"), undefined);
+    await assert.rejects(racing.start(request("orchestrator"), "run-c"), (e: unknown) => {
       assert.ok(e instanceof FailureError, String(e));
       assert.match(
         e.message,
-        new RegExp(`Port ${want} .* claimed at the same moment by the launch of run run-x`),
+        new RegExp(`Port ${want} .* claimed at the same moment by the launch of run run-a`),
       );
       assert.match(e.fix ?? "", /Launch again/);
       return true;
     });
-    assert.ok(!existsSync(path.join(dir, "port-claims", `${want}.run-y`)));
-    assert.ok(existsSync(path.join(dir, "port-claims", `${want}.run-x`)));
+    assert.deepEqual(calls, [], "nothing was started");
+    assert.deepEqual(readdirSync(claimsDir), [`${want}.pc.run-a`]);
 
-    // terminate (forgetRun) of the holder frees the port for the next launch.
-    await x.forgetRun!("run-x");
-    assert.equal((await launcher(dir, want, events).bootContext("run-z")).orchestratorPort, want);
+    // The port free again: the orchestrator's start claims it; its failure (here: the engine) releases it.
+    await other.release("pc.run-a");
+    const failing = launcher(dir, want, events, calls);
+    assert.equal((await failing.bootContext("run-d")).orchestratorPort, want);
+    await assert.rejects(failing.start(request("orchestrator"), "run-d"), /engine called/);
+    assert.ok(calls.length > 0);
+    assert.deepEqual(readdirSync(claimsDir), [], "a failed start keeps no claim");
+
+    // A task runners' group claims nothing; terminate (forgetRun) removes a run's claims.
+    await assert.rejects(failing.start(request("task-runner"), "run-d"), /engine called/);
+    assert.deepEqual(readdirSync(claimsDir), []);
+    assert.equal(await portClaims(claimsDir).claim(want, "pc.run-e"), undefined);
+    await launcher(dir, want, events).forgetRun!("run-e");
+    assert.deepEqual(readdirSync(claimsDir), []);
   }),
 );

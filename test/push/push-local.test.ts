@@ -504,7 +504,10 @@ describe("push image, local target (real engine, real registry)", () => {
       deps,
     );
     assert.equal(withPackages.buildArgs.IMGTOOL_PACKAGES, "curl make jq");
-    assert.notEqual(withPackages.tag, t2, "an image package");
+    // app.packages alone changes the tag.
+    const roleOnly = await prepareRole("task-runner", appPackages({}, ["curl", "make"]), "local", deps);
+    assert.equal(roleOnly.buildArgs.IMGTOOL_PACKAGES, "curl make");
+    assert.notEqual(withPackages.tag, roleOnly.tag, "an image package");
     await assert.rejects(
       prepareRole(
         "task-runner",

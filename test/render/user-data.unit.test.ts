@@ -318,10 +318,14 @@ describe("user-data: rendering", () => {
     }
   });
 
-  test("the instance's own wait (workers, stack) ends before launch's: a quarter of launch.ready_timeout_seconds sooner, at most 120 s", () => {
-    assert.deepEqual([600, 60, 20, 5, 3600].map(instanceWaitSeconds), [480, 45, 15, 4, 3480]);
+  test("the instance's own wait (workers, stack) ends before launch's: by 120 s and the engine wait, at most a quarter of launch.ready_timeout_seconds", () => {
+    assert.deepEqual(
+      [600, 60, 20, 5, 3600].map((t) => instanceWaitSeconds(t, 60)),
+      [450, 45, 15, 4, 3420],
+    );
+    assert.equal(instanceWaitSeconds(3600, 10), 3470);
     for (const [extra, wait] of [
-      ["", 480],
+      ["", 450],
       ["launch:\n  ready_timeout_seconds: 60\n", 45],
     ] as const) {
       const text = renderUserDataText(values("orchestrator", {}, extra));
