@@ -18,6 +18,7 @@
 import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { FailureError } from "../errors.js";
+import { pidAlive } from "../leftovers/runs.js";
 
 /** The shortest lifetime of a claim: a local instance boots and binds the port well within it. */
 export const CLAIM_MIN_TTL_MS = 5 * 60_000;
@@ -35,20 +36,11 @@ export interface PortClaim {
 
 export interface PortClaimsOptions {
   now?: () => number;
-  /** Whether a process runs. Default: signal 0 (EPERM counts as running). */
+  /** Whether a process runs. Default: src/leftovers/runs.ts `pidAlive`. */
   alive?: (pid: number) => boolean;
   pid?: number;
   /** How long a claim is live whether or not its process runs. Default (and at least) {@link CLAIM_MIN_TTL_MS}. */
   ttlMs?: number;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 const isMissing = (e: unknown) => (e as NodeJS.ErrnoException).code === "ENOENT";
@@ -61,7 +53,7 @@ export function describeOwner(owner: string): string {
 
 export function portClaims(dir: string, opts: PortClaimsOptions = {}) {
   const now = opts.now ?? Date.now;
-  const alive = opts.alive ?? processAlive;
+  const alive = opts.alive ?? ((p: number) => pidAlive(p));
   const pid = opts.pid ?? process.pid;
   const ttl = Math.max(CLAIM_MIN_TTL_MS, opts.ttlMs ?? 0);
   const fileOf = (port: number, owner: string) => path.join(dir, `${port}.${owner}`);
