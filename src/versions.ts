@@ -30,6 +30,8 @@ const VersionsSchema = z.object({
     url: z.string(),
     /** The release binaries' SHA-256 (64 lowercase hex digits), or empty: not pinned, the aws bake refuses. */
     sha256: z.object({ x86_64: Sha256OrEmpty, arm64: Sha256OrEmpty }),
+    /** Compose v2 from a newer Debian suite, for tests only (scripts/fetch-compose-v2): never baked. */
+    debian_v2: z.object({ suite: z.string(), package: z.string() }),
   }),
   ruby_bench: z.object({ repository: z.string(), ref: z.string() }),
   aws_base: z.record(Arch, z.object({ owner: z.string(), name: z.string() })),

@@ -41,6 +41,8 @@ const env = stack ? { DOCKER_HOST: dockerHost(stack) } : {};
 const docker = dockerCli(env);
 const registryLog = stack ? path.join(path.dirname(stack.registry.passwordFile), "registry.log") : "";
 const LAST_LINE = `jobs gave up ${id}`;
+/** Compose v2 as Debian ships it (scripts/fetch-compose-v2, run by scripts/setup). */
+const composeV2 = stack ? path.join(stack.stateDir, "compose-v2", "docker-compose") : "";
 
 const COMPOSE = `services:
   db:
@@ -299,4 +301,97 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
     assert.doesNotMatch(r.stderr, /stack service db/);
     assert.equal(leftContainers(), "");
   });
+
+  // An AMI runs Compose v2 (install-stack.sh puts the pinned release binary in /usr/local/lib/docker/cli-plugins);
+  // the twin runs Debian bookworm's 1.29. Here the baked imgtool-stack runs with Compose v2 as Debian trixie ships
+  // it (2.26, from scripts/fetch-compose-v2; standing in for the AMI's 2.29.7, which cannot be fetched here), put
+  // where install-stack.sh puts it, in a local instance of the same twin: v2 starts the baked project (its own
+  // container names), web answers on the published port (so web reached db over the project bridge), and a
+  // service that exits is named with its exit code and last log line (v2's log prefix stripped), nothing left.
+  test(
+    "Compose v2 (Debian's 2.26 plugin, where the AMI's goes) runs the baked stack: ready; a service that exits is named",
+    { skip: !existsSync(composeV2) && "run scripts/setup (it fetches Compose v2)" },
+    async () => {
+      const run = `stack-v2-${process.pid}-${id}`;
+      runs.push(run);
+      const r = await imgtool(["launch", "--task-runners", "0", "--run-id", run, "--json"], good);
+      assert.equal(r.code, 0, r.stderr.slice(-4000));
+      const doc = JSON.parse(r.stdout) as {
+        orchestrator: { url: string };
+        instances: { id: string; role: string }[];
+      };
+      const orch = doc.instances.find((i) => i.role === "orchestrator")!;
+      const port = new URL(doc.orchestrator.url).port;
+      const inInstance = (script: string, vars: Record<string, string> = {}) =>
+        docker([
+          "exec",
+          ...Object.entries(vars).flatMap(([k, v]) => ["--env", `${k}=${v}`]),
+          orch.id,
+          "bash",
+          "-c",
+          script,
+        ]);
+      const web = inInstance(
+        "docker inspect --format '{{.Config.Image}}' \"$(docker ps -q --filter label=com.docker.compose.service=web)\"",
+      );
+      assert.equal(web.code, 0, web.out);
+      // What the user-data hands imgtool-stack for this compose.yaml (the secret's value is any: db starts afresh).
+      const vars = {
+        IMGTOOL_STACK_FORWARD_CHAIN: stackForwardChain(orch.id),
+        IMGTOOL_IMAGE: web.out.trim(),
+        PORT: port,
+        DB_PASSWORD: `v2-${id}`,
+        IMGTOOL_STACK_WAIT_SECONDS: "300",
+      };
+      /** imgtool-stack with these arguments: its exit code and its stdout and stderr together. */
+      const stackRun = (args: string, more: Record<string, string> = {}) => {
+        const out = inInstance(
+          `imgtool-stack ${args} >/tmp/stack.out 2>&1; echo "rc=$?"; cat /tmp/stack.out`,
+          {
+            ...vars,
+            ...more,
+          },
+        );
+        assert.equal(out.code, 0, out.out);
+        const rc = /^rc=(\d+)$/m.exec(out.out)?.[1];
+        return { code: Number(rc), out: out.out };
+      };
+      const names = () =>
+        inInstance(
+          "docker ps -a --filter label=com.docker.compose.project=imgtool --format '{{.Names}}' | sort",
+        )
+          .out.trim()
+          .split("\n")
+          .filter(Boolean);
+      // Compose 1.29 takes its project down; then v2 goes where install-stack.sh puts it on Amazon Linux.
+      assert.equal(stackRun("down").code, 0);
+      assert.deepEqual(names(), []);
+      assert.equal(inInstance("mkdir -p /usr/local/lib/docker/cli-plugins").code, 0);
+      const cp = docker(["cp", composeV2, `${orch.id}:/usr/local/lib/docker/cli-plugins/docker-compose`]);
+      assert.equal(cp.code, 0, cp.out);
+      assert.match(inInstance("docker compose version --short").out.trim(), /^v?2\./);
+
+      const up = stackRun("up");
+      assert.equal(up.code, 0, up.out);
+      assert.match(up.out, /with docker compose$/m, "imgtool-stack chose the v2 plugin");
+      assert.match(up.out, /, "stack": \[[^\]]*\], "stackReadySeconds": \d+\.\d{3}$/m);
+      // v2's container names (project-service-index), not v1's (project_service_index).
+      assert.deepEqual(names(), ["imgtool-db-1", "imgtool-jobs-1", "imgtool-web-1"]);
+      const health = await fetch(`${doc.orchestrator.url}/health`);
+      assert.equal(health.status, 200, "web answers on the published port");
+
+      assert.equal(stackRun("down").code, 0);
+      assert.deepEqual(names(), []);
+      const failed = stackRun("up", { JOBS_FAIL: `${LAST_LINE} (v2)` });
+      assert.equal(failed.code, 1, failed.out);
+      assert.match(failed.out, /^stack service jobs exited \(exit code 3\); last log lines:$/m);
+      // The last log line as the service printed it: v2's "jobs-1  | " prefix is stripped as v1's is.
+      assert.match(failed.out, new RegExp(`^${LAST_LINE} \\(v2\\)$`, "m"), failed.out);
+      assert.deepEqual(names(), [], "a failed up leaves no container of the project");
+
+      const t = await imgtool(["terminate", "--run-id", run], good);
+      assert.equal(t.code, 0, t.stderr);
+      assert.equal(leftContainers(), "");
+    },
+  );
 });
