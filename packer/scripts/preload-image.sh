@@ -36,34 +36,49 @@ if ! docker info >/dev/null 2>&1; then
   retry 30 1 docker info >/dev/null 2>&1 || die "the Docker engine does not answer"
 fi
 
-logged_in=""
+# A Compose stack's other images (IMGTOOL_STACK_IMAGES, by digest) are pre-loaded beside the role's own.
+words "${IMGTOOL_STACK_IMAGES:-}"
+REFS=("$IMGTOOL_IMAGE_REF" "${WORDS[@]}")
+logged_in=()
 if [[ -n ${IMGTOOL_REGISTRY_ENDPOINT:-} && -n ${IMGTOOL_REGISTRY_USER:-} ]]; then
   password=${IMGTOOL_REGISTRY_PASSWORD:-}
   if [[ -z $password && -n ${IMGTOOL_REGISTRY_PASSWORD_B64:-} ]]; then
     password=$(printf '%s' "$IMGTOOL_REGISTRY_PASSWORD_B64" | base64 -d) || die "IMGTOOL_REGISTRY_PASSWORD_B64 is not base64"
   fi
   [[ -n $password ]] || die "no registry password: set the environment variable that imgtool names for $IMGTOOL_REGISTRY_ENDPOINT"
+  # The endpoint's registry, then every other registry host of the images (a stack's registry, e.g. a pull-through
+  # cache or another account's ECR in the same region): one ECR token opens each registry its principal may read.
+  hosts=("$IMGTOOL_REGISTRY_ENDPOINT")
+  endpoint_host=${IMGTOOL_REGISTRY_ENDPOINT#*://}
+  endpoint_host=${endpoint_host%%/*}
+  for ref in "${WORDS[@]}"; do
+    host=${ref%%/*}
+    [[ $host == "$endpoint_host" || " ${hosts[*]} " == *" $host "* ]] || hosts+=("$host")
+  done
   # The password goes on stdin, never on a command line.
-  login() { printf '%s' "$password" | docker login --username "$IMGTOOL_REGISTRY_USER" --password-stdin "$IMGTOOL_REGISTRY_ENDPOINT" >/dev/null; }
-  retry 3 5 login || die "docker login to $IMGTOOL_REGISTRY_ENDPOINT failed"
+  login() { printf '%s' "$password" | docker login --username "$IMGTOOL_REGISTRY_USER" --password-stdin "$1" >/dev/null; }
+  for host in "${hosts[@]}"; do
+    retry 3 5 login "$host" || die "docker login to $host failed"
+    logged_in+=("$host")
+  done
   unset password
-  logged_in=$IMGTOOL_REGISTRY_ENDPOINT
 fi
-# A Compose stack's other images (IMGTOOL_STACK_IMAGES, by digest) are pre-loaded beside the role's own.
-words "${IMGTOOL_STACK_IMAGES:-}"
-pull_rc=0
-for ref in "$IMGTOOL_IMAGE_REF" "${WORDS[@]}"; do
+failed=()
+for ref in "${REFS[@]}"; do
   log "pulling $ref"
-  retry 3 10 docker pull --quiet "$ref" >/dev/null || pull_rc=$?
+  retry 3 10 docker pull --quiet "$ref" >/dev/null || failed+=("$ref")
 done
 # No credentials stay on the image.
-if [[ -n $logged_in ]]; then
-  docker logout "$logged_in" >/dev/null 2>&1 || true
-fi
+for host in "${logged_in[@]}"; do
+  docker logout "$host" >/dev/null 2>&1 || true
+done
 rm -f "${DOCKER_CONFIG:-/root/.docker}/config.json"
-((pull_rc == 0)) || die "docker pull $IMGTOOL_IMAGE_REF failed"
+((${#failed[@]} == 0)) || die "docker pull failed for: ${failed[*]}"
 
-# Self-check: the image is in the store under its digest.
+# Self-check: every image is in the store under its digest.
+for ref in "${WORDS[@]}"; do
+  docker image inspect --format '{{.Id}}' "$ref" >/dev/null || die "$ref is not in the store after the pull"
+done
 id=$(docker image inspect --format '{{.Id}}' "$IMGTOOL_IMAGE_REF") || die "$IMGTOOL_IMAGE_REF is not in the store after the pull"
 state_write preload.json "{\"status\": \"pulled\", \"image\": $(json_str "$IMGTOOL_IMAGE_REF"), \"id\": $(json_str "$id")}"
 log "ok: $IMGTOOL_IMAGE_REF is in the engine's store ($id)"

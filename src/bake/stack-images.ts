@@ -11,6 +11,7 @@ import type { Config } from "../config/load.js";
 import { ROLES, type Role, type Target } from "../config/schema.js";
 import { FailureError, UsageError } from "../errors.js";
 import { RegistryClient, registryHost } from "../registry/client.js";
+import { ecrRegionOf } from "../config/registry.js";
 
 /** How the rendered compose file names the role's own image: set by the user-data to the image it runs. */
 export const APP_IMAGE_VAR = "${IMGTOOL_IMAGE}";
@@ -236,13 +237,16 @@ export async function stackRepositories(config: Config): Promise<string[]> {
   return [...out].sort();
 }
 
+/** A loopback registry host: plain HTTP, as Docker itself talks to one (its default insecure registries). */
+const LOOPBACK = /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\])(?::\d+)?$/;
+
 /** Read the compose file, resolve every third-party image to a digest in the stack's registry, render. */
 export async function resolveStack(o: ResolveStackOptions): Promise<BakedStack> {
   const text = await readComposeFile(o.stack, "orchestrator");
   const host = registryHost(o.registry.endpoint);
   const prefix = registryPrefix(o.registry.endpoint);
   const client = new RegistryClient({
-    endpoint: `${o.target === "local" ? "http" : "https"}://${host}`,
+    endpoint: `${o.target === "local" || LOOPBACK.test(host) ? "http" : "https"}://${host}`,
     credentials: () => Promise.resolve({ username: o.registry.user, password: o.registry.password }),
     ...(o.fetch ? { fetch: o.fetch } : {}),
   });
@@ -304,6 +308,16 @@ export async function bakeStack(o: {
       endpoint: configured ?? o.localRegistry.endpoint,
     };
   } else if (o.login) {
+    // One ECR token opens every registry the bake's principal may read, in the region it was asked in: the
+    // role image's, where the pre-load pulls with it. A stack registry elsewhere would answer 401 at the pull.
+    const stackRegion = configured ? ecrRegionOf(configured) : undefined;
+    const imageRegion = ecrRegionOf(o.imageRef);
+    if (stackRegion && imageRegion && stackRegion !== imageRegion) {
+      throw new UsageError(
+        `roles.orchestrator.stack.registry.aws: ${configured} is in ${stackRegion}, the role's image registry in ${imageRegion}; the bake pulls the stack's images with one ECR token, which works in one region.`,
+        { fix: `Name a registry (or a pull-through cache) in ${imageRegion}.` },
+      );
+    }
     const creds = await o.login(o.imageRef);
     registry = { ...creds, endpoint: configured ?? registryHost(o.imageRef) };
   }

@@ -5,7 +5,15 @@
 // the ECR token's credentials and lets the IAM referee decide the pull (ecr:BatchGetImage for the bake actor).
 import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { makeAwsClients } from "../../src/aws/clients.js";
@@ -15,7 +23,9 @@ import { bakeRole, type BakeDeps } from "../../src/bake/bake.js";
 import { ecrPreloadLogin, makeAwsBakeOps } from "../../src/bake/aws-ops.js";
 import { Catalog } from "../../src/catalog/catalog.js";
 import { SsmStore } from "../../src/catalog/ssm-store.js";
-import { parseConfig } from "../../src/config/load.js";
+import { parseConfig, type Config } from "../../src/config/load.js";
+import type { Role } from "../../src/config/schema.js";
+import { stackRepositories } from "../../src/bake/stack-images.js";
 import type { ImgtoolEvent } from "../../src/events.js";
 import { policyFor } from "../../src/iam/policies.js";
 import { makePackerRunner } from "../../src/packer/runner.js";
@@ -30,28 +40,58 @@ const ACCOUNT = "123456789012";
 const FAKE_PACKER = new URL("./fixtures/recording-packer.mjs", import.meta.url).pathname;
 const FAKE_DOCKER = new URL("./fixtures/docker-standin.mjs", import.meta.url).pathname;
 const PASSWORD = "ecr-token-password-9f8e7d6c5b4a";
+const OTHER_ACCOUNT = "210987654321";
 
 describe("aws bake pre-load: an ECR token reaches the pull (recording Packer stand-in runs preload-image.sh, Docker CLI stand-in, loopback registry)", () => {
-  const config = parseConfig(
-    [
-      "pipeline: bench",
-      "roles:",
-      "  task-runner:",
-      "    instance_types: [c7i.large]",
-      "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
-      "    base:",
-      `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`,
-      "aws:",
-      `  regions: [${HOME}]`,
-    ].join("\n"),
-    { baseDir: "/p" },
-  ).config!;
-  const repo = config.aws.ecr.repositories["task-runner"];
+  // The orchestrator is a Compose stack whose third-party image comes from stack.registry.aws: another registry
+  // host (a pull-through cache, or another account's ECR, in the same region), served by a second loopback registry.
+  const dir = mkdtempSync(path.join(tmpdir(), "imgtool-bake-preload-config-"));
+  writeFileSync(
+    path.join(dir, "compose.yaml"),
+    "services:\n  db:\n    image: postgres:15\n  web:\n    build: .\n    depends_on: [db]\n",
+  );
+  let config: Config;
+  let repo: string;
+  let cache: AuthRegistry;
   let standin: AwsStandin;
   let registry: AuthRegistry;
   let tmp: string;
 
   before(async () => {
+    // The cache decides a pull as ECR would for its account: the bake actor's policy for this config (with the
+    // stack's repositories, as `iam-policy --for bake` writes it), judged by the referee.
+    cache = await startAuthRegistry({
+      user: "AWS",
+      password: PASSWORD,
+      authorize: async (repository) =>
+        (
+          await evaluate(policyFor("bake", config, { stackRepositories: await stackRepositories(config) }), {
+            action: "ecr:BatchGetImage",
+            resource: `arn:aws:ecr:${HOME}:${OTHER_ACCOUNT}:repository/${repository}`,
+          })
+        ).allowed,
+    });
+    const base = `      aws: { owner: "${ACCOUNT}", name: { x86_64: "al2023-ami-*-x86_64", arm64: "al2023-ami-*-arm64" } }`;
+    config = parseConfig(
+      [
+        "pipeline: bench",
+        "roles:",
+        "  task-runner:",
+        "    instance_types: [c7i.large]",
+        "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
+        "    base:",
+        base,
+        "  orchestrator:",
+        "    ruby_bench: { repository: https://example.invalid/ruby-bench.git, ref: main }",
+        "    base:",
+        base,
+        `    stack: { file: compose.yaml, app_services: [web], registry: { aws: "${cache.host}/docker-hub" } }`,
+        "aws:",
+        `  regions: [${HOME}]`,
+      ].join("\n"),
+      { baseDir: dir },
+    ).config!;
+    repo = config.aws.ecr.repositories["task-runner"];
     // ECR decides a pull by the token's principal: here, the bake actor's generated policy, judged by the referee.
     registry = await startAuthRegistry({
       user: "AWS",
@@ -72,6 +112,8 @@ describe("aws bake pre-load: an ECR token reaches the pull (recording Packer sta
   after(async () => {
     await standin.close();
     await registry.close();
+    await cache.close();
+    rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(() => {
     standin.reset();
@@ -92,7 +134,7 @@ describe("aws bake pre-load: an ECR token reaches the pull (recording Packer sta
       readBack: { attempts: 3, delayMs: 5 },
     });
 
-  async function setUp(imageRepo = repo) {
+  async function setUp(imageRepo = repo, role: Role = "task-runner") {
     standin.addImage(HOME, { name: "al2023-ami-2026.1-x86_64", architecture: "x86_64" });
     const built = standin.addImage(HOME, { name: "built-x86_64", architecture: "x86_64" }).imageId;
     const digest = registry.addManifest(
@@ -100,7 +142,7 @@ describe("aws bake pre-load: an ECR token reaches the pull (recording Packer sta
       JSON.stringify({ schemaVersion: 2, layers: [], repo: imageRepo }),
     );
     const imageRef = `${registry.host}/${imageRepo}@${digest}`;
-    await catalog("setup").publish({ role: "task-runner", kind: "image" }, imageRef, {
+    await catalog("setup").publish({ role, kind: "image" }, imageRef, {
       version: "v20261201-000000-aaaaaaaa",
       inputsHash: "a",
       builtAt: "2026-12-01T00:00:00Z",
@@ -184,6 +226,58 @@ describe("aws bake pre-load: an ECR token reaches the pull (recording Packer sta
       readFileSync(path.join(tmp, "packer.log"), "utf8").includes('{"step":"preload-image","exit":0}'),
       "the step ran",
     );
+  });
+
+  test("an orchestrator stack: its image is resolved in the stack's registry (another host) and pre-loaded with the same token; the referee judges each pull", async () => {
+    const orchestratorRepo = config.aws.ecr.repositories.orchestrator;
+    const pg = cache.addManifest(
+      "docker-hub/library/postgres",
+      JSON.stringify({ schemaVersion: 2, layers: [], repo: "postgres" }),
+      "15",
+    );
+    const pgRef = `${cache.host}/docker-hub/library/postgres@${pg}`;
+    const { deps, imageRef } = await setUp(orchestratorRepo, "orchestrator");
+    const r = await bakeRole("orchestrator", deps);
+    assert.equal(r.status, "built");
+    assert.equal(r.preloadedImage, imageRef);
+
+    // The bake resolved postgres:15 in the cache (with the token), and the step pulled it by that digest: every
+    // manifest request carried the credentials and was allowed.
+    assert.deepEqual(
+      cache.requests
+        .filter((q) => q.path.includes("/manifests/") && q.authenticated)
+        .map((q) => [q.method, q.path, q.status]),
+      [
+        ["HEAD", "/v2/docker-hub/library/postgres/manifests/15", 200],
+        ["GET", `/v2/docker-hub/library/postgres/manifests/${pg}`, 200],
+      ],
+    );
+    const dockerCalls = readFileSync(path.join(tmp, "docker.log"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as string[]);
+    const login = (host: string) => ["login", "--username", "AWS", "--password-stdin", host];
+    assert.deepEqual(
+      dockerCalls.filter((c) => c[0] === "login" || c[0] === "logout"),
+      [login(registry.endpoint), login(cache.host), ["logout", registry.endpoint], ["logout", cache.host]],
+    );
+    assert.deepEqual(
+      dockerCalls.filter((c) => c[0] === "pull").map((c) => c.at(-1)),
+      [imageRef, pgRef],
+    );
+    const build = path.join(tmp, `orchestrator-${r.version}`);
+    assert.ok(
+      !existsSync(path.join(build, "instance-root/root/.docker/config.json")),
+      "no credentials stay on the image",
+    );
+
+    // The referee's own word on that policy: the stack's repository at the cache, nothing else there.
+    const bake = policyFor("bake", config, { stackRepositories: await stackRepositories(config) });
+    const at = (r: string) => `arn:aws:ecr:${HOME}:${OTHER_ACCOUNT}:repository/${r}`;
+    const pull = async (r: string) =>
+      (await evaluate(bake, { action: "ecr:BatchGetImage", resource: at(r) })).allowed;
+    assert.equal(await pull("docker-hub/library/postgres"), true);
+    assert.equal(await pull("docker-hub/library/redis"), false);
   });
 
   test("the referee: the bake actor may get a token and pull its own repositories, not another pipeline's", async () => {

@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { parse } from "yaml";
 import {
   APP_IMAGE_VAR,
+  bakeStack,
   projectBridges,
   renderStack,
   stackImageRef,
@@ -179,4 +180,31 @@ networks:
       /"br-\$\{X\}", not an interface name/.test(e.message) &&
       /no variable/.test(e.fix ?? ""),
   );
+});
+
+test("aws: a stack registry in another region than the role's image registry is a config error, before any login", async () => {
+  let logins = 0;
+  await assert.rejects(
+    bakeStack({
+      stack: { ...stack, registry: { aws: "210987654321.dkr.ecr.eu-west-1.amazonaws.com/docker-hub" } },
+      target: "aws",
+      imageRef: `123456789012.dkr.ecr.us-east-1.amazonaws.com/bench/orchestrator@${D}`,
+      settleSeconds: 1,
+      login: async () => {
+        logins++;
+        return {
+          endpoint: "https://123456789012.dkr.ecr.us-east-1.amazonaws.com",
+          user: "AWS",
+          password: "p",
+        };
+      },
+    }),
+    (e: Error) =>
+      e instanceof UsageError &&
+      /roles\.orchestrator\.stack\.registry\.aws: .* is in eu-west-1, the role's image registry in us-east-1/.test(
+        e.message,
+      ) &&
+      /in us-east-1/.test(e.fix ?? ""),
+  );
+  assert.equal(logins, 0);
 });

@@ -1,6 +1,6 @@
 /**
  * A small loopback registry that requires credentials, for tests that pull (the aws bake's pre-load step):
- * GET /v2/ and manifests by digest, HTTP Basic auth as ECR takes it (`AWS:<token password>`), and an optional
+ * GET /v2/ and manifests by digest or tag, HTTP Basic auth as ECR takes it (`AWS:<token password>`), and an optional
  * `authorize` hook that decides a pull as ECR's IAM check would (BatchGetImage on the repository). Records
  * every request with whether it carried valid credentials.
  */
@@ -21,8 +21,8 @@ export interface AuthRegistry {
   /** http://127.0.0.1:PORT */
   readonly endpoint: string;
   readonly requests: AuthRegistryRequest[];
-  /** Store a manifest under a repository; returns its digest (sha256 of the bytes). */
-  addManifest(repository: string, body: string): string;
+  /** Store a manifest under a repository (and a tag, when given); returns its digest (sha256 of the bytes). */
+  addManifest(repository: string, body: string, tag?: string): string;
   close(): Promise<void>;
 }
 
@@ -35,6 +35,8 @@ export async function startAuthRegistry(opts: {
   authorize?: (repository: string) => Promise<boolean>;
 }): Promise<AuthRegistry> {
   const manifests = new Map<string, string>();
+  /** repository:tag -> digest */
+  const tags = new Map<string, string>();
   const requests: AuthRegistryRequest[] = [];
   const expected = `Basic ${Buffer.from(`${opts.user}:${opts.password}`).toString("base64")}`;
   const server = http.createServer((req, res) => {
@@ -57,9 +59,12 @@ export async function startAuthRegistry(opts: {
         return;
       }
       if (url === "/v2/") return answer(200, "{}");
-      const m = /^\/v2\/(.+)\/manifests\/(sha256:[0-9a-f]{64})$/.exec(url);
+      const m = /^\/v2\/(.+)\/manifests\/(sha256:[0-9a-f]{64}|[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})$/.exec(url);
       if (!m) return answer(404, JSON.stringify({ errors: [{ code: "NAME_UNKNOWN" }] }));
-      const [, repository, digest] = m as unknown as [string, string, string];
+      const [, repository, reference] = m as unknown as [string, string, string];
+      const digest = reference.startsWith("sha256:")
+        ? reference
+        : (tags.get(`${repository}:${reference}`) ?? "");
       if (opts.authorize && !(await opts.authorize(repository))) {
         return answer(403, JSON.stringify({ errors: [{ code: "DENIED", message: "not authorized" }] }));
       }
@@ -74,9 +79,10 @@ export async function startAuthRegistry(opts: {
     host,
     endpoint: `http://${host}`,
     requests,
-    addManifest(repository, body) {
+    addManifest(repository, body, tag) {
       const digest = `sha256:${createHash("sha256").update(body).digest("hex")}`;
       manifests.set(`${repository}@${digest}`, body);
+      if (tag) tags.set(`${repository}:${tag}`, digest);
       return digest;
     },
     close: () =>
