@@ -108,14 +108,26 @@ export function readCpuTopology(root = "/"): CpuTopology {
   })();
   let allowed = line ? parseCpuList(line[1]!) : (online ?? [0]);
   if (online) allowed = allowed.filter((c) => online.includes(c));
-  // CPUs the kernel isolates (isolcpus) are the workers'; the others are the system's.
-  const isolated = (() => {
-    try {
-      return parseCpuList(readFileSync(path.join(root, "sys/devices/system/cpu/isolated"), "utf8"));
-    } catch {
-      return [];
+  // CPUs the kernel isolates (isolcpus) are the workers'; the others are the system's. The kernel moved init off
+  // the isolated CPUs, and this process inherited that list: they are taken within the cgroup's cpuset instead
+  // (as the user-data's instance_cpus does).
+  const read = (...files: string[]) => {
+    for (const f of files) {
+      try {
+        return parseCpuList(readFileSync(path.join(root, f), "utf8"));
+      } catch {
+        // the next candidate
+      }
     }
-  })().filter((c) => allowed.includes(c));
+    return undefined;
+  };
+  const scope =
+    read("sys/fs/cgroup/cpuset.cpus.effective", "sys/fs/cgroup/cpuset/cpuset.effective_cpus") ??
+    online ??
+    allowed;
+  const isolated = (read("sys/devices/system/cpu/isolated") ?? []).filter(
+    (c) => scope.includes(c) && (!online || online.includes(c)),
+  );
   if (isolated.length > 0) allowed = isolated;
   const siblings = new Map<number, number[]>();
   for (const cpu of allowed) {

@@ -164,6 +164,10 @@ function sandbox(opts: {
   cpuSetup?: string;
   /** Seconds `docker image inspect` (the image check) takes: a slow boot step. */
   imageCheckSeconds?: number;
+  /** The boot process's own CPU list (/proc/self/status), when it is not `cpus`. */
+  allowed?: string;
+  /** The cgroup's cpuset (sys/fs/cgroup/cpuset.cpus.effective), if any. */
+  cgroupCpus?: string;
 }) {
   const dir = tempDir("imgtool-ud-run-");
   const bin = path.join(dir, "bin");
@@ -189,7 +193,11 @@ function sandbox(opts: {
     mkdirSync(path.join(dir, "marker"));
     writeFileSync(path.join(dir, "marker", "cpu.json"), opts.cpuSetup);
   }
-  writeFileSync(path.join(dir, "status"), `Name:\tbash\nCpus_allowed_list:\t${opts.cpus}\n`);
+  if (opts.cgroupCpus !== undefined) {
+    mkdirSync(path.join(sys, "fs/cgroup"), { recursive: true });
+    writeFileSync(path.join(sys, "fs/cgroup/cpuset.cpus.effective"), `${opts.cgroupCpus}\n`);
+  }
+  writeFileSync(path.join(dir, "status"), `Name:\tbash\nCpus_allowed_list:\t${opts.allowed ?? opts.cpus}\n`);
   writeFileSync(path.join(dir, "secret"), SECRET);
   writeFileSync(path.join(dir, "registry-password"), REGISTRY_PASSWORD);
   // Stand-in for the docker CLI: records each call's argv (NUL-separated), stdin for login, and whether the
@@ -674,6 +682,33 @@ describe(
         governor: "unknown",
         turbo: "unknown",
       });
+    });
+
+    test("isolcpus as an AMI boots with it: the boot's own CPU list is the system's (init was moved off the isolated CPUs), and the workers still go to the isolated ones, within the cgroup's cpuset", async () => {
+      const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
+      const ami = { cpus: "0-3", allowed: "0", siblings, baked: true, cpuFiles: { isolated: "1-3\n" } };
+      const pins = (sb: ReturnType<typeof sandbox>) =>
+        (sb.marker("ready")!.workers as { cpus: string }[]).map((w) => w.cpus);
+      const three = sandbox(ami);
+      const auto = sandbox(ami);
+      // A local instance's container: its cpuset (2-3) bounds the isolated CPUs it may use.
+      const local = sandbox({ ...ami, allowed: "2-3", cgroupCpus: "2-3" });
+      const [r3, rAuto, rLocal] = await Promise.all([
+        three.run(renderUserDataText(values("task-runner", { workers: 3 }))),
+        auto.run(renderUserDataText(values("task-runner"))),
+        local.run(renderUserDataText(values("task-runner", { workers: 2 }))),
+      ]);
+      assert.equal(r3.status, 0, r3.stderr);
+      assert.deepEqual(pins(three), ["1", "2", "3"]);
+      assert.equal(rAuto.status, 0, rAuto.stderr);
+      assert.deepEqual(pins(auto), ["1", "2"], "one per core among the isolated CPUs");
+      assert.equal(rLocal.status, 0, rLocal.stderr);
+      assert.deepEqual(pins(local), ["2", "3"]);
+      // The TypeScript planner reads the same.
+      mkdirSync(path.join(auto.dir, "proc/self"), { recursive: true });
+      writeFileSync(path.join(auto.dir, "proc/self/status"), "Cpus_allowed_list:\t0\n");
+      assert.deepEqual(workerCpus(orderCpus(readCpuTopology(auto.dir)), "auto"), [1, 2]);
+      assert.deepEqual(workerCpus(orderCpus(readCpuTopology(auto.dir)), 3), [1, 2, 3]);
     });
 
     test("more workers than CPUs: the boot fails with a marker that says why, and starts nothing", async () => {
