@@ -284,6 +284,16 @@ export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {
           identity,
           catalogRead,
           {
+            // Before any RunInstances: every secret the instances read exists (src/launch/precheck.ts), in the
+            // catalog's batched GetParameters, wherever it is kept. Never decrypted: no kms:Decrypt here.
+            Sid: "SecretsExist",
+            Effect: "Allow",
+            Action: ["ssm:GetParameters"],
+            Resource: instanceSecrets(config).flatMap((name) =>
+              arns(`ssm:*:*:parameter/${name.replace(/^\//, "")}`),
+            ),
+          },
+          {
             Sid: "Describe",
             Effect: "Allow",
             Action: ["ec2:DescribeInstances", "ec2:DescribeImages"],

@@ -114,9 +114,23 @@ describe("IAM referee: what the actors need is allowed", () => {
         context: { "iam:PassedToService": "ec2.amazonaws.com" },
       },
       { action: "ec2:TerminateInstances", resource: ec2("instance", "i-0123456789abcdef0"), context: ours },
+      // The existence check of the secrets, in the catalog's batched call: one kept outside ssm_prefix too.
+      {
+        action: "ssm:GetParameters",
+        resource: `arn:aws:ssm:us-east-1:${ACCOUNT}:parameter/vault/nightly/api-key`,
+      },
     ]) {
       assert.ok(await allowed("launch", req), JSON.stringify(req));
     }
+    // Known to exist, never read: the launcher cannot decrypt it.
+    assert.equal(
+      await allowed("launch", {
+        action: "kms:Decrypt",
+        resource: `arn:aws:kms:us-east-1:${ACCOUNT}:key/0123abcd-0000-0000-0000-000000000000`,
+        context: { "kms:ViaService": "ssm.us-east-1.amazonaws.com" },
+      }),
+      false,
+    );
   });
 
   test("bake: what Packer's amazon plugin asks of EC2, its temporary key pair and security group tagged with run_tags as they are created", async () => {
