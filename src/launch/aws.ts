@@ -114,6 +114,10 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
           : {}),
       }),
     );
+    // EC2 keeps a ClientToken for days: a run id used before gets that launch's instances back (or a mismatch).
+    const ended = instances.filter((i) => ENDED_STATES.has(i.State?.Name ?? ""));
+    if (ended.length)
+      throw runIdReused(runId, ended.map((i) => `${i.InstanceId} ${i.State?.Name}`).join(", "));
     const at = now();
     for (const i of instances) if (i.InstanceId) startedAt.set(i.InstanceId, { runId, at });
     if (instances.length !== req.count) {
@@ -249,12 +253,26 @@ export const SPOT_ROLE_MISSING = "AuthFailure.ServiceLinkedRoleCreationNotPermit
  * capacity problems), or, on demand, for the account's vCPU quota or the zone's capacity (failures that name
  * what to change). A spot request's capacity errors pass through: the caller falls back to on-demand.
  */
+/** Instance states of a launch that is over: never what a new RunInstances starts. */
+const ENDED_STATES = new Set(["shutting-down", "terminated", "stopping", "stopped"]);
+
+/** A run id whose ClientToken EC2 still remembers from an earlier launch. */
+function runIdReused(runId: string, seen: string, cause?: unknown): UsageError {
+  return new UsageError(
+    `--run-id ${runId} was used by an earlier launch: EC2 answered its RunInstances token with that launch's request (${seen}).`,
+    { fix: "Use a new --run-id (EC2 remembers a request's token for days).", ...(cause ? { cause } : {}) },
+  );
+}
+
 async function explainDenial<T>(market: Market, req: GroupRequest, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
     const name = errorName(e);
     const what = `RunInstances for ${req.count} x ${req.instanceType} (${market}) of ${req.role}`;
+    if (name === "IdempotentParameterMismatch") {
+      throw runIdReused(req.tags[TAG.runId] ?? "?", `${name}: other parameters under the same token`, e);
+    }
     if (name === SPOT_ROLE_MISSING) {
       throw new UsageError(`${what} was refused: the account has no Spot service-linked role (${name}).`, {
         fix:

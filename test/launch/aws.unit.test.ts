@@ -301,6 +301,28 @@ describe("launch on aws (AWS stand-in)", () => {
     assert.equal(again.instances.length, 0, "a second terminate finds nothing left");
   });
 
+  test("a run id used before: EC2 answers its token with the ended launch's instances, and the launch is a usage error naming the run id", async () => {
+    const r = await launchOnStandin(fx, { taskRunners: 1, runId: "run-once" });
+    const sink = recordingSink();
+    const backend = awsBackend({
+      config: awsConfig(),
+      region: REGION,
+      ec2: async () => new Ec2Instances(fx.clients.ec2),
+      events: sink,
+    });
+    await terminateRun({ runId: "run-once", dryRun: false }, { backend, events: sink });
+    const before = fx.standin.state.region(REGION).ec2.instances.size;
+    await assert.rejects(
+      launchOnStandin(fx, { taskRunners: 1, runId: "run-once" }),
+      (e: Error) =>
+        e instanceof UsageError &&
+        /--run-id run-once was used by an earlier launch/.test(e.message) &&
+        e.message.includes(r.result.instances[0]!.id) &&
+        /new --run-id/.test(e.fix ?? ""),
+    );
+    assert.equal(fx.standin.state.region(REGION).ec2.instances.size, before, "no instance started");
+  });
+
   test("the planted secret appears in no request, user-data or log; the user-data reads it at boot from SSM", async () => {
     const { result, events } = await launchOnStandin(fx, {
       taskRunners: 2,
