@@ -61,3 +61,18 @@ test("scripts/nightly-rebake refuses a bad target (exit 2)", () => {
   assert.equal(r.status, 2);
   assert.match(r.stderr, /--target must be local or aws, not: gcp/);
 });
+
+test("scripts/nightly-rebake --target aws without a config refuses (exit 2) before anything runs", () => {
+  const r = spawnSync(
+    projectPath("scripts", "nightly-rebake"),
+    ["--target", "aws", "--config", "/nonexistent/imgtool.config.yaml"],
+    {
+      encoding: "utf8",
+    },
+  );
+  assert.equal(r.status, 2);
+  assert.match(
+    r.stderr,
+    /the aws target needs your imgtool config, and \/nonexistent\/imgtool.config.yaml does not exist/,
+  );
+});

@@ -3,6 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { parse } from "yaml";
@@ -13,6 +14,7 @@ const file = projectPath(".github", "workflows", "nightly-rebake.yml");
 interface Step {
   uses?: string;
   run?: string;
+  env?: Record<string, string>;
   with?: Record<string, unknown>;
 }
 interface Workflow {
@@ -97,6 +99,23 @@ describe("nightly-rebake workflow", () => {
   test("runs the same script as `scripts/nightly-rebake --target local`, with a job summary and artefacts", () => {
     const run = steps.map((s) => s.run ?? "").join("\n");
     assert.match(run, /scripts\/nightly-rebake --target aws .*--summary "\$GITHUB_STEP_SUMMARY"/);
+    // With the repository's config, never the built-in defaults.
+    assert.match(run, /--target aws --config "\$IMGTOOL_CONFIG"/);
+    const step = steps.find((s) => s.run?.includes("scripts/nightly-rebake"))!;
+    assert.equal(step.env?.IMGTOOL_CONFIG, "${{ vars.IMGTOOL_CONFIG || 'imgtool.config.yaml' }}");
+  });
+
+  test("the repository variables it needs are checked first, each named when missing", () => {
+    const check = steps[0]!;
+    assert.match(check.run ?? "", /IMGTOOL_ROLE_ARN/);
+    assert.match(check.run ?? "", /IMGTOOL_REGION/);
+    const run = (env: Record<string, string>) =>
+      spawnSync("bash", ["-c", check.run!], { encoding: "utf8", env: { PATH: process.env.PATH, ...env } });
+    const none = run({ ROLE_ARN: "", REGION: "" });
+    assert.equal(none.status, 2);
+    assert.match(none.stdout, /::error::repository variable IMGTOOL_ROLE_ARN .*is not set/);
+    assert.match(none.stdout, /::error::repository variable IMGTOOL_REGION .*is not set/);
+    assert.equal(run({ ROLE_ARN: "arn:aws:iam::123456789012:role/n", REGION: "us-east-1" }).status, 0);
     assert.ok(steps.some((s) => s.uses?.startsWith("actions/upload-artifact@")));
   });
 });
