@@ -34,20 +34,26 @@ install_distro() {
   local v=${versions[0]} pkg="" dev="" ruby=""
   ((${#versions[@]} == 1)) || die "method distro installs the distribution's one Ruby; ${#versions[@]} versions were asked for"
   detect_os
-  local default_candidate
+  local default_candidate default_name=ruby
   # Prefer the distribution's default Ruby when it is the requested version, then a versioned package
   # (ruby3.3, ruby3.2, ...), and else the default Ruby with a warning: the manifest records what it is.
   pkg_refresh
   case $PKG in
     apt) default_candidate=$(apt-cache policy ruby | sed -n 's/^ *Candidate: *\([0-9]*:\)\{0,1\}//p') ;;
-    dnf) default_candidate=$(dnf -q repoquery --qf '%{version}' ruby 2>/dev/null | tail -n 1 || true) ;;
+    dnf)
+      # Amazon Linux 2023 has no package named ruby: its default Ruby is a versioned package (ruby3.2) that
+      # provides it. Its name gives the headers' package (ruby3.2-devel).
+      read -r default_name default_candidate < <(dnf -q repoquery --whatprovides ruby \
+        --qf '%{name} %{version}\n' 2>/dev/null | sort -k2,2 -V | tail -n 1) || true
+      default_name=${default_name:-ruby}
+      ;;
   esac
   if version_matches "$v" "${default_candidate:-none}"; then
-    pkg=ruby
+    pkg=$default_name
   elif pkg_available "ruby$v"; then
     pkg=ruby$v
   else
-    pkg=ruby
+    pkg=$default_name
     warn "$OS_NAME has no Ruby $v package: installing its default Ruby (${default_candidate:-unknown}); use method ruby-build or tarball for an exact version"
   fi
   case $PKG in
@@ -59,7 +65,7 @@ install_distro() {
   else
     pkg_install "$pkg"
   fi
-  if [[ $pkg == ruby ]]; then ruby=$(command -v ruby || true); else ruby=$(command -v "ruby$v" || command -v ruby || true); fi
+  if [[ $pkg == "$default_name" ]]; then ruby=$(command -v ruby || true); else ruby=$(command -v "ruby$v" || command -v ruby || true); fi
   [[ -n $ruby ]] || die "package $pkg installed no ruby executable"
   record "$v" "$ruby"
 }

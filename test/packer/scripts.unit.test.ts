@@ -85,6 +85,14 @@ describe("lib/common.sh", () => {
     }
   });
 
+  test("sudo's secure_path (Amazon Linux: no /usr/local) gets /usr/local/bin back, where ruby-build's Ruby is linked; a PATH with it is kept", () => {
+    const secure = withCommon('printf "%s" "$PATH"', { PATH: "/sbin:/bin:/usr/sbin:/usr/bin" });
+    assert.equal(secure.code, 0, secure.out);
+    assert.equal(secure.stdout, "/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin");
+    const kept = withCommon('printf "%s" "$PATH"', { PATH: "/usr/local/bin:/usr/bin:/bin" });
+    assert.equal(kept.stdout, "/usr/local/bin:/usr/bin:/bin");
+  });
+
   test("the env file: read without expanding anything; a value already in the environment wins", () => {
     const dir = tempDir("env-file");
     const hostile = "a'b\"c $(touch pwned) `touch pwned` ${HOME}\nline2 ü";
@@ -304,6 +312,62 @@ describe("a provisioning script at work (stand-ins for the package manager)", ()
         r.out,
         /imgtool\[install-packages\]: error: package curl is not installed after the install/,
       );
+    } finally {
+      sb.done();
+    }
+  });
+
+  test("install-ruby.sh, distro, on Amazon Linux 2023 (dnf stand-in with its package names: ruby3.2 provides ruby, ruby3.4 beside it): the versioned package and its headers; 3.3 gets the default with a warning", () => {
+    // The stand-in's repository: the default Ruby is ruby3.2 (it provides "ruby"), ruby3.4 is another; no
+    // package is named ruby. Installing a Ruby package puts a ruby on PATH that reports its version.
+    const sb = standins("dnf", {
+      dnf: [
+        'db=${0%/bin/*}/installed; repo="ruby3.2 ruby3.2-devel ruby3.4 ruby3.4-devel"',
+        'case " $* " in',
+        '  *" makecache "*) exit 0 ;;',
+        '  *" repoquery "*"--whatprovides ruby "*) printf "ruby3.2 3.2.8\n" ;;',
+        '  *" list --available "*) [[ " $repo " == *" ${@: -1} "* ]] ;;',
+        '  *" install "*) for p in "$@"; do case $p in -*|install) ;; *)',
+        '      echo "$p" >>"$db"',
+        "      case $p in ruby3.2) v=3.2.8 ;; ruby3.4) v=3.4.1 ;; *) continue ;; esac",
+        '      printf "#!/bin/sh\nprintf %s\n" "$v" >"${0%/dnf}/ruby"; chmod +x "${0%/dnf}/ruby" ;;',
+        "    esac; done ;;",
+        "  *) exit 1 ;;",
+        "esac",
+      ].join("\n"),
+      rpm: 'grep -qx "${@: -1}" ${0%/bin/*}/installed 2>/dev/null',
+      sleep: "exit 0",
+    });
+    writeFileSync(path.join(sb.dir, "installed"), "");
+    writeFileSync(
+      path.join(sb.dir, "os-release"),
+      'NAME="Amazon Linux"\nVERSION_ID="2023"\nID="amzn"\nID_LIKE="fedora"\nPRETTY_NAME="Amazon Linux 2023.9.20251208"\n',
+    );
+    const install = (version: string) =>
+      run(["bash", path.join(DIR, "install-ruby.sh")], {
+        env: {
+          PATH: sb.PATH,
+          IMGTOOL_OS_RELEASE: path.join(sb.dir, "os-release"),
+          IMGTOOL_RUBY_METHOD: "distro",
+          IMGTOOL_RUBY_VERSIONS: version,
+          IMGTOOL_STATE_DIR: path.join(sb.dir, "state"),
+        },
+      });
+    const installs = () => sb.calls("dnf").filter((c) => / install /.test(c));
+    try {
+      const r = install("3.3");
+      assert.equal(r.code, 0, r.out);
+      assert.match(installs().at(-1)!, / -- ruby3\.2 ruby3\.2-devel$/);
+      assert.match(r.out, /has no Ruby 3\.3 package: installing its default Ruby \(3\.2\.8\)/);
+      assert.match(r.out, /ok: Ruby 3\.3 -> 3\.2\.8/);
+      const exact = install("3.2");
+      assert.equal(exact.code, 0, exact.out);
+      assert.doesNotMatch(exact.out, /has no Ruby/);
+      assert.match(exact.out, /already installed: ruby3\.2 ruby3\.2-devel/);
+      const other = install("3.4");
+      assert.equal(other.code, 0, other.out);
+      assert.match(installs().at(-1)!, / -- ruby3\.4 ruby3\.4-devel$/);
+      assert.match(other.out, /ok: Ruby 3\.4 -> 3\.4\.1/);
     } finally {
       sb.done();
     }

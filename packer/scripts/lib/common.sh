@@ -13,6 +13,12 @@ IMGTOOL_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 IMGTOOL_STEP=${IMGTOOL_STEP:-$(basename "${BASH_SOURCE[1]:-$0}" .sh)}
 # Where the bake leaves its records (cpu settings, pre-load, ruby-bench, the version manifest).
 IMGTOOL_STATE_DIR=${IMGTOOL_STATE_DIR:-/etc/imgtool}
+# The aws bake runs each step through sudo, whose secure_path on Amazon Linux (/sbin:/bin:/usr/sbin:/usr/bin)
+# leaves out /usr/local, where ruby-build's and a tarball's Ruby are linked: validate.sh would find no ruby.
+case ":$PATH:" in
+  *:/usr/local/bin:*) ;;
+  *) export PATH=/usr/local/sbin:/usr/local/bin:$PATH ;;
+esac
 
 IMGTOOL_LOG_PREFIX="imgtool[$IMGTOOL_STEP]"
 # log, warn, die, retry: the one shell library of imgtool, beside this file.
@@ -158,7 +164,14 @@ pkg_install() {
 pkg_version() {
   case $PKG in
     apt) dpkg-query -W -f='${Version}' "$1" 2>/dev/null || true ;;
-    dnf) rpm -q --qf '%{VERSION}-%{RELEASE}' "$1" 2>/dev/null || true ;;
+    dnf)
+      # rpm answers a name nothing installed provides on stdout ("package X is not installed"), and lists each
+      # installed version (two kernels after an update): the newest, or nothing. A name that a package only
+      # provides (Amazon Linux's ruby, from ruby3.2) counts too.
+      local versions
+      versions=$(rpm -q --whatprovides --qf '%{VERSION}-%{RELEASE}\n' "$1" 2>/dev/null) || return 0
+      sort -V <<<"$versions" | tail -n 1 | tr -d '\n'
+      ;;
   esac
 }
 
