@@ -32,7 +32,7 @@ source "amazon-ebs" "x86_64" {
     owners      = ["amazon"]
     most_recent = true
     filters = {
-      name                = "al2023-ami-2023.*-kernel-*-x86_64"
+      name                = "al2023-ami-2023.*-kernel-6.1-x86_64"
       architecture        = "x86_64"
       virtualization-type = "hvm"
       root-device-type    = "ebs"
