@@ -109,8 +109,8 @@ export function readCpuTopology(root = "/"): CpuTopology {
   let allowed = line ? parseCpuList(line[1]!) : (online ?? [0]);
   if (online) allowed = allowed.filter((c) => online.includes(c));
   // CPUs the kernel isolates (isolcpus) are the workers'; the others are the system's. The kernel moved init off
-  // the isolated CPUs, and this process inherited that list: they are taken within the cgroup's cpuset instead
-  // (as the user-data's instance_cpus does).
+  // the isolated CPUs, and this process inherited that list: they are taken within the cgroup's cpuset (every
+  // CPU, unless imgtool runs in a container of its own) instead, as an aws instance's user-data does.
   const read = (...files: string[]) => {
     for (const f of files) {
       try {

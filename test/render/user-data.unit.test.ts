@@ -24,6 +24,7 @@ import { DOCKER_LABEL } from "../../src/config/tags.js";
 import { projectPath } from "../../src/paths.js";
 import { UsageError } from "../../src/errors.js";
 import { orderCpus, parseCpuList, readCpuTopology, workerCpus } from "../../src/launch/cpus.js";
+import { localSecretMount } from "../../src/launch/secret-files.js";
 import { parseRecord } from "../../src/launch/aws-ready.js";
 import { instanceWaitSeconds, userDataValues } from "../../src/launch/plan.js";
 import type { BootContext, LaunchOptions } from "../../src/launch/types.js";
@@ -166,8 +167,6 @@ function sandbox(opts: {
   imageCheckSeconds?: number;
   /** The boot process's own CPU list (/proc/self/status), when it is not `cpus`. */
   allowed?: string;
-  /** The cgroup's cpuset (sys/fs/cgroup/cpuset.cpus.effective), if any. */
-  cgroupCpus?: string;
 }) {
   const dir = tempDir("imgtool-ud-run-");
   const bin = path.join(dir, "bin");
@@ -192,10 +191,6 @@ function sandbox(opts: {
   if (opts.cpuSetup !== undefined) {
     mkdirSync(path.join(dir, "marker"));
     writeFileSync(path.join(dir, "marker", "cpu.json"), opts.cpuSetup);
-  }
-  if (opts.cgroupCpus !== undefined) {
-    mkdirSync(path.join(sys, "fs/cgroup"), { recursive: true });
-    writeFileSync(path.join(sys, "fs/cgroup/cpuset.cpus.effective"), `${opts.cgroupCpus}\n`);
   }
   writeFileSync(path.join(dir, "status"), `Name:\tbash\nCpus_allowed_list:\t${opts.allowed ?? opts.cpus}\n`);
   writeFileSync(path.join(dir, "secret"), SECRET);
@@ -684,19 +679,27 @@ describe(
       });
     });
 
-    test("isolcpus as an AMI boots with it: the boot's own CPU list is the system's (init was moved off the isolated CPUs), and the workers still go to the isolated ones, within the cgroup's cpuset", async () => {
+    test("isolcpus as an AMI boots with it: the boot's own CPU list is the system's (init was moved off the isolated CPUs), and the workers still go to the isolated ones; a local instance keeps to its container's own list", async () => {
       const siblings = { 0: "0,2", 1: "1,3", 2: "0,2", 3: "1,3" };
       const ami = { cpus: "0-3", allowed: "0", siblings, baked: true, cpuFiles: { isolated: "1-3\n" } };
       const pins = (sb: ReturnType<typeof sandbox>) =>
         (sb.marker("ready")!.workers as { cpus: string }[]).map((w) => w.cpus);
       const three = sandbox(ami);
       const auto = sandbox(ami);
-      // A local instance's container: its cpuset (2-3) bounds the isolated CPUs it may use.
-      const local = sandbox({ ...ami, allowed: "2-3", cgroupCpus: "2-3" });
-      const [r3, rAuto, rLocal] = await Promise.all([
+      // Local instances are containers: the own list is the container's cpuset (the host's cgroup files say all).
+      const local = sandbox({ ...ami, allowed: "2-3" });
+      const localNone = sandbox({ ...ami, allowed: "0" });
+      /** The local target's user-data, its secret read from the sandbox's file (not the instance's mount). */
+      const localText = (sb: ReturnType<typeof sandbox>, workers: number) =>
+        renderUserDataText(values("task-runner", { workers }, "", localCtx)).replaceAll(
+          localSecretMount("orchestrator-api-key"),
+          path.join(sb.dir, "secret"),
+        );
+      const [r3, rAuto, rLocal, rLocalNone] = await Promise.all([
         three.run(renderUserDataText(values("task-runner", { workers: 3 }))),
         auto.run(renderUserDataText(values("task-runner"))),
-        local.run(renderUserDataText(values("task-runner", { workers: 2 }))),
+        local.run(localText(local, 2)),
+        localNone.run(localText(localNone, 1)),
       ]);
       assert.equal(r3.status, 0, r3.stderr);
       assert.deepEqual(pins(three), ["1", "2", "3"]);
@@ -704,7 +707,9 @@ describe(
       assert.deepEqual(pins(auto), ["1", "2"], "one per core among the isolated CPUs");
       assert.equal(rLocal.status, 0, rLocal.stderr);
       assert.deepEqual(pins(local), ["2", "3"]);
-      // The TypeScript planner reads the same.
+      assert.equal(rLocalNone.status, 0, rLocalNone.stderr);
+      assert.deepEqual(pins(localNone), ["0"], "never a CPU outside the container's own");
+      // The TypeScript planner (on the machine itself, like an AMI's boot) reads the same.
       mkdirSync(path.join(auto.dir, "proc/self"), { recursive: true });
       writeFileSync(path.join(auto.dir, "proc/self/status"), "Cpus_allowed_list:\t0\n");
       assert.deepEqual(workerCpus(orderCpus(readCpuTopology(auto.dir)), "auto"), [1, 2]);
