@@ -102,6 +102,9 @@ export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {
   const params = [...arns(`ssm:*:*:parameter/${prefix}`), ...arns(`ssm:*:*:parameter/${prefix}/*`)];
   const repos = ROLES.flatMap((r) => arns(`ecr:*:*:repository/${config.aws.ecr.repositories[r]}`));
   const pipelineTag = { [`aws:ResourceTag/${TAG.pipeline}`]: config.pipeline };
+  const secretArns = instanceSecrets(config).flatMap((name) =>
+    arns(`ssm:*:*:parameter/${name.replace(/^\//, "")}`),
+  );
   const requestTag = { [`aws:RequestTag/${TAG.pipeline}`]: config.pipeline };
   const catalogRead: Statement = {
     Sid: "CatalogRead",
@@ -283,16 +286,18 @@ export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {
         Statement: [
           identity,
           catalogRead,
-          {
-            // Before any RunInstances: every secret the instances read exists (src/launch/precheck.ts), in the
-            // catalog's batched GetParameters, wherever it is kept. Never decrypted: no kms:Decrypt here.
-            Sid: "SecretsExist",
-            Effect: "Allow",
-            Action: ["ssm:GetParameters"],
-            Resource: instanceSecrets(config).flatMap((name) =>
-              arns(`ssm:*:*:parameter/${name.replace(/^\//, "")}`),
-            ),
-          },
+          // Before any RunInstances: every secret the instances read exists (src/launch/precheck.ts), in the
+          // catalog's batched GetParameters, wherever it is kept. Never decrypted: no kms:Decrypt here.
+          ...(secretArns.length
+            ? [
+                {
+                  Sid: "SecretsExist",
+                  Effect: "Allow" as const,
+                  Action: ["ssm:GetParameters"],
+                  Resource: secretArns,
+                },
+              ]
+            : []),
           {
             Sid: "Describe",
             Effect: "Allow",
@@ -403,21 +408,24 @@ export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {
         Statement: [
           ecrToken,
           ecrPull,
-          {
-            Sid: "OwnSecrets",
-            Effect: "Allow",
-            Action: ["ssm:GetParameter"],
-            Resource: instanceSecrets(config).flatMap((name) =>
-              arns(`ssm:*:*:parameter/${name.replace(/^\//, "")}`),
-            ),
-          },
-          {
-            Sid: "DecryptOwnSecret",
-            Effect: "Allow",
-            Action: ["kms:Decrypt"],
-            Resource: "*",
-            Condition: { StringLike: { "kms:ViaService": "ssm.*.amazonaws.com" } },
-          },
+          // IAM refuses a statement with no resource: with no secret declared, neither is there.
+          ...(secretArns.length
+            ? [
+                {
+                  Sid: "OwnSecrets",
+                  Effect: "Allow" as const,
+                  Action: ["ssm:GetParameter"],
+                  Resource: secretArns,
+                },
+                {
+                  Sid: "DecryptOwnSecret",
+                  Effect: "Allow" as const,
+                  Action: ["kms:Decrypt"],
+                  Resource: "*",
+                  Condition: { StringLike: { "kms:ViaService": "ssm.*.amazonaws.com" } },
+                },
+              ]
+            : []),
           ...recordStatements("instance", config, arns),
           ...workloadStatements(config),
         ],

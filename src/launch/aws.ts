@@ -248,11 +248,6 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
 /** Spot launches in an account without the Spot service-linked role, when the caller may not create it. */
 export const SPOT_ROLE_MISSING = "AuthFailure.ServiceLinkedRoleCreationNotPermitted";
 
-/**
- * RunInstances refused: for permissions or user-data over EC2's limit (user errors that name the fix, not
- * capacity problems), or, on demand, for the account's vCPU quota or the zone's capacity (failures that name
- * what to change). A spot request's capacity errors pass through: the caller falls back to on-demand.
- */
 /** Instance states of a launch that is over: never what a new RunInstances starts. */
 const ENDED_STATES = new Set(["shutting-down", "terminated", "stopping", "stopped"]);
 
@@ -264,6 +259,11 @@ function runIdReused(runId: string, seen: string, cause?: unknown): UsageError {
   );
 }
 
+/**
+ * RunInstances refused: for permissions or user-data over EC2's limit (user errors that name the fix, not
+ * capacity problems), or, on demand, for the account's vCPU quota or the zone's capacity (failures that name
+ * what to change). A spot request's capacity errors pass through: the caller falls back to on-demand.
+ */
 async function explainDenial<T>(market: Market, req: GroupRequest, run: () => Promise<T>): Promise<T> {
   try {
     return await run();

@@ -54,6 +54,20 @@ describe("IAM referee: the generated policies", () => {
     for (const actor of ACTORS) assert.deepEqual(await policyProblems(policyFor(actor, defaults)), [], actor);
   });
 
+  test("with no secret declared (secrets: {}), no statement is left without a resource (IAM refuses one)", async () => {
+    const none = parseConfig("pipeline: bench\nsecrets: {}\n", { baseDir: "/" }).config!;
+    assert.deepEqual(none.secrets, {});
+    for (const actor of ACTORS) {
+      const policy = policyFor(actor, none);
+      assert.deepEqual(await policyProblems(policy), [], actor);
+      for (const st of policy.Statement)
+        assert.ok(
+          !Array.isArray(st.Resource) || st.Resource.length > 0,
+          `${actor} ${st.Sid}: an empty Resource`,
+        );
+    }
+  });
+
   test("ARNs use the regions' partition", async () => {
     const china = parseConfig("pipeline: bench\naws:\n  regions: [cn-north-1]\n", { baseDir: "/" }).config!;
     for (const actor of ACTORS) {
