@@ -290,7 +290,19 @@ export const ConfigSchema = z
           .string()
           .regex(/^subnet-[0-9a-f]{8,17}$/, msg("must be a subnet id such as subnet-0123abcd"))
           .optional()
-          .describe("Subnet for bake and launch; default: the default VPC's."),
+          .describe(
+            "Subnet of launched instances, and of the bake's build instances unless aws.bake_subnet_id; default: the default VPC's.",
+          ),
+        bake_subnet_id: z
+          .string()
+          .regex(/^subnet-[0-9a-f]{8,17}$/, msg("must be a subnet id such as subnet-0123abcd"))
+          .optional()
+          .describe(
+            "Subnet of the bake's build instances; default: aws.subnet_id, else the default VPC's. Packer connects " +
+              "to them by SSH from where the bake runs, so this subnet must route to an internet gateway; in a " +
+              "subnet set here (or by aws.subnet_id) a build instance gets a public IPv4 address even where the " +
+              "subnet assigns none by default. Set it when aws.subnet_id is private.",
+          ),
         security_group_ids: z
           .array(
             z.string().regex(/^sg-[0-9a-f]{8,17}$/, msg("must be a security group id such as sg-0123abcd")),

@@ -178,6 +178,11 @@ export const ROLE_STEPS: readonly (typeof STEPS)[number][] = [
 ];
 /** build.env keys only the role stage reads: left out of the base stage's build.env (and so its hash). */
 const ROLE_ONLY_ENV = /^IMGTOOL_(RUBY_BENCH_|IMAGE_REF$|STACK_|COMPOSE_|REGISTRY_|PIPELINE$)/;
+/** The subnet of the bake's build instances: aws.bake_subnet_id, else aws.subnet_id (undefined: the default VPC's). */
+export function bakeSubnet(config: Config): string | undefined {
+  return config.aws.bake_subnet_id ?? config.aws.subnet_id;
+}
+
 /** The architectures of a role's instance types, each with the first instance type of that architecture. */
 export function roleArches(config: Config, role: Role): { arch: Arch; instanceType: string }[] {
   const out: { arch: Arch; instanceType: string }[] = [];
@@ -258,7 +263,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       [`aws.regions[0]`, inputs.region ?? ""],
       ...rc.instance_types.map((t, i) => [`${at}.instance_types[${i}]`, t] as [string, string]),
     );
-    if (config.aws.subnet_id) packerValues.push(["aws.subnet_id", config.aws.subnet_id]);
+    if (config.aws.bake_subnet_id) packerValues.push(["aws.bake_subnet_id", config.aws.bake_subnet_id]);
+    else if (config.aws.subnet_id) packerValues.push(["aws.subnet_id", config.aws.subnet_id]);
   } else {
     packerValues.push([`${at}.base.local.image`, rc.base.local.image]);
   }
@@ -325,7 +331,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       sshUsername: versions.packer.aws.ssh_username,
       rootDevice: versions.packer.aws.root_device_name,
       rootVolumeGb: versions.packer.aws.root_volume_gb,
-      subnetId: config.aws.subnet_id ?? false,
+      subnetId: bakeSubnet(config) ?? false,
       sources: arches.map(({ arch, instanceType }) => ({
         name: arch,
         arch,

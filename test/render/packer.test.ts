@@ -275,6 +275,53 @@ describe("render: variants beyond the example config", () => {
     },
   };
 
+  test("aws.bake_subnet_id: the build instances' subnet (not aws.subnet_id, the launches'), with a public address; Packer formats and validates it", async () => {
+    const cfg = configFrom(
+      ["aws:", "  subnet_id: subnet-0123abcd", "  bake_subnet_id: subnet-0fedcba9876543210"].join("\n"),
+    );
+    const r = renderBake(cfg, "task-runner", "aws", FIXED_INPUTS);
+    const ebs = ((await parseHcl("s", r.files["sources.pkr.hcl"]!)).source as Hcl)["amazon-ebs"];
+    for (const name of r.sources.map((s) => s.name)) {
+      assert.equal(ebs[name][0].subnet_id, "subnet-0fedcba9876543210");
+      assert.equal(ebs[name][0].associate_public_ip_address, true);
+    }
+    // Without bake_subnet_id, aws.subnet_id serves the bake too; with neither, Packer picks the default VPC's
+    // subnet (which assigns public addresses) and nothing is set.
+    const shared = renderBake(
+      configFrom("aws:\n  subnet_id: subnet-0123abcd\n"),
+      "task-runner",
+      "aws",
+      FIXED_INPUTS,
+    );
+    const s2 = ((await parseHcl("s", shared.files["sources.pkr.hcl"]!)).source as Hcl)["amazon-ebs"]
+      .x86_64[0];
+    assert.equal(s2.subnet_id, "subnet-0123abcd");
+    assert.equal(s2.associate_public_ip_address, true);
+    const none = renderBake(exampleConfig(), "task-runner", "aws", FIXED_INPUTS);
+    const s3 = ((await parseHcl("s", none.files["sources.pkr.hcl"]!)).source as Hcl)["amazon-ebs"].x86_64[0];
+    assert.equal(s3.associate_public_ip_address, undefined);
+    if (!PACKER) return;
+    const dir = await writeTemp(r, "render-aws-bake-subnet");
+    try {
+      const fmt = run(["packer", "fmt", "-check", "-diff", "."], { cwd: dir });
+      assert.equal(fmt.code, 0, fmt.out);
+      const old = forOldPacker(dir, r);
+      try {
+        assert.equal(
+          old.removed.imds,
+          r.sources.length,
+          "the IMDSv2 setting was found (alignment unchanged)",
+        );
+        const res = run(["packer", "validate", `-var-file=${r.varFile}`, "."], { cwd: old.dir });
+        assert.equal(res.code, 0, res.out);
+      } finally {
+        rmSync(old.dir, { recursive: true, force: true });
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("instance types of two architectures: one source each, pinned to the resolved AMIs; per-arch manifests", async () => {
     const r = renderBake(multi(), "task-runner", "aws", withImage);
     assert.deepEqual(

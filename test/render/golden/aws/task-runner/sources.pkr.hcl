@@ -1,7 +1,8 @@
 # Sources of the task-runner bake on aws: one amazon-ebs source per architecture of the role's instance types.
 # IMDSv2 only (metadata_options, imds_support: amazon plugin 1.2.2 or later), tagged run, AMI and snapshots.
 # The launch volume is encrypted, so the AMI's snapshots are too: no encrypt_boot (it would copy the AMI again).
-# The temporary security group opens SSH to this builder's public address only, not to 0.0.0.0/0.
+# The temporary security group opens SSH to this builder's public address only, not to 0.0.0.0/0. The subnet:
+# aws.bake_subnet_id, else aws.subnet_id, else the default VPC's.
 # Rendered by imgtool from templates/packer/sources-aws.pkr.hcl.hbs: do not edit.
 
 locals {
