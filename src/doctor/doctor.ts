@@ -3,6 +3,7 @@
  * something is wrong, the exact command that fixes it. Probes are handed in, so tests can point them anywhere.
  */
 import type { Target } from "../config/schema.js";
+import { launchNetworkCheck, NETWORK_PART, type LaunchNetwork } from "./network.js";
 
 export interface DoctorCheck {
   part: string;
@@ -27,6 +28,8 @@ export interface DoctorProbes {
   packerVersion(): Promise<string | null>;
   /** Caller identity; throws a UsageError naming the credential chain when there are no credentials. */
   awsIdentity(): Promise<{ account: string; arn: string }>;
+  /** aws: the launch subnet(s) and the security groups instances carry (src/aws/ec2-network.ts). */
+  awsLaunchNetwork?(): Promise<LaunchNetwork>;
   /**
    * Dead runs of the state folder and what each left (one line per run; src/leftovers/), or the reason the
    * engine could not be asked (the runs' folders are listed anyway).
@@ -54,6 +57,8 @@ export interface DoctorInput {
   stateDir?: string;
   /** The command that removes leftovers. */
   pruneLeftoversCommand?: string;
+  /** aws: the region launches go to and the orchestrator's port (the launch network check). */
+  aws?: { region: string; orchestratorPort: number };
 }
 
 const MIN_NODE_MAJOR = 20;
@@ -207,6 +212,20 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
       const fix =
         (e as { fix?: string }).fix ?? "Configure AWS credentials (aws configure, AWS_PROFILE, or SSO login)";
       checks.push({ part: "aws credentials", ok: false, version: null, state: message(e), fix });
+    }
+    if (input.aws && probes.awsLaunchNetwork && checks.at(-1)?.ok) {
+      const { region, orchestratorPort } = input.aws;
+      try {
+        checks.push(launchNetworkCheck(await probes.awsLaunchNetwork(), orchestratorPort, region));
+      } catch (e) {
+        checks.push({
+          part: NETWORK_PART,
+          ok: false,
+          version: null,
+          state: `cannot read the launch subnet and security groups in ${region}: ${message(e)}`,
+          fix: `Check that aws.subnet_id and aws.security_group_ids exist in ${region} and that these credentials may call ec2:DescribeSubnets and ec2:DescribeSecurityGroups`,
+        });
+      }
     }
   }
   if (input.stateDir && probes.leftovers) {

@@ -17,6 +17,8 @@ export function doctorInput(opts: {
   /** What setup recorded (undefined: setup has not run for this state folder). */
   stack: LocalStack | undefined;
   env?: NodeJS.ProcessEnv;
+  /** aws: the region this command's calls go to (the launch network is checked there). */
+  region?: string;
 }): DoctorInput {
   const { stack, config } = opts;
   let password: string | null = null;
@@ -46,5 +48,8 @@ export function doctorInput(opts: {
     catalogFile: path.join(config.local.state_dir, "catalog.db"),
     stateDir: config.local.state_dir,
     pruneLeftoversCommand: PRUNE_LEFTOVERS,
+    ...(opts.region
+      ? { aws: { region: opts.region, orchestratorPort: config.launch.orchestrator_port } }
+      : {}),
   };
 }

@@ -1,12 +1,13 @@
 // imgtool doctor: against the real local stack that scripts/setup started, and against a stopped engine.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { runCli } from "../support/cli.js";
 import { ownStateDir } from "../support/twin-bake.js";
 import { runDoctor, type DoctorProbes } from "../../src/doctor/doctor.js";
+import { startAwsStandin } from "../support/aws-standin/index.js";
 
 interface DoctorDoc {
   ok: boolean;
@@ -130,5 +131,73 @@ describe("doctor against a stopped engine", () => {
       checks.find((c) => c.part === "docker engine"),
       undefined,
     );
+  });
+});
+
+describe("doctor --target aws: the launch network (the AWS stand-in, reached through AWS_ENDPOINT_URL)", () => {
+  test("a security group without the orchestrator port fails with the command that opens it; with the rule: ok", async () => {
+    const standin = await startAwsStandin();
+    const dir = mkdtempSync(path.join(tmpdir(), "imgtool-doctor-aws-"));
+    try {
+      const vpcId = "vpc-0f00000000000002";
+      const subnet = standin.addSubnet("eu-west-1", {
+        availabilityZone: "eu-west-1b",
+        vpcId,
+        cidrBlock: "10.9.0.0/24",
+      });
+      const group = standin.addSecurityGroup("eu-west-1", {
+        groupName: "fleet",
+        vpcId,
+        ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrs: ["0.0.0.0/0"] }],
+      });
+      const config = path.join(dir, "c.yaml");
+      writeFileSync(
+        config,
+        [
+          "aws:",
+          "  regions: [eu-west-1]",
+          `  subnet_id: ${subnet}`,
+          `  security_group_ids: [${group}]`,
+          "launch:",
+          "  orchestrator_port: 9090",
+          "",
+        ].join("\n"),
+      );
+      const env = {
+        AWS_ENDPOINT_URL: standin.endpoint,
+        AWS_ACCESS_KEY_ID: "AKIADOCTORTEST",
+        AWS_SECRET_ACCESS_KEY: "secret",
+        AWS_PROFILE: "",
+      };
+      const closed = await runCli(["doctor", "--target", "aws", "--json", "--config", config], { env });
+      assert.equal(closed.code, 1, closed.stderr);
+      const net = part(JSON.parse(closed.stdout) as DoctorDoc, "aws launch network");
+      assert.equal(net.ok, false);
+      assert.match(net.state, new RegExp(`aws\\.security_group_ids \\(${group}\\).*tcp 9090`));
+      assert.equal(
+        net.fix,
+        `aws ec2 authorize-security-group-ingress --region eu-west-1 --group-id ${group} --protocol tcp --port 9090 --source-group ${group}`,
+      );
+      standin.state
+        .region("eu-west-1")
+        .ec2.securityGroups.get(group)!
+        .ingress.push({
+          protocol: "tcp",
+          fromPort: 9090,
+          toPort: 9090,
+          groups: [group],
+        });
+      const open = await runCli(["doctor", "--target", "aws", "--config", config], { env });
+      assert.match(
+        open.stdout,
+        new RegExp(
+          `aws launch network .*ok \\(task runners reach the orchestrator on tcp 9090: ${group} allows it from ${group}`,
+        ),
+      );
+      assert.equal(standin.count("DescribeSecurityGroups"), 2);
+    } finally {
+      await standin.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

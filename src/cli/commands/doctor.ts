@@ -5,7 +5,12 @@ import type { Context, GlobalArgs } from "../context.js";
 import { table } from "../output.js";
 
 export async function doctor(ctx: Context, _args: GlobalArgs): Promise<number> {
-  const input = doctorInput({ config: ctx.config, target: ctx.target, stack: ctx.deps.stack() });
+  const input = doctorInput({
+    config: ctx.config,
+    target: ctx.target,
+    stack: ctx.deps.stack(),
+    ...(ctx.target === "aws" ? { region: ctx.region } : {}),
+  });
   const checks = await runDoctor(input, ctx.deps.doctorProbes());
   const ok = checks.every((c) => c.ok);
   ctx.out.result(

@@ -6,7 +6,12 @@ import { createHash } from "node:crypto";
 import { fail } from "./errors.js";
 import { QueryParams, decodeToken, encodeToken, globMatch, queryFilters, queryTags } from "./params.js";
 import type { QueryFilter } from "./params.js";
-import type { HandlerContext, StandinState, ResolvedOptions } from "./state.js";
+import {
+  defaultSecurityGroup,
+  type HandlerContext,
+  type StandinState,
+  type ResolvedOptions,
+} from "./state.js";
 import type {
   Ec2BlockDeviceMapping,
   Ec2FastRestore,
@@ -16,6 +21,7 @@ import type {
   ImageSeed,
   InstanceStateName,
   RegionState,
+  SecurityGroupSeed,
   SubnetSeed,
 } from "./types.js";
 import type { XmlObject, XmlValue } from "./xml.js";
@@ -808,15 +814,129 @@ export function seedSubnet(all: StandinState, regionName: string, seed: SubnetSe
     );
   }
   const subnetId = seed.subnetId ?? all.nextId("subnet");
+  const vpcId = seed.vpcId ?? "vpc-0a0b0c0d0e0f00001";
+  const group = defaultSecurityGroup(vpcId);
+  if (!region.ec2.securityGroups.has(group.groupId)) region.ec2.securityGroups.set(group.groupId, group);
   region.ec2.subnets.set(subnetId, {
     subnetId,
-    vpcId: seed.vpcId ?? "vpc-0a0b0c0d0e0f00001",
+    vpcId,
     availabilityZone: seed.availabilityZone,
     cidrBlock: seed.cidrBlock ?? "10.0.0.0/24",
     defaultForAz: false,
   });
   return subnetId;
 }
+
+// ---------------------------------------------------------------- security groups
+
+/** Seed a security group (in the region's default VPC unless `vpcId`); its id. */
+export function seedSecurityGroup(all: StandinState, regionName: string, seed: SecurityGroupSeed): string {
+  const region = all.region(regionName);
+  const vpcId = seed.vpcId ?? [...region.ec2.subnets.values()].find((s) => s.defaultForAz)!.vpcId;
+  for (const g of region.ec2.securityGroups.values()) {
+    if (g.vpcId === vpcId && g.groupName === seed.groupName)
+      throw new Error(`addSecurityGroup: ${vpcId} has a group named ${seed.groupName} (${g.groupId})`);
+  }
+  const groupId = seed.groupId ?? all.nextId("sg");
+  region.ec2.securityGroups.set(groupId, {
+    groupId,
+    groupName: seed.groupName,
+    vpcId,
+    description: seed.groupName,
+    ingress: seed.ingress ?? [],
+  });
+  return groupId;
+}
+
+/** DescribeSecurityGroups: by GroupId.N and filters (group-id, group-name, vpc-id, description, owner-id). */
+const describeSecurityGroups: Ec2Handler = (ctx, p) => {
+  const ids = p.list("GroupId");
+  const names = p.list("GroupName");
+  const filters = queryFilters(p);
+  const groups = ctx.state.ec2.securityGroups;
+  for (const id of ids) {
+    if (!/^sg-[0-9a-f]+$/.test(id))
+      fail("InvalidGroupId.Malformed", `Invalid id: "${id}" (expecting "sg-...")`);
+    if (!groups.has(id)) fail("InvalidGroup.NotFound", `The security group '${id}' does not exist`);
+  }
+  const defaultVpc = [...ctx.state.ec2.subnets.values()].find((s) => s.defaultForAz)?.vpcId;
+  for (const name of names) {
+    // GroupName finds groups of the default VPC only; other VPCs' need the group-name filter.
+    if (![...groups.values()].some((g) => g.groupName === name && g.vpcId === defaultVpc)) {
+      fail(
+        "InvalidGroup.NotFound",
+        `The security group '${name}' does not exist in default VPC '${defaultVpc}'`,
+      );
+    }
+  }
+  const maxResults = p.int("MaxResults");
+  if (maxResults !== undefined && (ids.length || names.length)) {
+    fail(
+      "InvalidParameterCombination",
+      "The parameter groupIds cannot be used with the parameter maxResults",
+    );
+  }
+  if (maxResults !== undefined && (maxResults < 5 || maxResults > 1000)) {
+    fail(
+      "InvalidParameterValue",
+      `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.`,
+    );
+  }
+  let candidates = [...groups.values()];
+  if (ids.length) candidates = candidates.filter((g) => ids.includes(g.groupId));
+  if (names.length)
+    candidates = candidates.filter((g) => names.includes(g.groupName) && g.vpcId === defaultVpc);
+  const matched = candidates.filter((g) =>
+    matchesFilters(
+      filters,
+      (name) => {
+        switch (name) {
+          case "group-id":
+            return [g.groupId];
+          case "group-name":
+            return [g.groupName];
+          case "vpc-id":
+            return [g.vpcId];
+          case "description":
+            return [g.description];
+          case "owner-id":
+            return [ctx.options.accountId];
+          default:
+            return undefined;
+        }
+      },
+      {},
+    ),
+  );
+  const { page, nextToken } = paginate(matched, p, `security-groups:${ctx.region}`, 1000);
+  return {
+    securityGroupInfo: page.map((g) => ({
+      ownerId: ctx.options.accountId,
+      groupId: g.groupId,
+      groupName: g.groupName,
+      groupDescription: g.description,
+      vpcId: g.vpcId,
+      ipPermissions: g.ingress.map((r) => ({
+        ipProtocol: r.protocol,
+        ...(r.protocol === "-1" ? {} : { fromPort: r.fromPort, toPort: r.toPort }),
+        groups: (r.groups ?? []).map((groupId) => ({ userId: ctx.options.accountId, groupId })),
+        ipRanges: (r.cidrs ?? []).map((cidrIp) => ({ cidrIp })),
+        ipv6Ranges: [],
+        prefixListIds: (r.prefixLists ?? []).map((prefixListId) => ({ prefixListId })),
+      })),
+      ipPermissionsEgress: [
+        {
+          ipProtocol: "-1",
+          groups: [],
+          ipRanges: [{ cidrIp: "0.0.0.0/0" }],
+          ipv6Ranges: [],
+          prefixListIds: [],
+        },
+      ],
+    })),
+    nextToken,
+  };
+};
 
 const describeSubnets: Ec2Handler = (ctx, p) => {
   const ids = p.list("SubnetId");
@@ -1476,6 +1596,7 @@ export const ec2Handlers: Readonly<Record<string, Ec2Handler>> = {
   DescribeSnapshots: describeSnapshots,
   DeleteSnapshot: deleteSnapshot,
   DescribeSubnets: describeSubnets,
+  DescribeSecurityGroups: describeSecurityGroups,
   EnableFastSnapshotRestores: enableFastSnapshotRestores,
   DisableFastSnapshotRestores: disableFastSnapshotRestores,
   DescribeFastSnapshotRestores: describeFastSnapshotRestores,

@@ -2,8 +2,9 @@
  * In-memory state of the AWS stand-in, per region, plus the id generator and the context every
  * operation handler receives.
  */
+import { createHash } from "node:crypto";
 import type { StandinIam } from "./iam.js";
-import type { RegionState, StandinOptions } from "./types.js";
+import type { Ec2SecurityGroup, RegionState, StandinOptions } from "./types.js";
 
 export interface ResolvedOptions {
   accountId: string;
@@ -40,6 +41,18 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
 /** The Availability Zones every region of the stand-in has. */
 export const ZONE_LETTERS = ["a", "b", "c"] as const;
 
+/** A VPC's `default` security group as EC2 creates it: all inbound traffic from its own members. */
+export function defaultSecurityGroup(vpcId: string): Ec2SecurityGroup {
+  const groupId = `sg-0${createHash("sha256").update(vpcId).digest("hex").slice(0, 16)}`;
+  return {
+    groupId,
+    groupName: "default",
+    vpcId,
+    description: "default VPC security group",
+    ingress: [{ protocol: "-1", groups: [groupId] }],
+  };
+}
+
 function emptyRegion(region: string): RegionState {
   const zones = ZONE_LETTERS.map((l) => `${region}${l}`);
   // The default VPC's subnets, one per zone, with ids derived from the region (stable across resets).
@@ -53,11 +66,13 @@ function emptyRegion(region: string): RegionState {
       ] as const;
     }),
   );
+  const defaultGroup = defaultSecurityGroup(vpcId);
   return {
     region,
     ec2: {
       fastRestores: new Map(),
       subnets,
+      securityGroups: new Map([[defaultGroup.groupId, defaultGroup]]),
       zones,
       images: new Map(),
       snapshots: new Map(),

@@ -259,6 +259,36 @@ export interface Ec2FastRestore {
   pendingReads: number;
 }
 
+/** One inbound rule of a security group, as DescribeSecurityGroups gives it (IpPermissions). */
+export interface Ec2IngressRule {
+  /** "tcp", "udp", "icmp", a protocol number, or "-1" (all traffic; no ports). */
+  protocol: string;
+  fromPort?: number;
+  toPort?: number;
+  /** Source groups (UserIdGroupPairs). */
+  groups?: string[];
+  /** Source IPv4 ranges (IpRanges). */
+  cidrs?: string[];
+  /** Source prefix lists (PrefixListIds). */
+  prefixLists?: string[];
+}
+
+export interface Ec2SecurityGroup {
+  groupId: string;
+  groupName: string;
+  vpcId: string;
+  description: string;
+  ingress: Ec2IngressRule[];
+}
+
+export interface SecurityGroupSeed {
+  groupName: string;
+  groupId?: string;
+  /** Default: the region's default VPC. */
+  vpcId?: string;
+  ingress?: Ec2IngressRule[];
+}
+
 export interface Ec2Subnet {
   subnetId: string;
   vpcId: string;
@@ -289,6 +319,8 @@ export interface Ec2State {
   fastRestores: Map<string, Ec2FastRestore>;
   /** The region's subnets: its default VPC's (one per zone) and those tests add (`addSubnet`). */
   subnets: Map<string, Ec2Subnet>;
+  /** The region's security groups: each VPC's `default` (all traffic from itself, as EC2 makes it) and those tests add. */
+  securityGroups: Map<string, Ec2SecurityGroup>;
   /** The region's Availability Zones (`<region>a`, `b`, `c`). */
   zones: string[];
 }

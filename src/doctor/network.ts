@@ -1,0 +1,134 @@
+/**
+ * Doctor's check of the launch network (aws): can a task runner reach the orchestrator on
+ * `launch.orchestrator_port`? Both carry the same security groups (aws.security_group_ids, else the VPC's
+ * `default`) in the same subnet (aws.subnet_id, else one of the default VPC's), so the port is open when one of
+ * those groups has an inbound TCP rule for it whose source is one of the groups, or an IPv4 range that holds the
+ * launch subnet(s). Without it the task runners' calls time out and the smoke task never completes. Also: groups
+ * of another VPC than the subnet's, which RunInstances refuses. Pure: the reads come from src/aws/ec2-network.ts.
+ */
+import { BlockList } from "node:net";
+import type { DoctorCheck } from "./doctor.js";
+
+export interface IngressRule {
+  /** "tcp", "6", "-1" (all traffic), ... */
+  protocol: string;
+  fromPort?: number;
+  toPort?: number;
+  groups: string[];
+  cidrs: string[];
+  prefixLists: string[];
+}
+
+export interface LaunchNetwork {
+  subnetId: string | undefined;
+  /** undefined: no subnet found (no default VPC in the region). */
+  vpcId: string | undefined;
+  /** The launch subnet's IPv4 range, or every default subnet's. */
+  subnetCidrs: string[];
+  groups: { groupId: string; vpcId: string; ingress: IngressRule[] }[];
+  /** The groups are aws.security_group_ids (false: the VPC's `default` group). */
+  groupsFromConfig: boolean;
+}
+
+export const NETWORK_PART = "aws launch network";
+
+function covers(rule: IngressRule, port: number): boolean {
+  if (rule.protocol === "-1") return true;
+  if (rule.protocol !== "tcp" && rule.protocol !== "6") return false;
+  return (rule.fromPort ?? 0) <= port && port <= (rule.toPort ?? 65535);
+}
+
+/** True when the IPv4 range `outer` holds all of `inner` (both CIDR blocks). */
+export function cidrHolds(outer: string, inner: string): boolean {
+  const [oa, op] = outer.split("/");
+  const [ia, ip] = inner.split("/");
+  const oBits = Number(op ?? 32);
+  const iBits = Number(ip ?? 32);
+  if (!oa || !ia || oBits > iBits) return false;
+  const list = new BlockList();
+  try {
+    list.addSubnet(oa, oBits, "ipv4");
+  } catch {
+    return false;
+  }
+  // A CIDR block is one contiguous range: its first and last address inside `outer` put all of it inside.
+  const n = ia.split(".").reduce((acc, part) => acc * 256 + Number(part), 0);
+  const size = 2 ** (32 - iBits);
+  const first = n - (n % size);
+  const last = first + size - 1;
+  const text = (v: number) => [24, 16, 8, 0].map((s) => Math.floor(v / 2 ** s) % 256).join(".");
+  return list.check(text(first), "ipv4") && list.check(text(last), "ipv4");
+}
+
+/** The check for `imgtool doctor --target aws`. */
+export function launchNetworkCheck(net: LaunchNetwork, port: number, region: string): DoctorCheck {
+  const fail = (state: string, fix: string): DoctorCheck => ({
+    part: NETWORK_PART,
+    ok: false,
+    version: null,
+    state,
+    fix,
+  });
+  if (!net.vpcId) {
+    return fail(
+      `${region} has no default VPC to launch in`,
+      "Set aws.subnet_id (and aws.security_group_ids) to a subnet and groups of your VPC",
+    );
+  }
+  const foreign = net.groups.filter((g) => g.vpcId !== net.vpcId);
+  if (foreign.length) {
+    return fail(
+      `aws.security_group_ids ${foreign.map((g) => `${g.groupId} (${g.vpcId})`).join(", ")} belong to another ` +
+        `VPC than the launch subnet's (${net.vpcId}): RunInstances refuses them`,
+      `Use groups of ${net.vpcId} in aws.security_group_ids, or a subnet of their VPC in aws.subnet_id`,
+    );
+  }
+  const ids = net.groups.map((g) => g.groupId);
+  const members = new Set(ids);
+  const where = net.subnetId ? `subnet ${net.subnetId}` : `the default VPC's subnets`;
+  let unverified: string | undefined;
+  for (const g of net.groups) {
+    for (const r of g.ingress.filter((x) => covers(x, port))) {
+      const source = r.groups.find((s) => members.has(s));
+      if (source) {
+        return {
+          part: NETWORK_PART,
+          ok: true,
+          version: null,
+          state: `ok (task runners reach the orchestrator on tcp ${port}: ${g.groupId} allows it from ${source}; ${where})`,
+          fix: null,
+        };
+      }
+      const range = r.cidrs.find((c) => net.subnetCidrs.every((s) => cidrHolds(c, s)));
+      if (range && net.subnetCidrs.length) {
+        return {
+          part: NETWORK_PART,
+          ok: true,
+          version: null,
+          state: `ok (task runners reach the orchestrator on tcp ${port}: ${g.groupId} allows it from ${range}, which holds ${net.subnetCidrs.join(", ")})`,
+          fix: null,
+        };
+      }
+      if (r.prefixLists.length)
+        unverified ??= `${g.groupId} allows it from prefix list ${r.prefixLists.join(", ")}`;
+    }
+  }
+  if (unverified) {
+    return {
+      part: NETWORK_PART,
+      ok: true,
+      version: null,
+      state: `not verified (tcp ${port}: ${unverified}, whose ranges doctor does not read)`,
+      fix: null,
+    };
+  }
+  const groupsText = net.groupsFromConfig
+    ? `aws.security_group_ids (${ids.join(", ")})`
+    : `the VPC's default group ${ids.join(", ") || "(not found)"} (aws.security_group_ids is empty)`;
+  const first = ids[0] ?? "<group id>";
+  return fail(
+    `no inbound rule of ${groupsText} lets the task runners reach the orchestrator on tcp ${port} ` +
+      `(launch.orchestrator_port; ${where}, ${net.subnetCidrs.join(", ") || "no range"}): the smoke task would never complete`,
+    `aws ec2 authorize-security-group-ingress --region ${region} --group-id ${first} --protocol tcp --port ${port} --source-group ${first}`,
+  );
+}
