@@ -487,9 +487,9 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           const { assertCredentials } = await import("../aws/clients.js");
           return assertCredentials(await ctx.aws());
         },
-        async awsLaunchNetwork() {
+        async awsLaunchNetwork(region) {
           const { Ec2Network } = await import("../aws/ec2-network.js");
-          return new Ec2Network((await ctx.aws()).ec2).launchNetwork(
+          return new Ec2Network((await ctx.aws(region)).ec2).launchNetwork(
             config.aws.subnet_id,
             config.aws.security_group_ids,
           );

@@ -29,7 +29,7 @@ export interface DoctorProbes {
   /** Caller identity; throws a UsageError naming the credential chain when there are no credentials. */
   awsIdentity(): Promise<{ account: string; arn: string }>;
   /** aws: the launch subnet(s) and the security groups instances carry (src/aws/ec2-network.ts). */
-  awsLaunchNetwork?(): Promise<LaunchNetwork>;
+  awsLaunchNetwork?(region?: string): Promise<LaunchNetwork>;
   /**
    * Dead runs of the state folder and what each left (one line per run; src/leftovers/), or the reason the
    * engine could not be asked (the runs' folders are listed anyway).

@@ -134,6 +134,63 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
   const baseStatus = (doc: PipelineJson) =>
     doc.stages.filter((s) => s.stage === "bake-base").map((s) => s.status);
 
+  test("with the smoke launch: a security group that does not open the orchestrator's port, or does not exist, stops the run before any push or bake (exit 2, the fix named)", async () => {
+    const vpcId = "vpc-0f00000000000003";
+    const subnet = standin.addSubnet(REGION, {
+      availabilityZone: `${REGION}b`,
+      vpcId,
+      cidrBlock: "10.3.0.0/24",
+    });
+    const group = standin.addSecurityGroup(REGION, {
+      groupName: "fleet-no-port",
+      vpcId,
+      ingress: [{ protocol: "tcp", fromPort: 22, toPort: 22, cidrs: ["0.0.0.0/0"] }],
+    });
+    const withNetwork = (groups: string) => {
+      const file = path.join(path.dirname(p.configFile), `net-${groups}.yaml`);
+      writeFileSync(
+        file,
+        readFileSync(p.configFile, "utf8") + `  subnet_id: ${subnet}\n  security_group_ids: [${groups}]\n`,
+      );
+      return file;
+    };
+    const before = { builds: builds(), requests: standin.requests.length };
+    const closed = await runCli(["pipeline", "--target", "aws", "--config", withNetwork(group)], { env });
+    assert.equal(closed.code, 2, closed.stderr.slice(-3000));
+    assert.match(closed.stderr, /The smoke launch cannot pass: no inbound rule of aws\.security_group_ids/);
+    assert.match(closed.stderr, /Nothing was pushed or baked/);
+    assert.match(
+      closed.stderr,
+      new RegExp(
+        `authorize-security-group-ingress --region ${REGION} --group-id ${group} --protocol tcp --port 8080`,
+      ),
+    );
+    const missing = await runCli(
+      ["pipeline", "--target", "aws", "--config", withNetwork("sg-0deadbeef0000000")],
+      { env },
+    );
+    assert.equal(missing.code, 2, missing.stderr.slice(-3000));
+    assert.match(
+      missing.stderr,
+      /aws\.subnet_id or aws\.security_group_ids: .*sg-0deadbeef0000000.*InvalidGroup\.NotFound/,
+    );
+    // Only the credentials check and the two reads, judged by the IAM referee with the workflow role's policies:
+    // nothing pushed or baked.
+    const requests = standin.requests.slice(before.requests);
+    const made = requests.map((r) => r.operation);
+    assert.deepEqual(
+      [...new Set(made)].sort(),
+      ["DescribeSecurityGroups", "DescribeSubnets", "GetCallerIdentity"],
+      made.join(" "),
+    );
+    assert.deepEqual(
+      requests.filter((r) => r.operation === "DescribeSubnets").map((r) => r.status),
+      [200, 200],
+      "the workflow role may read the network",
+    );
+    assert.equal(builds(), before.builds);
+  });
+
   test("first run pushes to ECR and bakes both roles; a second run with nothing changed bakes nothing", async () => {
     seedBase(1);
     const first = await run(seedBuilt(1));

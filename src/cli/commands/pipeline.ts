@@ -1,5 +1,5 @@
 /** `imgtool pipeline`: push, bake, smoke launch, promote; a report per role and stage. */
-import { isImgtoolError, UsageError } from "../../errors.js";
+import { errorName, isImgtoolError, UsageError } from "../../errors.js";
 import type { PipelineReport } from "../../pipeline/pipeline.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { rolesOf } from "../roles.js";
@@ -33,6 +33,9 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     );
     return 0;
   }
+  // aws: the smoke launch's task runners must reach the orchestrator's port; a security group without that rule
+  // fails the smoke task after every push and bake, so it is checked before them.
+  if (target === "aws" && args.smoke) await checkSmokeNetwork(ctx);
   const { runPipeline } = await import("../../pipeline/pipeline.js");
   const deps = ctx.deps.pipeline({ force: args.force });
 
@@ -71,4 +74,47 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
 
 function errorDoc(e: unknown) {
   return { message: (e as Error).message, fix: isImgtoolError(e) ? (e.fix ?? null) : null };
+}
+
+/** EC2's answers for a subnet or group the config names that does not exist (or is no id). */
+const MISSING = new Set([
+  "InvalidSubnetID.NotFound",
+  "InvalidSubnetID.Malformed",
+  "InvalidGroup.NotFound",
+  "InvalidGroupId.Malformed",
+]);
+/** Refusals of the reads themselves: a role without ec2:DescribeSubnets or ec2:DescribeSecurityGroups. */
+const DENIED = new Set(["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"]);
+
+async function checkSmokeNetwork(ctx: Context): Promise<void> {
+  const region = ctx.regions[0]!;
+  const { launchNetworkCheck } = await import("../../doctor/network.js");
+  const probes = ctx.deps.doctorProbes();
+  if (!probes.awsLaunchNetwork) return;
+  let net;
+  try {
+    net = await probes.awsLaunchNetwork(region);
+  } catch (e) {
+    const name = errorName(e);
+    if (name && MISSING.has(name)) {
+      throw new UsageError(
+        `aws.subnet_id or aws.security_group_ids: ${(e as Error).message} (${name}, in ${region}). Nothing was pushed or baked.`,
+        { fix: `Name a subnet and security groups of one VPC in ${region}.` },
+      );
+    }
+    if (name && DENIED.has(name)) {
+      ctx.out.warn(
+        `the launch network was not checked (${name}): the smoke launch's task runners may not reach the orchestrator`,
+      );
+      return;
+    }
+    throw e;
+  }
+  const check = launchNetworkCheck(net, ctx.config.launch.orchestrator_port, region);
+  if (!check.ok) {
+    throw new UsageError(`The smoke launch cannot pass: ${check.state}. Nothing was pushed or baked.`, {
+      ...(check.fix ? { fix: check.fix } : {}),
+    });
+  }
+  ctx.out.event({ type: "check", message: `launch network: ${check.state}` });
 }
