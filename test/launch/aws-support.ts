@@ -61,6 +61,7 @@ export async function awsFixture(
     },
     ...standinOpts,
   });
+  seedLaunchNetwork(standin);
   const clientsAs = (actor: "launch" | "setup") =>
     makeAwsClients({
       region: REGION,
@@ -167,6 +168,23 @@ export async function publishUnbakedImage(fx: AwsFixture, role: Role, ref: strin
   });
   await recordFixtureRelease(fx.seeding);
   fx.standin.requests.length = 0;
+}
+
+/** The subnet and security group awsConfig() names, in one VPC of REGION (EC2 refuses unknown ones). */
+export function seedLaunchNetwork(standin: AwsStandin): void {
+  const vpcId = "vpc-00123abcd0123abcd";
+  standin.addSubnet(REGION, {
+    subnetId: "subnet-0123abcd",
+    vpcId,
+    availabilityZone: `${REGION}a`,
+    cidrBlock: "10.0.0.0/20",
+  });
+  standin.addSecurityGroup(REGION, {
+    groupId: "sg-0123abcd",
+    groupName: "imgtool-fleet",
+    vpcId,
+    ingress: [{ protocol: "tcp", fromPort: 8080, toPort: 8080, groups: ["sg-0123abcd"] }],
+  });
 }
 
 export function awsConfig(extra = ""): Config {

@@ -1273,14 +1273,30 @@ const runInstances: Ec2Handler = (ctx, p) => {
       fail("InvalidParameterValue", "User data is limited to 16384 bytes");
     }
   }
+  // The subnet (else a default subnet: the default VPC) and the groups, which must be of that VPC; no group:
+  // the VPC's default group, as EC2 gives it.
   const subnetId = p.get("SubnetId");
-  if (subnetId !== undefined && !subnetId.startsWith("subnet-")) {
+  const subnet = subnetId === undefined ? undefined : ctx.state.ec2.subnets.get(subnetId);
+  if (subnetId !== undefined && !subnet) {
     fail("InvalidSubnetID.NotFound", `The subnet ID '${subnetId}' does not exist`);
   }
-  const groups = p.list("SecurityGroupId");
-  for (const g of groups) {
-    if (!g.startsWith("sg-")) fail("InvalidGroup.NotFound", `The security group '${g}' does not exist`);
+  const vpcId = (subnet ?? [...ctx.state.ec2.subnets.values()].find((s) => s.defaultForAz))?.vpcId;
+  const requestedGroups = p.list("SecurityGroupId");
+  for (const g of requestedGroups) {
+    const group = ctx.state.ec2.securityGroups.get(g);
+    if (!group) fail("InvalidGroup.NotFound", `The security group '${g}' does not exist in VPC '${vpcId}'`);
+    if (group.vpcId !== vpcId) {
+      fail(
+        "InvalidParameter",
+        `Security group ${g} and subnet ${subnetId ?? "(default)"} belong to different networks.`,
+      );
+    }
   }
+  const groups = requestedGroups.length
+    ? requestedGroups
+    : [...ctx.state.ec2.securityGroups.values()]
+        .filter((g) => g.vpcId === vpcId && g.groupName === "default")
+        .map((g) => g.groupId);
   const profileName = p.get("IamInstanceProfile.Name");
   const profileArn = p.get("IamInstanceProfile.Arn");
   const iamInstanceProfile =
@@ -1376,9 +1392,6 @@ const runInstances: Ec2Handler = (ctx, p) => {
   // Validation done: create.
   const now = ctx.now.toISOString();
   const reservationId = ctx.all.nextId("r");
-  const vpcId = subnetId
-    ? `vpc-0${Buffer.from(subnetId).toString("hex").slice(-16).padStart(16, "0")}`
-    : undefined;
   const instanceIds: string[] = [];
   for (let i = 0; i < maxCount; i++) {
     const instanceId = ctx.all.nextId("i");
@@ -1417,7 +1430,7 @@ const runInstances: Ec2Handler = (ctx, p) => {
       privateDnsName: `ip-${ip.replace(/\./g, "-")}.${ctx.region}.compute.internal`,
       launchTime: now,
       architecture: image.architecture,
-      availabilityZone: p.get("Placement.AvailabilityZone") ?? `${ctx.region}a`,
+      availabilityZone: subnet?.availabilityZone ?? p.get("Placement.AvailabilityZone") ?? `${ctx.region}a`,
       ...(subnetId ? { subnetId } : {}),
       ...(vpcId ? { vpcId } : {}),
       securityGroupIds: groups,

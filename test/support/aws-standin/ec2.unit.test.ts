@@ -310,8 +310,48 @@ describe("EC2 instances", () => {
     ...extra,
   });
 
+  test("RunInstances refuses a subnet or group that does not exist and groups of another VPC; no group: the VPC's default", async () => {
+    const { imageId } = standin.addImage(REGION, { name: "runner-net" });
+    const ec2 = clients().ec2;
+    const vpcId = "vpc-0def0def0def0def0";
+    const subnet = standin.addSubnet(REGION, { vpcId, availabilityZone: `${REGION}a` });
+    const own = standin.addSecurityGroup(REGION, { groupName: "own", vpcId });
+    const other = standin.addSecurityGroup(REGION, { groupName: "of-the-default-vpc" });
+    const refused = async (extra: Partial<RunInstancesCommandInput>, code: string, text: RegExp) =>
+      assert.rejects(ec2.send(new RunInstancesCommand(launch(imageId, extra))), (e: Error) => {
+        assert.equal(e.name, code);
+        assert.match(e.message, text);
+        return true;
+      });
+    await refused({ SubnetId: "subnet-0fff0fff" }, "InvalidSubnetID.NotFound", /subnet-0fff0fff/);
+    await refused(
+      { SubnetId: subnet, SecurityGroupIds: ["sg-0fff0fff"] },
+      "InvalidGroup.NotFound",
+      /sg-0fff0fff/,
+    );
+    await refused(
+      { SubnetId: subnet, SecurityGroupIds: [other] },
+      "InvalidParameter",
+      /belong to different networks/,
+    );
+    await refused({ SecurityGroupIds: [own] }, "InvalidParameter", /belong to different networks/);
+    assert.equal(standin.state.region(REGION).ec2.instances.size, 0, "nothing started");
+    const run = await ec2.send(new RunInstancesCommand(launch(imageId, { SubnetId: subnet })));
+    const group = [...standin.state.region(REGION).ec2.securityGroups.values()].find(
+      (g) => g.vpcId === vpcId && g.groupName === "default",
+    );
+    assert.deepEqual(
+      run.Instances?.[0]?.SecurityGroups?.map((g) => g.GroupId),
+      [group?.groupId],
+    );
+  });
+
   test("RunInstances launches with the requested settings, pending then running after a describe", async () => {
     const { imageId } = standin.addImage(REGION, { name: "runner", rootVolumeSize: 16 });
+    const vpcId = "vpc-0abc0abc0abc0abc0";
+    standin.addSubnet(REGION, { subnetId: "subnet-0abc", vpcId, availabilityZone: `${REGION}b` });
+    for (const groupId of ["sg-01", "sg-02"])
+      standin.addSecurityGroup(REGION, { groupId, groupName: groupId, vpcId });
     const ec2 = clients().ec2;
     const userData = Buffer.from("#!/bin/sh\necho hi\n").toString("base64");
     const run = await ec2.send(
@@ -338,6 +378,8 @@ describe("EC2 instances", () => {
     assert.notEqual(first?.PrivateIpAddress, run.Instances?.[1]?.PrivateIpAddress);
     assert.equal(first?.InstanceType, "c7i.large");
     assert.equal(first?.SubnetId, "subnet-0abc");
+    assert.equal(first?.VpcId, vpcId);
+    assert.equal(first?.Placement?.AvailabilityZone, `${REGION}b`, "the subnet's zone");
     assert.deepEqual(
       first?.SecurityGroups?.map((g) => g.GroupId),
       ["sg-01", "sg-02"],
