@@ -331,7 +331,6 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
       sshUsername: versions.packer.aws.ssh_username,
       rootDevice: versions.packer.aws.root_device_name,
       rootVolumeGb: versions.packer.aws.root_volume_gb,
-      subnetId: bakeSubnet(config) ?? false,
       sources: arches.map(({ arch, instanceType }) => ({
         name: arch,
         arch,
@@ -467,6 +466,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     "variables.pkr.hcl": renderTemplate("packer/variables.pkr.hcl.hbs", {
       role,
       target,
+      aws: target === "aws",
       registryPasswordEnv,
     }),
     "sources.pkr.hcl": sourcesFile,
@@ -504,6 +504,8 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
     inputsHash: inputs.inputsHash,
     gitRevision: inputs.gitRevision,
     runId: inputs.runId ?? "none",
+    aws: target === "aws",
+    subnetId: bakeSubnet(config) ?? "",
   });
 
   return {

@@ -168,7 +168,7 @@ describe("render: the example config, both roles, both targets", () => {
             assert.equal(s.temporary_security_group_source_public_ip, true, "SSH only from the builder");
             assert.equal(s.shutdown_behavior, "terminate");
             assert.equal(s.ami_regions, undefined, "copies are the bake flow's (CopyImage), not Packer's");
-            assert.equal(s.subnet_id, undefined);
+            assert.equal(s.subnet_id, "${var.subnet_id}", "a value of the build (imgtool.pkrvars.hcl)");
             for (const k of ["run_tags", "run_volume_tags", "tags", "snapshot_tags"]) {
               assert.match(s[k], /^\$\{merge\(local\.tags, \{ "imgtool:arch" = "x86_64" \}\)\}$/);
             }
@@ -275,50 +275,54 @@ describe("render: variants beyond the example config", () => {
     },
   };
 
-  test("aws.bake_subnet_id: the build instances' subnet (not aws.subnet_id, the launches'), with a public address; Packer formats and validates it", async () => {
+  test("aws.bake_subnet_id: the build instances' subnet (not aws.subnet_id, the launches'), with a public address, a value of the build outside the inputs hash; Packer formats and validates it", async () => {
     const cfg = configFrom(
       ["aws:", "  subnet_id: subnet-0123abcd", "  bake_subnet_id: subnet-0fedcba9876543210"].join("\n"),
     );
     const r = renderBake(cfg, "task-runner", "aws", FIXED_INPUTS);
+    const subnetOf = async (x: RenderedBake) =>
+      ((await parseHcl("v", x.files[x.varFile]!)) as Hcl).subnet_id as string;
+    assert.equal(await subnetOf(r), "subnet-0fedcba9876543210");
     const ebs = ((await parseHcl("s", r.files["sources.pkr.hcl"]!)).source as Hcl)["amazon-ebs"];
     for (const name of r.sources.map((s) => s.name)) {
-      assert.equal(ebs[name][0].subnet_id, "subnet-0fedcba9876543210");
-      assert.equal(ebs[name][0].associate_public_ip_address, true);
+      assert.equal(ebs[name][0].subnet_id, "${var.subnet_id}");
+      assert.equal(ebs[name][0].associate_public_ip_address, '${var.subnet_id == "" ? null : true}');
     }
-    // Without bake_subnet_id, aws.subnet_id serves the bake too; with neither, Packer picks the default VPC's
-    // subnet (which assigns public addresses) and nothing is set.
+    // Without bake_subnet_id, aws.subnet_id serves the bake too; with neither, the value is empty: Packer picks
+    // the default VPC's subnet (which assigns public addresses) and no public address is asked for.
     const shared = renderBake(
       configFrom("aws:\n  subnet_id: subnet-0123abcd\n"),
       "task-runner",
       "aws",
       FIXED_INPUTS,
     );
-    const s2 = ((await parseHcl("s", shared.files["sources.pkr.hcl"]!)).source as Hcl)["amazon-ebs"]
-      .x86_64[0];
-    assert.equal(s2.subnet_id, "subnet-0123abcd");
-    assert.equal(s2.associate_public_ip_address, true);
+    assert.equal(await subnetOf(shared), "subnet-0123abcd");
     const none = renderBake(exampleConfig(), "task-runner", "aws", FIXED_INPUTS);
-    const s3 = ((await parseHcl("s", none.files["sources.pkr.hcl"]!)).source as Hcl)["amazon-ebs"].x86_64[0];
-    assert.equal(s3.associate_public_ip_address, undefined);
+    assert.equal(await subnetOf(none), "");
+    // Where the build instance runs does not shape the image: no rebake when the subnet changes.
+    assert.equal(renderedHash(r), renderedHash(shared));
+    assert.equal(renderedHash(r), renderedHash(none));
     if (!PACKER) return;
-    const dir = await writeTemp(r, "render-aws-bake-subnet");
-    try {
-      const fmt = run(["packer", "fmt", "-check", "-diff", "."], { cwd: dir });
-      assert.equal(fmt.code, 0, fmt.out);
-      const old = forOldPacker(dir, r);
+    for (const x of [r, none]) {
+      const dir = await writeTemp(x, "render-aws-bake-subnet");
       try {
-        assert.equal(
-          old.removed.imds,
-          r.sources.length,
-          "the IMDSv2 setting was found (alignment unchanged)",
-        );
-        const res = run(["packer", "validate", `-var-file=${r.varFile}`, "."], { cwd: old.dir });
-        assert.equal(res.code, 0, res.out);
+        const fmt = run(["packer", "fmt", "-check", "-diff", "."], { cwd: dir });
+        assert.equal(fmt.code, 0, fmt.out);
+        const old = forOldPacker(dir, x);
+        try {
+          assert.equal(
+            old.removed.imds,
+            x.sources.length,
+            "the IMDSv2 setting was found (alignment unchanged)",
+          );
+          const res = run(["packer", "validate", `-var-file=${x.varFile}`, "."], { cwd: old.dir });
+          assert.equal(res.code, 0, res.out);
+        } finally {
+          rmSync(old.dir, { recursive: true, force: true });
+        }
       } finally {
-        rmSync(old.dir, { recursive: true, force: true });
+        rmSync(dir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 
@@ -336,7 +340,8 @@ describe("render: variants beyond the example config", () => {
     assert.equal(ebs.x86_64[0].source_ami_filter[0].filters["image-id"], "ami-0123456789abcdef0");
     assert.equal(ebs.arm64[0].source_ami_filter[0].filters["image-id"], "ami-0fedcba9876543210");
     assert.equal(ebs.arm64[0].region, "eu-west-1", "bakes in the first configured region");
-    assert.equal(ebs.arm64[0].subnet_id, "subnet-0123abcd");
+    assert.equal(ebs.arm64[0].subnet_id, "${var.subnet_id}");
+    assert.equal(((await parseHcl("v", r.files[r.varFile]!)) as Hcl).subnet_id, "subnet-0123abcd");
     const build = ((await parseHcl("b", r.files["build.pkr.hcl"]!)).build as Hcl[])[0]!;
     assert.deepEqual(build.sources, ["source.amazon-ebs.x86_64", "source.amazon-ebs.arm64"]);
     const download = (build.provisioner.file as Hcl[]).find((p) => p.direction === "download");

@@ -1,8 +1,7 @@
 # Sources of the orchestrator bake on aws: one amazon-ebs source per architecture of the role's instance types.
 # IMDSv2 only (metadata_options, imds_support: amazon plugin 1.2.2 or later), tagged run, AMI and snapshots.
 # The launch volume is encrypted, so the AMI's snapshots are too: no encrypt_boot (it would copy the AMI again).
-# The temporary security group opens SSH to this builder's public address only, not to 0.0.0.0/0. The subnet:
-# aws.bake_subnet_id, else aws.subnet_id, else the default VPC's.
+# The temporary security group opens SSH to this builder's public address only, not to 0.0.0.0/0.
 # Rendered by imgtool from templates/packer/sources-aws.pkr.hcl.hbs: do not edit.
 
 locals {
@@ -26,6 +25,10 @@ source "amazon-ebs" "x86_64" {
   ssh_username      = "ec2-user"
   shutdown_behavior = "terminate"
   imds_support      = "v2.0"
+  # The subnet (empty: the default VPC's) is a value of this build, not of the image: it stays out of the inputs
+  # hash. Packer connects by SSH from where it runs: a public address even where the subnet assigns none.
+  subnet_id                   = var.subnet_id
+  associate_public_ip_address = var.subnet_id == "" ? null : true
 
   temporary_security_group_source_public_ip = true
 

@@ -21,3 +21,9 @@ variable "run_id" {
   type        = string
   description = "The imgtool run that bakes (its record is <state>/runs/<run_id>): labels what the builder makes."
 }
+
+variable "subnet_id" {
+  type        = string
+  description = "Subnet of the build instance: aws.bake_subnet_id, else aws.subnet_id; empty: the default VPC's."
+  default     = ""
+}
