@@ -362,6 +362,12 @@ export function buildParser(argv: string[]): Argv {
             default: true,
             describe: "Smoke-launch new versions before promoting them to stable (--no-smoke: no promotion)",
           })
+          .option("network-check", {
+            type: "boolean",
+            default: true,
+            describe:
+              "aws, with the smoke launch: before any push or bake, check that the security groups let the task runners reach the orchestrator's port (--no-network-check: skip)",
+          })
           .option("force", {
             type: "boolean",
             default: false,

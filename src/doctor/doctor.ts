@@ -3,7 +3,8 @@
  * something is wrong, the exact command that fixes it. Probes are handed in, so tests can point them anywhere.
  */
 import type { Target } from "../config/schema.js";
-import { launchNetworkCheck, NETWORK_PART, type LaunchNetwork } from "./network.js";
+import { errorName } from "../errors.js";
+import { launchNetworkCheck, NETWORK_PART, networkReadProblem, type LaunchNetwork } from "./network.js";
 
 export interface DoctorCheck {
   part: string;
@@ -218,13 +219,26 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
       try {
         checks.push(launchNetworkCheck(await probes.awsLaunchNetwork(), orchestratorPort, region));
       } catch (e) {
-        checks.push({
-          part: NETWORK_PART,
-          ok: false,
-          version: null,
-          state: `cannot read the launch subnet and security groups in ${region}: ${message(e)}`,
-          fix: `Check that aws.subnet_id and aws.security_group_ids exist in ${region} and that these credentials may call ec2:DescribeSubnets and ec2:DescribeSecurityGroups`,
-        });
+        const problem = networkReadProblem(errorName(e), message(e), region);
+        checks.push(
+          problem?.kind === "denied"
+            ? {
+                part: NETWORK_PART,
+                ok: true,
+                version: null,
+                state: `not checked (${errorName(e)}: these credentials may not call ec2:DescribeSubnets and ec2:DescribeSecurityGroups; \`iam-policy --for bake\` has both)`,
+                fix: null,
+              }
+            : {
+                part: NETWORK_PART,
+                ok: false,
+                version: null,
+                state:
+                  problem?.message ??
+                  `cannot read the launch subnet and security groups in ${region}: ${message(e)}`,
+                fix: problem?.fix ?? "Run doctor again; if it persists, check the network to the EC2 API",
+              },
+        );
       }
     }
   }

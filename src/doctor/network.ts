@@ -86,32 +86,36 @@ export function launchNetworkCheck(net: LaunchNetwork, port: number, region: str
   const ids = net.groups.map((g) => g.groupId);
   const members = new Set(ids);
   const where = net.subnetId ? `subnet ${net.subnetId}` : `the default VPC's subnets`;
+  const ok = (state: string): DoctorCheck => ({
+    part: NETWORK_PART,
+    ok: true,
+    version: null,
+    state,
+    fix: null,
+  });
   let unverified: string | undefined;
+  // Every range that opens the port, over all rules and groups: each launch subnet must lie in one of them (the
+  // default VPC's subnets may be opened one rule each).
+  const ranges: string[] = [];
   for (const g of net.groups) {
     for (const r of g.ingress.filter((x) => covers(x, port))) {
       const source = r.groups.find((s) => members.has(s));
       if (source) {
-        return {
-          part: NETWORK_PART,
-          ok: true,
-          version: null,
-          state: `ok (task runners reach the orchestrator on tcp ${port}: ${g.groupId} allows it from ${source}; ${where})`,
-          fix: null,
-        };
+        return ok(
+          `ok (task runners reach the orchestrator on tcp ${port}: ${g.groupId} allows it from ${source}; ${where})`,
+        );
       }
-      const range = r.cidrs.find((c) => net.subnetCidrs.every((s) => cidrHolds(c, s)));
-      if (range && net.subnetCidrs.length) {
-        return {
-          part: NETWORK_PART,
-          ok: true,
-          version: null,
-          state: `ok (task runners reach the orchestrator on tcp ${port}: ${g.groupId} allows it from ${range}, which holds ${net.subnetCidrs.join(", ")})`,
-          fix: null,
-        };
-      }
+      ranges.push(...r.cidrs);
       if (r.prefixLists.length)
         unverified ??= `${g.groupId} allows it from prefix list ${r.prefixLists.join(", ")}`;
     }
+  }
+  const held = net.subnetCidrs.map((s) => ranges.find((c) => cidrHolds(c, s)));
+  if (net.subnetCidrs.length && held.every((c) => c !== undefined)) {
+    const pairs = net.subnetCidrs.map((s, k) => (held[k] === s ? s : `${s} in ${held[k]}`));
+    return ok(
+      `ok (task runners reach the orchestrator on tcp ${port}: allowed from ${pairs.join(", ")}; ${where})`,
+    );
   }
   if (unverified) {
     return {
@@ -131,4 +135,40 @@ export function launchNetworkCheck(net: LaunchNetwork, port: number, region: str
       `(launch.orchestrator_port; ${where}, ${net.subnetCidrs.join(", ") || "no range"}): the smoke task would never complete`,
     `aws ec2 authorize-security-group-ingress --region ${region} --group-id ${first} --protocol tcp --port ${port} --source-group ${first}`,
   );
+}
+
+/** EC2's answers when a subnet or group the config names does not exist, or is no id: the key it comes from. */
+const MISSING: Record<string, string> = {
+  "InvalidSubnetID.NotFound": "aws.subnet_id",
+  "InvalidSubnetID.Malformed": "aws.subnet_id",
+  "InvalidGroup.NotFound": "aws.security_group_ids",
+  "InvalidGroupId.Malformed": "aws.security_group_ids",
+};
+/** Refusals of the reads themselves: a role without ec2:DescribeSubnets or ec2:DescribeSecurityGroups. */
+const DENIED = new Set(["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"]);
+
+/**
+ * What a failed read of the launch network means: a config key that names something missing in the region (with
+ * the message and the fix), the reads refused (`denied`: not checked), or neither (undefined).
+ */
+export function networkReadProblem(
+  name: string | undefined,
+  message: string,
+  region: string,
+): { kind: "missing"; key: string; message: string; fix: string } | { kind: "denied" } | undefined {
+  if (!name) return undefined;
+  const key = MISSING[name];
+  if (key) {
+    const what =
+      key === "aws.subnet_id"
+        ? ["a subnet", "describe-subnets"]
+        : ["security groups", "describe-security-groups"];
+    return {
+      kind: "missing",
+      key,
+      message: `${key}: ${message} (${name}, in ${region})`,
+      fix: `Name ${what[0]} of ${region} in ${key} (\`aws ec2 ${what[1]} --region ${region}\` lists them).`,
+    };
+  }
+  return DENIED.has(name) ? { kind: "denied" } : undefined;
 }

@@ -6,7 +6,13 @@ import { after, before, beforeEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { makeAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { Ec2Network } from "../../src/aws/ec2-network.js";
-import { cidrHolds, launchNetworkCheck, type LaunchNetwork } from "../../src/doctor/network.js";
+import { runDoctor, type DoctorProbes } from "../../src/doctor/doctor.js";
+import {
+  cidrHolds,
+  launchNetworkCheck,
+  networkReadProblem,
+  type LaunchNetwork,
+} from "../../src/doctor/network.js";
 import { startAwsStandin, type AwsStandin } from "../support/aws-standin/index.js";
 
 const REGION = "us-east-1";
@@ -97,6 +103,86 @@ describe("doctor's launch network check (pure)", () => {
     );
     assert.equal(noVpc.ok, false);
     assert.match(noVpc.fix ?? "", /aws\.subnet_id/);
+  });
+
+  test("the default VPC's subnets opened one range each (rules or groups apart): ok; one subnet left out: fails", () => {
+    const two = { subnetId: undefined, subnetCidrs: ["172.31.0.0/20", "172.31.16.0/20"] };
+    const apart = launchNetworkCheck(
+      net(
+        [
+          rule({ cidrs: ["172.31.0.0/20"] }),
+          rule({ fromPort: 8000, toPort: 8999, cidrs: ["172.31.16.0/20"] }),
+        ],
+        two,
+      ),
+      8080,
+      REGION,
+    );
+    assert.equal(apart.ok, true, apart.state);
+    assert.match(
+      apart.state,
+      /allowed from 172\.31\.0\.0\/20, 172\.31\.16\.0\/20; the default VPC's subnets/,
+    );
+    const wide = launchNetworkCheck(net([rule({ cidrs: ["172.31.0.0/16"] })], two), 8080, REGION);
+    assert.match(wide.state, /172\.31\.0\.0\/20 in 172\.31\.0\.0\/16/);
+    const missing = launchNetworkCheck(net([rule({ cidrs: ["172.31.0.0/20"] })], two), 8080, REGION);
+    assert.equal(missing.ok, false);
+    assert.match(missing.state, /the default VPC's subnets, 172\.31\.0\.0\/20, 172\.31\.16\.0\/20/);
+  });
+
+  test("a failed read: a missing subnet or group names its key and the command that lists them; a refusal is 'denied'", () => {
+    const subnet = networkReadProblem(
+      "InvalidSubnetID.NotFound",
+      "The subnet ID 'subnet-0f' does not exist",
+      REGION,
+    );
+    assert.deepEqual(subnet, {
+      kind: "missing",
+      key: "aws.subnet_id",
+      message:
+        "aws.subnet_id: The subnet ID 'subnet-0f' does not exist (InvalidSubnetID.NotFound, in us-east-1)",
+      fix: "Name a subnet of us-east-1 in aws.subnet_id (`aws ec2 describe-subnets --region us-east-1` lists them).",
+    });
+    const group = networkReadProblem("InvalidGroupId.Malformed", 'Invalid id: "sg-1"', REGION);
+    assert.equal(group?.kind === "missing" && group.key, "aws.security_group_ids");
+    assert.deepEqual(networkReadProblem("UnauthorizedOperation", "no", REGION), { kind: "denied" });
+    assert.equal(networkReadProblem("ThrottlingException", "slow down", REGION), undefined);
+    assert.equal(networkReadProblem(undefined, "socket hang up", REGION), undefined);
+  });
+
+  test("runDoctor: reads refused are 'not checked' (ok), a missing group fails naming the key", async () => {
+    const probes = (thrown: Error): DoctorProbes => ({
+      nodeVersion: () => "v20.1.0",
+      dockerVersion: async () => "20.10",
+      imageExists: async () => true,
+      registry: async () => ({ anonymous: 401, authenticated: 200, api: null }),
+      packerVersion: async () => "Packer v1.6.6",
+      awsIdentity: async () => ({ account: "1", arn: "arn:aws:iam::1:user/u" }),
+      awsLaunchNetwork: async () => {
+        throw thrown;
+      },
+    });
+    const input = {
+      target: "aws" as const,
+      stack: undefined,
+      dockerHost: "",
+      baseImages: [],
+      setupCommand: "scripts/setup",
+      aws: { region: REGION, orchestratorPort: 8080 },
+    };
+    const part = async (e: Error) =>
+      (await runDoctor(input, probes(e))).find((c) => c.part === "aws launch network")!;
+    const denied = await part(Object.assign(new Error("not authorized"), { name: "UnauthorizedOperation" }));
+    assert.equal(denied.ok, true);
+    assert.match(denied.state, /^not checked \(UnauthorizedOperation/);
+    const missing = await part(
+      Object.assign(new Error("The security group 'sg-0f' does not exist"), {
+        name: "InvalidGroup.NotFound",
+      }),
+    );
+    assert.equal(missing.ok, false);
+    assert.match(missing.state, /^aws\.security_group_ids: The security group 'sg-0f' does not exist/);
+    assert.match(missing.fix ?? "", /describe-security-groups --region us-east-1/);
   });
 
   test("a prefix list doctor cannot read: not verified, not failed", () => {

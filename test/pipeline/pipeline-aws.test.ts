@@ -159,6 +159,7 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     assert.equal(closed.code, 2, closed.stderr.slice(-3000));
     assert.match(closed.stderr, /The smoke launch cannot pass: no inbound rule of aws\.security_group_ids/);
     assert.match(closed.stderr, /Nothing was pushed or baked/);
+    assert.match(closed.stderr, /--no-network-check to skip this check/);
     assert.match(
       closed.stderr,
       new RegExp(
@@ -172,7 +173,7 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     assert.equal(missing.code, 2, missing.stderr.slice(-3000));
     assert.match(
       missing.stderr,
-      /aws\.subnet_id or aws\.security_group_ids: .*sg-0deadbeef0000000.*InvalidGroup\.NotFound/,
+      /aws\.security_group_ids: .*sg-0deadbeef0000000.*InvalidGroup\.NotFound.*Nothing was pushed or baked/,
     );
     // Only the credentials check and the two reads, judged by the IAM referee with the workflow role's policies:
     // nothing pushed or baked.

@@ -8,6 +8,7 @@ import { humanReport } from "../views/pipeline.js";
 export interface PipelineArgs extends GlobalArgs {
   role: string;
   smoke: boolean;
+  networkCheck: boolean;
   force: boolean;
   out?: string;
 }
@@ -35,7 +36,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
   }
   // aws: the smoke launch's task runners must reach the orchestrator's port; a security group without that rule
   // fails the smoke task after every push and bake, so it is checked before them.
-  if (target === "aws" && args.smoke) await checkSmokeNetwork(ctx);
+  if (target === "aws" && args.smoke && args.networkCheck) await checkSmokeNetwork(ctx);
   const { runPipeline } = await import("../../pipeline/pipeline.js");
   const deps = ctx.deps.pipeline({ force: args.force });
 
@@ -76,35 +77,26 @@ function errorDoc(e: unknown) {
   return { message: (e as Error).message, fix: isImgtoolError(e) ? (e.fix ?? null) : null };
 }
 
-/** EC2's answers for a subnet or group the config names that does not exist (or is no id). */
-const MISSING = new Set([
-  "InvalidSubnetID.NotFound",
-  "InvalidSubnetID.Malformed",
-  "InvalidGroup.NotFound",
-  "InvalidGroupId.Malformed",
-]);
-/** Refusals of the reads themselves: a role without ec2:DescribeSubnets or ec2:DescribeSecurityGroups. */
-const DENIED = new Set(["UnauthorizedOperation", "AccessDenied", "AccessDeniedException"]);
-
 async function checkSmokeNetwork(ctx: Context): Promise<void> {
   const region = ctx.regions[0]!;
-  const { launchNetworkCheck } = await import("../../doctor/network.js");
+  const { launchNetworkCheck, networkReadProblem } = await import("../../doctor/network.js");
   const probes = ctx.deps.doctorProbes();
   if (!probes.awsLaunchNetwork) return;
   let net;
   try {
     net = await probes.awsLaunchNetwork(region);
   } catch (e) {
-    const name = errorName(e);
-    if (name && MISSING.has(name)) {
-      throw new UsageError(
-        `aws.subnet_id or aws.security_group_ids: ${(e as Error).message} (${name}, in ${region}). Nothing was pushed or baked.`,
-        { fix: `Name a subnet and security groups of one VPC in ${region}.` },
-      );
+    const problem = networkReadProblem(errorName(e), (e as Error).message, region);
+    if (problem?.kind === "missing") {
+      throw new UsageError(`${problem.message}. Nothing was pushed or baked.`, {
+        fix: problem.fix,
+        cause: e,
+      });
     }
-    if (name && DENIED.has(name)) {
+    // A pre-check only: refused or failed reads (throttling, the network) leave it to the smoke launch.
+    if (problem?.kind === "denied" || isAwsOrNetworkError(e)) {
       ctx.out.warn(
-        `the launch network was not checked (${name}): the smoke launch's task runners may not reach the orchestrator`,
+        `the launch network was not checked (${errorName(e) ?? (e as Error).message}): the smoke launch's task runners may not reach the orchestrator`,
       );
       return;
     }
@@ -113,8 +105,17 @@ async function checkSmokeNetwork(ctx: Context): Promise<void> {
   const check = launchNetworkCheck(net, ctx.config.launch.orchestrator_port, region);
   if (!check.ok) {
     throw new UsageError(`The smoke launch cannot pass: ${check.state}. Nothing was pushed or baked.`, {
-      ...(check.fix ? { fix: check.fix } : {}),
+      ...(check.fix ? { fix: `${check.fix} (or --no-network-check to skip this check)` } : {}),
     });
   }
   ctx.out.event({ type: "check", message: `launch network: ${check.state}` });
+}
+
+/** An AWS service's answer (the SDK's exceptions carry $metadata) or a failed connection (an errno code). */
+function isAwsOrNetworkError(e: unknown): boolean {
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    ("$metadata" in e || typeof (e as NodeJS.ErrnoException).code === "string")
+  );
 }
