@@ -5,13 +5,14 @@
  * src/doctor/network.ts's plain ones.
  */
 import {
+  DescribeRouteTablesCommand,
   DescribeSecurityGroupsCommand,
   DescribeSubnetsCommand,
   type EC2Client,
   type IpPermission,
   type SecurityGroup,
 } from "@aws-sdk/client-ec2";
-import type { IngressRule, LaunchNetwork } from "../doctor/network.js";
+import type { BakeSubnetRoute, IngressRule, LaunchNetwork } from "../doctor/network.js";
 
 type Ec2Like = Pick<EC2Client, "send">;
 
@@ -83,6 +84,38 @@ export class Ec2Network {
         ingress: (g.IpPermissions ?? []).map(rule),
       })),
       groupsFromConfig: groupIds.length > 0,
+    };
+  }
+
+  /**
+   * The route table a subnet uses (its own, else its VPC's main table) and the internet gateway its 0.0.0.0/0
+   * route goes to, if any. Throws the SDK's errors (e.g. InvalidSubnetID.NotFound).
+   */
+  async subnetRoute(subnetId: string): Promise<BakeSubnetRoute> {
+    const subnet = (await this.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }))).Subnets?.[0];
+    const vpcId = subnet?.VpcId ?? "";
+    const tables = async (filters: { Name: string; Values: string[] }[]) =>
+      (await this.ec2.send(new DescribeRouteTablesCommand({ Filters: filters }))).RouteTables ?? [];
+    let table = (await tables([{ Name: "association.subnet-id", Values: [subnetId] }]))[0];
+    const main = !table;
+    table ??= (
+      await tables([
+        { Name: "vpc-id", Values: [vpcId] },
+        { Name: "association.main", Values: ["true"] },
+      ])
+    )[0];
+    const internet = (table?.Routes ?? []).find(
+      (r) =>
+        r.DestinationCidrBlock === "0.0.0.0/0" &&
+        (r.GatewayId ?? "").startsWith("igw-") &&
+        (r.State ?? "active") === "active",
+    );
+    return {
+      subnetId,
+      vpcId,
+      ...(table?.RouteTableId ? { routeTableId: table.RouteTableId } : {}),
+      main,
+      ...(internet?.GatewayId ? { internetGateway: internet.GatewayId } : {}),
     };
   }
 }

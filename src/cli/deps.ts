@@ -487,6 +487,16 @@ export function makeDeps(ctx: Context, overrides: DepsOverrides = {}): Deps {
           const { assertCredentials } = await import("../aws/clients.js");
           return assertCredentials(await ctx.aws());
         },
+        async awsBakeSubnetRoute(region) {
+          const { bakeSubnet } = await import("../render/packer.js");
+          const subnet = bakeSubnet(config);
+          if (!subnet) return undefined;
+          const { Ec2Network } = await import("../aws/ec2-network.js");
+          return {
+            route: await new Ec2Network((await ctx.aws(region)).ec2).subnetRoute(subnet),
+            key: config.aws.bake_subnet_id ? "aws.bake_subnet_id" : "aws.subnet_id",
+          };
+        },
         async awsLaunchNetwork(region) {
           const { Ec2Network } = await import("../aws/ec2-network.js");
           return new Ec2Network((await ctx.aws(region)).ec2).launchNetwork(

@@ -366,7 +366,7 @@ export function buildParser(argv: string[]): Argv {
             type: "boolean",
             default: true,
             describe:
-              "aws, with the smoke launch: before any push or bake, check that the security groups let the task runners reach the orchestrator's port (--no-network-check: skip)",
+              "aws: before any push or bake, check that the bake's subnet routes to the internet and (with the smoke launch) that the security groups let the task runners reach the orchestrator's port (--no-network-check: skip)",
           })
           .option("force", {
             type: "boolean",

@@ -4,7 +4,15 @@
  */
 import type { Target } from "../config/schema.js";
 import { errorName } from "../errors.js";
-import { launchNetworkCheck, NETWORK_PART, networkReadProblem, type LaunchNetwork } from "./network.js";
+import {
+  BAKE_SUBNET_PART,
+  bakeSubnetCheck,
+  launchNetworkCheck,
+  NETWORK_PART,
+  networkReadProblem,
+  type BakeSubnetRoute,
+  type LaunchNetwork,
+} from "./network.js";
 
 export interface DoctorCheck {
   part: string;
@@ -31,6 +39,8 @@ export interface DoctorProbes {
   awsIdentity(): Promise<{ account: string; arn: string }>;
   /** aws: the launch subnet(s) and the security groups instances carry (src/aws/ec2-network.ts). */
   awsLaunchNetwork?(region?: string): Promise<LaunchNetwork>;
+  /** aws: the bake subnet's route to the internet and the key it came from; undefined: no subnet configured. */
+  awsBakeSubnetRoute?(region?: string): Promise<{ route: BakeSubnetRoute; key: string } | undefined>;
   /**
    * Dead runs of the state folder and what each left (one line per run; src/leftovers/), or the reason the
    * engine could not be asked (the runs' folders are listed anyway).
@@ -59,7 +69,7 @@ export interface DoctorInput {
   /** The command that removes leftovers. */
   pruneLeftoversCommand?: string;
   /** aws: the region launches go to and the orchestrator's port (the launch network check). */
-  aws?: { region: string; orchestratorPort: number };
+  aws?: { region: string; orchestratorPort: number; bakeSubnetKey?: string };
 }
 
 const MIN_NODE_MAJOR = 20;
@@ -240,6 +250,43 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
               },
         );
       }
+    }
+  }
+  if (input.aws && probes.awsBakeSubnetRoute && checks.find((c) => c.part === "aws credentials")?.ok) {
+    const { region } = input.aws;
+    try {
+      const found = await probes.awsBakeSubnetRoute(region);
+      checks.push(
+        found
+          ? bakeSubnetCheck(found.route, found.key)
+          : {
+              part: BAKE_SUBNET_PART,
+              ok: true,
+              version: null,
+              state: "ok (the default VPC's: no aws.bake_subnet_id or aws.subnet_id)",
+              fix: null,
+            },
+      );
+    } catch (e) {
+      const problem = networkReadProblem(errorName(e), message(e), region, input.aws.bakeSubnetKey);
+      checks.push(
+        problem?.kind === "denied"
+          ? {
+              part: BAKE_SUBNET_PART,
+              ok: true,
+              version: null,
+              state: `not checked (${errorName(e)}: these credentials may not call ec2:DescribeSubnets and ec2:DescribeRouteTables)`,
+              fix: null,
+            }
+          : {
+              part: BAKE_SUBNET_PART,
+              ok: false,
+              version: null,
+              state:
+                problem?.message ?? `cannot read the bake subnet's route table in ${region}: ${message(e)}`,
+              fix: problem?.fix ?? "Run doctor again; if it persists, check the network to the EC2 API",
+            },
+      );
     }
   }
   if (input.stateDir && probes.leftovers) {

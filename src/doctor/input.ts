@@ -49,7 +49,13 @@ export function doctorInput(opts: {
     stateDir: config.local.state_dir,
     pruneLeftoversCommand: PRUNE_LEFTOVERS,
     ...(opts.region
-      ? { aws: { region: opts.region, orchestratorPort: config.launch.orchestrator_port } }
+      ? {
+          aws: {
+            region: opts.region,
+            orchestratorPort: config.launch.orchestrator_port,
+            bakeSubnetKey: config.aws.bake_subnet_id ? "aws.bake_subnet_id" : "aws.subnet_id",
+          },
+        }
       : {}),
   };
 }

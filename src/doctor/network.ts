@@ -31,6 +31,48 @@ export interface LaunchNetwork {
 }
 
 export const NETWORK_PART = "aws launch network";
+export const BAKE_SUBNET_PART = "aws bake subnet";
+
+/** The route of the bake's subnet to the internet (src/aws/ec2-network.ts `subnetRoute`). */
+export interface BakeSubnetRoute {
+  subnetId: string;
+  vpcId: string;
+  /** The table the subnet uses; none: the VPC has no table EC2 answered with. */
+  routeTableId?: string;
+  /** The table is the VPC's main one (the subnet has none of its own). */
+  main: boolean;
+  /** The internet gateway of an active 0.0.0.0/0 route. */
+  internetGateway?: string;
+}
+
+/**
+ * The check of the bake's subnet (aws.bake_subnet_id, else aws.subnet_id): Packer connects to the build instance
+ * by SSH from where it runs, over its public address, so the subnet must route 0.0.0.0/0 to an internet gateway.
+ * `key` names the config key the subnet came from.
+ */
+export function bakeSubnetCheck(route: BakeSubnetRoute, key: string): DoctorCheck {
+  const table = route.routeTableId
+    ? `route table ${route.routeTableId}${route.main ? `, the main table of ${route.vpcId}` : ""}`
+    : "no route table";
+  if (route.internetGateway) {
+    return {
+      part: BAKE_SUBNET_PART,
+      ok: true,
+      version: null,
+      state: `ok (${key} ${route.subnetId}: 0.0.0.0/0 through ${route.internetGateway}, ${table})`,
+      fix: null,
+    };
+  }
+  return {
+    part: BAKE_SUBNET_PART,
+    ok: false,
+    version: null,
+    state:
+      `${key} ${route.subnetId} has no route 0.0.0.0/0 to an internet gateway (${table}): Packer cannot reach ` +
+      `the build instance by SSH and every bake waits until its SSH timeout`,
+    fix: `Set aws.bake_subnet_id to a public subnet of ${route.vpcId || "your VPC"} (its route table sends 0.0.0.0/0 to an igw-)`,
+  };
+}
 
 function covers(rule: IngressRule, port: number): boolean {
   if (rule.protocol === "-1") return true;
@@ -155,12 +197,15 @@ export function networkReadProblem(
   name: string | undefined,
   message: string,
   region: string,
+  /** The key a subnet came from (aws.bake_subnet_id for the bake's). @default "aws.subnet_id" */
+  subnetKey = "aws.subnet_id",
 ): { kind: "missing"; key: string; message: string; fix: string } | { kind: "denied" } | undefined {
   if (!name) return undefined;
-  const key = MISSING[name];
+  const found = MISSING[name];
+  const key = found === "aws.subnet_id" ? subnetKey : found;
   if (key) {
     const what =
-      key === "aws.subnet_id"
+      found === "aws.subnet_id"
         ? ["a subnet", "describe-subnets"]
         : ["security groups", "describe-security-groups"];
     return {

@@ -160,6 +160,8 @@ export function policyFor(actor: Actor, config: Config, extras: PolicyExtras = {
         Statement: [
           identity,
           { Sid: "PackerAmazonEbs", Effect: "Allow", Action: PACKER_EC2, Resource: "*" },
+          // imgtool's own pre-check of the bake subnet (`pipeline`, `doctor`): does it route to the internet?
+          { Sid: "BakeSubnetRoute", Effect: "Allow", Action: ["ec2:DescribeRouteTables"], Resource: "*" },
           tagAtLaunch(["instance", "volume"]),
           {
             // Packer's amazon plugin (1.x) puts run_tags on its temporary key pair and security group as it creates

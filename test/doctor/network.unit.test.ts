@@ -8,6 +8,7 @@ import { makeAwsClients, type AwsClients } from "../../src/aws/clients.js";
 import { Ec2Network } from "../../src/aws/ec2-network.js";
 import { runDoctor, type DoctorProbes } from "../../src/doctor/doctor.js";
 import {
+  bakeSubnetCheck,
   cidrHolds,
   launchNetworkCheck,
   networkReadProblem,
@@ -262,6 +263,60 @@ describe("doctor's launch network reads (SDK against the AWS stand-in)", () => {
     const elsewhere = standin.addSecurityGroup(REGION, { groupName: "elsewhere" });
     const mixed = await new Ec2Network(clients.ec2).launchNetwork(subnet, [elsewhere]);
     assert.match(launchNetworkCheck(mixed, 8080, REGION).state, /belong to another VPC/);
+  });
+
+  test("the bake subnet's route: the default VPC's main table routes to its internet gateway; a new VPC's main table does not; a subnet's own table wins", async () => {
+    const network = new Ec2Network(clients.ec2);
+    const defaultSubnet = [...standin.state.region(REGION).ec2.subnets.values()].find((s) => s.defaultForAz)!;
+    const pub = await network.subnetRoute(defaultSubnet.subnetId);
+    assert.equal(pub.main, true);
+    assert.match(pub.internetGateway ?? "", /^igw-/);
+    assert.equal(bakeSubnetCheck(pub, "aws.subnet_id").ok, true);
+
+    const vpcId = "vpc-0f00000000000004";
+    const subnet = standin.addSubnet(REGION, {
+      availabilityZone: `${REGION}c`,
+      vpcId,
+      cidrBlock: "10.4.1.0/24",
+    });
+    const priv = await network.subnetRoute(subnet);
+    assert.deepEqual(
+      { main: priv.main, vpcId: priv.vpcId, igw: priv.internetGateway },
+      { main: true, vpcId, igw: undefined },
+    );
+    const c = bakeSubnetCheck(priv, "aws.bake_subnet_id");
+    assert.equal(c.ok, false);
+    assert.match(
+      c.state,
+      new RegExp(
+        `^aws\\.bake_subnet_id ${subnet} has no route 0\\.0\\.0\\.0/0 to an internet gateway \\(route table rtb-\\w+, the main table of ${vpcId}\\)`,
+      ),
+    );
+    assert.match(c.fix ?? "", /aws\.bake_subnet_id to a public subnet of vpc-0f00000000000004/);
+
+    // A table of its own with a NAT gateway route is still no way in for SSH; one through an igw- is.
+    standin.addRouteTable(REGION, {
+      vpcId,
+      subnetIds: [subnet],
+      routes: [{ destination: "0.0.0.0/0", gatewayId: "nat-0123abcd0123abcd0" }],
+    });
+    const nat = await network.subnetRoute(subnet);
+    assert.equal(nat.main, false);
+    assert.equal(nat.internetGateway, undefined);
+    const own = standin.addRouteTable(REGION, {
+      vpcId,
+      subnetIds: [subnet],
+      routes: [{ destination: "0.0.0.0/0", gatewayId: "igw-0123abcd0123abcd0" }],
+    });
+    const open = await network.subnetRoute(subnet);
+    assert.deepEqual(
+      { table: open.routeTableId, igw: open.internetGateway },
+      { table: own, igw: "igw-0123abcd0123abcd0" },
+    );
+    assert.match(
+      bakeSubnetCheck(open, "aws.bake_subnet_id").state,
+      /^ok \(aws\.bake_subnet_id .*igw-0123abcd0123abcd0/,
+    );
   });
 
   test("a group that does not exist: EC2's error, as the stand-in gives it", async () => {

@@ -134,7 +134,7 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
   const baseStatus = (doc: PipelineJson) =>
     doc.stages.filter((s) => s.stage === "bake-base").map((s) => s.status);
 
-  test("with the smoke launch: a security group that does not open the orchestrator's port, or does not exist, stops the run before any push or bake (exit 2, the fix named)", async () => {
+  test("the network, checked before any push or bake (exit 2, the fix named): a bake subnet without a route to an internet gateway; with the smoke launch, a security group that does not open the orchestrator's port, or does not exist", async () => {
     const vpcId = "vpc-0f00000000000003";
     const subnet = standin.addSubnet(REGION, {
       availabilityZone: `${REGION}b`,
@@ -155,9 +155,29 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
       return file;
     };
     const before = { builds: builds(), requests: standin.requests.length };
+    // The new VPC's main route table has its local route only: a private subnet, where Packer's SSH never gets in.
+    const closedBake = await runCli(
+      ["pipeline", "--target", "aws", "--no-smoke", "--config", withNetwork(group)],
+      {
+        env,
+      },
+    );
+    assert.equal(closedBake.code, 2, closedBake.stderr.slice(-3000));
+    assert.match(
+      closedBake.stderr,
+      new RegExp(
+        `aws bake subnet: aws\\.subnet_id ${subnet} has no route 0\\.0\\.0\\.0/0 to an internet gateway`,
+      ),
+    );
+    assert.match(closedBake.stderr, /Set aws\.bake_subnet_id to a public subnet of vpc-0f00000000000003/);
+    standin.addRouteTable(REGION, {
+      vpcId,
+      subnetIds: [subnet],
+      routes: [{ destination: "0.0.0.0/0", gatewayId: "igw-0f00000000000003a" }],
+    });
     const closed = await runCli(["pipeline", "--target", "aws", "--config", withNetwork(group)], { env });
     assert.equal(closed.code, 2, closed.stderr.slice(-3000));
-    assert.match(closed.stderr, /The smoke launch cannot pass: no inbound rule of aws\.security_group_ids/);
+    assert.match(closed.stderr, /aws launch network: no inbound rule of aws\.security_group_ids/);
     assert.match(closed.stderr, /Nothing was pushed or baked/);
     assert.match(closed.stderr, /--no-network-check to skip this check/);
     assert.match(
@@ -181,13 +201,13 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     const made = requests.map((r) => r.operation);
     assert.deepEqual(
       [...new Set(made)].sort(),
-      ["DescribeSecurityGroups", "DescribeSubnets", "GetCallerIdentity"],
+      ["DescribeRouteTables", "DescribeSecurityGroups", "DescribeSubnets", "GetCallerIdentity"],
       made.join(" "),
     );
     assert.deepEqual(
-      requests.filter((r) => r.operation === "DescribeSubnets").map((r) => r.status),
-      [200, 200],
-      "the workflow role may read the network",
+      requests.filter((r) => r.operation !== "GetCallerIdentity" && r.status !== 200).map((r) => r.operation),
+      ["DescribeSecurityGroups"],
+      "the workflow role may read the network (the one refusal: the group that does not exist)",
     );
     assert.equal(builds(), before.builds);
   });

@@ -34,9 +34,10 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
     );
     return 0;
   }
-  // aws: the smoke launch's task runners must reach the orchestrator's port; a security group without that rule
-  // fails the smoke task after every push and bake, so it is checked before them.
-  if (target === "aws" && args.smoke && args.networkCheck) await checkSmokeNetwork(ctx);
+  // aws: the bake's subnet must route to the internet (Packer connects by SSH), and the smoke launch's task runners
+  // must reach the orchestrator's port; either mistake would fail the run after its pushes (and bakes), so both
+  // are checked before them.
+  if (target === "aws" && args.networkCheck) await checkNetwork(ctx, args.smoke);
   const { runPipeline } = await import("../../pipeline/pipeline.js");
   const deps = ctx.deps.pipeline({ force: args.force });
 
@@ -77,38 +78,48 @@ function errorDoc(e: unknown) {
   return { message: (e as Error).message, fix: isImgtoolError(e) ? (e.fix ?? null) : null };
 }
 
-async function checkSmokeNetwork(ctx: Context): Promise<void> {
+/** The two network checks of `imgtool doctor --target aws` that a run depends on; a failure is a usage error. */
+async function checkNetwork(ctx: Context, smoke: boolean): Promise<void> {
   const region = ctx.regions[0]!;
-  const { launchNetworkCheck, networkReadProblem } = await import("../../doctor/network.js");
+  const { bakeSubnetCheck, launchNetworkCheck, networkReadProblem } = await import("../../doctor/network.js");
   const probes = ctx.deps.doctorProbes();
-  if (!probes.awsLaunchNetwork) return;
-  let net;
-  try {
-    net = await probes.awsLaunchNetwork(region);
-  } catch (e) {
-    const problem = networkReadProblem(errorName(e), (e as Error).message, region);
-    if (problem?.kind === "missing") {
-      throw new UsageError(`${problem.message}. Nothing was pushed or baked.`, {
-        fix: problem.fix,
-        cause: e,
+  const subnetKey = ctx.config.aws.bake_subnet_id ? "aws.bake_subnet_id" : "aws.subnet_id";
+  /** The read's answer; undefined when it was refused or failed (a warning: this is a pre-check only). */
+  const read = async <T>(what: string, work: () => Promise<T>, key?: string): Promise<T | undefined> => {
+    try {
+      return await work();
+    } catch (e) {
+      const problem = networkReadProblem(errorName(e), (e as Error).message, region, key);
+      if (problem?.kind === "missing") {
+        throw new UsageError(`${problem.message}. Nothing was pushed or baked.`, {
+          fix: problem.fix,
+          cause: e,
+        });
+      }
+      if (problem?.kind === "denied" || isAwsOrNetworkError(e)) {
+        ctx.out.warn(`${what} was not checked (${errorName(e) ?? (e as Error).message})`);
+        return undefined;
+      }
+      throw e;
+    }
+  };
+  const checks = [];
+  if (probes.awsBakeSubnetRoute) {
+    const found = await read("the bake subnet's route", () => probes.awsBakeSubnetRoute!(region), subnetKey);
+    if (found) checks.push(bakeSubnetCheck(found.route, found.key));
+  }
+  if (smoke && probes.awsLaunchNetwork) {
+    const net = await read("the launch network", () => probes.awsLaunchNetwork!(region));
+    if (net) checks.push(launchNetworkCheck(net, ctx.config.launch.orchestrator_port, region));
+  }
+  for (const check of checks) {
+    if (!check.ok) {
+      throw new UsageError(`${check.part}: ${check.state}. Nothing was pushed or baked.`, {
+        ...(check.fix ? { fix: `${check.fix} (or --no-network-check to skip this check)` } : {}),
       });
     }
-    // A pre-check only: refused or failed reads (throttling, the network) leave it to the smoke launch.
-    if (problem?.kind === "denied" || isAwsOrNetworkError(e)) {
-      ctx.out.warn(
-        `the launch network was not checked (${errorName(e) ?? (e as Error).message}): the smoke launch's task runners may not reach the orchestrator`,
-      );
-      return;
-    }
-    throw e;
+    ctx.out.event({ type: "check", message: `${check.part}: ${check.state}` });
   }
-  const check = launchNetworkCheck(net, ctx.config.launch.orchestrator_port, region);
-  if (!check.ok) {
-    throw new UsageError(`The smoke launch cannot pass: ${check.state}. Nothing was pushed or baked.`, {
-      ...(check.fix ? { fix: `${check.fix} (or --no-network-check to skip this check)` } : {}),
-    });
-  }
-  ctx.out.event({ type: "check", message: `launch network: ${check.state}` });
 }
 
 /** An AWS service's answer (the SDK's exceptions carry $metadata) or a failed connection (an errno code). */

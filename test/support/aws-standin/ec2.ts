@@ -8,6 +8,7 @@ import { QueryParams, decodeToken, encodeToken, globMatch, queryFilters, queryTa
 import type { QueryFilter } from "./params.js";
 import {
   defaultSecurityGroup,
+  mainRouteTable,
   type HandlerContext,
   type StandinState,
   type ResolvedOptions,
@@ -21,6 +22,7 @@ import type {
   ImageSeed,
   InstanceStateName,
   RegionState,
+  RouteTableSeed,
   SecurityGroupSeed,
   SubnetSeed,
 } from "./types.js";
@@ -817,6 +819,11 @@ export function seedSubnet(all: StandinState, regionName: string, seed: SubnetSe
   const vpcId = seed.vpcId ?? "vpc-0a0b0c0d0e0f00001";
   const group = defaultSecurityGroup(vpcId);
   if (!region.ec2.securityGroups.has(group.groupId)) region.ec2.securityGroups.set(group.groupId, group);
+  // A new VPC's main route table has its local route only: a private subnet until a test adds a route.
+  if (![...region.ec2.routeTables.values()].some((t) => t.vpcId === vpcId && t.main)) {
+    const table = mainRouteTable(vpcId, "10.0.0.0/8", false);
+    region.ec2.routeTables.set(table.routeTableId, table);
+  }
   region.ec2.subnets.set(subnetId, {
     subnetId,
     vpcId,
@@ -847,6 +854,103 @@ export function seedSecurityGroup(all: StandinState, regionName: string, seed: S
   });
   return groupId;
 }
+
+/** Seed a route table (of the default VPC unless `vpcId`); `main` replaces the VPC's main table. Its id. */
+export function seedRouteTable(all: StandinState, regionName: string, seed: RouteTableSeed): string {
+  const region = all.region(regionName);
+  const vpcId = seed.vpcId ?? [...region.ec2.subnets.values()].find((s) => s.defaultForAz)!.vpcId;
+  for (const id of seed.subnetIds ?? []) {
+    const subnet = region.ec2.subnets.get(id);
+    if (!subnet || subnet.vpcId !== vpcId) throw new Error(`addRouteTable: ${id} is no subnet of ${vpcId}`);
+    for (const t of region.ec2.routeTables.values()) t.subnetIds = t.subnetIds.filter((x) => x !== id);
+  }
+  if (seed.main) {
+    for (const [id, t] of region.ec2.routeTables)
+      if (t.vpcId === vpcId && t.main) region.ec2.routeTables.delete(id);
+  }
+  const routeTableId = seed.routeTableId ?? all.nextId("rtb");
+  region.ec2.routeTables.set(routeTableId, {
+    routeTableId,
+    vpcId,
+    main: seed.main ?? false,
+    subnetIds: seed.subnetIds ?? [],
+    routes: seed.routes ?? [],
+  });
+  return routeTableId;
+}
+
+/** DescribeRouteTables: by RouteTableId.N and filters (vpc-id, route-table-id, association.subnet-id, association.main). */
+const describeRouteTables: Ec2Handler = (ctx, p) => {
+  const ids = p.list("RouteTableId");
+  const filters = queryFilters(p);
+  const tables = ctx.state.ec2.routeTables;
+  for (const id of ids) {
+    if (!/^rtb-[0-9a-f]+$/.test(id))
+      fail("InvalidRouteTableId.Malformed", `Invalid id: "${id}" (expecting "rtb-...")`);
+    if (!tables.has(id)) fail("InvalidRouteTableID.NotFound", `The routeTable ID '${id}' does not exist`);
+  }
+  const candidates = ids.length ? [...new Set(ids)].map((id) => tables.get(id)!) : [...tables.values()];
+  const matched = candidates.filter((t) =>
+    matchesFilters(
+      filters,
+      (name) => {
+        switch (name) {
+          case "vpc-id":
+            return [t.vpcId];
+          case "route-table-id":
+            return [t.routeTableId];
+          case "association.subnet-id":
+            return t.subnetIds;
+          case "association.main":
+            return t.main ? ["true"] : t.subnetIds.length ? ["false"] : [];
+          case "route.gateway-id":
+            return t.routes.map((r) => r.gatewayId);
+          case "route.destination-cidr-block":
+            return t.routes.map((r) => r.destination);
+          default:
+            return undefined;
+        }
+      },
+      {},
+    ),
+  );
+  const { page, nextToken } = paginate(matched, p, `route-tables:${ctx.region}`, 100);
+  return {
+    routeTableSet: page.map((t) => ({
+      routeTableId: t.routeTableId,
+      vpcId: t.vpcId,
+      ownerId: ctx.options.accountId,
+      routeSet: t.routes.map((r) => ({
+        destinationCidrBlock: r.destination,
+        gatewayId: r.gatewayId,
+        origin: r.gatewayId === "local" ? "CreateRouteTable" : "CreateRoute",
+        state: "active",
+      })),
+      associationSet: [
+        ...(t.main
+          ? [
+              {
+                routeTableAssociationId: `rtbassoc-0${t.routeTableId.slice(5)}`,
+                routeTableId: t.routeTableId,
+                main: true,
+                associationState: { state: "associated" },
+              },
+            ]
+          : []),
+        ...t.subnetIds.map((subnetId) => ({
+          routeTableAssociationId: `rtbassoc-0${createHash("sha256").update(subnetId).digest("hex").slice(0, 16)}`,
+          routeTableId: t.routeTableId,
+          subnetId,
+          main: false,
+          associationState: { state: "associated" },
+        })),
+      ],
+      propagatingVgwSet: [],
+      tagSet: [],
+    })),
+    nextToken,
+  };
+};
 
 /** DescribeSecurityGroups: by GroupId.N and filters (group-id, group-name, vpc-id, description, owner-id). */
 const describeSecurityGroups: Ec2Handler = (ctx, p) => {
@@ -1610,6 +1714,7 @@ export const ec2Handlers: Readonly<Record<string, Ec2Handler>> = {
   DeleteSnapshot: deleteSnapshot,
   DescribeSubnets: describeSubnets,
   DescribeSecurityGroups: describeSecurityGroups,
+  DescribeRouteTables: describeRouteTables,
   EnableFastSnapshotRestores: enableFastSnapshotRestores,
   DisableFastSnapshotRestores: disableFastSnapshotRestores,
   DescribeFastSnapshotRestores: describeFastSnapshotRestores,

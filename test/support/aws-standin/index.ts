@@ -3,7 +3,7 @@
  * talk to in the services' wire protocols, with in-memory per-region state, request recording and
  * scripted faults. Start one with `startAwsStandin()` and point `makeAwsClients({ endpoint })` at it.
  */
-import { seedImage, seedSecurityGroup, seedSubnet } from "./ec2.js";
+import { seedImage, seedRouteTable, seedSecurityGroup, seedSubnet } from "./ec2.js";
 import { seedEcrImage } from "./ecr.js";
 import { FaultRegistry } from "./faults.js";
 import { startServer } from "./server.js";
@@ -15,6 +15,7 @@ import type {
   FaultSpec,
   ImageSeed,
   RecordedRequest,
+  RouteTableSeed,
   SecurityGroupSeed,
   SubnetSeed,
   Service,
@@ -43,6 +44,8 @@ export interface AwsStandin {
   addSubnet(region: string, subnet: SubnetSeed): string;
   /** Seed a security group (of the default VPC unless `vpcId`) with its inbound rules; its id. */
   addSecurityGroup(region: string, group: SecurityGroupSeed): string;
+  /** Seed a route table (of the default VPC unless `vpcId`; `main` replaces the VPC's main table); its id. */
+  addRouteTable(region: string, table: RouteTableSeed): string;
   /** Seed an image into an ECR repository (created MUTABLE when missing). */
   addEcrImage(region: string, repositoryName: string, image: EcrImageSeed): EcrImage;
   /**
@@ -76,6 +79,7 @@ export async function startAwsStandin(opts?: StandinOptions): Promise<AwsStandin
     addImage: (region, image) => seedImage(state, options, region, image),
     addSubnet: (region, subnet) => seedSubnet(state, region, subnet),
     addSecurityGroup: (region, group) => seedSecurityGroup(state, region, group),
+    addRouteTable: (region, table) => seedRouteTable(state, region, table),
     addEcrImage: (region, repositoryName, image) =>
       seedEcrImage(state, options, region, repositoryName, image),
     issueSession: (accessKeyId, ttlSeconds) => sessions.issue(accessKeyId, ttlSeconds, options.now()),

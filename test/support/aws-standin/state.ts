@@ -4,7 +4,7 @@
  */
 import { createHash } from "node:crypto";
 import type { StandinIam } from "./iam.js";
-import type { Ec2SecurityGroup, RegionState, StandinOptions } from "./types.js";
+import type { Ec2RouteTable, Ec2SecurityGroup, RegionState, StandinOptions } from "./types.js";
 
 export interface ResolvedOptions {
   accountId: string;
@@ -41,6 +41,24 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
 /** The Availability Zones every region of the stand-in has. */
 export const ZONE_LETTERS = ["a", "b", "c"] as const;
 
+/**
+ * A VPC's main route table as EC2 creates it: its local route; a default VPC's also routes 0.0.0.0/0 to its
+ * internet gateway.
+ */
+export function mainRouteTable(vpcId: string, cidr: string, internet: boolean): Ec2RouteTable {
+  const hex = createHash("sha256").update(vpcId).digest("hex");
+  return {
+    routeTableId: `rtb-0${hex.slice(0, 16)}`,
+    vpcId,
+    main: true,
+    subnetIds: [],
+    routes: [
+      { destination: cidr, gatewayId: "local" },
+      ...(internet ? [{ destination: "0.0.0.0/0", gatewayId: `igw-0${hex.slice(16, 32)}` }] : []),
+    ],
+  };
+}
+
 /** A VPC's `default` security group as EC2 creates it: all inbound traffic from its own members. */
 export function defaultSecurityGroup(vpcId: string): Ec2SecurityGroup {
   const groupId = `sg-0${createHash("sha256").update(vpcId).digest("hex").slice(0, 16)}`;
@@ -67,12 +85,14 @@ function emptyRegion(region: string): RegionState {
     }),
   );
   const defaultGroup = defaultSecurityGroup(vpcId);
+  const mainTable = mainRouteTable(vpcId, "172.31.0.0/16", true);
   return {
     region,
     ec2: {
       fastRestores: new Map(),
       subnets,
       securityGroups: new Map([[defaultGroup.groupId, defaultGroup]]),
+      routeTables: new Map([[mainTable.routeTableId, mainTable]]),
       zones,
       images: new Map(),
       snapshots: new Map(),

@@ -289,6 +289,26 @@ export interface SecurityGroupSeed {
   ingress?: Ec2IngressRule[];
 }
 
+/** A route table: the VPC's main one (for subnets with no table of their own) or one of subnets. */
+export interface Ec2RouteTable {
+  routeTableId: string;
+  vpcId: string;
+  main: boolean;
+  subnetIds: string[];
+  /** gatewayId: "local", "igw-...", "nat-..." (a NAT gateway's answer field differs; the stand-in keeps one). */
+  routes: { destination: string; gatewayId: string }[];
+}
+
+export interface RouteTableSeed {
+  /** Default: the region's default VPC. */
+  vpcId?: string;
+  routeTableId?: string;
+  /** Replaces the VPC's main table. */
+  main?: boolean;
+  subnetIds?: string[];
+  routes?: { destination: string; gatewayId: string }[];
+}
+
 export interface Ec2Subnet {
   subnetId: string;
   vpcId: string;
@@ -321,6 +341,8 @@ export interface Ec2State {
   subnets: Map<string, Ec2Subnet>;
   /** The region's security groups: each VPC's `default` (all traffic from itself, as EC2 makes it) and those tests add. */
   securityGroups: Map<string, Ec2SecurityGroup>;
+  /** The region's route tables: each VPC's main (the default VPC's routes to an internet gateway) and those tests add. */
+  routeTables: Map<string, Ec2RouteTable>;
   /** The region's Availability Zones (`<region>a`, `b`, `c`). */
   zones: string[];
 }
