@@ -88,8 +88,8 @@ export class Ec2Network {
   }
 
   /**
-   * The route table a subnet uses (its own, else its VPC's main table) and the internet gateway its 0.0.0.0/0
-   * route goes to, if any. Throws the SDK's errors (e.g. InvalidSubnetID.NotFound).
+   * The route table a subnet uses (its own, else its VPC's main table) and its routes. Throws the SDK's errors
+   * (e.g. InvalidSubnetID.NotFound).
    */
   async subnetRoute(subnetId: string): Promise<BakeSubnetRoute> {
     const subnet = (await this.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [subnetId] }))).Subnets?.[0];
@@ -104,18 +104,27 @@ export class Ec2Network {
         { Name: "association.main", Values: ["true"] },
       ])
     )[0];
-    const internet = (table?.Routes ?? []).find(
-      (r) =>
-        r.DestinationCidrBlock === "0.0.0.0/0" &&
-        (r.GatewayId ?? "").startsWith("igw-") &&
-        (r.State ?? "active") === "active",
-    );
     return {
       subnetId,
       vpcId,
       ...(table?.RouteTableId ? { routeTableId: table.RouteTableId } : {}),
       main,
-      ...(internet?.GatewayId ? { internetGateway: internet.GatewayId } : {}),
+      routes: (table?.Routes ?? []).map((r) => ({
+        destination: r.DestinationCidrBlock ?? r.DestinationIpv6CidrBlock ?? r.DestinationPrefixListId ?? "",
+        target:
+          r.GatewayId ??
+          r.NatGatewayId ??
+          r.TransitGatewayId ??
+          r.VpcPeeringConnectionId ??
+          r.EgressOnlyInternetGatewayId ??
+          r.CarrierGatewayId ??
+          r.NetworkInterfaceId ??
+          r.InstanceId ??
+          r.LocalGatewayId ??
+          r.CoreNetworkArn ??
+          "",
+        state: r.State ?? "active",
+      })),
     };
   }
 }

@@ -258,12 +258,13 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
       const found = await probes.awsBakeSubnetRoute(region);
       checks.push(
         found
-          ? bakeSubnetCheck(found.route, found.key)
+          ? bakeSubnetCheck(found.route, found.key, region)
           : {
               part: BAKE_SUBNET_PART,
               ok: true,
               version: null,
-              state: "ok (the default VPC's: no aws.bake_subnet_id or aws.subnet_id)",
+              state:
+                "not checked (no aws.bake_subnet_id or aws.subnet_id: the default VPC's subnets, public unless its internet gateway was removed)",
               fix: null,
             },
       );
@@ -275,7 +276,7 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
               part: BAKE_SUBNET_PART,
               ok: true,
               version: null,
-              state: `not checked (${errorName(e)}: these credentials may not call ec2:DescribeSubnets and ec2:DescribeRouteTables)`,
+              state: `not checked (${errorName(e)}: these credentials may not call ec2:DescribeSubnets and ec2:DescribeRouteTables; \`iam-policy --for bake\` has both)`,
               fix: null,
             }
           : {

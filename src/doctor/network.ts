@@ -41,8 +41,11 @@ export interface BakeSubnetRoute {
   routeTableId?: string;
   /** The table is the VPC's main one (the subnet has none of its own). */
   main: boolean;
-  /** The internet gateway of an active 0.0.0.0/0 route. */
-  internetGateway?: string;
+  /**
+   * The table's routes: destination (an IPv4 or IPv6 range, or a prefix list id), target (igw-, nat-, vpce-,
+   * tgw-, local, ...) and state (active, blackhole).
+   */
+  routes: { destination: string; target: string; state: string }[];
 }
 
 /**
@@ -50,28 +53,47 @@ export interface BakeSubnetRoute {
  * by SSH from where it runs, over its public address, so the subnet must route 0.0.0.0/0 to an internet gateway.
  * `key` names the config key the subnet came from.
  */
-export function bakeSubnetCheck(route: BakeSubnetRoute, key: string): DoctorCheck {
+export function bakeSubnetCheck(route: BakeSubnetRoute, key: string, region: string): DoctorCheck {
   const table = route.routeTableId
     ? `route table ${route.routeTableId}${route.main ? `, the main table of ${route.vpcId}` : ""}`
     : "no route table";
-  if (route.internetGateway) {
-    return {
-      part: BAKE_SUBNET_PART,
-      ok: true,
-      version: null,
-      state: `ok (${key} ${route.subnetId}: 0.0.0.0/0 through ${route.internetGateway}, ${table})`,
-      fix: null,
-    };
-  }
-  return {
+  const check = (ok: boolean, state: string, fix: string | null = null): DoctorCheck => ({
     part: BAKE_SUBNET_PART,
-    ok: false,
+    ok,
     version: null,
-    state:
-      `${key} ${route.subnetId} has no route 0.0.0.0/0 to an internet gateway (${table}): Packer cannot reach ` +
-      `the build instance by SSH and every bake waits until its SSH timeout`,
-    fix: `Set aws.bake_subnet_id to a public subnet of ${route.vpcId || "your VPC"} (its route table sends 0.0.0.0/0 to an igw-)`,
-  };
+    state,
+    fix,
+  });
+  const active = route.routes.filter((r) => r.state === "active");
+  const igw = (r: { target: string }) => r.target.startsWith("igw-");
+  const anyRoute = active.find((r) => r.destination === "0.0.0.0/0");
+  if (anyRoute && igw(anyRoute)) {
+    return check(true, `ok (${key} ${route.subnetId}: 0.0.0.0/0 through ${anyRoute.target}, ${table})`);
+  }
+  // An inspection endpoint (Network Firewall, Gateway Load Balancer) in front of the internet gateway keeps public
+  // addresses working; so may a narrower range sent to the internet gateway. Neither can be judged from here.
+  if (anyRoute?.target.startsWith("vpce-")) {
+    return check(
+      true,
+      `not verified (${key} ${route.subnetId}: 0.0.0.0/0 through the endpoint ${anyRoute.target}, ${table}; the internet gateway must route the subnet back through it)`,
+    );
+  }
+  const narrower = active.find((r) => igw(r) && !r.destination.includes(":"));
+  if (narrower) {
+    return check(
+      true,
+      `not verified (${key} ${route.subnetId}: only ${narrower.destination} goes to ${narrower.target}, ${table}; the bake must run from there)`,
+    );
+  }
+  const dead = route.routes.find((r) => r.destination === "0.0.0.0/0" && igw(r) && r.state !== "active");
+  const why = dead
+    ? `its 0.0.0.0/0 route to ${dead.target} is ${dead.state} (the internet gateway was detached or deleted)`
+    : `it has no route 0.0.0.0/0 to an internet gateway${anyRoute ? ` (0.0.0.0/0 goes to ${anyRoute.target})` : ""}`;
+  return check(
+    false,
+    `${key} ${route.subnetId}: ${why} (${table}): Packer cannot reach the build instance by SSH and every bake waits until its SSH timeout`,
+    `Set aws.bake_subnet_id to a public subnet of ${route.vpcId || "your VPC"}: \`aws ec2 describe-route-tables --region ${region} --filters Name=vpc-id,Values=${route.vpcId || "<vpc>"} Name=route.gateway-id,Values='igw-*'\` lists the tables that route to an internet gateway, and the subnets they serve`,
+  );
 }
 
 function covers(rule: IngressRule, port: number): boolean {

@@ -265,13 +265,15 @@ describe("doctor's launch network reads (SDK against the AWS stand-in)", () => {
     assert.match(launchNetworkCheck(mixed, 8080, REGION).state, /belong to another VPC/);
   });
 
-  test("the bake subnet's route: the default VPC's main table routes to its internet gateway; a new VPC's main table does not; a subnet's own table wins", async () => {
+  test("the bake subnet's route through the SDK: the default VPC's main table routes to its internet gateway; a new VPC's main table does not; a subnet's own table wins; NAT, endpoint, blackhole and narrower routes as EC2 answers them", async () => {
     const network = new Ec2Network(clients.ec2);
     const defaultSubnet = [...standin.state.region(REGION).ec2.subnets.values()].find((s) => s.defaultForAz)!;
     const pub = await network.subnetRoute(defaultSubnet.subnetId);
     assert.equal(pub.main, true);
-    assert.match(pub.internetGateway ?? "", /^igw-/);
-    assert.equal(bakeSubnetCheck(pub, "aws.subnet_id").ok, true);
+    assert.ok(
+      pub.routes.some((r) => r.destination === "0.0.0.0/0" && /^igw-/.test(r.target) && r.state === "active"),
+    );
+    assert.equal(bakeSubnetCheck(pub, "aws.subnet_id", REGION).ok, true);
 
     const vpcId = "vpc-0f00000000000004";
     const subnet = standin.addSubnet(REGION, {
@@ -280,43 +282,56 @@ describe("doctor's launch network reads (SDK against the AWS stand-in)", () => {
       cidrBlock: "10.4.1.0/24",
     });
     const priv = await network.subnetRoute(subnet);
-    assert.deepEqual(
-      { main: priv.main, vpcId: priv.vpcId, igw: priv.internetGateway },
-      { main: true, vpcId, igw: undefined },
-    );
-    const c = bakeSubnetCheck(priv, "aws.bake_subnet_id");
+    assert.deepEqual({ main: priv.main, vpcId: priv.vpcId }, { main: true, vpcId });
+    const c = bakeSubnetCheck(priv, "aws.bake_subnet_id", REGION);
     assert.equal(c.ok, false);
     assert.match(
       c.state,
       new RegExp(
-        `^aws\\.bake_subnet_id ${subnet} has no route 0\\.0\\.0\\.0/0 to an internet gateway \\(route table rtb-\\w+, the main table of ${vpcId}\\)`,
+        `^aws\\.bake_subnet_id ${subnet}: it has no route 0\\.0\\.0\\.0/0 to an internet gateway \\(route table rtb-\\w+, the main table of ${vpcId}\\)`,
       ),
     );
     assert.match(c.fix ?? "", /aws\.bake_subnet_id to a public subnet of vpc-0f00000000000004/);
-
-    // A table of its own with a NAT gateway route is still no way in for SSH; one through an igw- is.
-    standin.addRouteTable(REGION, {
-      vpcId,
-      subnetIds: [subnet],
-      routes: [{ destination: "0.0.0.0/0", gatewayId: "nat-0123abcd0123abcd0" }],
-    });
-    const nat = await network.subnetRoute(subnet);
-    assert.equal(nat.main, false);
-    assert.equal(nat.internetGateway, undefined);
-    const own = standin.addRouteTable(REGION, {
-      vpcId,
-      subnetIds: [subnet],
-      routes: [{ destination: "0.0.0.0/0", gatewayId: "igw-0123abcd0123abcd0" }],
-    });
-    const open = await network.subnetRoute(subnet);
-    assert.deepEqual(
-      { table: open.routeTableId, igw: open.internetGateway },
-      { table: own, igw: "igw-0123abcd0123abcd0" },
-    );
     assert.match(
-      bakeSubnetCheck(open, "aws.bake_subnet_id").state,
-      /^ok \(aws\.bake_subnet_id .*igw-0123abcd0123abcd0/,
+      c.fix ?? "",
+      /describe-route-tables --region us-east-1 --filters Name=vpc-id,Values=vpc-0f00000000000004/,
     );
+
+    const routesOf = async (
+      routes: { destination: string; target: string; state?: "active" | "blackhole" }[],
+    ) => {
+      standin.addRouteTable(REGION, { vpcId, subnetIds: [subnet], routes });
+      const r = await network.subnetRoute(subnet);
+      assert.equal(r.main, false, "the subnet's own table");
+      return bakeSubnetCheck(r, "aws.bake_subnet_id", REGION);
+    };
+    // NAT: answered in natGatewayId, read as the target; no way in for SSH.
+    const nat = await routesOf([{ destination: "0.0.0.0/0", target: "nat-0123abcd0123abcd0" }]);
+    assert.equal(nat.ok, false);
+    assert.match(nat.state, /0\.0\.0\.0\/0 goes to nat-0123abcd0123abcd0/);
+    // An internet gateway detached: the route stays, as a blackhole.
+    const dead = await routesOf([
+      { destination: "0.0.0.0/0", target: "igw-0dead0dead0dead0", state: "blackhole" },
+    ]);
+    assert.equal(dead.ok, false);
+    assert.match(
+      dead.state,
+      /route to igw-0dead0dead0dead0 is blackhole \(the internet gateway was detached or deleted\)/,
+    );
+    // An inspection endpoint in front of the internet gateway, or a narrower range to it: not judged, not failed.
+    const firewall = await routesOf([{ destination: "0.0.0.0/0", target: "vpce-0123abcd0123abcd0" }]);
+    assert.equal(firewall.ok, true);
+    assert.match(firewall.state, /^not verified .*through the endpoint vpce-0123abcd0123abcd0/);
+    const narrow = await routesOf([
+      { destination: "0.0.0.0/0", target: "nat-0123abcd0123abcd0" },
+      { destination: "203.0.113.0/24", target: "igw-0123abcd0123abcd0" },
+    ]);
+    assert.equal(narrow.ok, true);
+    assert.match(narrow.state, /^not verified .*only 203\.0\.113\.0\/24 goes to igw-0123abcd0123abcd0/);
+    const ipv6Only = await routesOf([{ destination: "::/0", target: "igw-0123abcd0123abcd0" }]);
+    assert.equal(ipv6Only.ok, false, "an IPv6 route does not carry Packer's IPv4 SSH");
+    const open = await routesOf([{ destination: "0.0.0.0/0", target: "igw-0123abcd0123abcd0" }]);
+    assert.match(open.state, /^ok \(aws\.bake_subnet_id .*0\.0\.0\.0\/0 through igw-0123abcd0123abcd0/);
   });
 
   test("a group that does not exist: EC2's error, as the stand-in gives it", async () => {

@@ -166,14 +166,14 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     assert.match(
       closedBake.stderr,
       new RegExp(
-        `aws bake subnet: aws\\.subnet_id ${subnet} has no route 0\\.0\\.0\\.0/0 to an internet gateway`,
+        `aws bake subnet: aws\\.subnet_id ${subnet}: it has no route 0\\.0\\.0\\.0/0 to an internet gateway`,
       ),
     );
     assert.match(closedBake.stderr, /Set aws\.bake_subnet_id to a public subnet of vpc-0f00000000000003/);
     standin.addRouteTable(REGION, {
       vpcId,
       subnetIds: [subnet],
-      routes: [{ destination: "0.0.0.0/0", gatewayId: "igw-0f00000000000003a" }],
+      routes: [{ destination: "0.0.0.0/0", target: "igw-0f00000000000003a" }],
     });
     const closed = await runCli(["pipeline", "--target", "aws", "--config", withNetwork(group)], { env });
     assert.equal(closed.code, 2, closed.stderr.slice(-3000));

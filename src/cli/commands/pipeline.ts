@@ -106,7 +106,7 @@ async function checkNetwork(ctx: Context, smoke: boolean): Promise<void> {
   const checks = [];
   if (probes.awsBakeSubnetRoute) {
     const found = await read("the bake subnet's route", () => probes.awsBakeSubnetRoute!(region), subnetKey);
-    if (found) checks.push(bakeSubnetCheck(found.route, found.key));
+    if (found) checks.push(bakeSubnetCheck(found.route, found.key, region));
   }
   if (smoke && probes.awsLaunchNetwork) {
     const net = await read("the launch network", () => probes.awsLaunchNetwork!(region));
@@ -118,7 +118,8 @@ async function checkNetwork(ctx: Context, smoke: boolean): Promise<void> {
         ...(check.fix ? { fix: `${check.fix} (or --no-network-check to skip this check)` } : {}),
       });
     }
-    ctx.out.event({ type: "check", message: `${check.part}: ${check.state}` });
+    if (check.state.startsWith("not verified")) ctx.out.warn(`${check.part}: ${check.state}`);
+    else ctx.out.event({ type: "check", message: `${check.part}: ${check.state}` });
   }
 }
 

@@ -22,6 +22,7 @@ import type {
   ImageSeed,
   InstanceStateName,
   RegionState,
+  Ec2Route,
   RouteTableSeed,
   SecurityGroupSeed,
   SubnetSeed,
@@ -879,6 +880,30 @@ export function seedRouteTable(all: StandinState, regionName: string, seed: Rout
   return routeTableId;
 }
 
+/** Target fields as EC2 names them, by the target's prefix. */
+const ROUTE_TARGET_FIELDS: [string, string][] = [
+  ["nat-", "natGatewayId"],
+  ["tgw-", "transitGatewayId"],
+  ["pcx-", "vpcPeeringConnectionId"],
+  ["eigw-", "egressOnlyInternetGatewayId"],
+  ["eni-", "networkInterfaceId"],
+];
+
+function renderRoute(r: Ec2Route): XmlObject {
+  const destination = r.destination.startsWith("pl-")
+    ? { destinationPrefixListId: r.destination }
+    : r.destination.includes(":")
+      ? { destinationIpv6CidrBlock: r.destination }
+      : { destinationCidrBlock: r.destination };
+  const field = ROUTE_TARGET_FIELDS.find(([prefix]) => r.target.startsWith(prefix))?.[1] ?? "gatewayId";
+  return {
+    ...destination,
+    [field]: r.target,
+    origin: r.target === "local" ? "CreateRouteTable" : "CreateRoute",
+    state: r.state ?? "active",
+  };
+}
+
 /** DescribeRouteTables: by RouteTableId.N and filters (vpc-id, route-table-id, association.subnet-id, association.main). */
 const describeRouteTables: Ec2Handler = (ctx, p) => {
   const ids = p.list("RouteTableId");
@@ -888,6 +913,13 @@ const describeRouteTables: Ec2Handler = (ctx, p) => {
     if (!/^rtb-[0-9a-f]+$/.test(id))
       fail("InvalidRouteTableId.Malformed", `Invalid id: "${id}" (expecting "rtb-...")`);
     if (!tables.has(id)) fail("InvalidRouteTableID.NotFound", `The routeTable ID '${id}' does not exist`);
+  }
+  const maxResults = p.int("MaxResults");
+  if (maxResults !== undefined && (maxResults < 5 || maxResults > 100)) {
+    fail(
+      "InvalidParameterValue",
+      `Value ( ${maxResults} ) for parameter maxResults is invalid. Expecting a value between 5 and 100.`,
+    );
   }
   const candidates = ids.length ? [...new Set(ids)].map((id) => tables.get(id)!) : [...tables.values()];
   const matched = candidates.filter((t) =>
@@ -902,9 +934,9 @@ const describeRouteTables: Ec2Handler = (ctx, p) => {
           case "association.subnet-id":
             return t.subnetIds;
           case "association.main":
-            return t.main ? ["true"] : t.subnetIds.length ? ["false"] : [];
+            return [...(t.main ? ["true"] : []), ...(t.subnetIds.length ? ["false"] : [])];
           case "route.gateway-id":
-            return t.routes.map((r) => r.gatewayId);
+            return t.routes.map((r) => r.target);
           case "route.destination-cidr-block":
             return t.routes.map((r) => r.destination);
           default:
@@ -920,12 +952,7 @@ const describeRouteTables: Ec2Handler = (ctx, p) => {
       routeTableId: t.routeTableId,
       vpcId: t.vpcId,
       ownerId: ctx.options.accountId,
-      routeSet: t.routes.map((r) => ({
-        destinationCidrBlock: r.destination,
-        gatewayId: r.gatewayId,
-        origin: r.gatewayId === "local" ? "CreateRouteTable" : "CreateRoute",
-        state: "active",
-      })),
+      routeSet: t.routes.map(renderRoute),
       associationSet: [
         ...(t.main
           ? [

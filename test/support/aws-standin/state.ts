@@ -53,8 +53,8 @@ export function mainRouteTable(vpcId: string, cidr: string, internet: boolean): 
     main: true,
     subnetIds: [],
     routes: [
-      { destination: cidr, gatewayId: "local" },
-      ...(internet ? [{ destination: "0.0.0.0/0", gatewayId: `igw-0${hex.slice(16, 32)}` }] : []),
+      { destination: cidr, target: "local" },
+      ...(internet ? [{ destination: "0.0.0.0/0", target: `igw-0${hex.slice(16, 32)}` }] : []),
     ],
   };
 }

@@ -295,8 +295,17 @@ export interface Ec2RouteTable {
   vpcId: string;
   main: boolean;
   subnetIds: string[];
-  /** gatewayId: "local", "igw-...", "nat-..." (a NAT gateway's answer field differs; the stand-in keeps one). */
-  routes: { destination: string; gatewayId: string }[];
+  routes: Ec2Route[];
+}
+
+/**
+ * A route: destination an IPv4 or IPv6 range or a prefix list (pl-); target "local", igw-, vpce-, nat-, tgw-,
+ * pcx-, eigw- (each answered in its own field, as EC2 does); state active (default) or blackhole.
+ */
+export interface Ec2Route {
+  destination: string;
+  target: string;
+  state?: "active" | "blackhole";
 }
 
 export interface RouteTableSeed {
@@ -306,7 +315,7 @@ export interface RouteTableSeed {
   /** Replaces the VPC's main table. */
   main?: boolean;
   subnetIds?: string[];
-  routes?: { destination: string; gatewayId: string }[];
+  routes?: Ec2Route[];
 }
 
 export interface Ec2Subnet {
