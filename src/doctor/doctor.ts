@@ -79,6 +79,36 @@ function message(e: unknown): string {
   return m.split("\n")[0] ?? m;
 }
 
+/**
+ * A network read (launch network, bake subnet) that threw: refused reads are "not checked" (imgtool's launch
+ * policy has no Describe actions, and the check is advice), anything else fails the line, naming the key
+ * when a subnet or group is missing.
+ */
+function networkReadLine(
+  part: string,
+  e: unknown,
+  region: string,
+  what: { actions: string; reading: string; subnetKey?: string },
+): DoctorCheck {
+  const problem = networkReadProblem(errorName(e), message(e), region, what.subnetKey);
+  if (problem?.kind === "denied") {
+    return {
+      part,
+      ok: true,
+      version: null,
+      state: `not checked (${errorName(e)}: these credentials may not call ${what.actions}; \`iam-policy --for bake\` has both)`,
+      fix: null,
+    };
+  }
+  return {
+    part,
+    ok: false,
+    version: null,
+    state: problem?.message ?? `cannot read ${what.reading} in ${region}: ${message(e)}`,
+    fix: problem?.fix ?? "Run doctor again; if it persists, check the network to the EC2 API",
+  };
+}
+
 export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promise<DoctorCheck[]> {
   const checks: DoctorCheck[] = [];
   const setup = input.setupCommand;
@@ -229,25 +259,11 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
       try {
         checks.push(launchNetworkCheck(await probes.awsLaunchNetwork(), orchestratorPort, region));
       } catch (e) {
-        const problem = networkReadProblem(errorName(e), message(e), region);
         checks.push(
-          problem?.kind === "denied"
-            ? {
-                part: NETWORK_PART,
-                ok: true,
-                version: null,
-                state: `not checked (${errorName(e)}: these credentials may not call ec2:DescribeSubnets and ec2:DescribeSecurityGroups; \`iam-policy --for bake\` has both)`,
-                fix: null,
-              }
-            : {
-                part: NETWORK_PART,
-                ok: false,
-                version: null,
-                state:
-                  problem?.message ??
-                  `cannot read the launch subnet and security groups in ${region}: ${message(e)}`,
-                fix: problem?.fix ?? "Run doctor again; if it persists, check the network to the EC2 API",
-              },
+          networkReadLine(NETWORK_PART, e, region, {
+            actions: "ec2:DescribeSubnets and ec2:DescribeSecurityGroups",
+            reading: "the launch subnet and security groups",
+          }),
         );
       }
     }
@@ -269,24 +285,12 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
             },
       );
     } catch (e) {
-      const problem = networkReadProblem(errorName(e), message(e), region, input.aws.bakeSubnetKey);
       checks.push(
-        problem?.kind === "denied"
-          ? {
-              part: BAKE_SUBNET_PART,
-              ok: true,
-              version: null,
-              state: `not checked (${errorName(e)}: these credentials may not call ec2:DescribeSubnets and ec2:DescribeRouteTables; \`iam-policy --for bake\` has both)`,
-              fix: null,
-            }
-          : {
-              part: BAKE_SUBNET_PART,
-              ok: false,
-              version: null,
-              state:
-                problem?.message ?? `cannot read the bake subnet's route table in ${region}: ${message(e)}`,
-              fix: problem?.fix ?? "Run doctor again; if it persists, check the network to the EC2 API",
-            },
+        networkReadLine(BAKE_SUBNET_PART, e, region, {
+          actions: "ec2:DescribeSubnets and ec2:DescribeRouteTables",
+          reading: "the bake subnet's route table",
+          subnetKey: input.aws.bakeSubnetKey,
+        }),
       );
     }
   }
