@@ -68,7 +68,8 @@ export const BootBudgetSchema = z
           BOOT_BUDGET_DEFAULTS.pre_warm.seconds,
           "Most seconds a new version's `pre-warm` boot step (a task runner reading its image's layers, the " +
             "ruby-bench cache and the Rubies) may take. On aws a fresh AMI's volume loads lazily from S3, so " +
-            "it can take minutes without `aws.fast_snapshot_restore`.",
+            "it can take minutes without `aws.fast_snapshot_restore`. It is also the step's limit on the instance (what is " +
+            "not read by then loads on first read) and launch waits that much longer for a task runner.",
         ),
         in_budget: z
           .boolean()

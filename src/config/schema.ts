@@ -452,7 +452,7 @@ export const ConfigSchema = z
           .max(3600)
           .default(600)
           .describe(
-            "How long `imgtool launch` waits for the orchestrator's health and every instance's readiness (aws: the record it publishes in SSM). An instance's own wait for its workers or stack is shorter, by 120 s and engine_wait_seconds (a quarter at most), so it usually fails first and launch shows why.",
+            "How long `imgtool launch` waits for the orchestrator's health and every instance's readiness (aws: the record it publishes in SSM); for a task runner, `boot_budget.pre_warm.seconds` longer, the most its pre-warm step may take. An instance's own wait for its workers or stack is shorter, by 120 s and engine_wait_seconds (a quarter at most), so it usually fails first and launch shows why.",
           ),
         worker_env: z
           .strictObject({

@@ -74,6 +74,8 @@ export function parseRecord(
 interface Waiter {
   inst: StartedInstance;
   deadline: number;
+  /** The wait's length, for the timeout's message. */
+  timeoutSeconds: number;
   /** When RunInstances answered with this instance (the launcher's clock). */
   answeredAt: number;
   resolve(r: ReadyReport): void;
@@ -122,6 +124,7 @@ export function runRecordWaiter(o: {
   region?: string;
   /** `<ssm_prefix>/runs/<run id>` */
   path: string;
+  /** How long an instance may take to publish its record, unless its wait names its own. */
   timeoutSeconds: number;
   intervalMs?: number;
   sleep?: (ms: number) => Promise<void>;
@@ -189,7 +192,7 @@ export function runRecordWaiter(o: {
           waiters.delete(id);
           w.reject(
             new FailureError(
-              `${id} (${w.inst.role}, ${w.inst.instanceType}) published no readiness record (${o.path}/${id}) within ${o.timeoutSeconds} s.`,
+              `${id} (${w.inst.role}, ${w.inst.instanceType}) published no readiness record (${o.path}/${id}) within ${w.timeoutSeconds} s.`,
               {
                 fix:
                   `Its boot log: \`aws ec2 get-console-output --instance-id ${id}\`; the instance role needs the ` +
@@ -204,13 +207,17 @@ export function runRecordWaiter(o: {
   };
 
   return {
-    /** Resolves with the instance's report once its record says ready; rejects on failed or at the deadline. */
-    wait(inst: StartedInstance, answeredAt: number): Promise<ReadyReport> {
+    /**
+     * Resolves with the instance's report once its record says ready; rejects on failed or at the deadline
+     * (`timeoutSeconds` from now: a task runner's includes its pre-warm's limit).
+     */
+    wait(inst: StartedInstance, answeredAt: number, timeoutSeconds = o.timeoutSeconds): Promise<ReadyReport> {
       return new Promise<ReadyReport>((resolve, reject) => {
         waiters.set(inst.id, {
           inst,
           answeredAt,
-          deadline: now() + o.timeoutSeconds * 1000,
+          timeoutSeconds,
+          deadline: now() + timeoutSeconds * 1000,
           resolve,
           reject,
         });

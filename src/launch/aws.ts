@@ -218,7 +218,7 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
               });
               waiters.set(started.runId, waiter);
             }
-            return waiter.wait(inst, started.at);
+            return waiter.wait(inst, started.at, timeoutMs / 1000);
           },
 
           async forgetRun(runId: string) {

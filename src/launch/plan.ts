@@ -317,7 +317,10 @@ export function userDataValues(
     engineWaitSeconds: config.launch.engine_wait_seconds,
     recordPrefix: opts.target === "aws" ? runRecordsPath(config.aws.ssm_prefix, opts.runId) : "",
     ...(role === "task-runner"
-      ? { orchestratorUrl: v.orchestratorUrl ?? `http://255.255.255.255:${ctx.orchestratorPort}` }
+      ? {
+          orchestratorUrl: v.orchestratorUrl ?? `http://255.255.255.255:${ctx.orchestratorPort}`,
+          prewarmLimitSeconds: config.boot_budget.pre_warm.seconds,
+        }
       : { port: ctx.orchestratorPort }),
     workerEnv: config.launch.worker_env[role],
     workload: {
@@ -342,6 +345,17 @@ export function userDataValues(
  */
 export function instanceWaitSeconds(readyTimeoutSeconds: number, engineWaitSeconds: number): number {
   return readyTimeoutSeconds - Math.min(120 + engineWaitSeconds, Math.floor(readyTimeoutSeconds / 4));
+}
+
+/**
+ * How long launch waits for an instance of `role` to be ready (or to publish why not): launch.ready_timeout_seconds,
+ * and for a task runner also its pre-warm's limit (boot_budget.pre_warm.seconds), which comes before its workers
+ * start and, on aws, reads a fresh AMI's volume as it loads from S3: minutes, on the smoke launch after a bake.
+ */
+export function readyTimeoutSeconds(config: Config, role: Role): number {
+  return (
+    config.launch.ready_timeout_seconds + (role === "task-runner" ? config.boot_budget.pre_warm.seconds : 0)
+  );
 }
 
 /** Where an instance reads a declared secret at boot: its SSM name (aws) or its file in the local instance. */

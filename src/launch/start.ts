@@ -13,7 +13,7 @@ import { registerPending } from "../process-group.js";
 import { checkUserDataSize, renderUserData } from "../render/user-data.js";
 import { launchTags } from "./aws.js";
 import { healthCheckOf, waitHealthy } from "./health.js";
-import { orchestratorUrl, userDataValues } from "./plan.js";
+import { orchestratorUrl, readyTimeoutSeconds, userDataValues } from "./plan.js";
 import type {
   BootContext,
   LaunchDeps,
@@ -53,6 +53,7 @@ export async function start(
   const started: StartedInstance[] = [];
   const ready = new Map<string, ReadyReport>();
   const readyWaits: Promise<Settled<void>>[] = [];
+  /** The orchestrator's health wait; an instance's readiness wait is its role's (readyTimeoutSeconds). */
   const timeoutMs = config.launch.ready_timeout_seconds * 1000;
   /** Aborts the health wait when an instance failed to boot: no waiting out the timeout for a lost cause. */
   const abort = new AbortController();
@@ -88,7 +89,7 @@ export async function start(
     for (const inst of insts) {
       readyWaits.push(
         settle(
-          backend.waitReady(inst, timeoutMs, stop).then((r) => {
+          backend.waitReady(inst, readyTimeoutSeconds(config, inst.role) * 1000, stop).then((r) => {
             ready.set(inst.id, r);
             events({
               type: "ready",

@@ -45,6 +45,8 @@ export interface UserDataValues {
   recordPrefix: string;
   /** task-runner: the orchestrator's URL. */
   orchestratorUrl?: string;
+  /** task-runner: most seconds its pre-warm step may read (boot_budget.pre_warm.seconds). */
+  prewarmLimitSeconds?: number;
   /** orchestrator: its port. */
   port?: number;
   /** Extra environment of the workers, passed to `docker run --env NAME=VALUE` as one word each. */
@@ -103,7 +105,13 @@ export function renderUserDataText(v: UserDataValues): string {
   };
   if (v.role === "task-runner") {
     if (v.orchestratorUrl === undefined) throw new Error("task-runner user-data needs the orchestrator URL");
-    return renderTemplate("user-data/task-runner.sh.hbs", { ...base, orchestratorUrl: v.orchestratorUrl });
+    if (v.prewarmLimitSeconds === undefined)
+      throw new Error("task-runner user-data needs its pre-warm limit");
+    return renderTemplate("user-data/task-runner.sh.hbs", {
+      ...base,
+      orchestratorUrl: v.orchestratorUrl,
+      prewarmLimitSeconds: String(v.prewarmLimitSeconds),
+    });
   }
   if (v.port === undefined) throw new Error("orchestrator user-data needs its port");
   return renderTemplate("user-data/orchestrator.sh.hbs", { ...base, port: String(v.port) });

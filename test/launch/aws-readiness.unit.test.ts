@@ -241,22 +241,24 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     assert.deepEqual(recordsOf("fail-1"), [], "the run's records went with it");
   });
 
-  test("an instance that publishes nothing fails the launch at its deadline, naming the record it waited for", async () => {
-    const config = awsConfig(`launch:\n  orchestrator_port: ${orch.port}\n  ready_timeout_seconds: 30\n`);
+  test("an instance that publishes nothing fails the launch at its deadline (a task runner's: launch.ready_timeout_seconds and its pre-warm's limit), naming the record it waited for", async () => {
+    const config = awsConfig(
+      `launch:\n  orchestrator_port: ${orch.port}\n  ready_timeout_seconds: 30\nboot_budget:\n  pre_warm:\n    seconds: 15\n`,
+    );
     const err = await failedLaunch(
       { runId: "silent-1", taskRunners: 1 },
       { config, outcome: (i) => (i.tags["imgtool:role"] === "task-runner" ? "silent" : { ready: {} }) },
     );
     assert.match(
       err.message,
-      /^(i-\S+) \(task-runner, c7i\.large\) published no readiness record \(\/imgtool\/bench\/runs\/silent-1\/\1\) within 30 s\./,
+      /^(i-\S+) \(task-runner, c7i\.large\) published no readiness record \(\/imgtool\/bench\/runs\/silent-1\/\1\) within 45 s\./,
     );
     assert.match(err.fix ?? "", /imgtool iam-policy --for instance/);
     const sleeps = err.sleeps ?? [];
     const polls = fx.standin.requests.filter((r) => r.operation === "GetParametersByPath").length;
     const waits = sleeps.filter((ms) => ms === 3000).length;
     assert.ok(polls - waits >= 1 && polls - waits <= 2, `${polls} reads, ${waits} waits: one read per poll`);
-    assert.ok(waits * 3 >= 30 && waits * 3 <= 36, `${waits} waits of 3 s for a 30 s deadline`);
+    assert.ok(waits * 3 >= 45 && waits * 3 <= 51, `${waits} waits of 3 s for a 45 s deadline`);
   });
 
   test("12 task runners: records read in pages (NextToken), each instance finds its own; terminate removes them in batches of 10", async () => {

@@ -26,7 +26,7 @@ import { UsageError } from "../../src/errors.js";
 import { orderCpus, parseCpuList, readCpuTopology, workerCpus } from "../../src/launch/cpus.js";
 import { localSecretMount } from "../../src/launch/secret-files.js";
 import { parseRecord } from "../../src/launch/aws-ready.js";
-import { instanceWaitSeconds, userDataValues } from "../../src/launch/plan.js";
+import { instanceWaitSeconds, readyTimeoutSeconds, userDataValues } from "../../src/launch/plan.js";
 import type { BootContext, LaunchOptions } from "../../src/launch/types.js";
 import {
   USER_DATA_LIMIT,
@@ -167,6 +167,8 @@ function sandbox(opts: {
   imageCheckSeconds?: number;
   /** The boot process's own CPU list (/proc/self/status), when it is not `cpus`. */
   allowed?: string;
+  /** A stand-in imgtool-prewarm (its script's body); without it, none is baked in. */
+  prewarm?: string;
 }) {
   const dir = tempDir("imgtool-ud-run-");
   const bin = path.join(dir, "bin");
@@ -193,6 +195,9 @@ function sandbox(opts: {
     writeFileSync(path.join(dir, "marker", "cpu.json"), opts.cpuSetup);
   }
   writeFileSync(path.join(dir, "status"), `Name:\tbash\nCpus_allowed_list:\t${opts.allowed ?? opts.cpus}\n`);
+  if (opts.prewarm !== undefined) {
+    writeFileSync(path.join(bin, "imgtool-prewarm"), `#!/bin/bash\n${opts.prewarm}\n`, { mode: 0o755 });
+  }
   writeFileSync(path.join(dir, "secret"), SECRET);
   writeFileSync(path.join(dir, "registry-password"), REGISTRY_PASSWORD);
   // Stand-in for the docker CLI: records each call's argv (NUL-separated), stdin for login, and whether the
@@ -336,6 +341,21 @@ describe("user-data: rendering", () => {
       // The stack's helper gets the same wait (its own default is 600 s).
       assert.match(text, /IMGTOOL_STACK_WAIT_SECONDS=\$HEALTH_WAIT_SECONDS \\\n\s+exec imgtool-stack up /);
     }
+  });
+
+  test("a task runner's pre-warm is bounded by boot_budget.pre_warm.seconds, and launch waits that much longer for task runners (the orchestrator: launch.ready_timeout_seconds)", () => {
+    for (const [extra, limit] of [
+      ["", 900],
+      ["boot_budget:\n  pre_warm:\n    seconds: 120\n", 120],
+    ] as const) {
+      assert.match(
+        renderUserDataText(values("task-runner", {}, extra)),
+        new RegExp(`^PREWARM_LIMIT_SECONDS=${limit}$`, "m"),
+      );
+      assert.equal(readyTimeoutSeconds(config(extra), "task-runner"), 600 + limit);
+      assert.equal(readyTimeoutSeconds(config(extra), "orchestrator"), 600);
+    }
+    assert.doesNotMatch(renderUserDataText(values("orchestrator")), /PREWARM_LIMIT_SECONDS/);
   });
 
   test("16 KB edge: 16384 bytes pass, 16385 fail naming the size and the fix", () => {
@@ -787,6 +807,31 @@ describe(
       const parsed = parseRecord({ name: "/x", key: "x", value: raw }, "task-runner");
       assert.ok(parsed.ok);
       assert.deepEqual(parsed.report.bootSteps, steps);
+    });
+
+    test("a pre-warm that outlasts boot_budget.pre_warm.seconds is stopped there, its readers with it, and the workers start", async () => {
+      // The stand-in reads "forever" in a child, as imgtool-prewarm's parallel readers do.
+      const sb = sandbox({
+        cpus: "0-1",
+        siblings: { 0: "0", 1: "1" },
+        baked: true,
+        prewarm: 'sleep 120 & echo $! >"$HOME/reader.pid"; wait',
+      });
+      const r = await sb.run(
+        renderUserDataText(values("task-runner", {}, "boot_budget:\n  pre_warm:\n    seconds: 1\n")),
+      );
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stderr, /pre-warm stopped at its limit \(1s\)/);
+      const ready = sb.marker("ready")!;
+      const warm = Number(ready.prewarmSeconds);
+      assert.ok(warm >= 1 && warm < 10, `pre-warm ${warm} s`);
+      assert.deepEqual(sb.marker("prewarm.json"), { stopped: true });
+      assert.equal((ready.workers as unknown[]).length, 2, "the workers started after it");
+      const reader = Number(readFileSync(path.join(sb.dir, "reader.pid"), "utf8"));
+      // Gone, or a zombie its new parent has not reaped yet (this machine's PID 1 reaps none).
+      const stat = path.join("/proc", String(reader), "stat");
+      const state = existsSync(stat) ? readFileSync(stat, "utf8").replace(/^.*\) /s, "")[0] : "gone";
+      assert.ok(state === "gone" || state === "Z", `the reader was stopped with it (state ${state})`);
     });
 
     test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", async () => {
