@@ -128,7 +128,8 @@ export function localBackend(deps: LocalLaunchDeps): LaunchBackend {
   /** Names this launch created something for (volume, container): what a failed group start cleans up. */
   const claimed = new Set<string>();
   let port: number | undefined;
-  // Claims live as long as launch waits for readiness (a --no-wait launch exits before its instance binds the port).
+  // Claims (the orchestrator's port) live as long as launch waits for the orchestrator (a --no-wait launch exits
+  // before its instance binds the port); a task runner's longer wait (its pre-warm) claims no port.
   const claims = portClaims(path.join(stateDir, "port-claims"), {
     ttlMs: (config.launch.ready_timeout_seconds + 60) * 1000,
   });

@@ -110,7 +110,8 @@ export function renderUserDataText(v: UserDataValues): string {
     return renderTemplate("user-data/task-runner.sh.hbs", {
       ...base,
       orchestratorUrl: v.orchestratorUrl,
-      prewarmLimitSeconds: String(v.prewarmLimitSeconds),
+      // To the millisecond (the script compares its elapsed milliseconds with it), at least one.
+      prewarmLimitSeconds: Math.max(0.001, v.prewarmLimitSeconds).toFixed(3),
     });
   }
   if (v.port === undefined) throw new Error("orchestrator user-data needs its port");

@@ -261,6 +261,20 @@ describe("aws readiness through SSM records and Run Command (AWS stand-in)", () 
     assert.ok(waits * 3 >= 45 && waits * 3 <= 51, `${waits} waits of 3 s for a 45 s deadline`);
   });
 
+  test("a silent orchestrator fails at launch.ready_timeout_seconds: the pre-warm's limit is the task runners' only", async () => {
+    const config = awsConfig(
+      `launch:\n  orchestrator_port: ${orch.port}\n  ready_timeout_seconds: 30\nboot_budget:\n  pre_warm:\n    seconds: 15\n`,
+    );
+    const err = await failedLaunch(
+      { runId: "silent-2", taskRunners: 1 },
+      { config, outcome: () => "silent" },
+    );
+    assert.match(
+      err.message,
+      /^(i-\S+) \(orchestrator, \S+\) published no readiness record \(\/imgtool\/bench\/runs\/silent-2\/\1\) within 30 s\./,
+    );
+  });
+
   test("12 task runners: records read in pages (NextToken), each instance finds its own; terminate removes them in batches of 10", async () => {
     const { result } = await launchWithRecords({ runId: "many-1", taskRunners: 12 });
     assert.equal(result.instances.filter((i) => i.state === "ready").length, 13);

@@ -344,13 +344,15 @@ describe("user-data: rendering", () => {
   });
 
   test("a task runner's pre-warm is bounded by boot_budget.pre_warm.seconds, and launch waits that much longer for task runners (the orchestrator: launch.ready_timeout_seconds)", () => {
-    for (const [extra, limit] of [
-      ["", 900],
-      ["boot_budget:\n  pre_warm:\n    seconds: 120\n", 120],
+    for (const [extra, limit, rendered] of [
+      ["", 900, "900\\.000"],
+      ["boot_budget:\n  pre_warm:\n    seconds: 120.25\n", 120.25, "120\\.250"],
+      // To the millisecond, at least one: `timeout 0` would mean no limit at all.
+      ["boot_budget:\n  pre_warm:\n    seconds: 0.0001\n", 0.0001, "0\\.001"],
     ] as const) {
       assert.match(
         renderUserDataText(values("task-runner", {}, extra)),
-        new RegExp(`^PREWARM_LIMIT_SECONDS=${limit}$`, "m"),
+        new RegExp(`^PREWARM_LIMIT_SECONDS=${rendered}$`, "m"),
       );
       assert.equal(readyTimeoutSeconds(config(extra), "task-runner"), 600 + limit);
       assert.equal(readyTimeoutSeconds(config(extra), "orchestrator"), 600);
@@ -809,30 +811,43 @@ describe(
       assert.deepEqual(parsed.report.bootSteps, steps);
     });
 
-    test("a pre-warm that outlasts boot_budget.pre_warm.seconds is stopped there, its readers with it, and the workers start", async () => {
-      // The stand-in reads "forever" in a child, as imgtool-prewarm's parallel readers do.
-      const sb = sandbox({
-        cpus: "0-1",
-        siblings: { 0: "0", 1: "1" },
-        baked: true,
-        prewarm: 'sleep 120 & echo $! >"$HOME/reader.pid"; wait',
+    // Each case: the stand-in imgtool-prewarm, and what the boot says of it. A reader that ignores TERM (ignored
+    // signals are inherited) is KILLed 5 s later (exit 137, after the limit: still "stopped at its limit"); a
+    // pre-warm that fails on its own is a failure, not a limit.
+    for (const c of [
+      { what: "reads past the limit", body: 'sleep 120 & echo $! >"$HOME/reader.pid"; wait', stopped: true },
+      {
+        what: "ignores TERM past the limit",
+        body: "trap '' TERM; sleep 120 & echo $! >\"$HOME/reader.pid\"; wait",
+        stopped: true,
+      },
+      { what: "exits 3 before the limit", body: "exit 3", stopped: false },
+    ]) {
+      test(`a pre-warm that ${c.what}: ${c.stopped ? "stopped at boot_budget.pre_warm.seconds, its readers with it" : "a failure (exit 3), not the limit"}; the workers start`, async () => {
+        const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: true, prewarm: c.body });
+        const r = await sb.run(
+          renderUserDataText(values("task-runner", {}, "boot_budget:\n  pre_warm:\n    seconds: 1\n")),
+        );
+        assert.equal(r.status, 0, r.stderr);
+        const ready = sb.marker("ready")!;
+        const warm = Number(ready.prewarmSeconds);
+        assert.equal((ready.workers as unknown[]).length, 2, "the workers started after it");
+        if (!c.stopped) {
+          assert.match(r.stderr, /pre-warm failed \(exit 3; see /);
+          assert.doesNotMatch(r.stderr, /stopped at its limit/);
+          assert.ok(warm < 1, `pre-warm ${warm} s`);
+          return;
+        }
+        assert.match(r.stderr, /pre-warm stopped at its limit \(1\.000s\)/);
+        assert.ok(warm >= 1 && warm < 15, `pre-warm ${warm} s`);
+        assert.deepEqual(sb.marker("prewarm.json"), { stopped: true });
+        const reader = Number(readFileSync(path.join(sb.dir, "reader.pid"), "utf8"));
+        // Gone, or a zombie its new parent has not reaped yet (this machine's PID 1 reaps none).
+        const stat = path.join("/proc", String(reader), "stat");
+        const state = existsSync(stat) ? readFileSync(stat, "utf8").replace(/^.*\) /s, "")[0] : "gone";
+        assert.ok(state === "gone" || state === "Z", `the reader was stopped with it (state ${state})`);
       });
-      const r = await sb.run(
-        renderUserDataText(values("task-runner", {}, "boot_budget:\n  pre_warm:\n    seconds: 1\n")),
-      );
-      assert.equal(r.status, 0, r.stderr);
-      assert.match(r.stderr, /pre-warm stopped at its limit \(1s\)/);
-      const ready = sb.marker("ready")!;
-      const warm = Number(ready.prewarmSeconds);
-      assert.ok(warm >= 1 && warm < 10, `pre-warm ${warm} s`);
-      assert.deepEqual(sb.marker("prewarm.json"), { stopped: true });
-      assert.equal((ready.workers as unknown[]).length, 2, "the workers started after it");
-      const reader = Number(readFileSync(path.join(sb.dir, "reader.pid"), "utf8"));
-      // Gone, or a zombie its new parent has not reaped yet (this machine's PID 1 reaps none).
-      const stat = path.join("/proc", String(reader), "stat");
-      const state = existsSync(stat) ? readFileSync(stat, "utf8").replace(/^.*\) /s, "")[0] : "gone";
-      assert.ok(state === "gone" || state === "Z", `the reader was stopped with it (state ${state})`);
-    });
+    }
 
     test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", async () => {
       const { sb, r } = await twoCoresSmt();
