@@ -226,6 +226,7 @@ exit 0
     `#!/bin/bash
 printf '%s\\0' "$@" >>${JSON.stringify(dir)}/aws-calls
 [ "\${AWS_EC2_METADATA_V1_DISABLED:-}" = true ] || exit 7
+printf '%s %s %s %s\\n' "$1" "\${AWS_METADATA_SERVICE_NUM_ATTEMPTS:-}" "\${AWS_RETRY_MODE:-}" "\${AWS_MAX_ATTEMPTS:-}" >>${JSON.stringify(dir)}/aws-env
 case "$1 $2" in
   "ssm get-parameter") cat ${JSON.stringify(path.join(dir, "secret"))} ;;
   "ecr get-login-password") cat ${JSON.stringify(path.join(dir, "registry-password"))} ;;
@@ -848,6 +849,21 @@ describe(
         assert.ok(state === "gone" || state === "Z", `the reader was stopped with it (state ${state})`);
       });
     }
+
+    test("aws: every AWS CLI call (the stand-in's) is asked to retry: IMDS credentials 5 times, adaptive retries up to 8 attempts", async () => {
+      const sb = sandbox({ cpus: "0-1", siblings: { 0: "0", 1: "1" }, baked: false });
+      const r = await sb.run(renderUserDataText(values("task-runner")));
+      assert.equal(r.status, 0, r.stderr);
+      const calls = readFileSync(path.join(sb.dir, "aws-env"), "utf8").trim().split("\n");
+      // The secret, the ECR login (the image was not baked) and the ready record.
+      assert.deepEqual(
+        [...new Set(calls.map((l) => l.split(" ")[0]))].sort(),
+        ["ecr", "ssm"],
+        calls.join("\n"),
+      );
+      assert.ok(calls.length >= 3, calls.join("\n"));
+      for (const l of calls) assert.match(l, /^\S+ 5 adaptive 8$/);
+    });
 
     test("aws: the ready record goes to SSM <ssm_prefix>/runs/<run id>/<instance id> (instance id from IMDSv2), with the workers' CPUs", async () => {
       const { sb, r } = await twoCoresSmt();
