@@ -473,12 +473,14 @@ export async function bakeRole(
   if (env.PACKER_TMP_DIR) await mkdir(env.PACKER_TMP_DIR, { recursive: true });
   if (registry) env.IMGTOOL_REGISTRY_PASSWORD = registry.password;
   if (ops.packerInit) {
-    const init = await deps.packer.run(rendered.initArgs, {
-      cwd: dir,
-      env,
-      onLine: (l) => emit("progress", l, { stream: "packer" }),
-      ...(deps.signal ? { signal: deps.signal } : {}),
-    });
+    const init = await oneAtATime(deps.packer, () =>
+      deps.packer.run(rendered.initArgs, {
+        cwd: dir,
+        env,
+        onLine: (l) => emit("progress", l, { stream: "packer" }),
+        ...(deps.signal ? { signal: deps.signal } : {}),
+      }),
+    );
     if (init.exitCode !== 0 && !init.interrupted)
       throw new FailureError(`packer init failed for ${role} (exit ${init.exitCode}).`, {
         fix: `See the output above; the files are in ${dir}.`,
@@ -878,6 +880,23 @@ export async function bakeStaged(
     base: { ids, version, inputsHash: base.inputsHash, built: base.status === "built" },
   });
   return { ...roleResult, base };
+}
+
+/** The last task queued per key ({@link oneAtATime}); it never rejects. */
+const queues = new WeakMap<object, Promise<unknown>>();
+
+/**
+ * `work` once every task queued before it under `key` has settled. `packer init` installs plugins into one folder
+ * per user (~/.config/packer/plugins), which two installs at once break ("text file busy", "Missing plugins"):
+ * the roles bake in parallel, their inits one at a time per Packer runner. The second finds the plugin installed.
+ */
+export function oneAtATime<T>(key: object, work: () => Promise<T>): Promise<T> {
+  const next = (queues.get(key) ?? Promise.resolve()).then(work);
+  queues.set(
+    key,
+    next.catch(() => undefined),
+  );
+  return next;
 }
 
 /** Bake several roles in parallel; every role's result, or the first failure after all have settled. */

@@ -4,6 +4,7 @@
  */
 import type { Target } from "../config/schema.js";
 import { errorName } from "../errors.js";
+import { PACKER_FOR_AWS_FIX, packerTooOld } from "../render/packer.js";
 import {
   BAKE_SUBNET_PART,
   bakeSubnetCheck,
@@ -127,12 +128,20 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
   });
 
   const packer = await probes.packerVersion();
+  const tooOld = packer !== null ? packerTooOld(input.target, packer) : undefined;
   checks.push({
     part: "packer",
-    ok: packer !== null,
+    ok: packer !== null && !tooOld,
     version: packer,
-    state: packer !== null ? "ok" : "not installed",
-    fix: packer !== null ? null : `${setup}   (or: apt-get install -y packer)`,
+    state: packer === null ? "not installed" : tooOld ? `too old: ${tooOld}` : "ok",
+    fix:
+      packer === null
+        ? input.target === "aws"
+          ? PACKER_FOR_AWS_FIX
+          : `${setup}   (or: apt-get install -y packer)`
+        : tooOld
+          ? PACKER_FOR_AWS_FIX
+          : null,
   });
 
   if (input.target === "local") {

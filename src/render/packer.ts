@@ -208,6 +208,28 @@ export function versionAtLeast(a: string, b: string): boolean {
   return true;
 }
 
+/** The oldest Packer that bakes for `target`. */
+export const minPackerFor = (target: Target): string =>
+  target === "aws" ? loadVersions().packer.plugins_min_version : "1.6.0";
+
+/**
+ * Why this Packer (`packer version`'s line, e.g. "Packer v1.6.6") cannot bake for `target`, or undefined when it
+ * can: the aws bake needs `packer init` and `required_plugins` (packer/versions.json plugins_min_version).
+ */
+export function packerTooOld(target: Target, version: string): string | undefined {
+  const min = minPackerFor(target);
+  if (versionAtLeast(version, min)) return undefined;
+  return (
+    `the ${target} bake needs Packer ${min} or later (packer init, and the amazon plugin's IMDSv2 settings ` +
+    `metadata_options and imds_support); found ${version}`
+  );
+}
+
+/** What installs a Packer that bakes for `target`. */
+export const PACKER_FOR_AWS_FIX =
+  "Install Packer 1.7.0 or later from HashiCorp's releases (the nightly workflow uses hashicorp/setup-packer); " +
+  "Debian's packer 1.6.6, which scripts/setup installs, bakes the local twin only.";
+
 /** Every file under packer/scripts/, relative to it. */
 function scriptFiles(): string[] {
   const root = projectPath("packer", "scripts");
@@ -308,12 +330,12 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   }
 
   const modernPacker = inputs.packerVersion === undefined || versionAtLeast(inputs.packerVersion, "1.7.0");
-  const minPackerVersion = target === "aws" ? versions.packer.plugins_min_version : "1.6.0";
-  if (inputs.packerVersion && !versionAtLeast(inputs.packerVersion, minPackerVersion)) {
-    throw new UsageError(
-      `The ${target} bake needs Packer ${minPackerVersion} or later (packer init, and the amazon plugin's IMDSv2 ` +
-        `settings metadata_options and imds_support); this Packer is ${inputs.packerVersion}.`,
-    );
+  const minPackerVersion = minPackerFor(target);
+  const tooOld = inputs.packerVersion ? packerTooOld(target, inputs.packerVersion) : undefined;
+  if (tooOld) {
+    throw new UsageError(`${tooOld[0]!.toUpperCase()}${tooOld.slice(1)}.`, {
+      ...(target === "aws" ? { fix: PACKER_FOR_AWS_FIX } : {}),
+    });
   }
   const pluginsFile = modernPacker ? "plugins.pkr.hcl" : "plugins/plugins.pkr.hcl";
 

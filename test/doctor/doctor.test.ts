@@ -107,7 +107,7 @@ describe("doctor against a stopped engine", () => {
     assert.equal(by["aws credentials"], undefined, "the local target does not check AWS");
   });
 
-  test("aws target: credentials line from the identity probe", async () => {
+  test("aws target: credentials line from the identity probe; Packer older than 1.7 fails the packer line", async () => {
     const probes: DoctorProbes = {
       nodeVersion: () => "v20.1.0",
       dockerVersion: async () => "20.10",
@@ -127,6 +127,24 @@ describe("doctor against a stopped engine", () => {
     const aws = checks.find((c) => c.part === "aws credentials")!;
     assert.equal(aws.ok, false);
     assert.match(aws.fix ?? "", /Provide credentials/);
+    // Debian's Packer 1.6.6 bakes the local twin only: on aws it is too old (no packer init), with the fix.
+    const packer = checks.find((c) => c.part === "packer")!;
+    assert.equal(packer.ok, false);
+    assert.match(
+      packer.state,
+      /^too old: the aws bake needs Packer 1\.7\.0 or later .*found Packer v1\.6\.6$/,
+    );
+    assert.match(packer.fix ?? "", /Packer 1\.7\.0 or later from HashiCorp/);
+    const local = await runDoctor(
+      { target: "local", stack: undefined, dockerHost: "", baseImages: [], setupCommand: "scripts/setup" },
+      probes,
+    );
+    assert.equal(local.find((c) => c.part === "packer")!.ok, true, "the same Packer bakes the local twin");
+    const modern = await runDoctor(
+      { target: "aws", stack: undefined, dockerHost: "", baseImages: [], setupCommand: "scripts/setup" },
+      { ...probes, packerVersion: async () => "Packer v1.11.2" },
+    );
+    assert.equal(modern.find((c) => c.part === "packer")!.state, "ok");
     assert.equal(
       checks.find((c) => c.part === "docker engine"),
       undefined,

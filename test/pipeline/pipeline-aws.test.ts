@@ -212,6 +212,26 @@ describe("imgtool pipeline --target aws (AWS stand-in + recording Packer stand-i
     assert.equal(builds(), before.builds);
   });
 
+  test("a Packer too old for the aws bake (Debian's 1.6.6: no packer init) is refused before any push or bake (exit 2, the fix named)", async () => {
+    const before = { builds: builds(), requests: standin.requests.length };
+    const r = await runCli(["pipeline", "--target", "aws", "--config", p.configFile], {
+      env: { ...env, FAKE_PACKER_VERSION: "Packer v1.6.6" },
+    });
+    assert.equal(r.code, 2, r.stderr.slice(-3000));
+    assert.match(
+      r.stderr,
+      /The aws bake needs Packer 1\.7\.0 or later .*found Packer v1\.6\.6\. Nothing was pushed or baked\./,
+    );
+    assert.match(r.stderr, /Install Packer 1\.7\.0 or later from HashiCorp/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+    assert.deepEqual(
+      standin.requests.slice(before.requests).map((q) => q.operation),
+      [],
+      "no AWS request at all",
+    );
+    assert.equal(builds(), before.builds);
+  });
+
   test("first run pushes to ECR and bakes both roles; a second run with nothing changed bakes nothing", async () => {
     seedBase(1);
     const first = await run(seedBuilt(1));

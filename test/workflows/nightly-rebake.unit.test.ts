@@ -103,6 +103,8 @@ describe("nightly-rebake workflow", () => {
     assert.match(run, /--target aws --config "\$IMGTOOL_CONFIG"/);
     const step = steps.find((s) => s.run?.includes("scripts/nightly-rebake"))!;
     assert.equal(step.env?.IMGTOOL_CONFIG, "${{ vars.IMGTOOL_CONFIG || 'imgtool.config.yaml' }}");
+    // packer init's GitHub API calls carry the job's token (the anonymous limit is shared per address).
+    assert.equal(step.env?.PACKER_GITHUB_API_TOKEN, "${{ secrets.GITHUB_TOKEN }}");
   });
 
   test("the repository variables it needs are checked first, each named when missing", () => {

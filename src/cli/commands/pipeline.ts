@@ -37,6 +37,7 @@ export async function pipelineCommand(ctx: Context, args: PipelineArgs): Promise
   // aws: the bake's subnet must route to the internet (Packer connects by SSH), and the smoke launch's task runners
   // must reach the orchestrator's port; either mistake would fail the run after its pushes (and bakes), so both
   // are checked before them.
+  if (target === "aws") await checkPacker(ctx);
   if (target === "aws" && args.networkCheck) await checkNetwork(ctx, args.smoke);
   const { runPipeline } = await import("../../pipeline/pipeline.js");
   const deps = ctx.deps.pipeline({ force: args.force });
@@ -79,6 +80,19 @@ function errorDoc(e: unknown) {
 }
 
 /** The two network checks of `imgtool doctor --target aws` that a run depends on; a failure is a usage error. */
+/** aws: a Packer that cannot bake (none, or older than `packer init`) would fail the run after its pushes. */
+async function checkPacker(ctx: Context): Promise<void> {
+  const { PACKER_FOR_AWS_FIX, packerTooOld } = await import("../../render/packer.js");
+  const version = await ctx.deps.packer().version();
+  const problem =
+    version === null ? "the aws bake needs Packer, and it is not installed" : packerTooOld("aws", version);
+  if (problem) {
+    throw new UsageError(`${problem[0]!.toUpperCase()}${problem.slice(1)}. Nothing was pushed or baked.`, {
+      fix: PACKER_FOR_AWS_FIX,
+    });
+  }
+}
+
 async function checkNetwork(ctx: Context, smoke: boolean): Promise<void> {
   const region = ctx.regions[0]!;
   const { bakeSubnetCheck, launchNetworkCheck, networkReadProblem } = await import("../../doctor/network.js");
