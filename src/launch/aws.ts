@@ -47,6 +47,16 @@ export interface AwsLaunchDeps {
   };
 }
 
+/**
+ * IMDSv2's hop limit for an instance of `role`: 2 for a Compose stack, whose services sit behind the project's
+ * bridge (one more hop: with 1, the token's answer never reaches them, and a service that needs the instance
+ * role, roles.<role>.run.instance_permissions, gets no credentials; EC2's guide says 2 for containers); 1 for
+ * the workers, which run on the host's network.
+ */
+export function imdsHopLimit(config: Config, role: Role): 1 | 2 {
+  return config.roles[role].stack ? 2 : 1;
+}
+
 export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
   const { config, events } = deps;
   const ec2 = deps.ec2;
@@ -85,7 +95,11 @@ export function awsBackend(deps: AwsLaunchDeps): LaunchBackend {
         MaxCount: req.count,
         ClientToken: token,
         UserData: req.userData.bytes.toString("base64"),
-        MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
+        MetadataOptions: {
+          HttpTokens: "required",
+          HttpEndpoint: "enabled",
+          HttpPutResponseHopLimit: imdsHopLimit(config, req.role),
+        },
         ...(root
           ? {
               BlockDeviceMappings: [

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { UsageError, FailureError } from "../../src/errors.js";
 import { recordingSink } from "../../src/events.js";
-import { awsBackend, launchTags } from "../../src/launch/aws.js";
+import { awsBackend, imdsHopLimit, launchTags } from "../../src/launch/aws.js";
 import type { GroupRequest } from "../../src/launch/types.js";
 import { Ec2Instances } from "../../src/aws/ec2-instances.js";
 import { clientToken } from "../../src/launch/ids.js";
@@ -92,6 +92,8 @@ describe("launch on aws (AWS stand-in)", () => {
       const p = r.params;
       assert.equal(p["MetadataOptions.HttpTokens"], "required");
       assert.equal(p["MetadataOptions.HttpEndpoint"], "enabled");
+      // No Compose stack here: the workers run on the host's network, one hop.
+      assert.equal(p["MetadataOptions.HttpPutResponseHopLimit"], "1");
       assert.equal(p["BlockDeviceMapping.1.DeviceName"], "/dev/xvda");
       assert.equal(p["BlockDeviceMapping.1.Ebs.Encrypted"], "true");
       assert.equal(p["IamInstanceProfile.Name"], "imgtool-instances");
@@ -113,6 +115,18 @@ describe("launch on aws (AWS stand-in)", () => {
       assert.equal(inst.metadataOptions.httpTokens, "required");
       for (const b of inst.blockDeviceMappings) assert.equal(ec2.volumes.get(b.volumeId)?.encrypted, true);
     }
+  });
+
+  test("IMDSv2's hop limit: 2 for an orchestrator that is a Compose stack (its services sit behind a bridge), 1 for workers", () => {
+    const config = awsConfig();
+    assert.equal(imdsHopLimit(config, "task-runner"), 1);
+    assert.equal(imdsHopLimit(config, "orchestrator"), 1);
+    const stacked = {
+      ...config,
+      roles: { ...config.roles, orchestrator: { ...config.roles.orchestrator, stack: {} } },
+    } as unknown as typeof config;
+    assert.equal(imdsHopLimit(stacked, "orchestrator"), 2);
+    assert.equal(imdsHopLimit(stacked, "task-runner"), 1);
   });
 
   test("task-runner types start in parallel: the 3 RunInstances are in flight at once", async () => {
