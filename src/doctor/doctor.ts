@@ -4,7 +4,7 @@
  */
 import type { Target } from "../config/schema.js";
 import { errorName } from "../errors.js";
-import { PACKER_FOR_AWS_FIX, packerTooOld } from "../render/packer.js";
+import { packerFix, packerTooOld } from "../render/packer.js";
 import {
   BAKE_SUBNET_PART,
   bakeSubnetCheck,
@@ -135,13 +135,11 @@ export async function runDoctor(input: DoctorInput, probes: DoctorProbes): Promi
     version: packer,
     state: packer === null ? "not installed" : tooOld ? `too old: ${tooOld}` : "ok",
     fix:
-      packer === null
-        ? input.target === "aws"
-          ? PACKER_FOR_AWS_FIX
-          : `${setup}   (or: apt-get install -y packer)`
-        : tooOld
-          ? PACKER_FOR_AWS_FIX
-          : null,
+      packer !== null && !tooOld
+        ? null
+        : input.target === "aws"
+          ? packerFix("aws")
+          : `${setup}   (or: apt-get install -y packer)`,
   });
 
   if (input.target === "local") {

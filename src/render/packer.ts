@@ -226,9 +226,12 @@ export function packerTooOld(target: Target, version: string): string | undefine
 }
 
 /** What installs a Packer that bakes for `target`. */
-export const PACKER_FOR_AWS_FIX =
-  "Install Packer 1.7.0 or later from HashiCorp's releases (the nightly workflow uses hashicorp/setup-packer); " +
-  "Debian's packer 1.6.6, which scripts/setup installs, bakes the local twin only.";
+export function packerFix(target: Target): string {
+  return target === "aws"
+    ? `Install Packer ${minPackerFor("aws")} or later from HashiCorp's releases (the nightly workflow uses ` +
+        "hashicorp/setup-packer); Debian's packer 1.6.6, which scripts/setup installs, bakes the local twin only."
+    : "scripts/setup installs Debian's packer (apt-get install -y packer).";
+}
 
 /** Every file under packer/scripts/, relative to it. */
 function scriptFiles(): string[] {
@@ -334,7 +337,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   const tooOld = inputs.packerVersion ? packerTooOld(target, inputs.packerVersion) : undefined;
   if (tooOld) {
     throw new UsageError(`${tooOld[0]!.toUpperCase()}${tooOld.slice(1)}.`, {
-      ...(target === "aws" ? { fix: PACKER_FOR_AWS_FIX } : {}),
+      ...(target === "aws" ? { fix: packerFix("aws") } : {}),
     });
   }
   const pluginsFile = modernPacker ? "plugins.pkr.hcl" : "plugins/plugins.pkr.hcl";

@@ -79,20 +79,20 @@ function errorDoc(e: unknown) {
   return { message: (e as Error).message, fix: isImgtoolError(e) ? (e.fix ?? null) : null };
 }
 
-/** The two network checks of `imgtool doctor --target aws` that a run depends on; a failure is a usage error. */
 /** aws: a Packer that cannot bake (none, or older than `packer init`) would fail the run after its pushes. */
 async function checkPacker(ctx: Context): Promise<void> {
-  const { PACKER_FOR_AWS_FIX, packerTooOld } = await import("../../render/packer.js");
+  const { packerFix, packerTooOld } = await import("../../render/packer.js");
   const version = await ctx.deps.packer().version();
   const problem =
     version === null ? "the aws bake needs Packer, and it is not installed" : packerTooOld("aws", version);
   if (problem) {
     throw new UsageError(`${problem[0]!.toUpperCase()}${problem.slice(1)}. Nothing was pushed or baked.`, {
-      fix: PACKER_FOR_AWS_FIX,
+      fix: packerFix("aws"),
     });
   }
 }
 
+/** The two network checks of `imgtool doctor --target aws` that a run depends on; a failure is a usage error. */
 async function checkNetwork(ctx: Context, smoke: boolean): Promise<void> {
   const region = ctx.regions[0]!;
   const { bakeSubnetCheck, launchNetworkCheck, networkReadProblem } = await import("../../doctor/network.js");
