@@ -6,7 +6,7 @@ packer {
   required_plugins {
     amazon = {
       source  = "github.com/hashicorp/amazon"
-      version = ">= 1.2.2, < 2.0.0"
+      version = "= 1.3.9"
     }
   }
 }

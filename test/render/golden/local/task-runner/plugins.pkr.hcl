@@ -6,7 +6,7 @@ packer {
   required_plugins {
     docker = {
       source  = "github.com/hashicorp/docker"
-      version = ">= 1.0.8, < 2.0.0"
+      version = "= 1.1.1"
     }
   }
 }
