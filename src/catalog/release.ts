@@ -324,17 +324,22 @@ export class Releases {
 
   /** Point `channel` at release `id`: one write. Returns the release it pointed at before. */
   async move(channel: Channel, id: string): Promise<{ from: string | undefined; to: string }> {
-    const { found } = await this.call("reading", () =>
-      this.home.store.getMany([this.selector(id), this.selector(channel)]),
+    // Two reads, not one GetParameters with both selectors: SSM documents one selector per name, not whether a
+    // call may name one parameter twice.
+    const [byId, byChannel] = await this.call("reading", () =>
+      Promise.all([
+        this.home.store.getMany([this.selector(id)]),
+        this.home.store.getMany([this.selector(channel)]),
+      ]),
     );
-    const target = found.find((f) => f.selector === id);
+    const target = byId.found[0];
     if (!target) {
       throw new UsageError(`There is no release ${id} at ${this.name}.`, {
         fix: "`imgtool rollback --channel <channel>` without --to picks the previous one; `imgtool status` lists releases.",
       });
     }
     parseRelease(this.name, target.version, target.value);
-    const before = found.find((f) => f.selector === channel);
+    const before = byChannel.found[0];
     const from = before ? parseRelease(this.name, before.version, before.value).id : undefined;
     await this.labelOrFail(target.version, [channel]);
     this.events({
