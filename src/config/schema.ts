@@ -316,10 +316,15 @@ export const ConfigSchema = z
           .describe("Instance profile of launched instances (pull from ECR, read its own secret)."),
         instance_role: z
           .string()
-          .regex(/^[\w+=,.@-]{1,64}$/, msg("must be an IAM role name such as imgtool-instance"))
+          .regex(
+            /^\/?(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/,
+            msg(
+              "must be an IAM role name such as imgtool-instance, after its path if it has one (ci/imgtool-instance)",
+            ),
+          )
           .optional()
           .describe(
-            "IAM role in aws.instance_profile: the only role `launch` may pass (iam:PassRole). Default: the profile's name.",
+            "IAM role in aws.instance_profile: the only role `launch` may pass (iam:PassRole). A role with an IAM path is named with it (ci/imgtool-instance for the ARN role/ci/imgtool-instance). Default: the profile's name.",
           ),
         ssm_prefix: z
           .string()

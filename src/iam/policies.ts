@@ -82,9 +82,12 @@ export function instanceSecrets(config: Config): string[] {
   return Object.values(config.secrets).map((s) => s.aws_parameter);
 }
 
-/** The role launch passes to its instances: `aws.instance_role`, else the profile's name. */
+/**
+ * The role launch passes to its instances, as its ARN names it after `role/` (path and name): `aws.instance_role`,
+ * else the profile's name.
+ */
 export function instanceRoleName(config: Config): string | undefined {
-  return config.aws.instance_role ?? config.aws.instance_profile;
+  return (config.aws.instance_role ?? config.aws.instance_profile)?.replace(/^\//, "");
 }
 
 export interface PolicyExtras {

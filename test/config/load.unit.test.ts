@@ -64,6 +64,25 @@ describe("config: defaults", () => {
     assert.ok(parseConfig("aws:\n  ssm_prefix: /awsome/x\n", base).config === undefined, "begins with /aws");
   });
 
+  test("aws.instance_role: a name, after its IAM path if it has one; anything else names the key", () => {
+    for (const ok of ["imgtool-instance", "ci/imgtool-instance", "/ci/team/imgtool-instance"])
+      assert.equal(parseConfig(`aws:\n  instance_role: ${ok}\n`, base).config?.aws.instance_role, ok);
+    for (const bad of [
+      "ci/",
+      "imgtool instance",
+      "ci//imgtool",
+      "arn:aws:iam::123456789012:role/x",
+      "a".repeat(65),
+    ]) {
+      const r = parseConfig(`aws:\n  instance_role: ${JSON.stringify(bad)}\n`, base);
+      assert.equal(r.config, undefined, bad);
+      assert.ok(
+        r.errors.some((e) => e.includes("aws.instance_role") && /must be an IAM role name/.test(e)),
+        r.errors.join("\n"),
+      );
+    }
+  });
+
   test("the example config parses to exactly the defaults", () => {
     const text = readFileSync(projectPath("imgtool.config.example.yaml"), "utf8");
     const r = parseConfig(text, { source: "example", baseDir: projectPath() });

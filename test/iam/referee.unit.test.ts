@@ -147,6 +147,33 @@ describe("IAM referee: what the actors need is allowed", () => {
     );
   });
 
+  test("launch: an instance role with an IAM path (aws.instance_role ci/imgtool-instance) may be passed; the same name at another path may not", async () => {
+    for (const role of ["ci/imgtool-instance", "/ci/imgtool-instance"]) {
+      const pathed = parseConfig(
+        ["pipeline: nightly", "aws:", "  instance_profile: imgtool-profile", `  instance_role: ${role}`].join(
+          "\n",
+        ),
+        { baseDir: "/" },
+      ).config!;
+      const pass = async (arn: string) =>
+        (
+          await evaluate(
+            policyFor("launch", pathed),
+            {
+              action: "iam:PassRole",
+              resource: arn,
+              context: { "iam:PassedToService": "ec2.amazonaws.com" },
+            },
+            ACCOUNT,
+          )
+        ).allowed;
+      assert.equal(await pass(`arn:aws:iam::${ACCOUNT}:role/ci/imgtool-instance`), true, role);
+      assert.equal(await pass(`arn:aws:iam::${ACCOUNT}:role/imgtool-instance`), false, role);
+      assert.equal(await pass(`arn:aws:iam::${ACCOUNT}:role/other/imgtool-instance`), false, role);
+      assert.deepEqual(await policyProblems(policyFor("launch", pathed)), [], role);
+    }
+  });
+
   test("bake: what Packer's amazon plugin asks of EC2, its temporary key pair and security group tagged with run_tags as they are created", async () => {
     // The plugin (builder/common step_key_pair.go, step_security_group.go) sends run_tags as TagSpecifications of
     // CreateKeyPair and CreateSecurityGroup; EC2 then also evaluates ec2:CreateTags with ec2:CreateAction.
