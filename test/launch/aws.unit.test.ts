@@ -129,6 +129,33 @@ describe("launch on aws (AWS stand-in)", () => {
     assert.equal(imdsHopLimit(stacked, "task-runner"), 1);
   });
 
+  test("a launch with a stacked orchestrator: its RunInstances asks for hop limit 2, the task runners' for 1", async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "imgtool-hop-"));
+    try {
+      const compose = path.join(dir, "compose.yaml");
+      writeFileSync(compose, "services:\n  web:\n    build: .\n");
+      const config = awsConfig(
+        `roles:\n  orchestrator:\n    stack: { file: ${JSON.stringify(compose)}, app_services: [web] }\n`,
+      );
+      assert.ok(config.roles.orchestrator.stack, "the config has a stack");
+      await launchOnStandin(fx, { taskRunners: 2, instanceTypes: ["c7i.large"], runId: "hop-1" }, { config });
+      const byRole = new Map<string, string[]>();
+      for (const r of runRequests(fx.standin)) {
+        const role = tagsOf(r.params, "instance")["imgtool:role"] ?? "";
+        byRole.set(role, [
+          ...(byRole.get(role) ?? []),
+          r.params["MetadataOptions.HttpPutResponseHopLimit"] ?? "",
+        ]);
+      }
+      assert.deepEqual(Object.fromEntries(byRole), { orchestrator: ["2"], "task-runner": ["1"] });
+      const ec2 = fx.standin.state.region(REGION).ec2;
+      const limits = [...ec2.instances.values()].map((i) => i.metadataOptions.httpPutResponseHopLimit).sort();
+      assert.deepEqual(limits, [1, 1, 2], "what EC2 (the stand-in) recorded");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("task-runner types start in parallel: the 3 RunInstances are in flight at once", async () => {
     // Each answer is held back, so calls made one after another never overlap; calls made together do.
     fx.standin.faults.add({ operation: "RunInstances", kind: "slow", delayMs: 2_000, calls: [2, 3, 4] });
