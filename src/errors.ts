@@ -73,3 +73,8 @@ export function errorName(e: unknown): string | undefined {
     ? e.name
     : undefined;
 }
+
+/** A clause ("the aws bake needs Packer 1.7.0 or later; found 1.6.6") as a sentence: capitalised, with its stop. */
+export function sentence(clause: string): string {
+  return `${clause.charAt(0).toUpperCase()}${clause.slice(1)}.`;
+}

@@ -17,7 +17,7 @@ import { hashParts } from "../hash.js";
 import { projectPath } from "../paths.js";
 import { loadVersions, versionsFile } from "../versions.js";
 import { instanceArch, machineArch } from "../config/arch.js";
-import { UsageError } from "../errors.js";
+import { sentence, UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
 import { renderTemplate } from "./templates.js";
 import { IMAGE_LABEL } from "../config/tags.js";
@@ -336,7 +336,7 @@ export function renderBake(config: Config, role: Role, target: Target, inputs: B
   const minPackerVersion = minPackerFor(target);
   const tooOld = inputs.packerVersion ? packerTooOld(target, inputs.packerVersion) : undefined;
   if (tooOld) {
-    throw new UsageError(`${tooOld[0]!.toUpperCase()}${tooOld.slice(1)}.`, {
+    throw new UsageError(sentence(tooOld), {
       ...(target === "aws" ? { fix: packerFix("aws") } : {}),
     });
   }

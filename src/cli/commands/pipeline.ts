@@ -1,5 +1,5 @@
 /** `imgtool pipeline`: push, bake, smoke launch, promote; a report per role and stage. */
-import { errorName, isImgtoolError, UsageError } from "../../errors.js";
+import { errorName, isImgtoolError, sentence, UsageError } from "../../errors.js";
 import type { PipelineReport } from "../../pipeline/pipeline.js";
 import type { Context, GlobalArgs } from "../context.js";
 import { rolesOf } from "../roles.js";
@@ -86,7 +86,7 @@ async function checkPacker(ctx: Context): Promise<void> {
   const problem =
     version === null ? "the aws bake needs Packer, and it is not installed" : packerTooOld("aws", version);
   if (problem) {
-    throw new UsageError(`${problem[0]!.toUpperCase()}${problem.slice(1)}. Nothing was pushed or baked.`, {
+    throw new UsageError(`${sentence(problem)} Nothing was pushed or baked.`, {
       fix: packerFix("aws"),
     });
   }
