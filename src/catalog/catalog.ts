@@ -152,6 +152,7 @@ export class Catalog {
     const metaVersion = await this.putWithRoom(key.role, this.metaName(key), metaValue, "text");
     const version = await this.putWithRoom(key.role, name, value, dataType);
     await this.confirm(key, name, version, value, dataType);
+    await this.readBackOrFail("the metadata", this.metaName(key), metaVersion, metaValue);
     await this.labelOrFail(this.metaName(key), metaVersion, labels);
     await this.labelOrFail(name, version, labels);
     this.events({
@@ -189,6 +190,7 @@ export class Catalog {
    */
   async putRecord(name: string, value: string, labels: string[], role: string): Promise<number> {
     const version = await this.putWithRoom(role, name, value, "text");
+    await this.readBackOrFail("the record", name, version, value);
     await this.labelOrFail(name, version, labels);
     return version;
   }
@@ -228,6 +230,42 @@ export class Catalog {
     return this.call(name, "writing", () => this.store.put(name, value, { dataType }));
   }
 
+  /**
+   * Read `name:version` until it holds `value`, backing off as `readBack` says: a new SSM parameter may not be
+   * readable at once (its reads are eventually consistent), and SSM validates aws:ec2:image values after
+   * answering. `onWait` is told once, before the first wait, the most it may wait in all.
+   */
+  async readBackUntil(
+    name: string,
+    version: number,
+    value: string,
+    onWait?: (maxMs: number) => void,
+  ): Promise<{ kept: boolean; waitedMs: number }> {
+    const { attempts, delayMs, maxWaitMs = Infinity } = this.readBack;
+    let waited = 0;
+    for (let i = 1; i <= attempts; i++) {
+      const { found } = await this.call(name, "reading back", () =>
+        this.store.getMany([`${name}:${version}`]),
+      );
+      if (found[0]?.value === value) return { kept: true, waitedMs: waited };
+      const delay = Math.min(delayMs * 2 ** (i - 1), maxWaitMs - waited);
+      if (i === attempts || delay <= 0) break;
+      if (i === 1) onWait?.(Math.min(maxWaitMs, delayMs * (2 ** (attempts - 1) - 1)));
+      await this.sleep(delay);
+      waited += delay;
+    }
+    return { kept: false, waitedMs: waited };
+  }
+
+  /** {@link readBackUntil}, or a failure naming `what` (nothing was labelled yet). */
+  private async readBackOrFail(what: string, name: string, version: number, value: string): Promise<void> {
+    if ((await this.readBackUntil(name, version, value)).kept) return;
+    throw new FailureError(
+      `${this.store.kind === "ssm" ? "SSM" : "The catalog"} did not keep ${what} ${name} (version ${version}). ` +
+        "Nothing was labelled: the catalog still points at the previous version.",
+    );
+  }
+
   private async confirm(
     key: ArtifactKey,
     name: string,
@@ -235,25 +273,15 @@ export class Catalog {
     value: string,
     dataType: DataType,
   ): Promise<void> {
-    const { attempts, delayMs, maxWaitMs = Infinity } = this.readBack;
-    let waited = 0;
-    for (let i = 1; i <= attempts; i++) {
-      const { found } = await this.call(name, "reading back", () =>
-        this.store.getMany([`${name}:${version}`]),
-      );
-      if (found[0]?.value === value) return;
-      const delay = Math.min(delayMs * 2 ** (i - 1), maxWaitMs - waited);
-      if (i === attempts || delay <= 0) break;
-      if (i === 1 && dataType === "aws:ec2:image") {
-        this.events({
-          type: "check",
-          role: key.role,
-          message: `${name}: waiting for SSM to validate ${value} (at most ${Math.round(Math.min(maxWaitMs, delayMs * (2 ** (attempts - 1) - 1)) / 1000)} s)`,
-        });
-      }
-      await this.sleep(delay);
-      waited += delay;
-    }
+    const { kept, waitedMs: waited } = await this.readBackUntil(name, version, value, (maxMs) => {
+      if (dataType !== "aws:ec2:image") return;
+      this.events({
+        type: "check",
+        role: key.role,
+        message: `${name}: waiting for SSM to validate ${value} (at most ${Math.round(maxMs / 1000)} s)`,
+      });
+    });
+    if (kept) return;
     this.events({
       type: "fail",
       role: key.role,

@@ -305,10 +305,8 @@ export class Releases {
       );
     }
     const version = await this.putWithRoom(value);
-    const { found } = await this.call("reading back", () =>
-      this.home.store.getMany([`${this.name}:${version}`]),
-    );
-    if (found[0]?.value !== value) {
+    // A new parameter (the first release) may not be readable at once: the catalog's read-back waits for it.
+    if (!(await this.home.readBackUntil(this.name, version, value)).kept) {
       throw new FailureError(
         `The catalog did not keep release ${id} at ${this.name} (version ${version}); latest still points at ${current?.release.id ?? "no release"}.`,
       );

@@ -57,19 +57,23 @@ export const backends: Backend[] = [
   },
   {
     name: "SSM over HTTP (AWS stand-in)",
-    store: () =>
-      new SsmStore(
-        makeAwsClients({
-          region: REGION,
-          endpoint: standin.endpoint,
-          credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
-          retryBaseDelayMs: 5,
-          requestTimeoutMs: 2000,
-        }).ssm,
-      ),
+    store: () => ssmStoreOn(standin),
     ami: (n) => standin.addImage(REGION, { name: `bench-${n}` }).imageId,
   },
 ];
+
+/** An SSM store through the real SDK client, over HTTP, to `on`. */
+export function ssmStoreOn(on: AwsStandin): SsmStore {
+  return new SsmStore(
+    makeAwsClients({
+      region: REGION,
+      endpoint: on.endpoint,
+      credentials: async () => ({ accessKeyId: "AKIDTEST", secretAccessKey: "secret" }),
+      retryBaseDelayMs: 5,
+      requestTimeoutMs: 2000,
+    }).ssm,
+  );
+}
 
 /** Start the stand-in and the SQLite folder before the calling file's tests; remove both after them. */
 export function useBackends(): void {

@@ -1,6 +1,7 @@
 /**
  * SSM Parameter Store (JSON 1.1) operations of the AWS stand-in: versions, labels and selectors,
- * the 100-version limit, tiers, and the asynchronous validation of `aws:ec2:image` parameters.
+ * the 100-version limit, tiers, the asynchronous validation of `aws:ec2:image` parameters, and (when asked:
+ * options.newParameterReads) reads that do not see a parameter just created yet.
  */
 import { createHash } from "node:crypto";
 import { ServiceError, fail } from "./errors.js";
@@ -118,6 +119,11 @@ function resolve(
 ): { p: SsmParameter; v: SsmParameterVersion; selector?: string } {
   const sel = parseSelector(nameWithSelector);
   const p = requireParameter(ctx, sel.name);
+  // A parameter just created is not seen by every read yet (options.newParameterReads).
+  if (p.unseenReads) {
+    p.unseenReads -= 1;
+    notFound(sel.name);
+  }
   if (sel.version !== undefined)
     return { p, v: findVersion(p, sel.version), ...(sel.selector ? { selector: sel.selector } : {}) };
   if (sel.label !== undefined) {
@@ -275,7 +281,13 @@ const putParameter: SsmHandler = (ctx, input) => {
   }
   let record = ctx.state.ssm.parameters.get(name);
   if (!record) {
-    record = { name, versions: [], lastVersion: 0, tags: [] };
+    record = {
+      name,
+      versions: [],
+      lastVersion: 0,
+      tags: [],
+      ...(ctx.options.newParameterReads ? { unseenReads: ctx.options.newParameterReads } : {}),
+    };
     ctx.state.ssm.parameters.set(name, record);
   }
   record.lastVersion += 1;

@@ -15,6 +15,7 @@ export interface ResolvedOptions {
   deregisteredReads: number;
   fastRestoreReads: number;
   imageValidationMs: number;
+  newParameterReads: number;
   ec2Limits?: NonNullable<StandinOptions["ec2Limits"]>;
   now: () => Date;
   iam?: StandinIam;
@@ -31,6 +32,7 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     deregisteredReads: opts.deregisteredReads ?? 2,
     fastRestoreReads: opts.fastRestoreReads ?? 1,
     imageValidationMs: opts.imageValidationMs ?? 0,
+    newParameterReads: opts.newParameterReads ?? 0,
     ...(opts.ec2Limits ? { ec2Limits: opts.ec2Limits } : {}),
     now: opts.now ?? (() => new Date()),
     ...(opts.iam ? { iam: opts.iam } : {}),

@@ -35,6 +35,11 @@ export interface StandinOptions {
    */
   imageValidationMs?: number;
   /**
+   * SSM's reads are eventually consistent: GetParameter and GetParameters answer a parameter that PutParameter
+   * has just created as not found this many times (per parameter) before they see it. @default 0
+   */
+  newParameterReads?: number;
+  /**
    * EC2's limits for RunInstances, per region, as the account would meet them: `capacity` (at most this many
    * live instances of a type, any market; past it: InsufficientInstanceCapacity, HTTP 500), `onDemandVcpuQuota` (vCPUs of
    * running and pending on-demand instances; past it: VcpuLimitExceeded), `spotServiceLinkedRole: false` (the
@@ -381,6 +386,8 @@ export interface SsmParameter {
   /** Highest version number handed out, dropped writes included. */
   lastVersion: number;
   tags: Tag[];
+  /** Reads left that answer it as not found (options.newParameterReads; a new parameter only). */
+  unseenReads?: number;
 }
 
 export interface SsmDroppedWrite {
