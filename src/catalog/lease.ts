@@ -8,7 +8,8 @@
  *
  * Taking over a stale lease without a conditional write (SSM has none): the taker first creates a marker
  * `<lease>/takeover-<token of the stale lease>`, again only when absent, so of several takers exactly one
- * proceeds; it then checks that the lease still holds that token, deletes it and creates its own. A marker is
+ * proceeds; it then checks that the lease still holds that token and overwrites it with its own (not a delete and a
+ * create: SSM asks for 30 s between the two). A marker is
  * removed only once the lease no longer holds its token (tokens are never reused), so a late taker that
  * creates it again finds a different lease and backs off.
  *
@@ -258,9 +259,13 @@ export class Leases implements LeaseKeeper {
         });
         return me;
       }
-      // Free again by now (released between our create and our read): try again at once.
+      // Free again by now (released between our create and our read), or not readable yet (SSM's reads of a
+      // parameter just created are eventually consistent): try again at once, then after a growing pause.
       if (got === undefined) {
-        if (++freed < 10) continue;
+        if (++freed < 10) {
+          if (freed > 1) await this.sleep(250 * (freed - 1));
+          continue;
+        }
         throw new FailureError(`The lease ${name} came and went ${freed} times in a row.`, {
           fix: "Many runs are taking this lease at once: run again.",
         });
@@ -302,7 +307,7 @@ export class Leases implements LeaseKeeper {
     const current = parseHolder(name, found[0].value);
     if (!this.stale(current)) return current;
 
-    // Take over: first the marker (one taker only), then check, delete and create.
+    // Take over: first the marker (one taker only), then check and overwrite.
     const marker = `${name}/takeover-${current.token}`;
     if (!(await this.create(marker, JSON.stringify(me)))) {
       this.marker.add(current.token);
@@ -313,14 +318,16 @@ export class Leases implements LeaseKeeper {
       if (!again) return undefined;
       const still = parseHolder(name, again.value);
       if (still.token !== current.token) return still;
-      await this.remove(name);
+      // Overwritten, not deleted and created again: SSM asks for 30 s between deleting a parameter and creating
+      // one of the same name (DeleteParameter's reference). The marker makes this taker the only one, and a stale
+      // holder no longer removes it.
+      await (await this.store()).put(name, JSON.stringify(me), { dataType: "text" });
       this.events({
         type: "warn",
         message: `took over the lease ${name} from \`${current.command}\` (run ${current.run}, pid ${current.pid} on ${current.host}): ${this.now().getTime() > Date.parse(current.expires) ? `it expired at ${current.expires}` : "its process is gone"}`,
         data: { lease: name, previous: current },
       });
-      if (await this.create(name, JSON.stringify(me))) return true;
-      return undefined;
+      return true;
     } finally {
       // The lease no longer holds the stale token (we replaced it, or someone else did): the marker may go.
       await this.remove(marker);

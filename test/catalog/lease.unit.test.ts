@@ -31,6 +31,7 @@ function jittery(store: ParameterStore, random: () => number): ParameterStore {
   j.create = async (n, v) => (await wait(), store.create(n, v));
   j.getMany = async (s) => (await wait(), store.getMany(s));
   j.delete = async (n) => (await wait(), store.delete(n));
+  j.put = async (n, v, o) => (await wait(), store.put(n, v, o));
   return j;
 }
 
@@ -111,8 +112,12 @@ for (const backend of backends) {
       assert.equal(await a.holder("pipeline"), undefined);
     });
 
-    test("an expired lease is taken over (after the grace); its old holder's release leaves the new one", async () => {
-      const { store, prefix } = fresh();
+    test("an expired lease is taken over (after the grace) by overwriting it, never deleting it; its old holder's release leaves the new one", async () => {
+      const { store: real, prefix } = fresh();
+      // The takeover must not delete the lease: SSM asks for 30 s before a deleted name is created again.
+      const deleted: string[] = [];
+      const store = Object.create(real) as ParameterStore;
+      store.delete = async (n) => (deleted.push(n), real.delete(n));
       const c = clock();
       const events = recordingSink();
       const a = leases(store, prefix, "a", { now: c.now, events });
@@ -123,6 +128,11 @@ for (const backend of backends) {
       c.advance(31);
       const taken = await b.acquire("pipeline");
       assert.equal((await b.holder("pipeline"))?.token, taken.token);
+      assert.deepEqual(
+        deleted.filter((n) => !n.includes("takeover")),
+        [],
+        "only the takeover marker was deleted",
+      );
       assert.ok(
         events.events.some(
           (e) => e.type === "warn" && /took over the lease .* it expired at/.test(e.message),
@@ -144,7 +154,7 @@ for (const backend of backends) {
       const c = clock();
       const random = seeded(7);
       // Each taker's store calls start after a small random delay, so that their steps interleave in many
-      // orders (a takeover by delete-then-create without the marker lets two of them win).
+      // orders (a takeover that overwrites, or deletes and creates, without the marker lets two of them win).
       for (let round = 0; round < 8; round++) {
         const lease = `task-runner-ami-${round}`;
         await leases(store, prefix, "dead", { now: c.now }).acquire(lease);
