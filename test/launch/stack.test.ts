@@ -2,7 +2,8 @@
 // Packer-baked twin: `imgtool push image` and `imgtool bake ami` (the stack's images resolved to digests and
 // pre-loaded: PostgreSQL from the local registry, where scripts/setup put library/postgres:15), then `imgtool
 // launch`: the stack boots from the baked images (the registry sees no request for library/postgres), its
-// services are ready and the stack's boot-to-ready is reported; a service that exits fails the boot with its
+// services are ready (web before Docker's first probe of it: imgtool-stack runs web's healthcheck itself) and the
+// stack's boot-to-ready is reported; a service that exits fails the boot with its
 // name, exit code and last log line, and nothing is left running. The services are on the instance engine's own
 // bridge network (a namespace each): only web's port, a free one that launch picks, is published. web reaches db
 // by its service name over that network (web's healthcheck connects to db:5432 first), which on the local target
@@ -61,10 +62,11 @@ const COMPOSE = `services:
     ports:
       - "\${PORT}:8080"
     # db reached by its service name over the project network, then the image's own check, with room for a
-    # loaded machine (its default gives a Ruby start 3 s).
+    # loaded machine (its default gives a Ruby start 3 s). Docker's first probe comes one interval (2 minutes)
+    # after the start: the boot is ready before it only because imgtool-stack runs this test itself.
     healthcheck:
       test: ["CMD", "ruby", "-rsocket", "-e", "Socket.tcp('db', 5432, connect_timeout: 5).close; exec('imgtool-healthcheck')"]
-      interval: 1s
+      interval: 120s
       timeout: 30s
       retries: 30
     depends_on:
@@ -227,6 +229,9 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
       orch.stackReadySeconds! > 0 && orch.stackReadySeconds! <= orch.bootToReadySeconds,
       JSON.stringify(orch),
     );
+    // web's healthcheck interval is 120 s: ready well before Docker's first probe, from imgtool-stack's own run
+    // of web's test (real Docker, real exec); Docker still says "starting".
+    assert.ok(orch.stackReadySeconds! < 90, `ready after ${orch.stackReadySeconds} s`);
     assert.equal(doc.orchestrator.healthy, true);
     const health = await fetch(`${doc.orchestrator.url}/health`);
     assert.equal(health.status, 200);
@@ -239,6 +244,10 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
     const chain = stackForwardChain(orch.id);
     const image = docker(["inspect", "--format", "{{.Image}}", orch.id]).out.trim();
     const inInstance = (script: string) => docker(["exec", orch.id, "sh", "-c", script]);
+    const webHealth = inInstance(
+      "docker inspect --format '{{.State.Health.Status}}' \"$(docker ps -q --filter label=com.docker.compose.service=web)\"",
+    );
+    assert.equal(webHealth.out.trim(), "starting", "Docker has not probed web yet: the boot did");
     const webToDb =
       'docker exec "$(docker ps -q --filter label=com.docker.compose.service=web)" ' +
       "ruby -rsocket -e \"Socket.tcp('db', 5432, connect_timeout: 5).close\"";
