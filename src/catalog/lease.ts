@@ -259,11 +259,12 @@ export class Leases implements LeaseKeeper {
         });
         return me;
       }
-      // Free again by now (released between our create and our read), or not readable yet (SSM's reads of a
-      // parameter just created are eventually consistent): try again at once, then after a growing pause.
+      // Free again by now (released between our create and our read), or not readable yet (a read may not see a
+      // parameter just created): try again at once, then after a growing pause.
       if (got === undefined) {
         if (++freed < 10) {
           if (freed > 1) await this.sleep(250 * (freed - 1));
+          this.throwIfInterrupted(name);
           continue;
         }
         throw new FailureError(`The lease ${name} came and went ${freed} times in a row.`, {
@@ -289,14 +290,17 @@ export class Leases implements LeaseKeeper {
       }
       await this.sleep(Math.min(delay, this.waitMs - waited));
       delay = Math.min(delay * 2, 10_000);
-      if (this.deps.signal?.aborted) {
-        const sig = stopSignalOf(this.deps.signal);
-        throw new InterruptedError(
-          `Interrupted (${sig}) while waiting for the lease ${name} (held by run ${got.run}): nothing was done.`,
-          sig,
-        );
-      }
+      this.throwIfInterrupted(name, got);
     }
+  }
+
+  private throwIfInterrupted(name: string, holder?: LeaseHolder): void {
+    if (!this.deps.signal?.aborted) return;
+    const sig = stopSignalOf(this.deps.signal);
+    throw new InterruptedError(
+      `Interrupted (${sig}) while waiting for the lease ${name}${holder ? ` (held by run ${holder.run})` : ""}: nothing was done.`,
+      sig,
+    );
   }
 
   /** One attempt: true when taken, the holder when held, undefined when it was freed meanwhile. */
@@ -319,8 +323,8 @@ export class Leases implements LeaseKeeper {
       const still = parseHolder(name, again.value);
       if (still.token !== current.token) return still;
       // Overwritten, not deleted and created again: SSM asks for 30 s between deleting a parameter and creating
-      // one of the same name (DeleteParameter's reference). The marker makes this taker the only one, and a stale
-      // holder no longer removes it.
+      // one of the same name (DeleteParameter's reference). The marker makes this taker the only one (while reads
+      // see the latest write), and a stale holder no longer removes it.
       await (await this.store()).put(name, JSON.stringify(me), { dataType: "text" });
       this.events({
         type: "warn",
