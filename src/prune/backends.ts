@@ -52,6 +52,11 @@ export interface FastRestoreWait {
   intervalMs?: number;
   /** Reads after the disable, @default 60 (5 minutes): then the snapshot is left for the next prune (its version's tag finds it). */
   reads?: number;
+  /**
+   * DeleteSnapshot attempts while EC2 still says InvalidSnapshot.InUse after its AMI was deregistered (EC2 releases
+   * the snapshots a little later), @default 6 (30 s): then it is left for the next prune.
+   */
+  inUseReads?: number;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -86,6 +91,37 @@ async function fastRestoreOff(
         message: `${snapshotId} (${ec2.region}) is kept for the next prune: its Fast Snapshot Restore is still ${on.map((f) => `${f.state} in ${f.zone}`).join(", ")}`,
       });
       return false;
+    }
+    await sleep(interval);
+  }
+}
+
+/**
+ * Delete a snapshot whose AMI this prune just deregistered: EC2 may answer InvalidSnapshot.InUse for a while after
+ * the deregistration (boto/boto#3019), so try again every interval; true when deleted, false when it was gone or is
+ * left for the next prune (said so).
+ */
+async function deleteReleased(
+  ec2: Ec2Images,
+  snapshotId: string,
+  wait: FastRestoreWait,
+  events: EventSink,
+): Promise<boolean> {
+  const interval = wait.intervalMs ?? 5_000;
+  const attempts = wait.inUseReads ?? 6;
+  const sleep = wait.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  for (let n = 1; ; n++) {
+    try {
+      return await ignoreGone(ec2.deleteSnapshot(snapshotId));
+    } catch (e) {
+      if (errorName(e) !== "InvalidSnapshot.InUse") throw e;
+      if (n >= attempts) {
+        events({
+          type: "warn",
+          message: `${snapshotId} (${ec2.region}) is kept for the next prune: EC2 still says it is in use (${(e as Error).message})`,
+        });
+        return false;
+      }
     }
     await sleep(interval);
   }
@@ -171,7 +207,8 @@ export function awsPruneBackend(opts: {
           !(await fastRestoreOff(ec2, snap.id, opts.fastRestoreWait ?? {}, opts.events ?? (() => undefined)))
         )
           continue;
-        if (await ignoreGone(ec2.deleteSnapshot(snap.id))) deleted.push(snap);
+        if (await deleteReleased(ec2, snap.id, opts.fastRestoreWait ?? {}, opts.events ?? (() => undefined)))
+          deleted.push(snap);
       }
       return deleted;
     },

@@ -561,6 +561,13 @@ const deregisterImage: Ec2Handler = (ctx, p) => {
   img.state = "deregistered";
   img.pendingReads = ctx.options.deregisteredReads;
   if (img.pendingReads <= 0) ctx.state.ec2.images.delete(img.imageId);
+  // Its snapshots are released a little later (options.snapshotInUseReads).
+  if (ctx.options.snapshotInUseReads > 0 && !p.bool("DeleteAssociatedSnapshots")) {
+    for (const m of img.blockDeviceMappings) {
+      const snap = m.snapshotId ? ctx.state.ec2.snapshots.get(m.snapshotId) : undefined;
+      if (snap) snap.releasing = { reads: ctx.options.snapshotInUseReads, imageId: img.imageId };
+    }
+  }
   if (p.bool("DeleteAssociatedSnapshots")) {
     const results = img.blockDeviceMappings
       .map((m) => m.snapshotId)
@@ -789,6 +796,10 @@ const deleteSnapshot: Ec2Handler = (ctx, p) => {
     (img) => registered(img) && img.blockDeviceMappings.some((m) => m.snapshotId === id),
   );
   if (user) fail("InvalidSnapshot.InUse", `The snapshot ${id} is currently in use by ${user.imageId}`);
+  if (snap.releasing && snap.releasing.reads > 0) {
+    snap.releasing.reads -= 1;
+    fail("InvalidSnapshot.InUse", `The snapshot ${id} is currently in use by ${snap.releasing.imageId}`);
+  }
   // As EC2 answered when Fast Snapshot Restore came out: it must be disabled in every zone first (stricter than
   // EC2 today, which disables it itself; a snapshot still `disabling` is refused too).
   const fast = [...ctx.state.ec2.fastRestores.values()].find(

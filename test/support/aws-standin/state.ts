@@ -13,6 +13,7 @@ export interface ResolvedOptions {
   copyPendingReads: number;
   instancePendingReads: number;
   deregisteredReads: number;
+  snapshotInUseReads: number;
   fastRestoreReads: number;
   imageValidationMs: number;
   newParameterReads: number;
@@ -30,6 +31,7 @@ export function resolveOptions(opts: StandinOptions = {}): ResolvedOptions {
     copyPendingReads: opts.copyPendingReads ?? 2,
     instancePendingReads: opts.instancePendingReads ?? 1,
     deregisteredReads: opts.deregisteredReads ?? 2,
+    snapshotInUseReads: opts.snapshotInUseReads ?? 0,
     fastRestoreReads: opts.fastRestoreReads ?? 1,
     imageValidationMs: opts.imageValidationMs ?? 0,
     newParameterReads: opts.newParameterReads ?? 0,

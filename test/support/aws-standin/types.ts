@@ -25,6 +25,11 @@ export interface StandinOptions {
    */
   deregisteredReads?: number;
   /**
+   * DeleteSnapshot answers InvalidSnapshot.InUse this many times (per snapshot) after the AMI that used it was
+   * deregistered: EC2 releases a deregistered AMI's snapshots a little later (boto/boto#3019). @default 0
+   */
+  snapshotInUseReads?: number;
+  /**
    * DescribeFastSnapshotRestores answers (per region) that a Fast Snapshot Restore stays in each passing state
    * (enabling, optimizing, disabling) before its next. @default 1
    */
@@ -178,6 +183,8 @@ export interface Ec2Snapshot {
   encrypted: boolean;
   kmsKeyId?: string;
   tags: Record<string, string>;
+  /** DeleteSnapshot answers InvalidSnapshot.InUse (by this AMI, just deregistered) this many more times. */
+  releasing?: { reads: number; imageId: string };
 }
 
 export interface Ec2Volume {
