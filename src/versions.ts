@@ -13,8 +13,8 @@ const Arch = z.enum(["x86_64", "arm64"]);
 const Sha256OrEmpty = z.string().regex(/^(?:[0-9a-f]{64})?$/, "must be 64 lowercase hex digits, or empty");
 
 const PackageLists = z.object({ apt: z.array(z.string()), dnf: z.array(z.string()) });
-// An exact pin ("= 1.3.9"): given a range, a Packer before 1.14.1 picks the newest release, whose checksum file is no
-// longer on GitHub (packer/versions.json $reason_required_plugins).
+// An exact pin ("= 1.3.9"): given a range, Packer picks the newest release, whose checksum file is not on GitHub
+// (packer/versions.json $reason_required_plugins).
 const Plugin = z.object({
   source: z.string(),
   version: z.string().regex(/^= \d+\.\d+\.\d+$/, 'must be an exact pin, "= X.Y.Z"'),
