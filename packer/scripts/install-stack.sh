@@ -10,9 +10,10 @@ set -o errexit -o nounset -o pipefail
 # IMGTOOL_STACK_WAIT_FOR: the services the boot waits for (space-separated); IMGTOOL_STACK_SETTLE_MS: how long
 # those without a healthcheck must stay up; IMGTOOL_STACK_BRIDGES: the project's bridge networks (their keys;
 # src/bake/stack-images.ts, projectBridges) and IMGTOOL_STACK_BRIDGES_OVERRIDE_B64 (the Compose file that names each
-# through a variable; empty when none), for a local instance's forwarding.
+# through a variable; empty when none), for a local instance's forwarding; IMGTOOL_STACK_VOLUMES: the named volumes
+# the pre-load fills (KEY,PATH,IMAGE words; stackVolumes), listed for `imgtool-stack fill`.
 require_set IMGTOOL_STACK_COMPOSE_B64 IMGTOOL_STACK_WAIT_FOR IMGTOOL_STACK_SETTLE_MS IMGTOOL_STACK_BRIDGES \
-  IMGTOOL_STACK_BRIDGES_OVERRIDE_B64
+  IMGTOOL_STACK_BRIDGES_OVERRIDE_B64 IMGTOOL_STACK_VOLUMES
 STACK_DIR=${IMGTOOL_STACK_DIR:-/etc/imgtool/stack}
 if [[ -z $IMGTOOL_STACK_COMPOSE_B64 ]]; then
   log "skipped: the role is not a Compose stack"
@@ -50,6 +51,12 @@ printf '%s\n' "${WORDS[@]}" >"$STACK_DIR/wait-for"
 printf '%s\n' "$IMGTOOL_STACK_SETTLE_MS" >"$STACK_DIR/settle-ms"
 words "$IMGTOOL_STACK_BRIDGES"
 if ((${#WORDS[@]} > 0)); then printf '%s\n' "${WORDS[@]}"; fi >"$STACK_DIR/bridges"
+words "$IMGTOOL_STACK_VOLUMES"
+for w in "${WORDS[@]}"; do
+  IFS=, read -r key path image extra <<<"$w"
+  [[ -n $key && $path == /* && -n $image && -z $extra ]] || die "IMGTOOL_STACK_VOLUMES: $w is not KEY,PATH,IMAGE"
+  printf '%s %s %s\n' "$key" "$path" "$image"
+done >"$STACK_DIR/volumes"
 rm -f -- "$STACK_DIR/bridges.yaml"
 if [[ -n $IMGTOOL_STACK_BRIDGES_OVERRIDE_B64 ]]; then
   printf '%s' "$IMGTOOL_STACK_BRIDGES_OVERRIDE_B64" | base64 -d >"$STACK_DIR/bridges.yaml"

@@ -80,5 +80,10 @@ for ref in "${WORDS[@]}"; do
   docker image inspect --format '{{.Id}}' "$ref" >/dev/null || die "$ref is not in the store after the pull"
 done
 id=$(docker image inspect --format '{{.Id}}' "$IMGTOOL_IMAGE_REF") || die "$IMGTOOL_IMAGE_REF is not in the store after the pull"
+# A Compose stack's named volumes (install-stack.sh listed them), filled from their images as the engine would fill
+# them at boot: the copy lands on the snapshot instead of in the boot.
+if [[ -s ${IMGTOOL_STACK_DIR:-/etc/imgtool/stack}/volumes ]]; then
+  /usr/local/sbin/imgtool-stack fill || die "imgtool-stack fill failed: the stack's named volumes are not filled"
+fi
 state_write preload.json "{\"status\": \"pulled\", \"image\": $(json_str "$IMGTOOL_IMAGE_REF"), \"id\": $(json_str "$id")}"
 log "ok: $IMGTOOL_IMAGE_REF is in the engine's store ($id)"

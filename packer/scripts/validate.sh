@@ -99,6 +99,10 @@ if [[ -z $preload_record ]]; then
   fail "no pre-load record ($IMGTOOL_STATE_DIR/preload.json): preload-image.sh did not run"
 elif [[ $preload_record == *'"status": "pulled"'* ]] && docker info >/dev/null 2>&1; then
   docker image inspect "${IMGTOOL_IMAGE_REF:-none}" >/dev/null 2>&1 || fail "${IMGTOOL_IMAGE_REF:-the image} is not in the engine's store"
+  # A stack's named volumes, filled at the pre-load (imgtool-stack names the first that is missing).
+  if [[ -s ${IMGTOOL_STACK_DIR:-/etc/imgtool/stack}/volumes ]]; then
+    /usr/local/sbin/imgtool-stack filled || fail "the stack's named volumes are not all filled (imgtool-stack filled)"
+  fi
 fi
 
 # 6. Packages and cleanup.

@@ -39,6 +39,7 @@ import {
 } from "../render/packer.js";
 import { TAG } from "../config/tags.js";
 import { bakeStack } from "./stack-images.js";
+import { stackVolumeWord } from "../config/stack.js";
 
 export interface BakeArtifact {
   region: string;
@@ -444,9 +445,17 @@ export async function bakeRole(
 
   // Check before work, for the pre-load after Packer: the store of a published version it may copy.
   const stackImages = stack ? stack.images.slice(1) : [];
+  // The stack's named volumes the pre-load fills (imgtool-stack fill): a store is copied only if it holds them too.
+  const stackVolumes = stack ? stack.volumes.map(stackVolumeWord) : [];
   const seed =
     ops.seedsPreload && stage === "role" && imageRef && spec?.base && !opts.force
-      ? await preloadSeed(await deps.catalog(home), keys[0]!, spec.base.version, [imageRef, ...stackImages])
+      ? await preloadSeed(
+          await deps.catalog(home),
+          keys[0]!,
+          spec.base.version,
+          [imageRef, ...stackImages],
+          stackVolumes,
+        )
       : undefined;
 
   // 3. Render to a build folder and run Packer.
@@ -575,6 +584,7 @@ export async function bakeRole(
         preloadVolume,
         // What the pre-load volume holds: a later role stage with the same images copies it (preloadSeed).
         ...(preloadVolume && imageRef ? { preloadImages: [imageRef, ...stackImages] } : {}),
+        ...(preloadVolume && imageRef && stackVolumes.length ? { preloadVolumes: stackVolumes } : {}),
         manifest: spec?.base
           ? {
               ...versionManifests[a.arch],
@@ -613,24 +623,25 @@ export async function bakeRole(
 
 /**
  * The role's latest version, when it was built on `baseVersion` and its pre-load volume holds exactly `images`
- * (a new ruby-bench commit, a rebake after a failed one): its store is the one a pull would make now. Whether
+ * and a stack's filled `volumes` (KEY,PATH,IMAGE words; none before they were recorded) (a new ruby-bench commit, a rebake after a failed one): its store is the one a pull would make now. Whether
  * the volume is still there is the target's check. None with --force, which pulls afresh.
  */
-async function preloadSeed(
+export async function preloadSeed(
   catalog: Catalog,
   key: ArtifactKey,
   baseVersion: string,
   images: string[],
+  volumes: string[],
 ): Promise<PreloadSeed | undefined> {
   const meta = (await catalog.resolve([key], { meta: true })).found[0]?.meta;
-  const held = meta?.preloadImages;
+  const same = (held: unknown, want: string[]) =>
+    Array.isArray(held) && held.length === want.length && want.every((w, i) => held[i] === w);
   if (
     !meta ||
     typeof meta.preloadVolume !== "string" ||
     meta.baseVersion !== baseVersion ||
-    !Array.isArray(held) ||
-    held.length !== images.length ||
-    !images.every((ref, i) => held[i] === ref)
+    !same(meta.preloadImages, images) ||
+    !same(meta.preloadVolumes ?? [], volumes)
   )
     return undefined;
   return { version: meta.version, volume: meta.preloadVolume };

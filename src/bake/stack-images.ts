@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { parseDocument, isMap, stringify, type Document } from "yaml";
-import type { BakedStack, StackConfig } from "../config/stack.js";
+import type { BakedStack, StackConfig, StackVolume } from "../config/stack.js";
 import type { Config } from "../config/load.js";
 import { ROLES, type Role, type Target } from "../config/schema.js";
 import { FailureError, UsageError } from "../errors.js";
@@ -164,6 +164,77 @@ export function projectBridges(composeText: string, file: string): { words: stri
   return { words, override };
 }
 
+/** A volume source that names a volume (Compose: not a path, `.`, `~`, or a variable). */
+const VOLUME_KEY_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** A mount path the fill list carries as one word (absolute; no space, comma, colon or variable). */
+const MOUNT_PATH_RE = /^\/[^\s,:$]*$/;
+
+/**
+ * The named volumes the bake can fill exactly as the engine would at boot (pure). A volume qualifies when the
+ * compose file declares it with no settings (no `external`, `name`, `driver`, `driver_opts`, `labels`: Compose
+ * would otherwise name, place or label it differently), exactly one mount in the whole file uses it (so which
+ * image's content the engine copies is not a matter of creation order), not with `nocopy`, and that mount is a
+ * third-party service's, whose image the compose file pins by digest (an app service runs the image the launch
+ * names, which may be newer than the bake's). A file whose mounts cannot be read without interpolation
+ * (`${...}`) or that uses `extends:` qualifies none. Everything else is left to the engine at boot, as before.
+ */
+export function stackVolumes(
+  composeText: string,
+  stack: Pick<StackConfig, "app_services">,
+  digests: Map<string, string>,
+): StackVolume[] {
+  const js = parseDocument(composeText, { merge: true }).toJS() as {
+    services?: Record<string, { image?: unknown; volumes?: unknown; extends?: unknown } | null>;
+    volumes?: Record<string, unknown>;
+  };
+  const declared = js.volumes ?? {};
+  const mounts = new Map<string, { service: string; path: unknown; nocopy: boolean }[]>();
+  for (const [service, def] of Object.entries(js.services ?? {})) {
+    if (def?.extends !== undefined) return [];
+    const list = Array.isArray(def?.volumes) ? (def.volumes as unknown[]) : [];
+    for (const entry of list) {
+      let source: unknown;
+      let path: unknown;
+      let nocopy = false;
+      if (typeof entry === "string") {
+        if (entry.includes("$")) return [];
+        const parts = entry.split(":");
+        if (parts.length < 2) continue; // an anonymous volume
+        [source, path] = parts;
+        nocopy = (parts[2] ?? "").split(",").includes("nocopy");
+      } else if (entry && typeof entry === "object") {
+        const m = entry as {
+          type?: unknown;
+          source?: unknown;
+          target?: unknown;
+          volume?: { nocopy?: unknown };
+        };
+        if (JSON.stringify(m).includes("$")) return [];
+        if (m.type !== undefined && m.type !== "volume") continue;
+        source = m.source;
+        path = m.target;
+        nocopy = m.volume?.nocopy === true;
+      }
+      if (typeof source !== "string" || !VOLUME_KEY_RE.test(source) || !(source in declared)) continue;
+      mounts.set(source, [...(mounts.get(source) ?? []), { service, path, nocopy }]);
+    }
+  }
+  const out: StackVolume[] = [];
+  for (const [key, uses] of mounts) {
+    const def = declared[key];
+    const plain =
+      def === null || (typeof def === "object" && !Array.isArray(def) && Object.keys(def).length === 0);
+    if (!plain || uses.length !== 1) continue;
+    const { service, path, nocopy } = uses[0]!;
+    if (nocopy || stack.app_services.includes(service)) continue;
+    if (typeof path !== "string" || !MOUNT_PATH_RE.test(path)) continue;
+    const image = js.services?.[service]?.image;
+    const pinned = typeof image === "string" ? digests.get(image) : undefined;
+    if (pinned) out.push({ key, path, image: pinned });
+  }
+  return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+
 /** The third-party images of a compose file (every non-app service's `image`). */
 export function thirdPartyImages(composeText: string, stack: Pick<StackConfig, "app_services" | "file">) {
   const doc = parseCompose(composeText, stack.file);
@@ -271,6 +342,7 @@ export async function resolveStack(o: ResolveStackOptions): Promise<BakedStack> 
   const { compose, waitFor, bridges } = renderStack(text, o.stack, digests);
   return {
     compose,
+    volumes: stackVolumes(text, o.stack, digests),
     bridges: bridges.words,
     bridgesOverride: bridges.override,
     images: [o.appImage, ...new Set(digests.values())],

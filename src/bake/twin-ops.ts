@@ -303,7 +303,7 @@ export function makeTwinOps(opts: {
     const scripts = labels[DOCKER_LABEL.preloadScripts];
     if (scripts !== preloadScriptsHash())
       return {
-        not: "was made by other pre-load scripts (packer/scripts/lib/imgtool-preload, imgtool-engine)",
+        not: "was made by other pre-load scripts (packer/scripts/lib/imgtool-preload, imgtool-engine, imgtool-stack)",
       };
     return { scripts };
   }

@@ -49,12 +49,29 @@ export const StackSchema = z
 
 export type StackConfig = z.output<typeof StackSchema>;
 
+/**
+ * A named volume the bake fills (packer/scripts/lib/imgtool-stack `fill`): the project's volume `key`, which one
+ * service mounts at `path` from `image`, an image the rendered compose file pins by digest. Filled as the engine
+ * fills a new volume when a container first mounts it (a copy of the image's content at that path), so at boot
+ * the engine finds it full and copies nothing: PostgreSQL's initialised cluster was half of its start.
+ */
+export interface StackVolume {
+  key: string;
+  path: string;
+  image: string;
+}
+
+/** A volume as one word of the bake's list (KEY,PATH,IMAGE: none of them holds a space or a comma). */
+export const stackVolumeWord = (v: StackVolume) => `${v.key},${v.path},${v.image}`;
+
 /** A stack as a bake resolved it: the compose file with every image by digest, and what the boot waits for. */
 export interface BakedStack {
   /** The rendered compose.yaml: third-party images by digest, app services on `${IMGTOOL_IMAGE}`. */
   compose: string;
   /** Every image to pre-load (URI@sha256:...), the role's own first. */
   images: string[];
+  /** The named volumes the bake fills from their (pinned) images (src/bake/stack-images.ts, stackVolumes). */
+  volumes: StackVolume[];
   /** The services the boot waits for. */
   waitFor: string[];
   /** The keys of the project's bridge networks (projectBridges). */

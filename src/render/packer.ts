@@ -21,7 +21,7 @@ import { sentence, UsageError } from "../errors.js";
 import { dockerfileString, packerTemplateProblem } from "./escape.js";
 import { renderTemplate } from "./templates.js";
 import { IMAGE_LABEL } from "../config/tags.js";
-import type { BakedStack } from "../config/stack.js";
+import { stackVolumeWord, type BakedStack } from "../config/stack.js";
 
 /** install-stack.sh's inputs (and preload-image.sh's extra images on aws): empty when the role is no stack. */
 function stackEnv(stack: BakedStack | undefined): Record<string, string> {
@@ -33,6 +33,7 @@ function stackEnv(stack: BakedStack | undefined): Record<string, string> {
     IMGTOOL_STACK_BRIDGES: stack ? stack.bridges.join(" ") : "",
     IMGTOOL_STACK_BRIDGES_OVERRIDE_B64: stack ? Buffer.from(stack.bridgesOverride).toString("base64") : "",
     IMGTOOL_STACK_IMAGES: stack ? stack.images.slice(1).join(" ") : "",
+    IMGTOOL_STACK_VOLUMES: stack ? stack.volumes.map(stackVolumeWord).join(" ") : "",
     IMGTOOL_COMPOSE_PACKAGE_APT: c.apt_package,
     IMGTOOL_COMPOSE_URL: c.url,
     IMGTOOL_COMPOSE_SHA256_X86_64: c.sha256.x86_64,

@@ -9,8 +9,10 @@ import {
   projectBridges,
   renderStack,
   stackImageRef,
+  stackVolumes,
   thirdPartyImages,
 } from "../../src/bake/stack-images.js";
+import { stackVolumeWord } from "../../src/config/stack.js";
 import { UsageError } from "../../src/errors.js";
 
 const D = `sha256:${"a".repeat(64)}`;
@@ -207,4 +209,61 @@ test("aws: a stack registry in another region than the role's image registry is 
       /in us-east-1/.test(e.fix ?? ""),
   );
   assert.equal(logins, 0);
+});
+
+test("the named volumes the bake fills: declared plain, mounted once, by a third-party service pinned by digest", () => {
+  const pg = `127.0.0.1:5000/library/postgres@${D}`;
+  const redis = `127.0.0.1:5000/library/redis@${D}`;
+  const digests = new Map([
+    ["postgres:15", pg],
+    ["redis:7", redis],
+  ]);
+  const file = (services: string, volumes: string) => `services:\n${services}\nvolumes:\n${volumes}\n`;
+  const fills = (text: string) => stackVolumes(text, { app_services: ["web"] }, digests);
+
+  // The seed example's shape, short and long syntax; read-only still copies (the engine does).
+  assert.deepEqual(fills(COMPOSE.replace("web:", "web:\n    volumes: [/scratch]")), [
+    { key: "pgdata", path: "/var/lib/postgresql/data", image: pg },
+  ]);
+  const long = file(
+    `  db:\n    image: postgres:15\n    volumes:\n      - type: volume\n        source: pgdata\n        target: /data\n        read_only: true\n  cache:\n    image: redis:7\n    volumes: ["cache:/data:ro"]`,
+    "  pgdata:\n  cache: {}",
+  );
+  assert.deepEqual(fills(long), [
+    { key: "cache", path: "/data", image: redis },
+    { key: "pgdata", path: "/data", image: pg },
+  ]);
+
+  // Left to the engine at boot: settings that change the volume, two mounts, nocopy, an app service's, a path.
+  const skip = (services: string, volumes = "  pgdata: {}") =>
+    assert.deepEqual(fills(file(services, volumes)), []);
+  const db = "  db:\n    image: postgres:15\n    volumes: [pgdata:/data]";
+  for (const settings of [
+    "external: true",
+    "name: shared",
+    "driver: local",
+    "labels: {a: b}",
+    "driver_opts: {o: bind}",
+  ])
+    skip(db, `  pgdata: {${settings}}`);
+  skip(`${db}\n  backup:\n    image: redis:7\n    volumes: [pgdata:/backup]`);
+  skip("  db:\n    image: postgres:15\n    volumes: [pgdata:/data, pgdata:/again]");
+  skip("  db:\n    image: postgres:15\n    volumes: [pgdata:/data:nocopy]");
+  skip(
+    "  db:\n    image: postgres:15\n    volumes:\n      - {type: volume, source: pgdata, target: /data, volume: {nocopy: true}}",
+  );
+  skip("  web:\n    image: myapp\n    volumes: [pgdata:/data]");
+  skip("  db:\n    image: postgres:15\n    volumes: [./pgdata:/data]");
+  skip("  db:\n    image: postgres:15\n    volumes: [pgdata:/da ta]");
+  skip("  db:\n    image: postgres:15\n    volumes: [undeclared:/data]");
+  // Not read without interpolation, or with extends: none at all (another mount may be the same volume).
+  skip(`${db}\n  other:\n    image: redis:7\n    volumes: ["\${V}:/x"]`);
+  skip(`${db}\n  other:\n    extends: {file: base.yaml, service: x}`);
+});
+
+test("a fill list entry is one KEY,PATH,IMAGE word", () => {
+  const pinned = `127.0.0.1:5000/library/postgres@${D}`;
+  assert.deepEqual(stackVolumes(COMPOSE, stack, new Map([["postgres:15", pinned]])).map(stackVolumeWord), [
+    `pgdata,/var/lib/postgresql/data,${pinned}`,
+  ]);
 });

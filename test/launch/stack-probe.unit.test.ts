@@ -24,9 +24,12 @@ case "$1" in
   ps) echo c-web ;;
   inspect)
     case "$3" in
-      *Healthcheck.Test*) cat "$FAKE_TEST"; echo ;;
-      *Config.Shell*) [[ -z \${FAKE_SHELL:-} ]] || printf '%s\\0' $FAKE_SHELL; echo ;;
-      *Healthcheck.Timeout*) echo "\${FAKE_TIMEOUT_NS:-0}" ;;
+      # The probe's one call, as the engine answers its template: timeout, SHELL's length and words, the test.
+      *Healthcheck.Test*)
+        shell=(\${FAKE_SHELL:-})
+        printf '%s\\0%s\\0' "\${FAKE_TIMEOUT_NS:-0}" "\${#shell[@]}"
+        ((\${#shell[@]} == 0)) || printf '%s\\0' "\${shell[@]}"
+        cat "$FAKE_TEST"; echo ;;
       *) echo "web running 0 0 $FAKE_HEALTH 2026-12-05T10:00:00.000000000Z c-web" ;;
     esac ;;
   exec) shift 2; exec "$@" ;;

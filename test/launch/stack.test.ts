@@ -1,7 +1,8 @@
 // A Compose stack as the orchestrator role (issue 9, section 2), on the local target with the real engine and a
 // Packer-baked twin: `imgtool push image` and `imgtool bake ami` (the stack's images resolved to digests and
-// pre-loaded: PostgreSQL from the local registry, where scripts/setup put library/postgres:15), then `imgtool
-// launch`: the stack boots from the baked images (the registry sees no request for library/postgres), its
+// pre-loaded: PostgreSQL from the local registry, where scripts/setup put library/postgres:15; db's named volume
+// made and filled from its image), then `imgtool launch`: the stack boots from the baked images (the registry
+// sees no request for library/postgres) and db on the baked volume (Compose did not create it), its
 // services are ready (web before Docker's first probe of it: imgtool-stack runs web's healthcheck itself) and the
 // stack's boot-to-ready is reported; a service that exits fails the boot with its
 // name, exit code and last log line, and nothing is left running. The services are on the instance engine's own
@@ -50,6 +51,8 @@ const COMPOSE = `services:
     image: postgres:15
     environment:
       POSTGRES_PASSWORD: \${DB_PASSWORD}
+    # A named volume only db mounts, over the image's prepared cluster: the bake fills it (imgtool-stack fill).
+    volumes: [pgdata:/var/lib/postgresql/data]
     healthcheck:
       test: ["CMD", "pg_isready", "-U", "postgres", "-h", "127.0.0.1"]
       interval: 1s
@@ -94,6 +97,8 @@ networks:
     driver_opts:
       com.docker.network.driver.mtu: "1400"
       com.docker.network.bridge.name: imgtoolfixed0
+volumes:
+  pgdata: {}
 `;
 
 /**
@@ -244,6 +249,45 @@ describe("a Compose stack as the orchestrator, local target", { skip: !stack && 
     const chain = stackForwardChain(orch.id);
     const image = docker(["inspect", "--format", "{{.Image}}", orch.id]).out.trim();
     const inInstance = (script: string) => docker(["exec", orch.id, "sh", "-c", script]);
+
+    // db's named volume came with the image: the bake's pre-load made it (Compose's name and labels) and filled it
+    // with the image's cluster; db runs on it.
+    const store = docker([
+      "volume",
+      "ls",
+      "--filter",
+      `label=imgtool.pipeline=${pipeline}`,
+      "--filter",
+      "label=imgtool.role=orchestrator",
+      "--format",
+      "{{.Name}}",
+    ])
+      .out.trim()
+      .split("\n")
+      .filter((v) => v.startsWith(`imgtool-${pipeline}-orchestrator-v`) && v.endsWith("-store"));
+    assert.equal(store.length, 1, `the orchestrator's pre-load store: ${store.join(", ")}`);
+    const baked = docker([
+      "run",
+      "--rm",
+      "-v",
+      `${store[0]}:/s:ro`,
+      "--entrypoint",
+      "cat",
+      image,
+      "/s/volumes/imgtool_pgdata/_data/PG_VERSION",
+    ]);
+    assert.equal(baked.out.trim(), "15", `the baked store holds the filled volume: ${baked.out}`);
+    // The instance's volume carries the fill's labels only: Compose (1.29 here) adds com.docker.compose.version to
+    // a volume it creates, so it found this one there and did not make it (nor the engine fill it at boot).
+    const labels = inInstance("docker volume inspect imgtool_pgdata --format '{{json .Labels}}'");
+    assert.deepEqual(JSON.parse(labels.out), {
+      "com.docker.compose.project": "imgtool",
+      "com.docker.compose.volume": "pgdata",
+    });
+    const dbMounts = inInstance(
+      "docker inspect --format '{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}' \"$(docker ps -q --filter label=com.docker.compose.service=db)\"",
+    );
+    assert.equal(dbMounts.out.trim(), "imgtool_pgdata:/var/lib/postgresql/data");
     const webHealth = inInstance(
       "docker inspect --format '{{.State.Health.Status}}' \"$(docker ps -q --filter label=com.docker.compose.service=web)\"",
     );
