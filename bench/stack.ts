@@ -3,7 +3,7 @@
  * local target, side by side in one run: imgtool's baked twin (`imgtool launch`: the user-data starts the baked
  * compose.yaml from pre-loaded images) against the seed system's own orchestrator flow in the same kind of
  * instance (bench/boot-legacy-stack.sh: update packages, install the engine, git and Compose, clone, `compose
- * build`, `compose up`, wait for GET /up). Both are timed from the instance's start (the engine's record) to
+ * build` (its Dockerfile installs its system packages), `compose up`, wait for GET /up). Both are timed from the instance's start (the engine's record) to
  * ready and from the script's first line; the baked rounds also give `stackReadySeconds` (compose up to ready).
  * Rounds interleave the flows; medians, min, max and the ratio to the baked stack.
  *
@@ -51,8 +51,8 @@ interface LaunchJson {
 
 /**
  * The repository the seed's flow clones: the example's orchestrator app with a Dockerfile shaped like the seed's
- * (FROM a Ruby base pulled from a registry, the app copied in) and the example's compose.yaml as it would be
- * committed, with `build:` and PostgreSQL by tag from the registry.
+ * (FROM a Ruby base pulled from a registry, its system packages installed, the app copied in) and the example's
+ * compose.yaml as it would be committed, with `build:` and PostgreSQL by tag from the registry.
  */
 function seedRepository(base: string, registry: string): string {
   const dir = mkdtempSync(path.join(tmpdir(), "imgtool-bench-stack-repo-"));
@@ -61,16 +61,31 @@ function seedRepository(base: string, registry: string): string {
     recursive: true,
     filter: (src) => !src.includes(`${path.sep}test`),
   });
+  // The seed's Dockerfile (bench-new/orchestrator/Dockerfile): its system packages from the distribution's archive,
+  // as it installs them. Its `bundle install` and `rails db:prepare` are left out: no gem source is reachable here,
+  // and the example's app needs neither (Debian's ruby-pg and WEBrick are in the base).
   writeFileSync(
     path.join(work, "orchestrator", "Dockerfile"),
-    [`FROM ${base}`, "WORKDIR /app", "COPY . /app/", 'CMD ["ruby", "/app/orchestrator.rb"]', ""].join("\n"),
+    [
+      `FROM ${base}`,
+      "RUN apt-get update -qq && \\",
+      "    apt-get install --no-install-recommends -y build-essential curl git libpq-dev libyaml-dev pkg-config \\",
+      "    postgresql-client && rm -rf /var/lib/apt/lists /var/cache/apt/archives",
+      "WORKDIR /app",
+      "COPY . /app/",
+      'CMD ["ruby", "/app/orchestrator.rb"]',
+      "",
+    ].join("\n"),
   );
-  const compose = readFileSync(path.join(SEED_FLEET, "compose.yaml"), "utf8").replace(
-    /^( {4}image: )postgres:15$/m,
-    `$1${registry}/library/postgres:15`,
-  );
+  // Local necessity: the instance's engine runs without NAT in the host's network namespace, so a build step
+  // reaches the archive only on the host's network (an EC2 instance's engine masquerades its builds).
+  const compose = readFileSync(path.join(SEED_FLEET, "compose.yaml"), "utf8")
+    .replace(/^( {4}image: )postgres:15$/m, `$1${registry}/library/postgres:15`)
+    .replaceAll(/^( {4}build: )\.\/orchestrator$/gm, "$1{ context: ./orchestrator, network: host }");
   if (!compose.includes(`${registry}/library/postgres:15`))
     throw new Error("compose.yaml: no postgres:15 image");
+  if ((compose.match(/network: host/g) ?? []).length !== 2)
+    throw new Error("compose.yaml: web and jobs are not built from ./orchestrator");
   writeFileSync(path.join(work, "docker-compose.yml"), compose);
   bareRepository(work, path.join(dir, "repo.git"), "orchestrator");
   return dir;
@@ -167,12 +182,12 @@ async function main() {
   const script = (xs: Sample[]) => xs.map((x) => x.scriptSeconds);
   const ratio = (a: number[], b: number[]) => (median(a) / median(b)).toFixed(1);
   report([
-    row("stack", "baked stack (imgtool launch): start to ready", start(baked), "goal < 3 s"),
+    row("stack", "baked stack (imgtool launch): start to ready", start(baked), "incl. cloud-init's stages"),
     row(
       "stack",
       "baked stack: boot to ready (first line of the user-data)",
       script(baked),
-      "imgtool launch's bootToReadySeconds",
+      "goal < 3 s; imgtool launch's bootToReadySeconds",
     ),
     row(
       "stack",
@@ -188,16 +203,28 @@ async function main() {
             "stack",
             "seed's flow (update, install engine + Compose, clone, build, up, /up): start to ready",
             start(seed),
-            `${ratio(start(seed), start(baked))}x the baked stack (goal >= 20x)`,
+            `${ratio(start(seed), start(baked))}x the baked stack`,
           ),
           row(
             "stack",
             "seed's flow: boot to ready (first line of the script)",
             script(seed),
-            `${ratio(script(seed), script(baked))}x the baked user-data`,
+            `${ratio(script(seed), script(baked))}x the baked user-data (goal >= 20x)`,
           ),
         ]),
   ]);
+  // The goals (issue 9), on boot to ready as `launch` measures it, the seed's script timed the same way: under
+  // 3 s, and at least 20x faster than the seed's flow. A miss is the exit code (bench/run names it).
+  const missed = [
+    ...(median(script(baked)) < 3 ? [] : [`boot to ready ${median(script(baked)).toFixed(2)} s, not < 3 s`]),
+    ...(seed.length === 0 || median(script(seed)) / median(script(baked)) >= 20
+      ? []
+      : [`${ratio(script(seed), script(baked))}x the seed's flow, not >= 20x`]),
+  ];
+  if (missed.length) {
+    log(`missed its goal: ${missed.join("; ")}`);
+    process.exitCode = 1;
+  }
 }
 
 main().catch((e: unknown) => {
