@@ -137,6 +137,8 @@ export interface FinishingBake {
   imageRef: string | undefined;
   /** A Compose stack's other images (by digest), pre-loaded with the role's. */
   stackImages?: string[];
+  /** A Compose stack's named volumes the pre-load fills (KEY,PATH,IMAGE words; stackVolumeWord). */
+  stackVolumes?: string[];
   /** A "build" event of the role's bake. */
   emit: (message: string) => void;
   /** A staged bake's stage: "base" artefacts are named apart (the local twin's repository gains "-base"). */
@@ -553,7 +555,7 @@ export async function bakeRole(
     regions,
     tags,
     imageRef,
-    ...(stack ? { stackImages } : {}),
+    ...(stack ? { stackImages, stackVolumes } : {}),
     emit: (message) => emit("build", message),
     ...(stage ? { stage } : {}),
     ...(seed ? { seed } : {}),

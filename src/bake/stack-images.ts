@@ -173,9 +173,10 @@ const MOUNT_PATH_RE = /^\/[^\s,:$]*$/;
  * The named volumes the bake can fill exactly as the engine would at boot (pure). A volume qualifies when the
  * compose file declares it with no settings (no `external`, `name`, `driver`, `driver_opts`, `labels`: Compose
  * would otherwise name, place or label it differently), exactly one mount in the whole file uses it (so which
- * image's content the engine copies is not a matter of creation order), not with `nocopy`, and that mount is a
- * third-party service's, whose image the compose file pins by digest (an app service runs the image the launch
- * names, which may be newer than the bake's). A file whose mounts cannot be read without interpolation
+ * image's content the engine copies is not a matter of creation order), not with `nocopy` or a `subpath`, and
+ * that mount is a third-party service's that always runs (no `profiles`, not scaled to 0), whose image the
+ * compose file pins by digest (an app service runs the image the launch names, which may be newer than the
+ * bake's). A file whose mounts cannot be read without interpolation
  * (`${...}`) or that uses `extends:` qualifies none. Everything else is left to the engine at boot, as before.
  */
 export function stackVolumes(
@@ -184,7 +185,17 @@ export function stackVolumes(
   digests: Map<string, string>,
 ): StackVolume[] {
   const js = parseDocument(composeText, { merge: true }).toJS() as {
-    services?: Record<string, { image?: unknown; volumes?: unknown; extends?: unknown } | null>;
+    services?: Record<
+      string,
+      {
+        image?: unknown;
+        volumes?: unknown;
+        extends?: unknown;
+        profiles?: unknown;
+        scale?: unknown;
+        deploy?: { replicas?: unknown };
+      } | null
+    >;
     volumes?: Record<string, unknown>;
   };
   const declared = js.volumes ?? {};
@@ -207,13 +218,14 @@ export function stackVolumes(
           type?: unknown;
           source?: unknown;
           target?: unknown;
-          volume?: { nocopy?: unknown };
+          volume?: { nocopy?: unknown; subpath?: unknown };
         };
         if (JSON.stringify(m).includes("$")) return [];
         if (m.type !== undefined && m.type !== "volume") continue;
         source = m.source;
         path = m.target;
-        nocopy = m.volume?.nocopy === true;
+        // A subpath mount sees a folder of the volume, not its root, where the engine's copy goes.
+        nocopy = m.volume?.nocopy === true || m.volume?.subpath !== undefined;
       }
       if (typeof source !== "string" || !VOLUME_KEY_RE.test(source) || !(source in declared)) continue;
       mounts.set(source, [...(mounts.get(source) ?? []), { service, path, nocopy }]);
@@ -227,6 +239,9 @@ export function stackVolumes(
     if (!plain || uses.length !== 1) continue;
     const { service, path, nocopy } = uses[0]!;
     if (nocopy || stack.app_services.includes(service)) continue;
+    // A service that may not run (a profile, no replicas): Compose v2 would not make its volume at all.
+    const runs = js.services?.[service];
+    if (runs?.profiles !== undefined || runs?.scale === 0 || runs?.deploy?.replicas === 0) continue;
     if (typeof path !== "string" || !MOUNT_PATH_RE.test(path)) continue;
     const image = js.services?.[service]?.image;
     const pinned = typeof image === "string" ? digests.get(image) : undefined;

@@ -87,7 +87,11 @@ export function makeTwinOps(opts: {
       };
     },
     exists: (id) => inspected(docker.getImage(id).inspect()),
-    async finish(made, { config, role, version, imageRef, stackImages, emit, stage, tags, seed }) {
+    async finish(
+      made,
+      { config, role, version, imageRef, stackImages, stackVolumes, emit, stage, tags, seed },
+    ) {
+      const fills = (stackVolumes ?? []).length > 0;
       const artifacts: BakeArtifact[] = [];
       // A staged bake's base twins have their own repository: prune and launch see only the role's twins.
       const repo = `imgtool-twin/${config.pipeline}-${role}${stage === "base" ? "-base" : ""}`;
@@ -114,13 +118,16 @@ export function makeTwinOps(opts: {
           // Check before work: the store of a version with the same images on the same base is copied, not pulled.
           let from: (PreloadSeed & { scripts: string }) | undefined;
           if (seed) {
-            const checked = await checkSeed(seed, imageRef);
+            const checked = await checkSeed(seed, imageRef, fills);
             if ("scripts" in checked) from = { ...seed, scripts: checked.scripts };
             else
               emit(`the pre-loaded store of ${seed.version} (volume ${seed.volume}) ${checked.not}: pulling`);
           }
           emit(
             `pre-loading ${[imageRef, ...(stackImages ?? [])].join(", ")} into volume ${preloadVolume}` +
+              (fills
+                ? ` and filling the stack's volumes ${stackVolumes!.map((w) => w.split(",")[0]).join(", ")}`
+                : "") +
               (from
                 ? ` (a copy of volume ${from.volume}: ${from.version} holds the same images on the same base; no pull)`
                 : ""),
@@ -138,6 +145,7 @@ export function makeTwinOps(opts: {
             cleanup,
             stackImages,
             from,
+            fills,
           );
           preloading = false;
         }
@@ -201,6 +209,8 @@ export function makeTwinOps(opts: {
      * the volume instead of a pull.
      */
     seed?: PreloadSeed & { scripts: string },
+    /** The twin lists stack volumes that the pre-load fills (imgtool-stack fill): its hash is in the label. */
+    fills = false,
   ): Promise<void> {
     if (signal?.aborted) throw new Stopped();
     // The run's owner label too: a run killed mid-pre-load leaves a volume `imgtool doctor` finds.
@@ -210,7 +220,7 @@ export function makeTwinOps(opts: {
         ...labels,
         ...owner,
         [DOCKER_LABEL.image]: imageRef,
-        [DOCKER_LABEL.preloadScripts]: seed?.scripts ?? preloadScriptsHash(),
+        [DOCKER_LABEL.preloadScripts]: seed?.scripts ?? preloadScriptsHash(fills),
       },
     });
     const env = seed ? [] : [`IMGTOOL_IMAGE=${[imageRef, ...extra].join(" ")}`];
@@ -290,6 +300,7 @@ export function makeTwinOps(opts: {
   async function checkSeed(
     seed: PreloadSeed,
     imageRef: string,
+    fills: boolean,
   ): Promise<{ scripts: string } | { not: string }> {
     let labels: Record<string, string> | null | undefined;
     try {
@@ -301,7 +312,7 @@ export function makeTwinOps(opts: {
     if (labels?.[DOCKER_LABEL.version] !== seed.version || labels[DOCKER_LABEL.image] !== imageRef)
       return { not: `is not labelled as ${seed.version}'s store of ${imageRef}` };
     const scripts = labels[DOCKER_LABEL.preloadScripts];
-    if (scripts !== preloadScriptsHash())
+    if (scripts !== preloadScriptsHash(fills))
       return {
         not: "was made by other pre-load scripts (packer/scripts/lib/imgtool-preload, imgtool-engine, imgtool-stack)",
       };

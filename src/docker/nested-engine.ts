@@ -26,13 +26,13 @@ export const ENGINE_LIB_MOUNT = "/run/imgtool-lib";
 export const engineLibDir = (): string => projectPath("packer", "scripts", "lib");
 
 /**
- * The hash of the scripts that make a pre-load store (imgtool-preload, the imgtool-engine it starts and the
- * imgtool-stack that fills a stack's volumes): a
+ * The hash of the scripts that make a pre-load store (imgtool-preload and the imgtool-engine it starts; with
+ * `fills`, a store whose stack volumes imgtool-stack fills, that script too): a
  * store made by other scripts is not copied as if a pull made it now (src/bake/twin-ops.ts).
  */
-export function preloadScriptsHash(): string {
+export function preloadScriptsHash(fills = false): string {
   const h = createHash("sha256");
-  for (const name of ["imgtool-preload", "imgtool-engine", "imgtool-stack"])
+  for (const name of ["imgtool-preload", "imgtool-engine", ...(fills ? ["imgtool-stack"] : [])])
     h.update(readFileSync(path.join(engineLibDir(), name)));
   return h.digest("hex").slice(0, 16);
 }

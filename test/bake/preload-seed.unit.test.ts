@@ -59,7 +59,11 @@ function fakeDocker(volumes: Record<string, Record<string, string>>, exit = 0) {
   return { docker: docker as unknown as Docker, created, volumeLabels, removed };
 }
 
-async function finish(fake: ReturnType<typeof fakeDocker>, seed: PreloadSeed | undefined) {
+async function finish(
+  fake: ReturnType<typeof fakeDocker>,
+  seed: PreloadSeed | undefined,
+  stackVolumes?: string[],
+) {
   const events: string[] = [];
   const ops = makeTwinOps({
     docker: fake.docker,
@@ -75,6 +79,7 @@ async function finish(fake: ReturnType<typeof fakeDocker>, seed: PreloadSeed | u
     emit: (m) => events.push(m),
     stage: "role",
     ...(seed ? { seed } : {}),
+    ...(stackVolumes ? { stackVolumes } : {}),
   });
   return { r, events };
 }
@@ -138,6 +143,27 @@ describe("twin pre-load with a seed (fake dockerode)", () => {
       assert.ok(!events.some((e) => e.includes("a copy of volume")));
     });
   }
+
+  test("a stack whose volumes the pre-load fills: a store is copied only if imgtool-stack made it too (its hash is in the label)", async () => {
+    const fills = [
+      "pgdata,/var/lib/postgresql/data,127.0.0.1:5000/library/postgres@sha256:" + "b".repeat(64),
+    ];
+    assert.notEqual(preloadScriptsHash(true), preloadScriptsHash(), "imgtool-stack is in the hash");
+    // Labelled by a pre-load without fills: pulled (and filled) afresh, saying why.
+    const without = fakeDocker(labelled());
+    const pulled = await finish(without, SEED, fills);
+    assert.match(without.created[0]!.Entrypoint.join(" "), /imgtool-preload$/);
+    assert.ok(pulled.events.some((e) => e.includes("was made by other pre-load scripts")));
+    assert.ok(pulled.events.some((e) => e.includes("and filling the stack's volumes pgdata")));
+    assert.equal(
+      without.volumeLabels[pulled.r.preloadVolume!]![DOCKER_LABEL.preloadScripts],
+      preloadScriptsHash(true),
+    );
+    // Labelled by one with fills: copied.
+    const withFills = fakeDocker(labelled({ [DOCKER_LABEL.preloadScripts]: preloadScriptsHash(true) }));
+    const copied = await finish(withFills, SEED, fills);
+    assert.ok(copied.events.some((e) => e.includes(`a copy of volume ${SEED.volume}`)));
+  });
 
   test("a copy that finds its source empty (exit 3): a failure naming the seed and --force; the new volume is removed", async () => {
     const fake = fakeDocker(labelled(), 3);

@@ -256,6 +256,14 @@ test("the named volumes the bake fills: declared plain, mounted once, by a third
   skip("  db:\n    image: postgres:15\n    volumes: [./pgdata:/data]");
   skip("  db:\n    image: postgres:15\n    volumes: [pgdata:/da ta]");
   skip("  db:\n    image: postgres:15\n    volumes: [undeclared:/data]");
+  skip(
+    "  db:\n    image: postgres:15\n    volumes:\n      - {type: volume, source: pgdata, target: /data, volume: {subpath: sub}}",
+  );
+  // A service that may not run: Compose v2 makes no volume for it.
+  skip(`${db}\n    profiles: [debug]`);
+  skip(`${db}\n    scale: 0`);
+  skip(`${db}\n    deploy: {replicas: 0}`);
+  assert.equal(fills(file(`${db}\n    deploy: {replicas: 1}`, "  pgdata: {}")).length, 1);
   // Not read without interpolation, or with extends: none at all (another mount may be the same volume).
   skip(`${db}\n  other:\n    image: redis:7\n    volumes: ["\${V}:/x"]`);
   skip(`${db}\n  other:\n    extends: {file: base.yaml, service: x}`);

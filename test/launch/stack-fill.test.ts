@@ -121,10 +121,14 @@ describe(
         missing.out,
         new RegExp(`volume ${volume} \\(of ${BASE} at /etc/apt\\) is not in the engine`),
       );
-      // fill makes it anew, also over a volume that is in the way.
+      // fill makes it anew, also over a volume that is in the way and held by a container (an interrupted fill's).
       docker(["volume", "create", "--label", "com.docker.compose.project=other", volume]);
-      assert.equal(stackCmd("fill").code, 0);
+      const holder = docker(["create", "--mount", `type=volume,source=${volume},target=/x`, BASE, "true"]);
+      assert.equal(holder.code, 0, holder.out);
+      const again = stackCmd("fill");
+      assert.equal(again.code, 0, again.out);
       assert.equal(stackCmd("filled").code, 0);
+      assert.equal(docker(["ps", "-aq", "--filter", `volume=${volume}`]).out.trim(), "");
     });
 
     test("fill: an image that is not in the store fails, naming it", () => {
