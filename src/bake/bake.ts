@@ -625,7 +625,8 @@ export async function bakeRole(
 
 /**
  * The role's latest version, when it was built on `baseVersion` and its pre-load volume holds exactly `images`
- * and a stack's filled `volumes` (KEY,PATH,IMAGE words; none before they were recorded) (a new ruby-bench commit, a rebake after a failed one): its store is the one a pull would make now. Whether
+ * and a stack's filled `volumes` (KEY,PATH,IMAGE words; a store recorded without them filled none): after a new
+ * ruby-bench commit, or a rebake after a failed one, its store is the one a pull would make now. Whether
  * the volume is still there is the target's check. None with --force, which pulls afresh.
  */
 export async function preloadSeed(

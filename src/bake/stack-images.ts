@@ -176,8 +176,8 @@ const MOUNT_PATH_RE = /^\/[^\s,:$]*$/;
  * image's content the engine copies is not a matter of creation order), not with `nocopy` or a `subpath`, and
  * that mount is a third-party service's that always runs (no `profiles`, not scaled to 0), whose image the
  * compose file pins by digest (an app service runs the image the launch names, which may be newer than the
- * bake's). A file whose mounts cannot be read without interpolation
- * (`${...}`) or that uses `extends:` qualifies none. Everything else is left to the engine at boot, as before.
+ * bake's). A file whose mounts cannot be read without interpolation (`${...}`) or that uses `extends:` qualifies
+ * none. Everything else is left to the engine at boot, as before.
  */
 export function stackVolumes(
   composeText: string,
@@ -227,7 +227,8 @@ export function stackVolumes(
         // A subpath mount sees a folder of the volume, not its root, where the engine's copy goes.
         nocopy = m.volume?.nocopy === true || m.volume?.subpath !== undefined;
       }
-      if (typeof source !== "string" || !VOLUME_KEY_RE.test(source) || !(source in declared)) continue;
+      if (typeof source !== "string" || !VOLUME_KEY_RE.test(source) || !Object.hasOwn(declared, source))
+        continue;
       mounts.set(source, [...(mounts.get(source) ?? []), { service, path, nocopy }]);
     }
   }

@@ -314,7 +314,7 @@ export function makeTwinOps(opts: {
     const scripts = labels[DOCKER_LABEL.preloadScripts];
     if (scripts !== preloadScriptsHash(fills))
       return {
-        not: "was made by other pre-load scripts (packer/scripts/lib/imgtool-preload, imgtool-engine, imgtool-stack)",
+        not: `was made by other pre-load scripts (packer/scripts/lib/imgtool-preload, imgtool-engine${fills ? ", imgtool-stack" : ""})`,
       };
     return { scripts };
   }
